@@ -1,0 +1,5 @@
+// The one list of first-party extensions. They are registered exactly like a user's extension.
+import type { Extension } from './contracts';
+import mocking from '../plugins/mocking';
+
+export const builtinExtensions: readonly Extension[] = [{ kind: 'plugin', plugin: mocking }];

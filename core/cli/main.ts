@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The `gatehouse` command: start, validate (more commands join as they are built).
+import { Command } from 'commander';
+import { startCommand } from './start';
+import { validateCommand } from './validate';
+import { version } from './version';
+
+const program = new Command();
+program.name('gatehouse').description('API gateway whose config holds secret references, never secrets').version(version);
+
+program
+  .command('start')
+  .description('run the gateway')
+  .option('-c, --config <file>', 'configuration file', 'gatehouse.yaml')
+  .action(async (o: { config: string }) => {
+    process.exit(await startCommand(o.config));
+  });
+
+program
+  .command('validate')
+  .description('check a configuration file; exit 1 listing every error with its path')
+  .requiredOption('-c, --config <file>', 'configuration file')
+  .action(async (o: { config: string }) => {
+    process.exitCode = await validateCommand(o.config, process.stdout, process.stderr);
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`gatehouse: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+// `gatehouse start`: run the gateway (optionally one process per CPU) until SIGTERM/SIGINT, then
+// drain: stop accepting, let in-flight requests finish within gateway.drain_timeout, exit 0.
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { startGateway, type Gateway } from '../gateway';
+import { GatehouseError } from '../errors';
+import { createLogger } from '../log';
+import { readConfigFile } from '../config/loader';
+
+function workerCount(raw: Record<string, unknown>): number {
+  const w = (raw.gateway as { workers?: unknown } | undefined)?.workers;
+  if (w === 'auto') return availableParallelism();
+  return typeof w === 'number' && Number.isInteger(w) && w > 0 ? w : 1;
+}
+
+export async function startCommand(file: string): Promise<number> {
+  const logger = createLogger();
+  let workers = 1;
+  if (cluster.isPrimary) {
+    try {
+      workers = workerCount(await readConfigFile(file));
+    } catch {
+      // reported by the load below, with full detail
+    }
+  }
+  if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger);
+  let gw: Gateway;
+  try {
+    gw = await startGateway({ configPath: file, logger });
+  } catch (err) {
+    const issues = err instanceof GatehouseError ? err.issues : [];
+    logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');
+    (logger as { flush?: () => void }).flush?.();
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        // a second signal: stop now
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      gw.close().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => void gw.reload());
+  });
+}
+
+/** node:cluster primary: workers share the listener; signals are passed on; exit when all exit. */
+function runPrimary(n: number, logger: ReturnType<typeof createLogger>): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let failed = false;
+    for (let i = 0; i < n; i++) cluster.fork();
+    cluster.on('exit', (w, code) => {
+      if (code !== 0) failed = true;
+      if (!stopping) {
+        logger.error({ worker: w.process.pid, code }, 'worker exited; stopping the gateway');
+        stopping = true;
+        for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      }
+      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed && !stoppingBySignal ? 1 : 0);
+    });
+    let stoppingBySignal = false;
+    const stop = (signal: NodeJS.Signals) => {
+      stopping = true;
+      stoppingBySignal = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+    });
+    logger.info({ workers: n }, 'gatehouse primary started');
+  });
+}

@@ -1,0 +1,38 @@
+// Reads gatehouse.yaml (or .json) from disk into a raw document, with line-precise parse errors.
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { GatehouseError } from '../errors';
+import type { RawConfig } from '../contracts';
+
+/**
+ * Parse configuration text. YAML is a superset of JSON, so both go through the YAML parser.
+ * @param source shown in error messages (a file path)
+ * @throws GatehouseError GH_ERR_CONFIG_PARSE naming line and column
+ */
+export function parseConfigText(text: string, source: string): RawConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    const lines = doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return `${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+    });
+    throw new GatehouseError('GH_ERR_CONFIG_PARSE', lines.join('\n'));
+  }
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${source}: the document must be a mapping (key: value), not ${Array.isArray(value) ? 'a list' : typeof value}`);
+  }
+  return value as RawConfig;
+}
+
+/** Read and parse a config file. @throws GatehouseError GH_ERR_CONFIG_READ / GH_ERR_CONFIG_PARSE */
+export async function readConfigFile(path: string): Promise<RawConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new GatehouseError('GH_ERR_CONFIG_READ', `${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfigText(text, path);
+}

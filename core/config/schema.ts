@@ -1,0 +1,181 @@
+// JSON schema of gatehouse.yaml (data sections follow Apache APISIX's standalone format).
+// Plugin and secret-provider sections are checked by each extension's own schema.
+import type { JsonSchema } from '../contracts';
+
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE', 'PURGE'] as const;
+
+const listen: JsonSchema = {
+  type: 'string',
+  // host:port, [v6]:port or :port (all interfaces)
+  pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
+};
+
+const seconds = (def: number, min = 0.001): JsonSchema => ({ type: 'number', exclusiveMinimum: 0, minimum: min, default: def });
+
+const node: JsonSchema = {
+  type: 'object',
+  properties: {
+    host: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    weight: { type: 'integer', minimum: 0, default: 1 },
+  },
+  required: ['host', 'port'],
+  additionalProperties: false,
+};
+
+export const upstreamSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: ['string', 'integer'] },
+    name: { type: 'string' },
+    desc: { type: 'string' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    type: { enum: ['roundrobin', 'chash', 'least_conn'], default: 'roundrobin' },
+    // `{ "host:port": weight }` or `[{ host, port, weight }]`, as APISIX accepts both
+    nodes: {
+      type: ['object', 'array'],
+      minProperties: 1,
+      minItems: 1,
+      propertyNames: { pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$' },
+      additionalProperties: { type: 'integer', minimum: 0 },
+      items: node,
+    },
+    hash_on: { enum: ['vars', 'header', 'cookie'], default: 'vars' },
+    key: { type: 'string', minLength: 1 },
+    scheme: { enum: ['http', 'https'], default: 'http' },
+    pass_host: { enum: ['pass', 'node', 'rewrite'], default: 'pass' },
+    upstream_host: { type: 'string', minLength: 1 },
+    timeout: {
+      type: 'object',
+      properties: { connect: seconds(60), send: seconds(60), read: seconds(60) },
+      additionalProperties: false,
+      default: {},
+    },
+    retries: { type: 'integer', minimum: 0 },
+    keepalive_pool: {
+      type: 'object',
+      properties: {
+        size: { type: 'integer', minimum: 1, default: 320 },
+        idle_timeout: { type: 'number', minimum: 0, default: 60 },
+        requests: { type: 'integer', minimum: 1, default: 1000 },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    checks: {
+      type: 'object',
+      properties: {
+        passive: {
+          type: 'object',
+          properties: {
+            // consecutive failures (connect errors, resets, timeouts, http_statuses) before cool-down
+            failures: { type: 'integer', minimum: 1, default: 3 },
+            cooldown: { type: 'number', minimum: 0, default: 10 },
+            http_statuses: { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 }, default: [] },
+          },
+          additionalProperties: false,
+          default: {},
+        },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+  },
+  required: ['nodes'],
+  additionalProperties: false,
+};
+
+const routeSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: ['string', 'integer'], pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    name: { type: 'string' },
+    desc: { type: 'string' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    uri: { type: 'string', pattern: '^/' },
+    uris: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^/' } },
+    methods: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: HTTP_METHODS } },
+    host: { type: 'string', minLength: 1 },
+    hosts: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(\\*\\.)?[A-Za-z0-9.-]+$' } },
+    priority: { type: 'integer', default: 0 },
+    status: { enum: [0, 1], default: 1 },
+    plugins: { type: 'object', default: {} },
+    upstream: upstreamSchema,
+    upstream_id: { type: ['string', 'integer'] },
+  },
+  additionalProperties: false,
+};
+
+const consumerSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    username: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,100}$' },
+    desc: { type: 'string' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    plugins: { type: 'object', default: {} },
+  },
+  required: ['username'],
+  additionalProperties: false,
+};
+
+const secretSchema: JsonSchema = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[a-z][a-z0-9-]*/[A-Za-z0-9_.-]+$' } },
+  required: ['id'],
+};
+
+/** Schema of the whole document. */
+export const configSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    gateway: {
+      type: 'object',
+      properties: {
+        listen: { ...listen, default: '0.0.0.0:9080' },
+        workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
+        // seconds SIGTERM waits for in-flight requests before closing them
+        drain_timeout: { type: 'number', minimum: 0, default: 10 },
+        access_log: { type: 'boolean', default: true },
+        log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    admin: {
+      type: 'object',
+      properties: {
+        listen: { ...listen, default: '127.0.0.1:9180' },
+        key: { type: 'string', minLength: 1 },
+        allow: { type: 'array', items: { type: 'string' }, default: ['127.0.0.0/8'] },
+      },
+      additionalProperties: false,
+    },
+    config_store: {
+      type: 'object',
+      properties: {
+        type: { enum: ['file', 'etcd'], default: 'file' },
+        endpoints: { type: 'array', items: { type: 'string' }, minItems: 1 },
+        prefix: { type: 'string', pattern: '^/' },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    secret_cache: {
+      type: 'object',
+      properties: {
+        ttl: { type: 'number', minimum: 0, default: 300 },
+        neg_ttl: { type: 'number', minimum: 0, default: 60 },
+        stale_if_error: { type: 'number', minimum: 0, default: 86400 },
+        rotation_grace: { type: 'number', minimum: 0, default: 300 },
+      },
+      additionalProperties: false,
+      default: {},
+    },
+    extensions: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    routes: { type: 'array', items: routeSchema, default: [] },
+    upstreams: { type: 'array', items: { ...upstreamSchema, required: ['id', 'nodes'] }, default: [] },
+    consumers: { type: 'array', items: consumerSchema, default: [] },
+    secrets: { type: 'array', items: secretSchema, default: [] },
+  },
+  additionalProperties: false,
+};

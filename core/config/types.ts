@@ -1,0 +1,68 @@
+// Typed shape of a validated, normalised configuration (defaults applied, ids as strings).
+
+export interface NodeConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+}
+
+export interface UpstreamConfig {
+  readonly id?: string;
+  readonly type: 'roundrobin' | 'chash' | 'least_conn';
+  /** Always the array form after normalisation. */
+  readonly nodes: readonly NodeConfig[];
+  readonly hash_on: 'vars' | 'header' | 'cookie';
+  readonly key?: string;
+  readonly scheme: 'http' | 'https';
+  readonly pass_host: 'pass' | 'node' | 'rewrite';
+  readonly upstream_host?: string;
+  readonly timeout: { readonly connect: number; readonly send: number; readonly read: number };
+  readonly retries?: number;
+  readonly keepalive_pool: { readonly size: number; readonly idle_timeout: number; readonly requests: number };
+  readonly checks: { readonly passive: { readonly failures: number; readonly cooldown: number; readonly http_statuses: readonly number[] } };
+}
+
+export interface RouteConfig {
+  readonly id: string;
+  readonly name?: string;
+  /** Always the list form after normalisation (`uri` becomes `[uri]`). */
+  readonly uris: readonly string[];
+  readonly methods?: readonly string[];
+  readonly hosts?: readonly string[];
+  readonly priority: number;
+  readonly status: 0 | 1;
+  readonly plugins: Readonly<Record<string, unknown>>;
+  readonly upstream?: UpstreamConfig;
+  readonly upstream_id?: string;
+}
+
+export interface ConsumerConfig {
+  readonly username: string;
+  readonly desc?: string;
+  readonly plugins: Readonly<Record<string, unknown>>;
+}
+
+export interface SecretConfig {
+  readonly id: string;
+  readonly [field: string]: unknown;
+}
+
+export interface GatewaySettings {
+  readonly listen: string;
+  readonly workers: number | 'auto';
+  readonly drain_timeout: number;
+  readonly access_log: boolean;
+  readonly log_level: string;
+}
+
+export interface GatewayConfig {
+  readonly gateway: GatewaySettings;
+  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[] };
+  readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string };
+  readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
+  readonly extensions: readonly string[];
+  readonly routes: readonly RouteConfig[];
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly consumers: readonly ConsumerConfig[];
+  readonly secrets: readonly SecretConfig[];
+}

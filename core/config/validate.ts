@@ -1,0 +1,247 @@
+// Configuration validation: JSON schema (ajv) plus cross-reference checks, every problem reported
+// with its path (`routes[0].upstream.nodes: must have at least 1 entry`). Never throws half-way:
+// it returns all issues, or a normalised, deeply frozen config.
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { JsonSchema, Plugin } from '../contracts';
+import type { ConfigIssue } from '../errors';
+import { configSchema } from './schema';
+import type { GatewayConfig, NodeConfig } from './types';
+
+/** A compiled validator that applies defaults and reports path-prefixed issues. */
+export type SchemaCheck = (data: unknown, basePath: string) => ConfigIssue[];
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
+
+/** Compile a JSON schema once; the returned check mutates `data` to apply defaults. */
+export function compileSchema(schema: JsonSchema): SchemaCheck {
+  const validate: ValidateFunction = ajv.compile(schema);
+  return (data, basePath) => (validate(data) ? [] : toIssues(validate.errors ?? [], basePath));
+}
+
+/** Join a config path and one key: `routes[0]` + `upstream` → `routes[0].upstream`. */
+export function joinPath(base: string, key: string | number): string {
+  if (typeof key === 'number' || /^[0-9]+$/.test(key)) return `${base}[${key}]`;
+  if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key)) return base ? `${base}.${key}` : key;
+  return `${base}[${JSON.stringify(key)}]`;
+}
+
+function pointerToPath(base: string, pointer: string): string {
+  if (!pointer) return base;
+  let p = base;
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    p = joinPath(p, seg);
+  }
+  return p;
+}
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+function describe(e: ErrorObject): { extra?: string; message: string } {
+  const p = e.params as Record<string, any>;
+  switch (e.keyword) {
+    case 'required':
+      return { extra: p.missingProperty, message: 'is required' };
+    case 'additionalProperties':
+      return { extra: p.additionalProperty, message: 'is not a known field' };
+    case 'minProperties':
+      return { message: `must have at least ${plural(p.limit, 'entry', 'entries')}` };
+    case 'minItems':
+      return { message: `must have at least ${plural(p.limit, 'entry', 'entries')}` };
+    case 'maxItems':
+      return { message: `must have at most ${plural(p.limit, 'entry', 'entries')}` };
+    case 'type': {
+      const t = String(p.type).split(',');
+      return { message: `must be ${t.map((x) => (x === 'integer' ? 'an integer' : x === 'object' ? 'an object' : x === 'array' ? 'an array' : `a ${x}`)).join(' or ')}` };
+    }
+    case 'enum':
+      return { message: `must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'const':
+      return { message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'pattern':
+      return { message: `has an invalid format (must match ${p.pattern})` };
+    case 'propertyNames':
+      return { message: `has an invalid key ${JSON.stringify(p.propertyName)}` };
+    case 'minLength':
+      return { message: p.limit === 1 ? 'must not be empty' : `must be at least ${p.limit} characters long` };
+    case 'uniqueItems':
+      return { message: 'must not contain duplicates' };
+    default:
+      return { message: e.message ?? `fails ${e.keyword}` };
+  }
+}
+
+function toIssues(errors: ErrorObject[], basePath: string): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  // anyOf reports each branch; keep the summary only
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath)) continue;
+    const d = e.keyword === 'anyOf' ? { message: 'has an invalid value' } : describe(e);
+    let path = pointerToPath(basePath, e.instancePath);
+    if (d.extra !== undefined) path = joinPath(path, d.extra);
+    const line = `${path}\0${d.message}`;
+    if (seen.has(line)) continue;
+    seen.add(line);
+    out.push({ path, message: d.message });
+  }
+  return out;
+}
+
+const checkDocument = compileSchema(configSchema);
+
+/** The extensions a config may use, keyed by name. */
+export interface Registry {
+  readonly plugins: ReadonlyMap<string, Plugin>;
+  /** Returns the per-plugin route-config check (compiled once per plugin). */
+  pluginCheck(name: string): SchemaCheck | undefined;
+  pluginConsumerCheck(name: string): SchemaCheck | undefined;
+  providerCheck(manager: string): SchemaCheck | undefined;
+}
+
+/** Build a Registry over the given plugins/provider schemas, compiling each schema once. */
+export function createRegistry(plugins: readonly Plugin[], providers: readonly { name: string; schema: JsonSchema }[]): Registry {
+  const pluginMap = new Map(plugins.map((p) => [p.name, p]));
+  const routeChecks = new Map<string, SchemaCheck>();
+  const consumerChecks = new Map<string, SchemaCheck>();
+  const providerChecks = new Map<string, SchemaCheck>();
+  for (const p of plugins) {
+    routeChecks.set(p.name, compileSchema(p.schema));
+    if (p.consumerSchema) consumerChecks.set(p.name, compileSchema(p.consumerSchema));
+  }
+  for (const p of providers) providerChecks.set(p.name, compileSchema(p.schema));
+  return {
+    plugins: pluginMap,
+    pluginCheck: (n) => routeChecks.get(n),
+    pluginConsumerCheck: (n) => consumerChecks.get(n),
+    providerCheck: (n) => providerChecks.get(n),
+  };
+}
+
+function splitHostPort(s: string): { host: string; port?: number } {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(s);
+  if (!m) return { host: s };
+  return { host: m[1], port: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
+function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
+  let nodes: NodeConfig[];
+  if (Array.isArray(u.nodes)) nodes = u.nodes;
+  else {
+    nodes = Object.entries(u.nodes as Record<string, number>).map(([k, weight]) => {
+      const { host, port } = splitHostPort(k);
+      return { host, port: port ?? (u.scheme === 'https' ? 443 : 80), weight };
+    });
+  }
+  for (const [i, n] of nodes.entries()) {
+    if (!(n.port >= 1 && n.port <= 65535)) issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `port ${n.port} is out of range` });
+  }
+  if (nodes.length > 0 && nodes.every((n) => n.weight === 0)) issues.push({ path: joinPath(path, 'nodes'), message: 'must have at least one node with a weight above 0' });
+  u.nodes = nodes;
+  if (u.type === 'chash' && u.hash_on !== 'vars' && !u.key) issues.push({ path: joinPath(path, 'key'), message: `is required when hash_on is "${u.hash_on}"` });
+  if (u.pass_host === 'rewrite' && !u.upstream_host) issues.push({ path: joinPath(path, 'upstream_host'), message: 'is required when pass_host is "rewrite"' });
+  if (u.id !== undefined) u.id = String(u.id);
+}
+
+/**
+ * Validate and normalise a raw config document.
+ * @returns `{ config }` (deep-frozen) or `{ issues }` listing every problem with its path
+ */
+export function validateConfig(raw: unknown, registry: Registry): { config: GatewayConfig; issues?: undefined } | { issues: ConfigIssue[]; config?: undefined } {
+  const doc = raw === null || raw === undefined ? {} : structuredClone(raw);
+  const issues = checkDocument(doc, '');
+  if (issues.length) return { issues };
+  const c = doc as any;
+
+  const upstreamIds = new Set<string>();
+  c.upstreams.forEach((u: any, i: number) => {
+    const path = joinPath('upstreams', i);
+    normaliseUpstream(u, path, issues);
+    if (upstreamIds.has(u.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate upstream id "${u.id}"` });
+    upstreamIds.add(u.id);
+  });
+
+  const routeIds = new Set<string>();
+  c.routes.forEach((r: any, i: number) => {
+    const path = joinPath('routes', i);
+    if (r.id === undefined) issues.push({ path: joinPath(path, 'id'), message: 'is required' });
+    else {
+      r.id = String(r.id);
+      if (routeIds.has(r.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate route id "${r.id}"` });
+      routeIds.add(r.id);
+    }
+    if (r.uri !== undefined && r.uris !== undefined) issues.push({ path: joinPath(path, 'uris'), message: 'cannot be used together with uri' });
+    else if (r.uri === undefined && r.uris === undefined) issues.push({ path: joinPath(path, 'uri'), message: 'is required' });
+    r.uris = r.uris ?? [r.uri];
+    delete r.uri;
+    for (const [j, u] of (r.uris as string[]).entries()) {
+      const star = u.indexOf('*');
+      if (star !== -1 && star !== u.length - 1) issues.push({ path: joinPath(joinPath(path, 'uris'), j), message: '"*" is only allowed at the end' });
+    }
+    if (r.host !== undefined && r.hosts !== undefined) issues.push({ path: joinPath(path, 'hosts'), message: 'cannot be used together with host' });
+    if (r.host !== undefined) r.hosts = [r.host];
+    delete r.host;
+    if (r.hosts) r.hosts = r.hosts.map((h: string) => h.toLowerCase());
+    if (r.upstream && r.upstream_id !== undefined) issues.push({ path: joinPath(path, 'upstream_id'), message: 'cannot be used together with upstream' });
+    if (r.upstream) normaliseUpstream(r.upstream, joinPath(path, 'upstream'), issues);
+    if (r.upstream_id !== undefined) {
+      r.upstream_id = String(r.upstream_id);
+      if (!upstreamIds.has(r.upstream_id)) issues.push({ path: joinPath(path, 'upstream_id'), message: `refers to unknown upstream "${r.upstream_id}"` });
+    }
+    checkPlugins(r.plugins, joinPath(path, 'plugins'), registry, false, issues);
+  });
+
+  const usernames = new Set<string>();
+  c.consumers.forEach((k: any, i: number) => {
+    const path = joinPath('consumers', i);
+    if (usernames.has(k.username)) issues.push({ path: joinPath(path, 'username'), message: `duplicate consumer "${k.username}"` });
+    usernames.add(k.username);
+    checkPlugins(k.plugins, joinPath(path, 'plugins'), registry, true, issues);
+  });
+
+  const secretIds = new Set<string>();
+  c.secrets.forEach((s: any, i: number) => {
+    const path = joinPath('secrets', i);
+    if (secretIds.has(s.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate secret resource "${s.id}"` });
+    secretIds.add(s.id);
+    const manager = s.id.slice(0, s.id.indexOf('/'));
+    const check = registry.providerCheck(manager);
+    if (!check) {
+      issues.push({ path: joinPath(path, 'id'), message: `unknown secret manager "${manager}"` });
+      return;
+    }
+    const { id, ...rest } = s;
+    issues.push(...check(rest, path));
+    Object.assign(s, rest, { id });
+  });
+
+  if (issues.length) return { issues };
+  return { config: deepFreeze(c) as GatewayConfig };
+}
+
+function checkPlugins(plugins: Record<string, unknown>, path: string, registry: Registry, consumer: boolean, issues: ConfigIssue[]): void {
+  for (const name of Object.keys(plugins)) {
+    const p = joinPath(path, name);
+    if (!registry.plugins.has(name)) {
+      issues.push({ path: p, message: `unknown plugin "${name}"` });
+      continue;
+    }
+    const check = consumer ? registry.pluginConsumerCheck(name) : registry.pluginCheck(name);
+    if (!check) {
+      issues.push({ path: p, message: `plugin "${name}" has no consumer configuration` });
+      continue;
+    }
+    if (plugins[name] === null) plugins[name] = {};
+    issues.push(...check(plugins[name], p));
+  }
+}
+
+/** Freeze an object graph in place (config is immutable once loaded). */
+export function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,211 @@
+// The public contracts of Gatehouse: what plugins, secret providers, config stores, loggers and
+// metrics look like. Everything else depends on these, never on a sibling plugin or provider.
+import type { IncomingMessage, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** A JSON schema (draft-07 as understood by ajv). */
+export type JsonSchema = Record<string, unknown>;
+
+/** Structured logger (a pino-compatible subset). Never pass secret values to it. */
+export interface Logger {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  /** A logger that adds `bindings` to every line. */
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+/** Monotonic-enough wall clock in milliseconds; injectable for deterministic tests. */
+export interface Clock {
+  now(): number;
+}
+
+/** A counter metric with fixed label names. */
+export interface Counter<L extends string = string> {
+  inc(labels?: Partial<Record<L, string | number>>, value?: number): void;
+}
+/** A histogram metric with fixed label names (values in seconds by convention). */
+export interface Histogram<L extends string = string> {
+  observe(labels: Partial<Record<L, string | number>>, value: number): void;
+}
+/** A gauge metric with fixed label names. */
+export interface Gauge<L extends string = string> {
+  set(labels: Partial<Record<L, string | number>>, value: number): void;
+  inc(labels?: Partial<Record<L, string | number>>, value?: number): void;
+  dec(labels?: Partial<Record<L, string | number>>, value?: number): void;
+}
+
+/**
+ * Metrics registry. Creating a metric twice with the same name returns the first one.
+ * Label values must never carry a secret.
+ */
+export interface Metrics {
+  counter<L extends string>(name: string, help: string, labelNames?: readonly L[]): Counter<L>;
+  histogram<L extends string>(name: string, help: string, labelNames?: readonly L[], buckets?: number[]): Histogram<L>;
+  gauge<L extends string>(name: string, help: string, labelNames?: readonly L[]): Gauge<L>;
+  /** Prometheus text exposition of every metric. */
+  render(): Promise<string>;
+  /** Content-Type of `render()`'s output. */
+  readonly contentType: string;
+}
+
+/** What a route looks like to a plugin. */
+export interface RouteInfo {
+  readonly id: string;
+  readonly uri: string;
+}
+
+/**
+ * The per-request context given to plugin hooks. Built once per request by the core; hooks read
+ * and change it. Changes to `path`, `query` and the upstream headers affect the proxied request.
+ */
+export interface RequestContext {
+  /** The raw Node request (read-only use: do not consume its body in a hook). */
+  readonly req: IncomingMessage;
+  readonly method: string;
+  /** Request path without the query string; a rewrite hook may change it. */
+  path: string;
+  /** Raw query string without '?' ('' when none); a rewrite hook may change it. */
+  query: string;
+  /** Host header without port, lowercased. */
+  readonly host: string;
+  /** Address of the client as seen by this gateway. */
+  readonly clientIp: string;
+  /** Parameters captured by the route's uri (`/users/:id`). */
+  readonly params: Readonly<Record<string, string | undefined>>;
+  readonly route: RouteInfo;
+  /** Incoming request headers (lowercase names). */
+  readonly headers: IncomingHttpHeaders;
+  /** Set (or with `undefined`, remove) a header on the request sent upstream. */
+  setUpstreamHeader(name: string, value: string | undefined): void;
+  /** Set (or with `undefined`, remove) a header on the response sent to the client. */
+  setResponseHeader(name: string, value: string | string[] | undefined): void;
+  /** Per-request scratch space shared by the plugins of this request. */
+  readonly vars: Map<string, unknown>;
+  /**
+   * End the request now with this response; later hooks of the request phases do not run
+   * (response and log hooks still do). Objects are sent as JSON.
+   * @example ctx.respond(401, { message: 'Missing API key found in request' })
+   */
+  respond(status: number, body?: string | Buffer | object, headers?: OutgoingHttpHeaders): void;
+  /** True once `respond` was called. */
+  readonly responded: boolean;
+  /** Response status, known in the `response` and `log` phases. */
+  readonly status: number;
+  /** Response headers as they will be sent (the `response` phase may change them with setResponseHeader). */
+  readonly responseHeaders: OutgoingHttpHeaders;
+  /** "host:port" of the upstream node that answered, if any. */
+  readonly upstreamNode: string | undefined;
+  /** Request start time (ms since epoch). */
+  readonly startTime: number;
+}
+
+/** A hook; may be synchronous (cheaper) or return a promise. */
+export type Hook = (ctx: RequestContext) => void | Promise<void>;
+
+/** The hooks one plugin instance runs, per phase, in this order. Every hook is optional. */
+export interface PluginHooks {
+  /** Before routing decisions that depend on the request are final: change path, query, headers. */
+  rewrite?: Hook;
+  /** Authentication and authorisation: may `respond` to stop the request. */
+  access?: Hook;
+  /** Last chance to change the upstream request. */
+  beforeProxy?: Hook;
+  /** Response status and headers are known; may change headers (runs for every response). */
+  response?: Hook;
+  /** After the response is finished; must not throw or block. */
+  log?: (ctx: RequestContext) => void;
+}
+
+/** Services the core gives to every plugin instance. */
+export interface PluginServices {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+}
+
+/**
+ * A plugin: a named, versioned factory of hooks, configured per route.
+ * @example
+ * const hello: Plugin<{ name: string }> = {
+ *   name: 'hello', version: '1.0.0', priority: 100,
+ *   schema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+ *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader('x-hello', conf.name) }),
+ * };
+ */
+export interface Plugin<Conf = any, ConsumerConf = any> {
+  /** Unique name, the key under a route's `plugins:` (`^[a-z][a-z0-9-]*$`). */
+  readonly name: string;
+  /** Semver of the plugin itself. */
+  readonly version: string;
+  /** Higher runs first within a phase, as in Apache APISIX. */
+  readonly priority: number;
+  /** JSON schema of the route config; defaults it declares are applied before `create`. */
+  readonly schema: JsonSchema;
+  /** JSON schema of the per-consumer config, for plugins that attach to consumers. */
+  readonly consumerSchema?: JsonSchema;
+  /**
+   * Build the hooks for one route, at config-load time. `config` is validated and frozen.
+   * @throws to reject the config (the message is reported with the config path)
+   */
+  create(config: Readonly<Conf>, services: PluginServices): PluginHooks;
+  /** Type-only marker of the consumer config type. */
+  readonly __consumerConf?: ConsumerConf;
+}
+
+/** A value fetched from a secret backend. */
+export interface SecretValue {
+  readonly value: string;
+  /** Seconds the backend says the value is valid for (a Vault lease); undefined = use the cache ttl. */
+  readonly ttl?: number;
+  /** Backend version identifier, when the backend has versions. */
+  readonly version?: string;
+}
+
+/** One configured secret resource (`secrets:` entry) turned into a live client. */
+export interface SecretBackend {
+  /**
+   * Fetch `field` of the secret at `path`.
+   * @returns undefined when the secret or field does not exist (cached for `neg_ttl`)
+   * @throws on backend failure (network, auth, 5xx): the resolver serves stale values if it has them
+   */
+  get(path: string, field: string, version?: string): Promise<SecretValue | undefined>;
+  /** Release connections and timers. */
+  close?(): Promise<void> | void;
+}
+
+/** Services the core gives to every secret backend. */
+export interface ProviderServices {
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** A secret provider: the factory of backends for one manager name (`vault`, `aws`, `env`). */
+export interface SecretProvider<Conf = any> {
+  /** The manager name used in references: `$secret://<name>/<id>/...`. */
+  readonly name: string;
+  readonly version: string;
+  /** JSON schema of a `secrets:` entry for this manager (without `id`). */
+  readonly schema: JsonSchema;
+  /** Build a backend for one secret resource. @throws to reject the config */
+  create(config: Readonly<Conf>, services: ProviderServices): SecretBackend | Promise<SecretBackend>;
+}
+
+/** The raw configuration document (already parsed from YAML/JSON, not yet validated). */
+export type RawConfig = Record<string, unknown>;
+
+/** Where configuration comes from: a file, the embedded store, etcd. */
+export interface ConfigStore {
+  /** Human-readable description for logs (e.g. the file path). */
+  readonly description: string;
+  /** Read the whole configuration. @throws GatehouseError GH_ERR_CONFIG_PARSE on unreadable input */
+  load(): Promise<RawConfig>;
+  /** Call `onChange` whenever the configuration may have changed. */
+  watch(onChange: () => void): void;
+  close(): Promise<void>;
+}
+
+/** Something registered into a gateway's container: a plugin or a secret provider. */
+export type Extension =
+  | { readonly kind: 'plugin'; readonly plugin: Plugin }
+  | { readonly kind: 'provider'; readonly provider: SecretProvider };

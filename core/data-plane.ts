@@ -1,0 +1,239 @@
+// The request path: one pointer read of the current snapshot, route lookup, the route's pre-built
+// hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
+// tables; that all happened when the snapshot was compiled.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock, Counter, Histogram, Logger, Metrics } from './contracts';
+import { Context } from './context';
+import { Exchange, type ProxyHost } from './proxy';
+import type { UpstreamNode } from './balancer';
+import type { Snapshot } from './snapshot';
+
+const kCtx = Symbol('gatehouse.ctx');
+const kExchange = Symbol('gatehouse.exchange');
+
+const STATUS_BODIES: Record<number, string> = {
+  400: '{"message":"400 Bad Request"}',
+  404: '{"message":"404 Route Not Found"}',
+  500: '{"message":"500 Internal Server Error"}',
+  502: '{"message":"502 Bad Gateway"}',
+  503: '{"message":"503 Service Unavailable"}',
+  504: '{"message":"504 Gateway Timeout"}',
+};
+const JSON_HEADERS = 'application/json';
+
+function hostOf(h: string | undefined): string {
+  if (h === undefined) return '';
+  if (h.charCodeAt(0) === 91 /* [ */) {
+    const end = h.indexOf(']');
+    return (end === -1 ? h : h.slice(0, end + 1)).toLowerCase();
+  }
+  const c = h.indexOf(':');
+  return (c === -1 ? h : h.slice(0, c)).toLowerCase();
+}
+
+export interface DataPlaneOptions {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  /** One JSON line per request. */
+  readonly accessLog: boolean;
+}
+
+/** Serves requests from whatever snapshot `current` points to when each request starts. */
+export class DataPlane implements ProxyHost {
+  /** The live snapshot: swapped atomically by the gateway on reload. */
+  current: Snapshot;
+  /** Set while draining: responses ask clients to close their connections. */
+  draining = false;
+  private readonly logger: Logger;
+  private readonly accessLogger: Logger | null;
+  private readonly now: () => number;
+  private readonly requests: Counter<'route' | 'status'>;
+  private readonly latency: Histogram<'route'>;
+  private readonly upstreamErrors: Counter<'route' | 'node' | 'code'>;
+
+  constructor(initial: Snapshot, opts: DataPlaneOptions) {
+    this.current = initial;
+    this.logger = opts.logger;
+    this.accessLogger = opts.accessLog ? opts.logger.child({ type: 'access' }) : null;
+    const clock = opts.clock;
+    this.now = () => clock.now();
+    this.requests = opts.metrics.counter('http_requests_total', 'HTTP requests by route and status', ['route', 'status']);
+    this.latency = opts.metrics.histogram('http_request_duration_seconds', 'Request latency by route', ['route'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    this.upstreamErrors = opts.metrics.counter('upstream_errors_total', 'Failed upstream attempts', ['route', 'node', 'code']);
+  }
+
+  /** The `request` listener of the proxy server. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const snap = this.current;
+    snap.inflight++;
+    const url = req.url ?? '/';
+    const qi = url.indexOf('?');
+    const path = qi === -1 ? url : url.slice(0, qi);
+    const query = qi === -1 ? '' : url.slice(qi + 1);
+    const host = hostOf(req.headers.host);
+    const m = path.charCodeAt(0) === 47 /* / */ ? snap.router.find(req.method ?? 'GET', host, path) : null;
+    const ctx = new Context(req, res, snap, m === null ? undefined : m.route, path, query, host, m === null ? undefined : m.params, this.now());
+    (res as any)[kCtx] = ctx;
+    (res as any)[kPlane] = this;
+    res.once('close', onResponseClose);
+    if (m === null) {
+      ctx.respond(path.charCodeAt(0) === 47 ? 404 : 400, STATUS_BODIES[path.charCodeAt(0) === 47 ? 404 : 400], { 'content-type': JSON_HEADERS });
+      this.sendLocal(ctx);
+      return;
+    }
+    const hooks = m.route.requestHooks;
+    if (hooks.length === 0) {
+      this.afterRequestHooks(ctx);
+      return;
+    }
+    const r = this.runRequestHooks(ctx, 0);
+    if (r !== undefined) r.then(() => this.afterRequestHooks(ctx), (err) => this.hookFailed(ctx, err, 'request'));
+    else if (!ctx.aborted) this.afterRequestHooks(ctx);
+  };
+
+  /** Runs request hooks from index i; returns a promise only if a hook was asynchronous. */
+  private runRequestHooks(ctx: Context, i: number): Promise<void> | undefined {
+    const route = ctx.compiled!;
+    const hooks = route.requestHooks;
+    for (; i < hooks.length; i++) {
+      let r;
+      try {
+        r = hooks[i](ctx);
+      } catch (err) {
+        this.hookFailed(ctx, err, route.requestHookNames[i]);
+        return undefined;
+      }
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+        const next = i + 1;
+        return (r as Promise<void>).then(() => (ctx.responded || ctx.aborted ? undefined : this.runRequestHooks(ctx, next)));
+      }
+      if (ctx.responded) return undefined;
+    }
+    return undefined;
+  }
+
+  private afterRequestHooks(ctx: Context): void {
+    if (ctx.aborted || ctx.sent) return;
+    if (ctx.responded) {
+      this.sendLocal(ctx);
+      return;
+    }
+    const up = ctx.compiled!.upstream;
+    if (up === undefined) {
+      this.respondError(ctx, 503);
+      return;
+    }
+    const ex = new Exchange(ctx, up, this, this.now);
+    (ctx.res as any)[kExchange] = ex;
+    ex.start();
+  }
+
+  private hookFailed(ctx: Context, err: unknown, plugin: string): void {
+    this.logger.error({ route: ctx.route.id, plugin, err: errorSummary(err) }, 'plugin hook failed');
+    if (ctx.sent || ctx.aborted) return;
+    ctx.responded = false;
+    ctx.respond(500, STATUS_BODIES[500], { 'content-type': JSON_HEADERS });
+    this.sendLocal(ctx);
+  }
+
+  /** Send `ctx`'s local response after the response hooks. */
+  sendLocal(ctx: Context): void {
+    ctx.sent = true;
+    this.startResponse(ctx, () => {
+      if (ctx.aborted || ctx.res.headersSent) return;
+      const body = ctx.localBody;
+      const h = ctx.responseHeaders;
+      h['content-length'] = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      ctx.res.writeHead(ctx.status, h);
+      ctx.res.end(body);
+    });
+  }
+
+  startResponse(ctx: Context, write: () => void): void {
+    ctx.applyPendingResponseHeaders();
+    if (this.draining) ctx.responseHeaders.connection = 'close';
+    const route = ctx.compiled;
+    if (route === undefined || route.responseHooks.length === 0) {
+      write();
+      return;
+    }
+    const hooks = route.responseHooks;
+    for (let i = 0; i < hooks.length; i++) {
+      let r;
+      try {
+        r = hooks[i](ctx);
+      } catch (err) {
+        this.logger.error({ route: route.id, plugin: route.responseHookNames[i], err: errorSummary(err) }, 'plugin response hook failed');
+        continue;
+      }
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+        const rest = hooks.slice(i + 1);
+        (r as Promise<void>)
+          .then(async () => {
+            for (const h of rest) await h(ctx);
+          })
+          .catch((err) => this.logger.error({ route: route.id, err: errorSummary(err) }, 'plugin response hook failed'))
+          .then(write);
+        return;
+      }
+    }
+    write();
+  }
+
+  respondError(ctx: Context, status: 502 | 503 | 504): void {
+    if (ctx.aborted || ctx.sent) return;
+    ctx.responded = false;
+    ctx.respond(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
+    this.sendLocal(ctx);
+  }
+
+  upstreamError(ctx: Context, node: UpstreamNode, code: string, willRetry: boolean): void {
+    this.upstreamErrors.inc({ route: ctx.route.id, node: node.key, code });
+    this.logger.warn({ route: ctx.route.id, upstream: node.key, code, retry: willRetry }, 'upstream request failed');
+  }
+
+  /** Log phase: runs once per request when the response is finished or the client left. */
+  finish(ctx: Context): void {
+    const res = ctx.res;
+    if (!res.writableFinished) {
+      ctx.aborted = true;
+      const ex = (res as any)[kExchange] as Exchange | undefined;
+      if (ex !== undefined) ex.abort();
+    }
+    const route = ctx.compiled;
+    if (route !== undefined) {
+      const logs = route.logHooks;
+      for (let i = 0; i < logs.length; i++) {
+        try {
+          logs[i](ctx);
+        } catch (err) {
+          this.logger.error({ route: route.id, plugin: route.logHookNames[i], err: errorSummary(err) }, 'plugin log hook failed');
+        }
+      }
+    }
+    const status = ctx.aborted ? 499 : ctx.status; // 499 as nginx: client closed request
+    const seconds = (this.now() - ctx.startTime) / 1000;
+    const routeId = ctx.route.id;
+    this.requests.inc({ route: routeId, status });
+    this.latency.observe({ route: routeId }, seconds);
+    if (this.accessLogger !== null) {
+      // the path only: query strings may carry credentials (?apikey=)
+      this.accessLogger.info({ route: routeId || null, method: ctx.method, path: ctx.path, status, latency_ms: Math.round(seconds * 1e6) / 1e3, upstream: ctx.upstreamNode ?? null, client: ctx.clientIp });
+    }
+    ctx.snapshot.done();
+  }
+}
+
+const kPlane = Symbol('gatehouse.plane');
+
+function onResponseClose(this: ServerResponse): void {
+  const ctx = (this as any)[kCtx] as Context;
+  ((this as any)[kPlane] as DataPlane).finish(ctx);
+}
+
+/** Error details safe to log: name, code and message (never values from a request or a secret). */
+export function errorSummary(err: unknown): { type: string; code?: string; message: string } {
+  if (err instanceof Error) return { type: err.name, code: (err as { code?: string }).code, message: err.message };
+  return { type: typeof err, message: String(err) };
+}

@@ -1,0 +1,46 @@
+// The coded error catalogue: every error Gatehouse raises on purpose has a stable code and a
+// message that names the thing at fault and what to do.
+
+/** Error codes, stable across releases. */
+export const ErrorCodes = {
+  GH_ERR_CONFIG_INVALID: 'configuration is invalid',
+  GH_ERR_CONFIG_PARSE: 'configuration cannot be parsed',
+  GH_ERR_CONFIG_READ: 'configuration cannot be read',
+  GH_ERR_PLUGIN_UNKNOWN: 'unknown plugin',
+  GH_ERR_PLUGIN_DUPLICATE: 'plugin registered twice',
+  GH_ERR_PROVIDER_DUPLICATE: 'secret provider registered twice',
+  GH_ERR_LISTEN: 'cannot listen',
+  GH_ERR_SECRET_UNRESOLVED: 'secret unavailable',
+} as const;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** One problem found in a configuration, with the path to the field at fault. */
+export interface ConfigIssue {
+  /** e.g. `routes[0].upstream.nodes` ('' for the document itself) */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Format issues one per line: `routes[0].upstream.nodes: must have at least 1 entry`. */
+export function formatIssues(issues: readonly ConfigIssue[]): string {
+  return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('\n');
+}
+
+/** An error with a code from the catalogue. */
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  /** For GH_ERR_CONFIG_INVALID: every problem found. */
+  readonly issues: readonly ConfigIssue[];
+  constructor(code: ErrorCode, detail?: string, issues: readonly ConfigIssue[] = []) {
+    super(detail ? `${ErrorCodes[code]}: ${detail}` : ErrorCodes[code]);
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.issues = issues;
+  }
+}
+
+/** A GH_ERR_CONFIG_INVALID error listing every issue. */
+export function configInvalid(issues: readonly ConfigIssue[]): GatehouseError {
+  const n = issues.length;
+  return new GatehouseError('GH_ERR_CONFIG_INVALID', `${n} error${n === 1 ? '' : 's'}\n${formatIssues(issues)}`, issues);
+}

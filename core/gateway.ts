@@ -1,0 +1,235 @@
+// A gateway instance: its container, config store, the current snapshot, the proxy listener,
+// hot reload (validated, compiled, swapped atomically) and graceful drain.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { DependencyContainer } from 'tsyringe';
+import type { Clock, ConfigStore, Extension, Logger, Metrics, PluginServices } from './contracts';
+import { createGatewayContainer, systemClock } from './container';
+import { createRegistry, validateConfig, type Registry } from './config/validate';
+import type { GatewayConfig } from './config/types';
+import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
+import { DataPlane, errorSummary } from './data-plane';
+import { UpstreamPools } from './upstream-pools';
+import type { PassiveHealth } from './health';
+import { configInvalid, GatehouseError, type ConfigIssue } from './errors';
+import { createLogger } from './log';
+import { createMetrics } from './metrics';
+import { FileConfigStore, MemoryConfigStore } from './stores/file-store';
+import { PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
+
+export interface GatewayOptions {
+  /** Where config comes from; or give `configPath` / `config`. */
+  readonly store?: ConfigStore;
+  /** Path of gatehouse.yaml (a FileConfigStore). */
+  readonly configPath?: string;
+  /** An in-memory config document (a MemoryConfigStore). */
+  readonly config?: Record<string, unknown>;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+  readonly clock?: Clock;
+  readonly extensions?: readonly Extension[];
+  /** Overrides `gateway.listen` (tests use `127.0.0.1:0`). */
+  readonly listen?: string;
+  /** Reload when the store reports a change; default true. */
+  readonly watch?: boolean;
+}
+
+export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
+
+/** Split "host:port", "[v6]:port" or ":port". */
+export function parseListen(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host || '0.0.0.0', port: Number(s.slice(i + 1)) };
+}
+
+export class Gateway {
+  readonly container: DependencyContainer;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly plane: DataPlane;
+  private readonly store: ConfigStore;
+  private readonly deps: SnapshotDeps;
+  private readonly listenOverride: string | undefined;
+  private server: Server | undefined;
+  private reloading: Promise<ReloadResult> | undefined;
+  private reloadAgain = false;
+  private closed = false;
+
+  private constructor(o: {
+    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; deps: SnapshotDeps; plane: DataPlane; listen?: string;
+  }) {
+    this.container = o.container;
+    this.logger = o.logger;
+    this.metrics = o.metrics;
+    this.store = o.store;
+    this.deps = o.deps;
+    this.plane = o.plane;
+    this.listenOverride = o.listen;
+  }
+
+  /**
+   * Load, validate and compile the config; does not listen yet.
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID (with every issue), GH_ERR_CONFIG_PARSE, GH_ERR_CONFIG_READ
+   */
+  static async create(opts: GatewayOptions): Promise<Gateway> {
+    const store = opts.store ?? (opts.configPath !== undefined ? new FileConfigStore(opts.configPath) : new MemoryConfigStore(opts.config ?? {}));
+    const raw = await store.load();
+    const level = typeof (raw.gateway as any)?.log_level === 'string' ? (raw.gateway as any).log_level : undefined;
+    const logger = opts.logger ?? createLogger({ level });
+    const metrics = opts.metrics ?? createMetrics();
+    const clock = opts.clock ?? systemClock;
+    const container = createGatewayContainer({ logger, metrics, clock, store, extensions: opts.extensions });
+    const registry = buildRegistry(container);
+    const services: PluginServices = { logger, metrics, clock };
+    const deps: SnapshotDeps = { registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };
+    const snapshot = compile(raw, deps);
+    const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
+    const gw = new Gateway({ container, logger, metrics, store, deps, plane, listen: opts.listen });
+    if (opts.watch !== false) store.watch(() => void gw.reload());
+    return gw;
+  }
+
+  /** The snapshot new requests use. */
+  get snapshot(): Snapshot {
+    return this.plane.current;
+  }
+
+  get config(): GatewayConfig {
+    return this.plane.current.config;
+  }
+
+  /** Start the proxy listener. @returns the bound address (port 0 → the real port) */
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = parseListen(this.listenOverride ?? this.config.gateway.listen);
+    // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
+    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5000 }, this.plane.handle);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    server.on('clientError', onClientError);
+    const addr = server.address() as AddressInfo;
+    this.logger.info({ listen: `${addr.address}:${addr.port}`, routes: this.snapshot.routes.length, generation: this.snapshot.generation }, 'gatehouse proxy listening');
+    return addr;
+  }
+
+  /** Address of the proxy listener. */
+  get address(): AddressInfo {
+    return this.server!.address() as AddressInfo;
+  }
+
+  /**
+   * Load the config again and swap it in atomically. An invalid config changes nothing: the last
+   * good one keeps serving and one error line says why. Concurrent calls are coalesced.
+   */
+  reload(): Promise<ReloadResult> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = this.doReload().finally(() => {
+      this.reloading = undefined;
+      if (this.reloadAgain && !this.closed) {
+        this.reloadAgain = false;
+        void this.reload();
+      }
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<ReloadResult> {
+    let snapshot: Snapshot;
+    try {
+      snapshot = compile(await this.store.load(), this.deps);
+    } catch (err) {
+      const issues = err instanceof GatehouseError ? err.issues : [];
+      const message = err instanceof Error ? err.message : String(err);
+      this.logger.error({ source: this.store.description, errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [message] }, 'config reload rejected; the last good config keeps serving');
+      return { ok: false, issues, message };
+    }
+    if (this.closed) {
+      snapshot.retire();
+      return { ok: false, issues: [], message: 'gateway is closed' };
+    }
+    const old = this.plane.current;
+    if (snapshot.config.gateway.listen !== old.config.gateway.listen) {
+      this.logger.warn({ listen: snapshot.config.gateway.listen }, 'gateway.listen changed: takes effect at the next restart');
+    }
+    this.plane.current = snapshot;
+    old.retire();
+    this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, 'config reloaded');
+    return { ok: true, generation: snapshot.generation };
+  }
+
+  /**
+   * Stop accepting connections, let in-flight requests finish (up to `drainTimeoutMs`, default
+   * `gateway.drain_timeout`), then close every connection and upstream pool.
+   */
+  async close(drainTimeoutMs = this.config.gateway.drain_timeout * 1000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.store.close();
+    const server = this.server;
+    if (server) {
+      this.plane.draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 25);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs)));
+      const late = await Promise.race([closed.then(() => false), timedOut]);
+      clearInterval(sweep);
+      clearTimeout(timer);
+      if (late) {
+        this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections');
+        server.closeAllConnections();
+        await closed;
+      }
+    }
+    this.plane.current.retire();
+    await this.deps.pools.closeAll();
+    this.logger.info({}, 'gatehouse stopped');
+    (this.logger as { flush?: () => void }).flush?.();
+  }
+}
+
+/** Malformed requests never reach the data plane: answer them here, as nginx does. */
+function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const [status, text] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+  const body = JSON.stringify({ message: `${status} ${text}` });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+function buildRegistry(c: DependencyContainer): Registry {
+  return createRegistry(resolveAll(c, PLUGIN), resolveAll(c, SECRET_PROVIDER));
+}
+
+function compile(raw: Record<string, unknown>, deps: SnapshotDeps): Snapshot {
+  const v = validateConfig(raw, deps.registry);
+  if (v.issues) throw configInvalid(v.issues);
+  const c = compileSnapshot(v.config, deps);
+  if (c.issues) throw configInvalid(c.issues);
+  return c.snapshot;
+}
+
+/** Create a gateway and start listening. */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const gw = await Gateway.create(opts);
+  try {
+    await gw.listen();
+  } catch (err) {
+    await gw.close(0).catch(() => undefined);
+    throw err;
+  }
+  return gw;
+}
+
+export { errorSummary };

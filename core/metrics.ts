@@ -1,0 +1,34 @@
+// Metrics: a prom-client registry per gateway behind the Metrics contract.
+import { Registry, Counter as PCounter, Histogram as PHistogram, Gauge as PGauge } from 'prom-client';
+import type { Counter, Gauge, Histogram, Metrics } from './contracts';
+
+type Any = PCounter<string> | PHistogram<string> | PGauge<string>;
+
+/** Create an isolated metrics registry (never the prom-client global one). */
+export function createMetrics(prefix = 'gatehouse_'): Metrics {
+  const registry = new Registry();
+  const made = new Map<string, Any>();
+  const named = (n: string) => (n.startsWith(prefix) ? n : prefix + n);
+  function get<T extends Any>(name: string, make: () => T): T {
+    const full = named(name);
+    let m = made.get(full);
+    if (!m) {
+      m = make();
+      made.set(full, m);
+    }
+    return m as T;
+  }
+  return {
+    counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+      return get(name, () => new PCounter({ name: named(name), help, labelNames: [...labelNames], registers: [registry] })) as unknown as Counter<L>;
+    },
+    histogram<L extends string>(name: string, help: string, labelNames: readonly L[] = [], buckets?: number[]): Histogram<L> {
+      return get(name, () => new PHistogram({ name: named(name), help, labelNames: [...labelNames], registers: [registry], ...(buckets ? { buckets } : {}) })) as unknown as Histogram<L>;
+    },
+    gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+      return get(name, () => new PGauge({ name: named(name), help, labelNames: [...labelNames], registers: [registry] })) as unknown as Gauge<L>;
+    },
+    render: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+}

@@ -1,0 +1,316 @@
+// Forwarding to upstreams with undici: streams bodies both ways with backpressure, applies the
+// connect/send/read timeouts, retries on another node when it is safe, feeds passive health, and
+// aborts the upstream request when the client goes away.
+import { Readable } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { UpstreamNode } from './balancer';
+import type { Context } from './context';
+import type { CompiledUpstream } from './snapshot';
+
+/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`
+ * (Node answers 100-continue itself) and `host` (set per pass_host). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'expect', 'host']);
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings']);
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip']);
+/** Methods that may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Errors raised before anything reached the upstream: always safe to retry. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'GH_SEND_TIMEOUT']);
+
+/** The request body could not be sent within `timeout.send`. */
+export class SendTimeoutError extends Error {
+  readonly code = 'GH_SEND_TIMEOUT';
+  constructor() {
+    super('upstream did not accept the request body within timeout.send');
+  }
+}
+
+/** The client went away; the upstream request is abandoned. */
+export class ClientGoneError extends Error {
+  readonly code = 'GH_CLIENT_GONE';
+  constructor() {
+    super('client closed the connection');
+  }
+}
+
+/** What the proxy needs from the data plane. */
+export interface ProxyHost {
+  /** Run response hooks, then `write` (sync or after async hooks). */
+  startResponse(ctx: Context, write: () => void): void;
+  /** Answer with a gateway error (502/504) through the normal local-response path. */
+  respondError(ctx: Context, status: 502 | 503 | 504): void;
+  /** An upstream attempt failed (for logs and metrics); never given secret values. */
+  upstreamError(ctx: Context, node: UpstreamNode, code: string, willRetry: boolean): void;
+}
+
+function connectionTokens(v: string | string[] | undefined): Set<string> | null {
+  if (v === undefined) return null;
+  const s = Array.isArray(v) ? v.join(',') : v;
+  if (s.indexOf(',') === -1 && (s === 'keep-alive' || s === 'close' || s === 'Keep-Alive')) return null;
+  const out = new Set<string>();
+  for (const t of s.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n) out.add(n);
+  }
+  return out.size ? out : null;
+}
+
+function upstreamHeaders(ctx: Context, up: CompiledUpstream, node: UpstreamNode): Record<string, string | string[]> {
+  const src = ctx.req.headers;
+  const extra = connectionTokens(src.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const k in src) {
+    if (HOP_BY_HOP.has(k) || FORWARDED.has(k) || (extra !== null && extra.has(k))) continue;
+    const v = src[k];
+    if (v !== undefined) out[k] = v;
+  }
+  const pass = up.config.pass_host;
+  if (pass === 'pass') {
+    if (src.host !== undefined) out.host = src.host;
+  } else if (pass === 'node') out.host = node.key;
+  else out.host = up.config.upstream_host!;
+  const ip = ctx.clientIp;
+  const xff = src['x-forwarded-for'];
+  out['x-forwarded-for'] = xff ? `${xff}, ${ip}` : ip;
+  out['x-forwarded-proto'] = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  if (src.host !== undefined) out['x-forwarded-host'] = src.host;
+  out['x-real-ip'] = ip;
+  const changes = ctx.upstreamHeaderChanges;
+  if (changes !== null) {
+    for (const [n, v] of changes) {
+      if (v === undefined) delete out[n];
+      else out[n] = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * The request body, read from the client only when undici first asks for it. An attempt that
+ * fails before sending anything (connection refused) leaves the client stream untouched, so the
+ * request can be retried on another node even when it has a body.
+ */
+class LazyBody extends Readable {
+  started = false;
+  lastProgress = 0;
+  constructor(private readonly src: IncomingMessage, private readonly now: () => number) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+  override _read(): void {
+    this.lastProgress = this.now();
+    if (this.started) {
+      this.src.resume();
+      return;
+    }
+    this.started = true;
+    this.src.on('data', this.onData);
+    this.src.once('end', this.onEnd);
+    this.src.once('error', this.onError);
+    this.src.resume();
+  }
+  private readonly onData = (chunk: Buffer): void => {
+    this.lastProgress = this.now();
+    if (!this.push(chunk)) this.src.pause();
+  };
+  private readonly onEnd = (): void => {
+    this.push(null);
+  };
+  private readonly onError = (err: Error): void => {
+    this.destroy(err);
+  };
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.src.off('data', this.onData);
+    this.src.off('end', this.onEnd);
+    this.src.off('error', this.onError);
+    cb(err);
+  }
+}
+
+function hasBody(h: IncomingHttpHeaders): boolean {
+  const cl = h['content-length'];
+  return h['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * One proxied request: all attempts (first try and retries) of it.
+ * Created once per request; each attempt is one undici dispatch with this object as handler.
+ */
+export class Exchange implements Dispatcher.DispatchHandler {
+  private node!: UpstreamNode;
+  private controller: Dispatcher.DispatchController | null = null;
+  private started = false;
+  private attempts = 0;
+  private tried: Set<string> | null = null;
+  private body: LazyBody | null = null;
+  private sendTimer: NodeJS.Timeout | null = null;
+  private pending: Buffer[] | null = null;
+  private done = false;
+  private lastWasTimeout = false;
+
+  constructor(private readonly ctx: Context, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
+
+  /** Start the first attempt. */
+  start(): void {
+    this.attempt();
+  }
+
+  /** The client went away: abort the upstream request in progress. */
+  abort(): void {
+    const c = this.controller;
+    if (c !== null && !c.aborted) c.abort(new ClientGoneError());
+  }
+
+  private attempt(): void {
+    const { ctx, up } = this;
+    const node = up.balancer.pick(ctx as never, this.tried, up.health.check);
+    if (node === undefined) {
+      this.host.respondError(ctx, this.lastWasTimeout ? 504 : 502);
+      return;
+    }
+    this.node = node;
+    this.attempts++;
+    this.controller = null;
+    this.started = false;
+    up.balancer.acquire(node);
+    let body: LazyBody | null = null;
+    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now);
+    const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
+    up.pools.get(node.key)!.dispatch(
+      {
+        path,
+        method: ctx.method as Dispatcher.HttpMethod,
+        headers: upstreamHeaders(ctx, up, node),
+        body,
+        headersTimeout: up.readTimeoutMs,
+        bodyTimeout: up.readTimeoutMs,
+        idempotent: IDEMPOTENT.has(ctx.method),
+      },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.ctx.aborted) {
+      controller.abort(new ClientGoneError());
+      return;
+    }
+    if (this.body !== null) {
+      this.body.lastProgress = this.now();
+      this.armSendTimer(this.up.sendTimeoutMs);
+    }
+  }
+
+  private armSendTimer(ms: number): void {
+    this.sendTimer = setTimeout(this.checkSend, ms);
+    this.sendTimer.unref();
+  }
+
+  private readonly checkSend = (): void => {
+    this.sendTimer = null;
+    const b = this.body;
+    if (b === null || this.started || this.done || b.readableEnded) return;
+    const idle = this.now() - b.lastProgress;
+    const limit = this.up.sendTimeoutMs;
+    if (idle >= limit) this.controller?.abort(new SendTimeoutError());
+    else this.armSendTimer(limit - idle);
+  };
+
+  private clearSendTimer(): void {
+    if (this.sendTimer !== null) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = null;
+    }
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // informational, handled by undici
+    this.started = true;
+    this.clearSendTimer();
+    const { ctx, up, node } = this;
+    if (up.failStatuses !== null && up.failStatuses.has(statusCode)) up.health.reportFailure(node.key);
+    else up.health.reportSuccess(node.key);
+    const extra = connectionTokens(headers.connection);
+    const h: OutgoingHttpHeaders = {};
+    for (const k in headers) {
+      if (RESPONSE_HOP_BY_HOP.has(k) || (extra !== null && extra.has(k))) continue;
+      h[k] = headers[k];
+    }
+    ctx.status = statusCode;
+    ctx.responseHeaders = h;
+    ctx.upstreamNode = node.key;
+    if (ctx.aborted) return;
+    this.pending = [];
+    this.host.startResponse(ctx, this.writeHead);
+  }
+
+  private readonly writeHead = (): void => {
+    const { ctx } = this;
+    const pending = this.pending;
+    this.pending = null;
+    if (ctx.aborted) return;
+    ctx.res.writeHead(ctx.status, ctx.responseHeaders);
+    if (pending !== null) for (const c of pending) this.write(c);
+    if (this.done) ctx.res.end();
+  };
+
+  private write(chunk: Buffer): void {
+    if (!this.ctx.res.write(chunk)) {
+      const c = this.controller;
+      if (c !== null && !c.paused) {
+        c.pause();
+        this.ctx.res.once('drain', this.resume);
+      }
+    }
+  }
+
+  private readonly resume = (): void => {
+    const c = this.controller;
+    if (c !== null && c.paused && !c.aborted) c.resume();
+  };
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.ctx.aborted) return;
+    if (this.pending !== null) this.pending.push(chunk);
+    else this.write(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.done = true;
+    this.up.balancer.release(this.node);
+    if (this.ctx.aborted) return;
+    if (this.pending === null) this.ctx.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.clearSendTimer();
+    const { ctx, up, node } = this;
+    up.balancer.release(node);
+    if (ctx.aborted || (err as { code?: string }).code === 'GH_CLIENT_GONE') return;
+    const code = (err as { code?: string }).code ?? 'UNKNOWN';
+    if (this.started) {
+      // headers already went to the client: all we can do is cut the response short
+      up.health.reportFailure(node.key);
+      this.host.upstreamError(ctx, node, code, false);
+      ctx.res.destroy();
+      return;
+    }
+    up.health.reportFailure(node.key);
+    this.lastWasTimeout = TIMEOUT_ERRORS.has(code);
+    const bodyUntouched = this.body === null || !this.body.started;
+    const retry = this.attempts <= up.retries && bodyUntouched && (CONNECT_ERRORS.has(code) || (IDEMPOTENT.has(ctx.method) && this.body === null));
+    this.host.upstreamError(ctx, node, code, retry);
+    if (retry) {
+      (this.tried ??= new Set()).add(node.key);
+      if (this.body !== null) {
+        this.body.destroy();
+        this.body = null;
+      }
+      this.attempt();
+      return;
+    }
+    this.host.respondError(ctx, this.lastWasTimeout ? 504 : 502);
+  }
+}

@@ -1,0 +1,45 @@
+// The public SDK: what plugin and provider authors import. First-party plugins use only this.
+import type { JsonSchema, Plugin, PluginHooks, PluginServices, SecretProvider } from './contracts';
+
+export type * from './contracts';
+
+/** Names of plugins and providers: lowercase, digits and dashes, starting with a letter. */
+export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;
+
+/**
+ * Define a plugin with its config type inferred from `create`'s parameter. Checks the definition
+ * at once (name format, priority, schema present) so a broken plugin fails at load, not per request.
+ * @throws TypeError on an invalid definition
+ * @example
+ * export default definePlugin<{ header: string }>({
+ *   name: 'add-header', version: '1.0.0', priority: 100,
+ *   schema: { type: 'object', properties: { header: { type: 'string' } }, required: ['header'] },
+ *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader(conf.header, 'yes') }),
+ * });
+ */
+export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = never>(
+  plugin: Plugin<Conf, ConsumerConf> & { create(config: Readonly<Conf>, services: PluginServices): PluginHooks },
+): Plugin<Conf, ConsumerConf> {
+  if (typeof plugin.name !== 'string' || !EXTENSION_NAME.test(plugin.name)) throw new TypeError(`plugin name ${JSON.stringify(plugin.name)} must match ${EXTENSION_NAME}`);
+  if (typeof plugin.version !== 'string' || !plugin.version) throw new TypeError(`plugin "${plugin.name}": version is required`);
+  if (!Number.isFinite(plugin.priority)) throw new TypeError(`plugin "${plugin.name}": priority must be a finite number`);
+  if (!plugin.schema || typeof plugin.schema !== 'object') throw new TypeError(`plugin "${plugin.name}": schema is required`);
+  if (typeof plugin.create !== 'function') throw new TypeError(`plugin "${plugin.name}": create() is required`);
+  return Object.freeze({ ...plugin });
+}
+
+/**
+ * Define a secret provider (the manager name used in `$secret://<name>/...`).
+ * @throws TypeError on an invalid definition
+ */
+export function defineProvider<Conf = Record<string, unknown>>(provider: SecretProvider<Conf>): SecretProvider<Conf> {
+  if (typeof provider.name !== 'string' || !EXTENSION_NAME.test(provider.name)) throw new TypeError(`provider name ${JSON.stringify(provider.name)} must match ${EXTENSION_NAME}`);
+  if (typeof provider.create !== 'function') throw new TypeError(`provider "${provider.name}": create() is required`);
+  if (!provider.schema || typeof provider.schema !== 'object') throw new TypeError(`provider "${provider.name}": schema is required`);
+  return Object.freeze({ ...provider });
+}
+
+/** Convenience for schemas: an object schema with no unknown fields. */
+export function objectSchema(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
+  return { type: 'object', properties, required, additionalProperties: false };
+}

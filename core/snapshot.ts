@@ -1,0 +1,199 @@
+// Compiles a validated config into an immutable Snapshot: the router, per-route hook chains
+// (plugin instances with frozen config) and upstreams with their balancers and pools. Requests read
+// one snapshot at their start and use it to their end.
+import type { Pool } from 'undici';
+import type { Hook, PluginServices, RequestContext, RouteInfo } from './contracts';
+import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
+import { PassiveHealth } from './health';
+import { buildRouter, type Router } from './router';
+import type { GatewayConfig, RouteConfig, UpstreamConfig } from './config/types';
+import { joinPath, type Registry } from './config/validate';
+import type { ConfigIssue } from './errors';
+import type { UpstreamPools } from './upstream-pools';
+
+export interface CompiledUpstream {
+  /** Identity that survives reloads: the upstream id, or `route:<id>` for inline ones. */
+  readonly identity: string;
+  readonly config: UpstreamConfig;
+  readonly balancer: Balancer;
+  readonly nodes: readonly UpstreamNode[];
+  /** node.key → pool */
+  readonly pools: ReadonlyMap<string, Pool>;
+  readonly health: PassiveHealth;
+  readonly failStatuses: ReadonlySet<number> | null;
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  /** Extra attempts after the first. */
+  readonly retries: number;
+  readonly isChash: boolean;
+}
+
+export interface CompiledRoute {
+  readonly info: RouteInfo;
+  readonly config: RouteConfig;
+  readonly id: string;
+  readonly uris: readonly string[];
+  readonly methods?: readonly string[];
+  readonly hosts?: readonly string[];
+  readonly priority: number;
+  /** rewrite, then access, then beforeProxy hooks, each phase in priority order. */
+  readonly requestHooks: readonly Hook[];
+  readonly requestHookNames: readonly string[];
+  readonly responseHooks: readonly Hook[];
+  readonly responseHookNames: readonly string[];
+  readonly logHooks: ReadonlyArray<(ctx: RequestContext) => void>;
+  readonly logHookNames: readonly string[];
+  readonly upstream: CompiledUpstream | undefined;
+}
+
+/** Things that outlive snapshots, owned by the gateway. */
+export interface SnapshotDeps {
+  readonly registry: Registry;
+  readonly pools: UpstreamPools;
+  readonly healthStates: Map<string, PassiveHealth>;
+  readonly services: PluginServices;
+}
+
+let generations = 0;
+
+export class Snapshot {
+  readonly generation = ++generations;
+  /** Requests currently using this snapshot. */
+  inflight = 0;
+  private retired = false;
+  private released = false;
+
+  constructor(
+    readonly config: GatewayConfig,
+    readonly router: Router<CompiledRoute>,
+    readonly routes: readonly CompiledRoute[],
+    private readonly ownedPools: readonly Pool[],
+    private readonly deps: SnapshotDeps,
+  ) {}
+
+  /** A request finished with this snapshot. */
+  done(): void {
+    if (--this.inflight === 0 && this.retired) this.release();
+  }
+
+  /** This snapshot was replaced: free its pools once its last request is done. */
+  retire(): void {
+    this.retired = true;
+    if (this.inflight === 0) this.release();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const p of this.ownedPools) this.deps.pools.release(p);
+  }
+}
+
+export function nodeKey(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
+  const nodes: UpstreamNode[] = u.nodes.map((n) => {
+    const host = n.host.startsWith('[') ? n.host.slice(1, -1) : n.host;
+    return { host, port: n.port, weight: n.weight, key: nodeKey(host, n.port) };
+  });
+  const pools = new Map<string, Pool>();
+  for (const n of nodes) {
+    const pool = deps.pools.acquire(`${u.scheme}://${n.key}`, {
+      connectTimeoutMs: u.timeout.connect * 1000,
+      size: u.keepalive_pool.size,
+      idleTimeoutMs: u.keepalive_pool.idle_timeout * 1000,
+      maxRequestsPerConnection: u.keepalive_pool.requests,
+    });
+    owned.push(pool);
+    pools.set(n.key, pool);
+  }
+  const passive = u.checks.passive;
+  const healthKey = `${identity}|${passive.failures}|${passive.cooldown}`;
+  let health = deps.healthStates.get(healthKey);
+  if (!health) deps.healthStates.set(healthKey, (health = new PassiveHealth({ failures: passive.failures, cooldown: passive.cooldown, now: () => deps.services.clock.now() })));
+  const usable = nodes.filter((n) => n.weight > 0).length;
+  return {
+    identity,
+    config: u,
+    balancer: createBalancer({ type: u.type, nodes, hashOn: u.hash_on, key: u.key }),
+    nodes,
+    pools,
+    health,
+    failStatuses: passive.http_statuses.length ? new Set(passive.http_statuses) : null,
+    sendTimeoutMs: u.timeout.send * 1000,
+    readTimeoutMs: u.timeout.read * 1000,
+    // default as APISIX: try every node once
+    retries: u.retries ?? Math.max(usable - 1, 0),
+    isChash: u.type === 'chash',
+  };
+}
+
+/**
+ * Build a snapshot. Plugin `create` runs here, once per route, never per request.
+ * @returns the snapshot, or the issues found (plugin factories may reject their config)
+ */
+export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
+  const issues: ConfigIssue[] = [];
+  const owned: Pool[] = [];
+  const shared = new Map<string, CompiledUpstream>();
+  const routes: CompiledRoute[] = [];
+  const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
+
+  config.routes.forEach((r, i) => {
+    if (r.status === 0) return; // disabled, as APISIX's status: 0
+    const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
+    for (const name of Object.keys(r.plugins)) {
+      const plugin = deps.registry.plugins.get(name)!;
+      let hooks;
+      try {
+        hooks = plugin.create(r.plugins[name] as any, deps.services);
+      } catch (err) {
+        issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
+        continue;
+      }
+      for (const phase of Object.keys(phases) as (keyof typeof phases)[]) {
+        const h = hooks[phase];
+        if (typeof h === 'function') phases[phase].push({ name, priority: plugin.priority, hook: h.bind(hooks) as Hook });
+      }
+    }
+    for (const list of Object.values(phases)) list.sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : 1));
+    const request = [...phases.rewrite, ...phases.access, ...phases.beforeProxy];
+
+    let upstream: CompiledUpstream | undefined;
+    if (r.upstream) upstream = compileUpstream(r.upstream, `route:${r.id}`, deps, owned);
+    else if (r.upstream_id !== undefined) {
+      upstream = shared.get(r.upstream_id);
+      if (!upstream) shared.set(r.upstream_id, (upstream = compileUpstream(upstreamById.get(r.upstream_id)!, `upstream:${r.upstream_id}`, deps, owned)));
+    }
+    routes.push({
+      info: Object.freeze({ id: r.id, uri: r.uris[0] }),
+      config: r,
+      id: r.id,
+      uris: r.uris,
+      methods: r.methods,
+      hosts: r.hosts,
+      priority: r.priority,
+      requestHooks: request.map((e) => e.hook),
+      requestHookNames: request.map((e) => e.name),
+      responseHooks: phases.response.map((e) => e.hook),
+      responseHookNames: phases.response.map((e) => e.name),
+      logHooks: phases.log.map((e) => e.hook as (ctx: RequestContext) => void),
+      logHookNames: phases.log.map((e) => e.name),
+      upstream,
+    });
+  });
+
+  if (issues.length) {
+    for (const p of owned) deps.pools.release(p);
+    return { issues };
+  }
+  return { snapshot: new Snapshot(config, buildRouter(routes), routes, owned, deps) };
+}
+
+interface Entry {
+  name: string;
+  priority: number;
+  hook: Hook;
+}
