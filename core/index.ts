@@ -1,0 +1,11 @@
+// The `gatehouse` package entry: the plugin/provider SDK plus the embedding API.
+import 'reflect-metadata';
+export * from './sdk';
+export { Gateway, startGateway, type GatewayOptions, type ReloadResult } from './gateway';
+export { GatehouseError, ErrorCodes, type ErrorCode, type ConfigIssue } from './errors';
+export { token, resolve, resolveAll, PLUGIN, SECRET_PROVIDER, LOGGER, METRICS, CONFIG_STORE, CLOCK, type Token } from './tokens';
+export { createGatewayContainer, registerExtension } from './container';
+export { FileConfigStore, MemoryConfigStore } from './stores/file-store';
+export { createLogger } from './log';
+export { createMetrics } from './metrics';
+export type { GatewayConfig, RouteConfig, UpstreamConfig, ConsumerConfig } from './config/types';
