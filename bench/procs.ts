@@ -1,0 +1,225 @@
+// Child processes of the bench (upstream, gateways): start, wait until ready, and always clean up.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** dist/ root of the compiled repo (this file runs as dist/bench/procs.js). */
+const DIST = resolve(__dirname, '..');
+const CLI = join(DIST, 'core', 'cli', 'main.js');
+const GUARD = join(__dirname, 'orphan-guard.js');
+const STOP_GRACE_MS = 3000;
+
+export interface Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly port: number;
+  /** File holding the child's stdout and stderr. */
+  readonly logFile: string;
+}
+
+const children = new Set<ChildProcess>();
+let workDir: string | undefined;
+
+/** A private temp dir for configs and child logs, removed by `cleanup`. */
+export function benchDir(): string {
+  workDir ??= mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
+  return workDir;
+}
+
+function track(proc: ChildProcess): ChildProcess {
+  children.add(proc);
+  proc.once('exit', function untrack() {
+    children.delete(proc);
+  });
+  return proc;
+}
+
+/**
+ * Child output goes to a file, not a pipe: a pipe would make the bench process (which also runs the
+ * load generator) spend CPU reading access-log lines, and a full pipe would stall the child.
+ */
+function logFd(name: string): { fd: number; file: string } {
+  const file = join(benchDir(), `${name}.log`);
+  return { fd: openSync(file, 'w'), file };
+}
+
+/** Last lines of a child's log, for error messages. */
+export function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** The upstream in its own process; resolves once it listens (it reports its port over IPC). */
+export function startUpstream(): Promise<Child> {
+  const { fd, file } = logFd('upstream');
+  const proc = track(fork(join(__dirname, 'upstream.js'), [], { stdio: ['ignore', fd, fd, 'ipc'] }));
+  closeSync(fd);
+  return new Promise<Child>(function waitForPort(ok, fail) {
+    proc.once('message', function onPort(m: { port: number }) {
+      proc.off('exit', onExit);
+      ok({ name: 'upstream', proc, port: m.port, logFile: file });
+    });
+    function onExit(code: number | null, signal: string | null): void {
+      fail(new Error(`upstream exited before listening (code ${code}, signal ${signal})\n${logTail(file)}`));
+    }
+    proc.once('exit', onExit);
+  });
+}
+
+/** A port that was free a moment ago (the gateway config needs a concrete port). */
+export function freePort(): Promise<number> {
+  return new Promise<number>(function probe(ok, fail) {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', function release() {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+export interface GatewaySpec {
+  /** Short name: file names and messages. */
+  readonly name: string;
+  readonly upstreamPort: number;
+  readonly accessLog: boolean;
+  /** Path the route matches and the readiness probe requests. */
+  readonly path: string;
+}
+
+function gatewayYaml(spec: GatewaySpec, port: number): string {
+  return [
+    'gateway:',
+    `  listen: 127.0.0.1:${port}`,
+    `  access_log: ${spec.accessLog}`,
+    'routes:',
+    `  - id: ${spec.name}`,
+    `    uri: ${spec.path}`,
+    '    upstream:',
+    '      type: roundrobin',
+    '      nodes:',
+    `        "127.0.0.1:${spec.upstreamPort}": 1`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Gatehouse through its real CLI (`gatehouse start -c <yaml>`) in its own process. Ready means a
+ * request through the route came back 200 with the upstream's exact body.
+ */
+export async function startGateway(spec: GatewaySpec, expectBody: Buffer): Promise<Child> {
+  // freePort() can race another process for the port: retry a couple of times on EADDRINUSE
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const config = join(benchDir(), `${spec.name}.yaml`);
+    const yaml = gatewayYaml(spec, port);
+    writeFileSync(config, yaml);
+    const { fd, file } = logFd(spec.name);
+    // the real CLI; the preloaded guard only listens for the bench's IPC channel closing
+    const proc = track(spawn(process.execPath, ['-r', GUARD, CLI, 'start', '-c', config], { stdio: ['ignore', fd, fd, 'ipc'] }));
+    closeSync(fd);
+    try {
+      await waitReady(proc, port, spec.path, expectBody);
+      return { name: spec.name, proc, port, logFile: file };
+    } catch (err) {
+      await stop(proc);
+      const tail = logTail(file);
+      if (attempt < 3 && tail.includes('EADDRINUSE')) continue;
+      // the temp dir is removed on exit, so the config and log go into the message
+      throw new Error(`${spec.name}: ${(err as Error).message}\nconfig:\n${yaml}last log lines:\n${tail}`);
+    }
+  }
+}
+
+async function waitReady(proc: ChildProcess, port: number, path: string, expectBody: Buffer, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`exited during startup (code ${proc.exitCode}, signal ${proc.signalCode})`);
+    try {
+      const r = await getOnce(port, path);
+      if (r.status === 200 && r.body.equals(expectBody)) return;
+      last = `HTTP ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
+    } catch (err) {
+      last = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`not ready after ${timeoutMs} ms (last probe: ${last})`);
+}
+
+/** One GET on a fresh connection. */
+export function getOnce(port: number, path: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise(function request(ok, fail) {
+    const req = get({ host: '127.0.0.1', port, path, agent: false, timeout: 2000 }, function onResponse(res) {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', fail);
+    });
+    req.on('timeout', () => req.destroy(new Error('probe timed out')));
+    req.on('error', fail);
+  });
+}
+
+/** SIGTERM (the gateway drains), then SIGKILL after a grace period. */
+function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise<void>(function awaitExit(ok) {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
+    proc.once('exit', function exited() {
+      clearTimeout(timer);
+      ok();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+/** Stop every child still running and remove the temp dir. Safe to call more than once. */
+export async function cleanup(): Promise<void> {
+  await Promise.all([...children].map(stop));
+  removeWorkDir();
+}
+
+/** Last resort from a synchronous `exit` handler: no waiting possible, so SIGKILL. */
+export function killAllNow(): void {
+  for (const proc of children) proc.kill('SIGKILL');
+  removeWorkDir();
+}
+
+function removeWorkDir(): void {
+  if (workDir === undefined) return;
+  rmSync(workDir, { recursive: true, force: true });
+  workDir = undefined;
+}
+
+/** How many times `needle` occurs in a child's log file (e.g. access-log lines). */
+export function countInLog(file: string, needle: string): number {
+  const buf = readFileSync(file);
+  const n = Buffer.from(needle);
+  let count = 0;
+  for (let i = buf.indexOf(n); i !== -1; i = buf.indexOf(n, i + n.length)) count++;
+  return count;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; undefined where unavailable. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the ")" that closes the command name: utime is the 12th, stime the 13th
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+// USER_HZ is 100 on every mainstream Linux build; Node offers no sysconf() to ask
+const CLOCK_TICKS = 100;
