@@ -200,6 +200,8 @@ export interface ConfigStore {
   readonly description: string;
   /** Read the whole configuration. @throws GatehouseError GH_ERR_CONFIG_PARSE on unreadable input */
   load(): Promise<RawConfig>;
+  /** Read the configuration again for a live reload; may be stricter than `load` (defaults to it). */
+  reload?(): Promise<RawConfig>;
   /** Call `onChange` whenever the configuration may have changed. */
   watch(onChange: () => void): void;
   close(): Promise<void>;

@@ -143,7 +143,7 @@ export class Gateway {
   private async doReload(): Promise<ReloadResult> {
     let snapshot: Snapshot;
     try {
-      snapshot = compile(await this.store.load(), this.deps);
+      snapshot = compile(await (this.store.reload ? this.store.reload() : this.store.load()), this.deps);
     } catch (err) {
       const issues = err instanceof GatehouseError ? err.issues : [];
       const message = err instanceof Error ? err.message : String(err);
@@ -173,6 +173,7 @@ export class Gateway {
     this.closed = true;
     await this.store.close();
     const server = this.server;
+    const wasListening = server?.listening === true;
     if (server) {
       this.plane.draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -191,7 +192,7 @@ export class Gateway {
     }
     this.plane.current.retire();
     await this.deps.pools.closeAll();
-    this.logger.info({}, 'gatehouse stopped');
+    if (wasListening) this.logger.info({}, 'gatehouse stopped');
     (this.logger as { flush?: () => void }).flush?.();
   }
 }

@@ -11,16 +11,34 @@ export interface LogOptions {
   sync?: boolean;
 }
 
-/** Create the root logger. Call `flushLogger` before exiting to write buffered lines. */
+/** Longest time a buffered log line waits before it is written. */
+const FLUSH_MS = 200;
+const noop = () => undefined;
+
+/** Create the root logger. Call its `flush()` before exiting to write buffered lines. */
 export function createLogger(opts: LogOptions = {}): Logger & { flush?: () => void } {
   const level = process.env.GATEHOUSE_LOG_LEVEL ?? opts.level ?? 'info';
   const base = { name: 'gatehouse' };
   if (opts.destination !== undefined && typeof opts.destination !== 'number') {
     return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination as pino.DestinationStream);
   }
-  const dest = pino.destination({ dest: opts.destination ?? 1, sync: opts.sync ?? false, minLength: opts.sync ? 0 : 4096 });
+  const sync = opts.sync ?? false;
+  const dest = pino.destination({ dest: opts.destination ?? 1, sync, minLength: sync ? 0 : 4096 });
   const logger = pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
-  return Object.assign(logger, { flush: () => dest.flushSync() });
+  if (!sync) {
+    // lines are batched up to 4 KiB; never hold a line longer than FLUSH_MS on a quiet gateway
+    const timer = setInterval(() => dest.flush(noop), FLUSH_MS);
+    timer.unref();
+  }
+  return Object.assign(logger, {
+    flush: () => {
+      try {
+        dest.flushSync();
+      } catch {
+        // not ready yet (nothing written): nothing to flush
+      }
+    },
+  });
 }
 
 /** A logger that drops everything (for tools that must print nothing). */

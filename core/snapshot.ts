@@ -5,7 +5,7 @@ import type { Pool } from 'undici';
 import type { Hook, PluginServices, RequestContext, RouteInfo } from './contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
 import { PassiveHealth } from './health';
-import { buildRouter, type Router } from './router';
+import { buildRouter, RouteUriError, type Router } from './router';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './config/types';
 import { joinPath, type Registry } from './config/validate';
 import type { ConfigIssue } from './errors';
@@ -189,7 +189,17 @@ export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { sn
     for (const p of owned) deps.pools.release(p);
     return { issues };
   }
-  return { snapshot: new Snapshot(config, buildRouter(routes), routes, owned, deps) };
+  let router: Router<CompiledRoute>;
+  try {
+    router = buildRouter(routes);
+  } catch (err) {
+    for (const p of owned) deps.pools.release(p);
+    if (!(err instanceof RouteUriError)) throw err;
+    const i = config.routes.findIndex((r) => r.id === err.routeId);
+    const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
+    return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
+  }
+  return { snapshot: new Snapshot(config, router, routes, owned, deps) };
 }
 
 interface Entry {

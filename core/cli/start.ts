@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { startGateway, type Gateway } from '../gateway';
 import { GatehouseError } from '../errors';
 import { createLogger } from '../log';
+import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
 
 function workerCount(raw: Record<string, unknown>): number {
@@ -14,15 +15,16 @@ function workerCount(raw: Record<string, unknown>): number {
 }
 
 export async function startCommand(file: string): Promise<number> {
-  const logger = createLogger();
-  let workers = 1;
-  if (cluster.isPrimary) {
-    try {
-      workers = workerCount(await readConfigFile(file));
-    } catch {
-      // reported by the load below, with full detail
-    }
+  let raw: Record<string, unknown> = {};
+  try {
+    raw = await readConfigFile(file);
+  } catch {
+    // reported by the load below, with full detail
   }
+  const level = (raw.gateway as { log_level?: unknown } | undefined)?.log_level;
+  const root = createLogger({ level: typeof level === 'string' ? level : undefined });
+  const logger = cluster.isWorker ? root.child({ worker: cluster.worker?.id }) : root;
+  const workers = cluster.isPrimary ? workerCount(raw) : 1;
   if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger);
   let gw: Gateway;
   try {
@@ -30,7 +32,7 @@ export async function startCommand(file: string): Promise<number> {
   } catch (err) {
     const issues = err instanceof GatehouseError ? err.issues : [];
     logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');
-    (logger as { flush?: () => void }).flush?.();
+    root.flush?.();
     return 1;
   }
   return new Promise<number>((resolve) => {
@@ -43,8 +45,14 @@ export async function startCommand(file: string): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'draining');
       gw.close().then(
-        () => resolve(0),
-        () => resolve(1),
+        () => {
+          root.flush?.();
+          resolve(0);
+        },
+        () => {
+          root.flush?.();
+          resolve(1);
+        },
       );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -54,7 +62,7 @@ export async function startCommand(file: string): Promise<number> {
 }
 
 /** node:cluster primary: workers share the listener; signals are passed on; exit when all exit. */
-function runPrimary(n: number, logger: ReturnType<typeof createLogger>): Promise<number> {
+function runPrimary(n: number, logger: Logger): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     let failed = false;

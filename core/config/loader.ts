@@ -14,7 +14,9 @@ export function parseConfigText(text: string, source: string): RawConfig {
   if (doc.errors.length) {
     const lines = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
-      return `${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+      // the parser's own " at line L, column C:" would repeat the position given up front
+      const message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      return `${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${message}`;
     });
     throw new GatehouseError('GH_ERR_CONFIG_PARSE', lines.join('\n'));
   }
@@ -26,13 +28,23 @@ export function parseConfigText(text: string, source: string): RawConfig {
   return value as RawConfig;
 }
 
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory, not a file',
+  ENOTDIR: 'a parent of it is not a directory',
+};
+
 /** Read and parse a config file. @throws GatehouseError GH_ERR_CONFIG_READ / GH_ERR_CONFIG_PARSE */
 export async function readConfigFile(path: string): Promise<RawConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new GatehouseError('GH_ERR_CONFIG_READ', `${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === undefined ? (err as Error).message : `${READ_ERRORS[code] ?? 'read failed'} (${code})`;
+    throw new GatehouseError('GH_ERR_CONFIG_READ', `${path}: ${why}`);
   }
   return parseConfigText(text, path);
 }

@@ -150,10 +150,28 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
  */
 export function validateConfig(raw: unknown, registry: Registry): { config: GatewayConfig; issues?: undefined } | { issues: ConfigIssue[]; config?: undefined } {
   const doc = raw === null || raw === undefined ? {} : structuredClone(raw);
-  const issues = checkDocument(doc, '');
-  if (issues.length) return { issues };
-  const c = doc as any;
+  const schemaIssues = checkDocument(doc, '');
+  if (schemaIssues.length === 0) {
+    const issues: ConfigIssue[] = [];
+    checkReferences(doc, registry, issues);
+    if (issues.length) return { issues };
+    return { config: deepFreeze(doc) as GatewayConfig };
+  }
+  // Still run the cross-checks so one load lists every problem (an unknown plugin next to an empty
+  // `nodes`). They assume a schema-valid document: they may throw on the broken parts, and what
+  // they say about a part the schema already rejected is noise.
+  const more: ConfigIssue[] = [];
+  try {
+    checkReferences(doc, registry, more);
+  } catch {
+    // a broken shape the schema issues already explain
+  }
+  const within = (p: string, base: string) => base === '' || p === base || p.startsWith(`${base}.`) || p.startsWith(`${base}[`);
+  return { issues: [...schemaIssues, ...more.filter((m) => !schemaIssues.some((s) => within(m.path, s.path)))] };
+}
 
+/** Cross-reference checks (ids, references, plugin configs); normalises `c` in place. */
+function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): void {
   const upstreamIds = new Set<string>();
   c.upstreams.forEach((u: any, i: number) => {
     const path = joinPath('upstreams', i);
@@ -173,7 +191,7 @@ export function validateConfig(raw: unknown, registry: Registry): { config: Gate
     }
     if (r.uri !== undefined && r.uris !== undefined) issues.push({ path: joinPath(path, 'uris'), message: 'cannot be used together with uri' });
     else if (r.uri === undefined && r.uris === undefined) issues.push({ path: joinPath(path, 'uri'), message: 'is required' });
-    r.uris = r.uris ?? [r.uri];
+    r.uris = r.uris ?? (r.uri === undefined ? [] : [r.uri]);
     delete r.uri;
     for (const [j, u] of (r.uris as string[]).entries()) {
       const star = u.indexOf('*');
@@ -215,9 +233,6 @@ export function validateConfig(raw: unknown, registry: Registry): { config: Gate
     issues.push(...check(rest, path));
     Object.assign(s, rest, { id });
   });
-
-  if (issues.length) return { issues };
-  return { config: deepFreeze(c) as GatewayConfig };
 }
 
 function checkPlugins(plugins: Record<string, unknown>, path: string, registry: Registry, consumer: boolean, issues: ConfigIssue[]): void {

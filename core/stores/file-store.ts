@@ -3,6 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { ConfigStore, RawConfig } from '../contracts';
 import { readConfigFile } from '../config/loader';
+import { GatehouseError } from '../errors';
 
 /** Watches the file's directory, so editors that save by rename (vim, kubectl ConfigMaps) are seen. */
 export class FileConfigStore implements ConfigStore {
@@ -21,12 +22,32 @@ export class FileConfigStore implements ConfigStore {
     return readConfigFile(this.path);
   }
 
+  /**
+   * For reloads: an empty file is what an in-place write looks like half-way through, never a
+   * config anyone means to deploy over a running one (an empty document has no routes).
+   */
+  async reload(): Promise<RawConfig> {
+    const raw = await readConfigFile(this.path);
+    if (Object.keys(raw).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.path}: the file is empty`);
+    return raw;
+  }
+
   watch(onChange: () => void): void {
     const name = basename(this.path);
+    let firstPending = 0;
+    const fire = () => {
+      firstPending = 0;
+      this.timer = undefined;
+      onChange();
+    };
     this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
       if (file !== null && file !== name && !String(file).startsWith(name)) return;
       clearTimeout(this.timer);
-      this.timer = setTimeout(onChange, this.debounceMs);
+      const now = Date.now();
+      if (firstPending === 0) firstPending = now;
+      // a file rewritten more often than the debounce still reloads at least every 5 debounces
+      const wait = now - firstPending >= this.debounceMs * 5 ? 0 : this.debounceMs;
+      this.timer = setTimeout(fire, wait);
     });
   }
 

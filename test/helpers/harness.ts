@@ -88,3 +88,233 @@ export async function bootGateway(config: Record<string, unknown>, opts: Partial
 
 /** Sleep. */
 export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// Below: helpers for proxy tests (upstreams that misbehave at the TCP level). Imports are hoisted.
+import { spawn } from 'node:child_process';
+import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+
+/** A raw TCP server on 127.0.0.1:0 (for upstreams that misbehave below HTTP). */
+export interface TcpServer {
+  readonly server: NetServer;
+  readonly port: number;
+  /** "127.0.0.1:<port>" */
+  readonly node: string;
+  /** Connections accepted so far. */
+  readonly accepted: () => number;
+  close(): Promise<void>;
+}
+
+/** Start a TCP server whose `onConnection` gets every accepted socket; all sockets are destroyed on close. */
+export async function startTcpServer(onConnection: (socket: Socket) => void): Promise<TcpServer> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createNetServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    onConnection(socket);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    node: `127.0.0.1:${port}`,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A loopback port with nothing listening on it (bound, then closed): connections are refused. */
+export async function refusedPort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A free loopback port for a process that binds it itself (bound, then closed). */
+export const freePort = refusedPort;
+
+const BLACKHOLE_PY = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for i in range(2):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    fill.append(c)
+time.sleep(0.2)
+print(port, flush=True)
+sys.stdin.read()
+`;
+
+/**
+ * A loopback listener that never completes a TCP handshake: a python3 child listens with a backlog
+ * of 0, never accepts, and fills its accept queue itself, so the kernel drops further SYNs and a
+ * connect attempt hangs until the client's connect timeout. The child exits when its stdin closes.
+ * Verified before returning: a probe connect must not succeed within 300 ms.
+ * @throws Error when python3 is missing or the port is not a black hole
+ */
+export async function startBlackhole(): Promise<{ port: number; node: string; close(): Promise<void> }> {
+  const child = spawn('python3', ['-c', BLACKHOLE_PY], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const close = async () => {
+    child.stdin.end();
+    child.kill('SIGTERM');
+    await exited;
+  };
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`blackhole helper exited with ${code}`)));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+  }).catch(async (err) => {
+    await close();
+    throw err;
+  });
+  const connected = await new Promise<boolean>((resolve) => {
+    const probe = netConnect(port, '127.0.0.1');
+    const timer = setTimeout(() => {
+      probe.destroy();
+      resolve(false);
+    }, 300);
+    probe.once('connect', () => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (connected) {
+    await close();
+    throw new Error(`blackhole on port ${port} completed or refused a handshake`);
+  }
+  return { port, node: `127.0.0.1:${port}`, close };
+}
+
+// Below: helpers for tests that run the real `gatehouse` CLI as a child process. Imports are hoisted.
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+
+/** A new empty directory under the OS temp dir (the caller removes it). */
+export function tempDir(prefix = 'gatehouse-test-'): string {
+  return mkdtempSync(joinPath(tmpdir(), prefix));
+}
+
+/** Absolute path of the compiled CLI entry point, dist/core/cli/main.js. */
+export function cliPath(): string {
+  return joinPath(__dirname, '..', '..', 'core', 'cli', 'main.js');
+}
+
+/** Run `gatehouse <args>` to completion (killed after `timeoutMs`), optionally as another user. */
+export function runCli(args: readonly string[], opts: { timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cliPath(), ...args], { timeout: opts.timeoutMs ?? 15000, encoding: 'utf8', uid: opts.uid, gid: opts.gid }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A running `gatehouse start` child process. */
+export interface GatehouseProcess {
+  readonly child: ChildProcess;
+  /** Everything written to stdout so far (JSON log lines). */
+  stdout(): string;
+  stderr(): string;
+  /** stdout parsed line by line (non-JSON lines as `{ raw }`). */
+  logLines(): Array<Record<string, any>>;
+  /** Settles when the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL the process if it still runs, and wait for it (for `after()`). */
+  kill(): Promise<void>;
+}
+
+/** Resolve once a TCP connection to 127.0.0.1:`port` succeeds; reject after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 10000, gaveUp: () => string | undefined = () => undefined): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = netConnect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    const reason = gaveUp();
+    if (reason !== undefined) throw new Error(reason);
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await delay(25);
+  }
+}
+
+/**
+ * Start `gatehouse start -c <configPath>` as a child process and wait until `port` (the config's
+ * `gateway.listen` port) accepts connections. Logs are captured from stdout/stderr.
+ */
+export async function startGatehouse(configPath: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<GatehouseProcess> {
+  const child = spawn(process.execPath, [cliPath(), 'start', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve((exit = { code, signal }))),
+  );
+  const proc: GatehouseProcess = {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    logLines: () =>
+      out
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, any>;
+          } catch {
+            return { raw: l };
+          }
+        }),
+    exited,
+    async kill() {
+      if (exit === undefined) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  try {
+    await waitForPort(port, 15000, () => (exit ? `gatehouse exited (code ${exit.code}) before listening:\n${out}${err}` : undefined));
+  } catch (e) {
+    await proc.kill();
+    throw e;
+  }
+  return proc;
+}
+

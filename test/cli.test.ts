@@ -1,0 +1,147 @@
+// The real `gatehouse` CLI as a child process: `validate` exit codes and messages, and `start`
+// refusing a bad config.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
+
+const dir = tempDir('gatehouse-cli-');
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const VALID = `
+routes:
+  - id: mock
+    uri: /ip
+    plugins:
+      mocking: { response_example: '{"origin":"127.0.0.1"}' }
+  - id: proxied
+    uri: /anything/*
+    upstream:
+      nodes: { "127.0.0.1:9081": 1 }
+`;
+
+describe('gatehouse validate', () => {
+  test('exits 1 and names routes[0].upstream.nodes when the upstream has no nodes', async () => {
+    const f = file('no-nodes.yaml', 'routes:\n  - id: r\n    uri: /\n    upstream:\n      nodes: {}\n');
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `${f}: 1 error\nroutes[0].upstream.nodes: must have at least 1 entry\n`);
+    assert.equal(r.stdout, '');
+  });
+
+  test('exits 0 and says ok with the route count for a valid file', async () => {
+    const f = file('valid.yaml', VALID);
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${f}: ok (2 routes)\n`);
+    assert.equal(r.stderr, '');
+  });
+
+  test('accepts a JSON file', async () => {
+    const f = file('valid.json', JSON.stringify({ routes: [{ id: 'a', uri: '/a', plugins: { mocking: {} } }] }));
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${f}: ok (1 route)\n`);
+  });
+
+  test('lists every error, one per line, after a count', async () => {
+    const f = file(
+      'many.yaml',
+      `routes:
+  - id: a
+    uri: /a
+    upstream: { nodes: [] }
+  - id: a
+    uri: /b
+    plugins: { nope: {} }
+  - id: c
+    uri: /c
+    upstream_id: ghost
+`,
+    );
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.deepEqual(r.stderr.split('\n'), [
+      `${f}: 4 errors`,
+      'routes[0].upstream.nodes: must have at least 1 entry',
+      'routes[1].id: duplicate route id "a"',
+      'routes[1].plugins.nope: unknown plugin "nope"',
+      'routes[2].upstream_id: refers to unknown upstream "ghost"',
+      '',
+    ]);
+  });
+
+  test('exits 1 with the line and column of a YAML syntax error', async () => {
+    const f = file('broken.yaml', 'routes:\n  - id: a\n    id: b\n');
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `configuration cannot be parsed: ${f}:3:5: Map keys must be unique\n`);
+  });
+
+  test('exits 1 with a clear message when the file does not exist', async () => {
+    const f = join(dir, 'missing.yaml');
+    const r = await runCli(['validate', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `configuration cannot be read: ${f}: no such file (ENOENT)\n`);
+    assert.equal(r.stdout, '');
+  });
+
+  test('exits 1 with a clear message when the path is a directory', async () => {
+    const r = await runCli(['validate', '-c', dir]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `configuration cannot be read: ${dir}: is a directory, not a file (EISDIR)\n`);
+  });
+
+  test('exits 1 with a clear message when the file cannot be read for lack of permission', async () => {
+    const f = file('secret.yaml', VALID);
+    chmodSync(f, 0o000);
+    // root reads any file whatever its mode: run the CLI as "nobody" then
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    if (asUser.uid !== undefined) chmodSync(dir, 0o711);
+    const r = await runCli(['validate', '-c', f], asUser);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `configuration cannot be read: ${f}: permission denied (EACCES)\n`);
+  });
+
+  test('exits 1 when -c is not given', async () => {
+    const r = await runCli(['validate']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /required option '-c, --config <file>' not specified/);
+  });
+});
+
+describe('gatehouse start', () => {
+  test('refuses an invalid config: exit 1 and one error line naming each path', async () => {
+    const f = file('start-bad.yaml', 'routes:\n  - id: r\n    uri: /\n    upstream:\n      nodes: {}\n    plugins: { nope: {} }\n');
+    const r = await runCli(['start', '-c', f]);
+    assert.equal(r.code, 1);
+    const errors = r.stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { level: number; msg: string; errors?: string[] })
+      .filter((l) => l.level >= 50);
+    assert.equal(errors.length, 1, r.stdout);
+    assert.equal(errors[0].msg, 'gatehouse cannot start');
+    assert.deepEqual(errors[0].errors, ['routes[0].upstream.nodes: must have at least 1 entry', 'routes[0].plugins.nope: unknown plugin "nope"']);
+  });
+
+  test('serves a valid config on gateway.listen', async () => {
+    const port = await freePort();
+    const f = file('start-ok.yaml', `gateway: { listen: "127.0.0.1:${port}" }\n${VALID}`);
+    const gh = await startGatehouse(f, port);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/ip`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), '{"origin":"127.0.0.1"}');
+    } finally {
+      await gh.kill();
+    }
+  });
+});
