@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { UpstreamNode } from './balancer';
+import type { HashSource, UpstreamNode } from './balancer';
 import type { Context } from './context';
 import type { CompiledUpstream } from './snapshot';
 
@@ -128,6 +128,13 @@ class LazyBody extends Readable {
   }
 }
 
+/** What chash hashes on. Context names the client address and path differently, so it is not one. */
+function hashSource(ctx: Context): HashSource {
+  return { remoteAddr: ctx.clientIp, uri: ctx.path, host: ctx.host, headers: ctx.headers, query: ctx.query };
+}
+/** roundrobin and least_conn never read the source. */
+const NO_HASH_SOURCE: HashSource = Object.freeze({ remoteAddr: '', uri: '', host: '', headers: {}, query: '' });
+
 function hasBody(h: IncomingHttpHeaders): boolean {
   const cl = h['content-length'];
   return h['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
@@ -164,7 +171,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   private attempt(): void {
     const { ctx, up } = this;
-    const node = up.balancer.pick(ctx as never, this.tried, up.health.check);
+    const node = up.balancer.pick(up.isChash ? hashSource(ctx) : NO_HASH_SOURCE, this.tried, up.health.check);
     if (node === undefined) {
       this.host.respondError(ctx, this.lastWasTimeout ? 504 : 502);
       return;
@@ -212,7 +219,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.sendTimer = null;
     const b = this.body;
     if (b === null || this.started || this.done || b.readableEnded) return;
-    const idle = this.now() - b.lastProgress;
+    const now = this.now();
+    // nothing waits in the body buffer: the upstream takes all it is given and the client is the
+    // slow side, which is neither an upstream send timeout nor an upstream failure
+    if (b.readableLength === 0) b.lastProgress = now;
+    const idle = now - b.lastProgress;
     const limit = this.up.sendTimeoutMs;
     if (idle >= limit) this.controller?.abort(new SendTimeoutError());
     else this.armSendTimer(limit - idle);
@@ -244,6 +255,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (ctx.aborted) return;
     this.pending = [];
     this.host.startResponse(ctx, this.writeHead);
+    // asynchronous response hooks still run: hold the upstream body instead of buffering it
+    if (this.pending !== null && !controller.paused) controller.pause();
   }
 
   private readonly writeHead = (): void => {
@@ -254,6 +267,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     ctx.res.writeHead(ctx.status, ctx.responseHeaders);
     if (pending !== null) for (const c of pending) this.write(c);
     if (this.done) ctx.res.end();
+    else if (ctx.res.writableNeedDrain) ctx.res.once('drain', this.resume);
+    else this.resume();
   };
 
   private write(chunk: Buffer): void {
@@ -311,6 +326,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.attempt();
       return;
     }
+    this.discardBody();
     this.host.respondError(ctx, this.lastWasTimeout ? 504 : 502);
+  }
+
+  /**
+   * The request will not go upstream any more: drop the rest of the client's body so the client
+   * (still uploading) reads our answer instead of stalling. Node only does this itself for bodies
+   * nobody has started reading.
+   */
+  private discardBody(): void {
+    const b = this.body;
+    if (b === null || !b.started) return;
+    this.body = null;
+    b.destroy();
+    if (!this.ctx.req.complete) this.ctx.req.resume();
   }
 }

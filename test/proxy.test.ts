@@ -1,0 +1,721 @@
+// Whole-gateway proxy tests: real upstreams (HTTP and raw TCP) on 127.0.0.1, a real gateway, real
+// clients. Covers forwarding, header rules, local error responses, retries, timeouts, passive
+// health and load balancing.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request } from 'undici';
+import { bootGateway, delay, refusedPort, startBlackhole, startTcpServer, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+async function upstream(t: TestContext, handler?: (req: IncomingMessage, res: ServerResponse) => void, name?: string): Promise<Upstream> {
+  const u = await startUpstream(handler, name);
+  t.after(() => u.close());
+  return u;
+}
+
+async function gateway(t: TestContext, config: Record<string, unknown>): Promise<TestGateway> {
+  const g = await bootGateway(config);
+  t.after(() => g.close());
+  return g;
+}
+
+/** One catch-all route to an inline upstream. */
+function oneRoute(up: Record<string, unknown>, uri = '/*'): Record<string, unknown> {
+  return { routes: [{ id: 'r1', uri, upstream: up }] };
+}
+
+/** Log lines of failed upstream attempts. */
+function failures(g: TestGateway): Array<Record<string, any>> {
+  return g.logs.lines.filter((l) => l.msg === 'upstream request failed');
+}
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  const r = await request(url, { headers });
+  return { status: r.statusCode, headers: r.headers, text: await r.body.text() };
+}
+
+async function getJson(url: string, headers: Record<string, string> = {}): Promise<any> {
+  const r = await get(url, headers);
+  assert.equal(r.status, 200, r.text);
+  return JSON.parse(r.text);
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Upstream handler: answers with method, url, body length and body sha256. */
+function hashingHandler(name = 'upstream') {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const h = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (d: Buffer) => {
+      bytes += d.length;
+      h.update(d);
+    });
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ name, method: req.method, url: req.url, bytes, sha256: h.digest('hex'), headers: req.headers }));
+    });
+  };
+}
+
+/**
+ * Send raw bytes over a fresh connection and read until the server closes it (send
+ * `Connection: close`). Returns the status, the raw header list and the body (de-chunked).
+ */
+function rawRequest(port: number, head: string, body: Buffer | string = ''): Promise<{ status: number; headers: Array<[string, string]>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', reject);
+    s.on('end', () => {
+      const all = Buffer.concat(chunks);
+      const sep = all.indexOf('\r\n\r\n');
+      if (sep === -1) return reject(new Error(`no response head in ${JSON.stringify(all.toString())}`));
+      const lines = all.subarray(0, sep).toString('latin1').split('\r\n');
+      const status = Number(lines[0].split(' ')[1]);
+      const headers = lines.slice(1).map((l): [string, string] => {
+        const i = l.indexOf(':');
+        return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()];
+      });
+      let rest = all.subarray(sep + 4);
+      if (headers.some(([k, v]) => k === 'transfer-encoding' && /chunked/i.test(v))) {
+        const out: Buffer[] = [];
+        for (;;) {
+          const eol = rest.indexOf('\r\n');
+          const size = parseInt(rest.subarray(0, eol).toString(), 16);
+          if (!size) break;
+          out.push(rest.subarray(eol + 2, eol + 2 + size));
+          rest = rest.subarray(eol + 2 + size + 2);
+        }
+        rest = Buffer.concat(out);
+      }
+      resolve({ status, headers, body: rest });
+      s.destroy();
+    });
+    // no half-close: the server would drop the request; it closes after answering (Connection: close)
+    s.write(head.replace(/\n/g, '\r\n') + '\r\n');
+    s.write(body);
+  });
+}
+
+/** A TCP "upstream" that reads the start of a request, then destroys the connection without answering. */
+async function resettingServer(t: TestContext) {
+  const srv = await startTcpServer((socket) => socket.once('data', () => socket.destroy()));
+  t.after(() => srv.close());
+  return srv;
+}
+
+/** A body stream of `size` generated bytes (made as it is read); `sha256()` is known once it ended. */
+function generatedBody(size: number, chunk = 64 * 1024): { stream: Readable; sha256: () => string } {
+  const block = randomBytes(chunk);
+  const h = createHash('sha256');
+  let sent = 0;
+  let n = 0;
+  const stream = new Readable({
+    read() {
+      if (sent >= size) return void this.push(null);
+      const b = Buffer.from(block.subarray(0, Math.min(chunk, size - sent)));
+      b.writeUInt32BE(n++ >>> 0, 0);
+      sent += b.length;
+      h.update(b);
+      this.push(b);
+    },
+  });
+  let digest: string | undefined;
+  return { stream, sha256: () => (digest ??= h.digest('hex')) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// forwarding
+
+test('proxies a GET with its method, path and query string delivered exactly', async (t) => {
+  const up = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  const path = '/shop/items/a%20b/%E2%9C%93?x=1&y=%2F%3F&x=2&flag&empty=';
+  const body = await getJson(g.url + path);
+  assert.equal(body.method, 'GET');
+  assert.equal(body.url, path);
+  assert.equal(body.bytes, 0);
+  assert.equal(up.seen.length, 1);
+});
+
+test('proxies request bodies byte for byte for POST, PUT, PATCH and DELETE, with and without Content-Length', async (t) => {
+  const up = await upstream(t, hashingHandler());
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'] as const) {
+    const data = randomBytes(300_000);
+    const r = await request(`${g.url}/upload?m=${method}`, { method, body: data, headers: { 'content-type': 'application/octet-stream' } });
+    const got = (await r.body.json()) as any;
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual([got.method, got.url, got.bytes, got.sha256], [method, `/upload?m=${method}`, data.length, sha256(data)]);
+    assert.equal(got.headers['content-length'], String(data.length));
+  }
+  // a streamed body without Content-Length reaches the upstream chunked and intact
+  const gen = generatedBody(1_000_000 + 17);
+  const r = await request(`${g.url}/chunked`, { method: 'POST', body: gen.stream });
+  const got = (await r.body.json()) as any;
+  assert.deepEqual([got.bytes, got.sha256], [1_000_017, gen.sha256()]);
+  assert.equal(got.headers['transfer-encoding'], 'chunked');
+});
+
+test('passes the upstream status, headers and body through unchanged', async (t) => {
+  const up = await upstream(t, (req, res) => {
+    if (req.url === '/created') {
+      res.writeHead(201, { 'content-type': 'text/plain', 'x-custom': 'yes', 'set-cookie': ['a=1; Path=/', 'b=2; HttpOnly'], 'cache-control': 'no-store', location: '/items/7' });
+      res.end('created');
+    } else if (req.url === '/empty') {
+      res.writeHead(204, { 'x-empty': '1' });
+      res.end();
+    } else {
+      // an upstream error status is the upstream's answer, not a gateway error
+      res.writeHead(req.url === '/missing' ? 404 : 500, { 'content-type': 'application/json' });
+      res.end('{"upstream":"says no"}');
+    }
+  });
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  const created = await get(`${g.url}/created`);
+  assert.equal(created.status, 201);
+  assert.equal(created.text, 'created');
+  assert.equal(created.headers['x-custom'], 'yes');
+  assert.deepEqual(created.headers['set-cookie'], ['a=1; Path=/', 'b=2; HttpOnly']);
+  assert.equal(created.headers['cache-control'], 'no-store');
+  assert.equal(created.headers.location, '/items/7');
+  assert.equal(created.headers['content-type'], 'text/plain');
+  const empty = await get(`${g.url}/empty`);
+  assert.deepEqual([empty.status, empty.text, empty.headers['x-empty']], [204, '', '1']);
+  const missing = await get(`${g.url}/missing`);
+  assert.deepEqual([missing.status, missing.text], [404, '{"upstream":"says no"}']);
+  const broken = await get(`${g.url}/broken`);
+  assert.deepEqual([broken.status, broken.text], [500, '{"upstream":"says no"}']);
+});
+
+test('passes an early upstream answer (413 before the body was read) to the client', async (t) => {
+  // a Node upstream answers without reading the body, then drains it (keep-alive)
+  const up = await upstream(t, (_req, res) => {
+    res.writeHead(413, { 'content-type': 'text/plain' });
+    res.end('too large');
+  });
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  const r = await request(`${g.url}/upload`, { method: 'PUT', body: randomBytes(8 * 1024 * 1024) });
+  assert.equal(r.statusCode, 413);
+  assert.equal(await r.body.text(), 'too large');
+  assert.deepEqual(failures(g), []);
+});
+
+test('strips hop-by-hop request headers, including those the client names in Connection', async (t) => {
+  const up = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  const head = [
+    'POST /hop HTTP/1.1',
+    'Host: gw.example.test',
+    'Connection: close, X-Hop-Req',
+    'Keep-Alive: timeout=77',
+    'Proxy-Connection: keep-alive',
+    'TE: trailers',
+    'Upgrade: websocket',
+    'X-Hop-Req: per-connection',
+    'X-End-To-End: kept',
+    'Transfer-Encoding: chunked',
+    '',
+  ].join('\n');
+  const r = await rawRequest(g.port, head, '5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
+  assert.equal(r.status, 200, r.body.toString());
+  const seen = JSON.parse(r.body.toString());
+  const h = seen.headers as Record<string, string>;
+  assert.equal(seen.bytes, 11, 'the chunked body is re-framed, not lost');
+  assert.equal(h['x-end-to-end'], 'kept');
+  for (const name of ['keep-alive', 'proxy-connection', 'te', 'upgrade', 'x-hop-req']) assert.equal(h[name], undefined, `${name} must not be forwarded`);
+  assert.ok(!/x-hop-req|close/i.test(h.connection ?? ''), `connection header forwarded: ${h.connection}`);
+  // the gateway frames the upstream body itself: chunked from its own stream, not copied from the client
+  assert.equal(h['transfer-encoding'], 'chunked');
+  assert.equal(h['content-length'], undefined);
+});
+
+test('strips hop-by-hop response headers, including those the upstream names in Connection', async (t) => {
+  const raw = await startTcpServer((socket) => {
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      buf = '';
+      socket.write(
+        [
+          'HTTP/1.1 200 OK',
+          'Connection: keep-alive, X-Hop-Resp',
+          'Keep-Alive: timeout=99, max=7',
+          'Proxy-Connection: keep-alive',
+          'TE: trailers',
+          'Upgrade: h2c',
+          'Trailer: X-Checksum',
+          'X-Hop-Resp: per-connection',
+          'X-End-To-End: kept',
+          'Content-Type: text/plain',
+          'Transfer-Encoding: chunked',
+          '',
+          '5',
+          'hello',
+          '6',
+          ' world',
+          '0',
+          '',
+          '',
+        ].join('\r\n'),
+      );
+    });
+  });
+  t.after(() => raw.close());
+  const g = await gateway(t, oneRoute({ nodes: { [raw.node]: 1 } }));
+  const r = await rawRequest(g.port, 'GET /hop HTTP/1.1\nHost: gw.example.test\nConnection: close\n');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'hello world');
+  const names = r.headers.map(([k]) => k);
+  const value = (n: string) => r.headers.filter(([k]) => k === n).map(([, v]) => v);
+  assert.deepEqual(value('x-end-to-end'), ['kept']);
+  assert.deepEqual(value('content-type'), ['text/plain']);
+  for (const name of ['proxy-connection', 'te', 'upgrade', 'trailer', 'x-hop-resp']) assert.ok(!names.includes(name), `${name} must not be passed to the client`);
+  assert.ok(!value('keep-alive').includes('timeout=99, max=7'), 'the upstream Keep-Alive must not be passed on');
+  assert.deepEqual(value('connection'), ['close'], 'Connection describes the client connection only');
+  assert.deepEqual(value('transfer-encoding'), ['chunked']);
+});
+
+test('sets X-Forwarded-For (appending), X-Forwarded-Proto, X-Forwarded-Host and X-Real-IP, replacing spoofed values', async (t) => {
+  const up = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }));
+  const spoofed = await getJson(`${g.url}/fwd`, {
+    host: 'shop.example.test:8443',
+    'x-forwarded-for': '203.0.113.7, 198.51.100.2',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'evil.example.test',
+    'x-real-ip': '198.51.100.66',
+  });
+  assert.equal(spoofed.headers['x-forwarded-for'], '203.0.113.7, 198.51.100.2, 127.0.0.1');
+  assert.equal(spoofed.headers['x-forwarded-proto'], 'http');
+  assert.equal(spoofed.headers['x-forwarded-host'], 'shop.example.test:8443');
+  assert.equal(spoofed.headers['x-real-ip'], '127.0.0.1');
+  const plain = await getJson(`${g.url}/fwd`, { host: 'shop.example.test' });
+  assert.equal(plain.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(plain.headers['x-forwarded-host'], 'shop.example.test');
+  assert.equal(plain.headers['x-real-ip'], '127.0.0.1');
+  assert.equal(plain.headers['x-forwarded-proto'], 'http');
+});
+
+test('pass_host: pass keeps the client Host, node sends the node address, rewrite sends upstream_host', async (t) => {
+  const up = await upstream(t);
+  const g = await gateway(t, {
+    routes: [
+      { id: 'pass', uri: '/pass', upstream: { nodes: { [up.node]: 1 }, pass_host: 'pass' } },
+      { id: 'node', uri: '/node', upstream: { nodes: { [up.node]: 1 }, pass_host: 'node' } },
+      { id: 'rewrite', uri: '/rewrite', upstream: { nodes: { [up.node]: 1 }, pass_host: 'rewrite', upstream_host: 'internal.example.test' } },
+      { id: 'default', uri: '/default', upstream: { nodes: { [up.node]: 1 } } },
+    ],
+  });
+  const host = { host: 'client.example.test:9080' };
+  assert.equal((await getJson(`${g.url}/pass`, host)).headers.host, 'client.example.test:9080');
+  assert.equal((await getJson(`${g.url}/node`, host)).headers.host, up.node);
+  assert.equal((await getJson(`${g.url}/rewrite`, host)).headers.host, 'internal.example.test');
+  assert.equal((await getJson(`${g.url}/default`, host)).headers.host, 'client.example.test:9080', 'pass is the default');
+});
+
+// ---------------------------------------------------------------------------------------------
+// local responses
+
+test('answers an unknown path with 404 {"message":"404 Route Not Found"}', async (t) => {
+  const up = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 } }, '/known'));
+  const r = await get(`${g.url}/unknown`);
+  assert.equal(r.status, 404);
+  assert.equal(r.text, '{"message":"404 Route Not Found"}');
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.equal(up.seen.length, 0);
+});
+
+test('answers a route without an upstream with 503', async (t) => {
+  const g = await gateway(t, { routes: [{ id: 'nowhere', uri: '/nowhere' }] });
+  const r = await get(`${g.url}/nowhere`);
+  assert.equal(r.status, 503);
+  assert.equal(r.text, '{"message":"503 Service Unavailable"}');
+  assert.equal(r.headers['content-type'], 'application/json');
+});
+
+test('answers 502 {"message":"502 Bad Gateway"} when the only node refuses connections', async (t) => {
+  const port = await refusedPort();
+  const g = await gateway(t, oneRoute({ nodes: { [`127.0.0.1:${port}`]: 1 } }));
+  const r = await get(`${g.url}/x`);
+  assert.equal(r.status, 502);
+  assert.equal(r.text, '{"message":"502 Bad Gateway"}');
+  assert.equal(r.headers['content-type'], 'application/json');
+  const f = failures(g);
+  assert.equal(f.length, 1);
+  assert.equal(f[0].code, 'ECONNREFUSED');
+  assert.equal(f[0].retry, false);
+});
+
+// ---------------------------------------------------------------------------------------------
+// retries
+
+test('retries a GET on the other node when one node refuses connections', async (t) => {
+  const dead = `127.0.0.1:${await refusedPort()}`;
+  const live = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [dead]: 1, [live.node]: 1 }, checks: { passive: { failures: 100 } } }));
+  for (let i = 0; i < 6; i++) {
+    const r = await get(`${g.url}/r${i}`);
+    assert.equal(r.status, 200, r.text);
+  }
+  const f = failures(g);
+  // round robin sends every other first attempt to the dead node; each is retried once on the live node
+  assert.equal(f.length, 3);
+  for (const l of f) assert.deepEqual([l.upstream, l.code, l.retry], [dead, 'ECONNREFUSED', true]);
+  assert.equal(live.seen.length, 6, 'each request reached the live node exactly once');
+});
+
+test('retries a POST with a body after a refused connection and delivers the body intact', async (t) => {
+  const dead = `127.0.0.1:${await refusedPort()}`;
+  const live = await upstream(t, hashingHandler('live'));
+  // the heavy weight makes the dead node the first choice
+  const g = await gateway(t, oneRoute({ nodes: { [dead]: 100, [live.node]: 1 } }));
+  const data = randomBytes(2 * 1024 * 1024 + 3);
+  const r = await request(`${g.url}/orders`, { method: 'POST', body: data });
+  const got = (await r.body.json()) as any;
+  assert.equal(r.statusCode, 200);
+  assert.deepEqual([got.name, got.bytes, got.sha256], ['live', data.length, sha256(data)]);
+  const gen = generatedBody(3 * 1024 * 1024);
+  const r2 = await request(`${g.url}/orders-chunked`, { method: 'POST', body: gen.stream });
+  const got2 = (await r2.body.json()) as any;
+  assert.deepEqual([r2.statusCode, got2.bytes, got2.sha256], [200, 3 * 1024 * 1024, gen.sha256()]);
+  const f = failures(g);
+  assert.deepEqual(
+    f.map((l) => [l.upstream, l.code, l.retry]),
+    [
+      [dead, 'ECONNREFUSED', true],
+      [dead, 'ECONNREFUSED', true],
+    ],
+  );
+  assert.equal(live.seen.length, 2);
+});
+
+test('retries a GET whose connection is reset before the upstream answered', async (t) => {
+  const reset = await resettingServer(t);
+  const live = await upstream(t, undefined, 'live');
+  const g = await gateway(t, oneRoute({ nodes: { [reset.node]: 100, [live.node]: 1 } }));
+  const body = await getJson(`${g.url}/idempotent`);
+  assert.equal(body.name, 'live');
+  assert.equal(reset.accepted(), 1);
+  assert.equal(live.seen.length, 1);
+  const f = failures(g);
+  assert.equal(f.length, 1);
+  assert.deepEqual([f[0].upstream, f[0].retry], [reset.node, true]);
+});
+
+test('does not retry a POST whose connection is reset mid-request: 502', async (t) => {
+  const reset = await resettingServer(t);
+  const live = await upstream(t, hashingHandler('live'));
+  const g = await gateway(t, oneRoute({ nodes: { [reset.node]: 100, [live.node]: 1 } }));
+  const data = randomBytes(256 * 1024);
+  const r = await request(`${g.url}/payments`, { method: 'POST', body: data });
+  assert.equal(r.statusCode, 502);
+  assert.equal(await r.body.text(), '{"message":"502 Bad Gateway"}');
+  assert.equal(reset.accepted(), 1);
+  assert.equal(live.seen.length, 0, 'a non-idempotent request that may have reached an upstream is never sent twice');
+  const f = failures(g);
+  assert.equal(f.length, 1);
+  assert.deepEqual([f[0].upstream, f[0].retry], [reset.node, false]);
+});
+
+test('retries: 0 sends each request to one node only', async (t) => {
+  const dead = `127.0.0.1:${await refusedPort()}`;
+  const live = await upstream(t);
+  const g = await gateway(t, oneRoute({ nodes: { [dead]: 100, [live.node]: 1 }, retries: 0 }));
+  const r = await get(`${g.url}/once`);
+  assert.equal(r.status, 502);
+  assert.equal(r.text, '{"message":"502 Bad Gateway"}');
+  assert.equal(live.seen.length, 0);
+  assert.deepEqual(
+    failures(g).map((l) => [l.upstream, l.code, l.retry]),
+    [[dead, 'ECONNREFUSED', false]],
+  );
+});
+
+test('answers 502 after every node failed, having tried each once', async (t) => {
+  const dead1 = `127.0.0.1:${await refusedPort()}`;
+  const dead2 = `127.0.0.1:${await refusedPort()}`;
+  const g = await gateway(t, oneRoute({ nodes: { [dead1]: 1, [dead2]: 1 } }));
+  const r = await get(`${g.url}/all-down`);
+  assert.equal(r.status, 502);
+  assert.equal(r.text, '{"message":"502 Bad Gateway"}');
+  const f = failures(g);
+  assert.deepEqual(
+    f.map((l) => l.retry),
+    [true, false],
+  );
+  assert.deepEqual(new Set(f.map((l) => l.upstream)), new Set([dead1, dead2]));
+});
+
+// ---------------------------------------------------------------------------------------------
+// timeouts
+
+test('answers 504 {"message":"504 Gateway Timeout"} when the upstream sends no headers within timeout.read', async (t) => {
+  const timers = new Set<NodeJS.Timeout>();
+  t.after(() => timers.forEach(clearTimeout));
+  const up = await upstream(t, (_req, res) => {
+    timers.add(setTimeout(() => res.end('too late'), 4000));
+  });
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { read: 1 } }));
+  const started = Date.now();
+  const r = await get(`${g.url}/slow`);
+  const elapsed = Date.now() - started;
+  assert.equal(r.status, 504);
+  assert.equal(r.text, '{"message":"504 Gateway Timeout"}');
+  assert.ok(elapsed >= 900 && elapsed < 2500, `answered after ${elapsed} ms, expected about 1000`);
+  assert.deepEqual(
+    failures(g).map((l) => [l.code, l.retry]),
+    [['UND_ERR_HEADERS_TIMEOUT', false]],
+  );
+});
+
+test('cuts the response short when the upstream body stalls longer than timeout.read', async (t) => {
+  const up = await upstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': '1000' });
+    res.write('x'.repeat(100)); // then nothing
+  });
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { read: 1 } }));
+  const started = Date.now();
+  const r = await request(`${g.url}/stall`);
+  assert.equal(r.statusCode, 200);
+  await assert.rejects(r.body.text());
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 900 && elapsed < 2500, `cut after ${elapsed} ms, expected about 1000`);
+  assert.deepEqual(
+    failures(g).map((l) => l.code),
+    ['UND_ERR_BODY_TIMEOUT'],
+  );
+});
+
+test('answers 504 when the upstream does not read the request body within timeout.send', async (t) => {
+  // accepts, never reads: the kernel buffers fill and the gateway cannot send any more
+  const sink = await startTcpServer((socket) => socket.pause());
+  t.after(() => sink.close());
+  const g = await gateway(t, oneRoute({ nodes: { [sink.node]: 1 }, timeout: { send: 1, read: 30 } }));
+  const size = 64 * 1024 * 1024;
+  const gen = generatedBody(size, 1024 * 1024);
+  const started = Date.now();
+  const r = await request(`${g.url}/upload`, { method: 'PUT', body: gen.stream, headers: { 'content-length': String(size) } });
+  const elapsed = Date.now() - started;
+  assert.equal(r.statusCode, 504);
+  assert.equal(await r.body.text(), '{"message":"504 Gateway Timeout"}');
+  assert.ok(elapsed < 8000, `answered after ${elapsed} ms`);
+  assert.deepEqual(
+    failures(g).map((l) => [l.code, l.retry]),
+    [['GH_SEND_TIMEOUT', false]],
+  );
+});
+
+test('a client that uploads slowly is not an upstream send timeout', async (t) => {
+  const up = await upstream(t, hashingHandler());
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { send: 0.5, read: 10 } }));
+  const parts = ['hello ', 'slow ', 'world'];
+  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(`${g.url}/slow-client`, { method: 'POST' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    // each pause is longer than timeout.send, but the upstream is waiting for the client
+    void (async () => {
+      for (const p of parts.slice(0, -1)) {
+        req.write(p);
+        await delay(1200);
+      }
+      req.end(parts[parts.length - 1]);
+    })();
+  });
+  assert.equal(r.status, 200, r.body);
+  const got = JSON.parse(r.body);
+  assert.deepEqual([got.bytes, got.sha256], [16, sha256(Buffer.from(parts.join('')))]);
+  assert.deepEqual(failures(g), [], 'a slow client must not count against the upstream node');
+});
+
+test('answers 504 when the connection to the upstream is not established within timeout.connect', async (t) => {
+  const hole = await startBlackhole();
+  t.after(() => hole.close());
+  const g = await gateway(t, oneRoute({ nodes: { [hole.node]: 1 }, timeout: { connect: 1 } }));
+  const started = Date.now();
+  const r = await get(`${g.url}/nowhere`);
+  const elapsed = Date.now() - started;
+  assert.equal(r.status, 504);
+  assert.equal(r.text, '{"message":"504 Gateway Timeout"}');
+  assert.ok(elapsed >= 900 && elapsed < 3000, `answered after ${elapsed} ms, expected about 1000`);
+  assert.deepEqual(
+    failures(g).map((l) => [l.code, l.retry]),
+    [['UND_ERR_CONNECT_TIMEOUT', false]],
+  );
+});
+
+test('retries a request on another node after a connect timeout', async (t) => {
+  const hole = await startBlackhole();
+  t.after(() => hole.close());
+  const live = await upstream(t, hashingHandler('live'));
+  const g = await gateway(t, oneRoute({ nodes: { [hole.node]: 100, [live.node]: 1 }, timeout: { connect: 0.5 } }));
+  const data = randomBytes(100_000);
+  const r = await request(`${g.url}/post`, { method: 'POST', body: data });
+  const got = (await r.body.json()) as any;
+  assert.deepEqual([r.statusCode, got.name, got.sha256], [200, 'live', sha256(data)]);
+  assert.deepEqual(
+    failures(g).map((l) => [l.upstream, l.code, l.retry]),
+    [[hole.node, 'UND_ERR_CONNECT_TIMEOUT', true]],
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// passive health
+
+test('passive health: a node that failed `failures` times is skipped for the cool-down, then tried again', async (t) => {
+  const dead = await startTcpServer((socket) => socket.destroy());
+  t.after(() => dead.close());
+  const live = await upstream(t, undefined, 'live');
+  const g = await gateway(t, oneRoute({ nodes: { [dead.node]: 1, [live.node]: 1 }, checks: { passive: { failures: 2, cooldown: 1 } } }));
+  const burst = async (n: number) => {
+    for (let i = 0; i < n; i++) assert.equal((await getJson(`${g.url}/h`)).name, 'live');
+  };
+  // round robin alternates, so two failures need at most four requests
+  await burst(4);
+  assert.equal(dead.accepted(), 2);
+  const tripped = Date.now();
+  await burst(10);
+  assert.ok(Date.now() - tripped < 900, 'the burst must finish inside the cool-down for this test to mean anything');
+  assert.equal(dead.accepted(), 2, 'not tried during the cool-down');
+  await delay(1100 - (Date.now() - tripped));
+  await burst(2);
+  assert.equal(dead.accepted(), 3, 'tried again after the cool-down');
+  assert.equal(live.seen.length, 16);
+});
+
+test('passive health counts the configured http_statuses as failures and skips the node for the cool-down', async (t) => {
+  const sick = await upstream(t, (_req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end('{"name":"sick"}');
+  });
+  const well = await upstream(t, undefined, 'well');
+  const g = await gateway(t, oneRoute({ nodes: { [sick.node]: 1, [well.node]: 1 }, checks: { passive: { failures: 2, cooldown: 30, http_statuses: [500] } } }));
+  const statuses: number[] = [];
+  for (let i = 0; i < 12; i++) statuses.push((await get(`${g.url}/s`)).status);
+  // the 500s are answers, passed to the client (not retried); after two the node is skipped
+  assert.equal(sick.seen.length, 2);
+  assert.equal(statuses.filter((s) => s === 500).length, 2);
+  assert.equal(statuses.filter((s) => s === 200).length, 10);
+});
+
+// ---------------------------------------------------------------------------------------------
+// load balancing
+
+test('roundrobin with weights 3:1 sends exactly 30 of 40 requests to the heavier node', async (t) => {
+  const a = await upstream(t, undefined, 'a');
+  const b = await upstream(t, undefined, 'b');
+  const g = await gateway(t, oneRoute({ type: 'roundrobin', nodes: { [a.node]: 3, [b.node]: 1 } }));
+  const counts: Record<string, number> = { a: 0, b: 0 };
+  for (let i = 0; i < 40; i++) counts[(await getJson(`${g.url}/rr`)).name]++;
+  assert.deepEqual(counts, { a: 30, b: 10 });
+});
+
+test('chash on arg_user sends each user to the same node every time, spreading users over nodes', async (t) => {
+  const ups = await Promise.all(['a', 'b', 'c'].map((n) => upstream(t, undefined, n)));
+  const g = await gateway(t, oneRoute({ type: 'chash', hash_on: 'vars', key: 'arg_user', nodes: Object.fromEntries(ups.map((u) => [u.node, 1])) }));
+  const owner = new Map<string, string>();
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 30; i++) {
+      const user = `user-${i}`;
+      const name = (await getJson(`${g.url}/profile?other=${round}&user=${user}`)).name as string;
+      if (round === 0) owner.set(user, name);
+      else assert.equal(name, owner.get(user), `${user} moved from ${owner.get(user)} to ${name}`);
+    }
+  }
+  assert.equal(new Set(owner.values()).size, 3, '30 users should land on all three nodes');
+});
+
+test('chash falls back to the client address when the hashed argument is absent', async (t) => {
+  const ups = await Promise.all(['a', 'b', 'c'].map((n) => upstream(t, undefined, n)));
+  const g = await gateway(t, {
+    routes: [
+      { id: 'arg', uri: '/arg', upstream: { type: 'chash', key: 'arg_user', nodes: Object.fromEntries(ups.map((u) => [u.node, 1])) } },
+      { id: 'addr', uri: '/addr', upstream: { type: 'chash', key: 'remote_addr', nodes: Object.fromEntries(ups.map((u) => [u.node, 1])) } },
+      { id: 'uri', uri: '/uri/*', upstream: { type: 'chash', key: 'uri', nodes: Object.fromEntries(ups.map((u) => [u.node, 1])) } },
+    ],
+  });
+  const names = new Set<string>();
+  for (let i = 0; i < 5; i++) names.add((await getJson(`${g.url}/arg?q=${i}`)).name);
+  for (let i = 0; i < 5; i++) names.add((await getJson(`${g.url}/addr?q=${i}`)).name);
+  assert.equal(names.size, 1, 'every request comes from 127.0.0.1, so one node serves them all');
+  const byUri = new Map<string, string>();
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 12; i++) {
+      const name = (await getJson(`${g.url}/uri/${i}?round=${round}`)).name as string;
+      if (round === 0) byUri.set(`/uri/${i}`, name);
+      else assert.equal(name, byUri.get(`/uri/${i}`));
+    }
+  }
+  assert.ok(new Set(byUri.values()).size > 1, 'different paths should spread over nodes');
+});
+
+test('least_conn sends new requests away from a node busy with a slow in-flight request', async (t) => {
+  const held: Array<{ name: string; res: ServerResponse }> = [];
+  const handler = (name: string) => (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/slow') {
+      held.push({ name, res });
+      return;
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ name }));
+  };
+  const a = await upstream(t, handler('a'), 'a');
+  const b = await upstream(t, handler('b'), 'b');
+  t.after(() => held.forEach((h) => h.res.destroy()));
+  const g = await gateway(t, oneRoute({ type: 'least_conn', nodes: { [a.node]: 1, [b.node]: 1 } }));
+  const slow = request(`${g.url}/slow`);
+  while (held.length < 1) await delay(5);
+  const other = held[0].name === 'a' ? 'b' : 'a';
+  for (let i = 0; i < 10; i++) assert.equal((await getJson(`${g.url}/fast`)).name, other, `fast request ${i} went to the busy node`);
+  held[0].res.end('done');
+  assert.equal(await (await slow).body.text(), 'done');
+  // with nothing in flight, both nodes serve again
+  const names = new Set<string>();
+  for (let i = 0; i < 4; i++) names.add((await getJson(`${g.url}/fast`)).name);
+  assert.equal(names.size, 2);
+});
+
+test('a client still uploading when the gateway gives up on the upstream gets the 504 at once, not a stalled connection', async (t) => {
+  // the upstream accepts and never reads: the send timeout fires while the client is mid-upload
+  const deaf = await startTcpServer((socket) => socket.pause());
+  t.after(() => deaf.close());
+  const g = await gateway(t, oneRoute({ nodes: { [deaf.node]: 1 }, retries: 0, timeout: { connect: 1, send: 1, read: 10 } }));
+  const size = 32 * 1024 * 1024;
+  const t0 = Date.now();
+  const { status, ms } = await new Promise<{ status: number; ms: number }>((resolve, reject) => {
+    const req = httpRequest(`${g.url}/upload`, { method: 'POST', headers: { 'content-length': String(size) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - t0 }));
+    });
+    req.on('error', reject);
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < size) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+  assert.equal(status, 504);
+  assert.ok(ms < 3000, `answered after ${ms} ms`);
+});
