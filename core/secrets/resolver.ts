@@ -1,0 +1,492 @@
+// SecretResolver: the per-node secret cache. Fresh for `ttl` (or a shorter backend lease), then
+// stale-while-revalidate with one background refresh; the last good value survives backend
+// failures for `stale_if_error`; "not found" is cached for `neg_ttl`; concurrent misses share one
+// backend call; values in use are refreshed ahead of expiry; a changed value emits an event that
+// carries the previous one for `rotation_grace`. Values never reach logs, errors or metrics.
+import type { Clock, Logger, Metrics, Counter, SecretBackend, SecretValue } from '../contracts';
+import type { SecretRef } from './reference';
+
+/** Cache settings in seconds (`secret_cache` in gatehouse.yaml). `ttl: 0` = keep until refreshed by force. */
+export interface SecretCacheSettings {
+  readonly ttl: number;
+  readonly neg_ttl: number;
+  readonly stale_if_error: number;
+  readonly rotation_grace: number;
+}
+
+/** Timer functions; tests inject fake ones driven by a fake clock. */
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  set(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clear(h) {
+    clearTimeout(h as NodeJS.Timeout);
+  },
+};
+
+/** A reference could not be resolved. Names the reference, the provider and the cause, never a value. */
+export class SecretUnavailableError extends Error {
+  readonly code = 'GH_ERR_SECRET_UNRESOLVED';
+  constructor(
+    readonly reference: string,
+    readonly provider: string,
+    readonly reason: string,
+    /** true when the backend answered that the secret or field does not exist */
+    readonly notFound: boolean,
+  ) {
+    super(`secret unavailable: ${reference} (provider ${provider}): ${reason}`);
+    this.name = 'SecretUnavailableError';
+  }
+}
+
+/** Emitted when a tracked reference's value changes, appears or disappears. */
+export interface SecretChange {
+  readonly ref: SecretRef;
+  /** The new value; undefined when the secret is gone (not found, or stale beyond stale_if_error). */
+  readonly value: string | undefined;
+  /** The value it replaced, valid until `previousUntil` (ms) for rotation grace. */
+  readonly previous: string | undefined;
+  readonly previousUntil: number;
+}
+
+type State = 'empty' | 'value' | 'missing' | 'error';
+
+interface Entry {
+  readonly ref: SecretRef;
+  state: State;
+  value: string | undefined;
+  version: string | undefined;
+  /** ms: when the value was fetched. */
+  fetchedAt: number;
+  /** ms: fresh until; after it, stale (served while refreshing). */
+  freshUntil: number;
+  /** ms: a stale value is dropped after this when refreshes keep failing. */
+  staleUntil: number;
+  /** ms: a cached "not found" expires. */
+  missingUntil: number;
+  lastError: string | undefined;
+  errors: number;
+  inflight: Promise<void> | null;
+  previous: string | undefined;
+  previousUntil: number;
+  /** In use by the live config: refreshed ahead of expiry, changes emitted. */
+  tracked: boolean;
+  /** ms of the next scheduled background refresh (0 = none). */
+  dueAt: number;
+}
+
+/** Where the resolver finds the backend of a resource (`vault/gateway`, `env`). */
+export type BackendLookup = (resource: string) => SecretBackend | undefined;
+
+export interface ResolverOptions {
+  readonly settings: SecretCacheSettings;
+  readonly backends: BackendLookup;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  readonly timers?: Timers;
+  /** Max concurrent background refreshes; default 16. */
+  readonly concurrency?: number;
+}
+
+const MAX_ERROR_BACKOFF_MS = 60_000;
+
+export class SecretResolver {
+  private settings: SecretCacheSettings;
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<(c: SecretChange) => void>();
+  private readonly backends: BackendLookup;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly timers: Timers;
+  private readonly concurrency: number;
+  private timer: unknown = null;
+  private timerAt = 0;
+  private running = 0;
+  private closed = false;
+  private readonly m: {
+    fetches: Counter<'provider' | 'result'>;
+    hits: Counter<'provider'>;
+    misses: Counter<'provider'>;
+    stale: Counter<'provider'>;
+    errors: Counter<'provider'>;
+  } | null;
+
+  constructor(o: ResolverOptions) {
+    this.settings = o.settings;
+    this.backends = o.backends;
+    this.clock = o.clock;
+    this.logger = o.logger;
+    this.timers = o.timers ?? realTimers;
+    this.concurrency = o.concurrency ?? 16;
+    const mm = o.metrics;
+    this.m = mm
+      ? {
+          fetches: mm.counter('secret_fetches_total', 'Secret backend fetches by provider and result', ['provider', 'result']),
+          hits: mm.counter('secret_cache_hits_total', 'Secret cache hits', ['provider']),
+          misses: mm.counter('secret_cache_misses_total', 'Secret cache misses (the caller waited for the backend)', ['provider']),
+          stale: mm.counter('secret_stale_serves_total', 'Stale secret values served', ['provider']),
+          errors: mm.counter('secret_errors_total', 'Secret backend failures', ['provider']),
+        }
+      : null;
+  }
+
+  /** Replace cache settings (a reload may change `secret_cache`); applies from the next fetch. */
+  configure(settings: SecretCacheSettings): void {
+    this.settings = settings;
+  }
+
+  /** Listen for value changes of tracked references. @returns unsubscribe */
+  onChange(fn: (c: SecretChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Resolve a reference: the cached value when fresh (or stale while a refresh runs, or within
+   * stale_if_error after failures), else one backend call shared by all concurrent callers.
+   * @throws SecretUnavailableError when no value can be had; never returns '' for a missing value
+   */
+  async resolve(ref: SecretRef): Promise<string> {
+    const e = this.entry(ref);
+    const now = this.clock.now();
+    if (e.state === 'value' && e.value !== undefined) {
+      if (now < e.freshUntil) {
+        this.m?.hits.inc({ provider: ref.manager });
+        return e.value;
+      }
+      if (now < e.staleUntil) {
+        this.m?.stale.inc({ provider: ref.manager });
+        void this.fetch(e).catch(noop);
+        return e.value;
+      }
+    }
+    if (e.state === 'missing' && now < e.missingUntil) {
+      this.m?.hits.inc({ provider: ref.manager });
+      throw this.unavailable(e);
+    }
+    this.m?.misses.inc({ provider: ref.manager });
+    await this.fetch(e);
+    if (e.state === 'value' && e.value !== undefined) return e.value;
+    throw this.unavailable(e);
+  }
+
+  /**
+   * Resolve many at once (start-up warm-up): uses a backend's `getMany` (e.g. AWS
+   * BatchGetSecretValue) for references not already cached.
+   * @returns for each reference, its value or the SecretUnavailableError
+   */
+  async resolveMany(refs: readonly SecretRef[]): Promise<Map<string, string | SecretUnavailableError>> {
+    const byResource = new Map<string, Entry[]>();
+    const now = this.clock.now();
+    for (const r of refs) {
+      const e = this.entry(r);
+      if ((e.state === 'value' && now < e.freshUntil) || e.inflight || (e.state === 'missing' && now < e.missingUntil)) continue;
+      const b = this.backends(r.resource);
+      if (!b?.getMany) continue;
+      let list = byResource.get(r.resource);
+      if (!list) byResource.set(r.resource, (list = []));
+      if (!list.includes(e)) list.push(e);
+    }
+    await Promise.all(
+      [...byResource.entries()].map(async ([resource, list]) => {
+        const b = this.backends(resource)!;
+        let done: () => void = noop;
+        const shared = new Promise<void>((r) => (done = r));
+        for (const e of list) e.inflight = shared;
+        try {
+          const results = await b.getMany!(list.map((e) => ({ path: e.ref.path, field: e.ref.field, version: e.ref.version })));
+          list.forEach((e, i) => this.apply(e, results[i]));
+        } catch (err) {
+          for (const e of list) this.apply(e, err instanceof Error ? err : new Error(String(err)));
+        } finally {
+          for (const e of list) e.inflight = null;
+          done();
+        }
+      }),
+    );
+    const out = new Map<string, string | SecretUnavailableError>();
+    await Promise.all(
+      refs.map(async (r) => {
+        try {
+          out.set(r.key, await this.resolve(r));
+        } catch (err) {
+          out.set(r.key, err instanceof SecretUnavailableError ? err : new SecretUnavailableError(r.text, r.manager, String(err), false));
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** The cached value, if one may be served now (no backend call). */
+  peek(ref: SecretRef): string | undefined {
+    const e = this.entries.get(ref.key);
+    if (!e || e.state !== 'value') return undefined;
+    return this.clock.now() < e.staleUntil ? e.value : undefined;
+  }
+
+  /** The value a rotation replaced, while its grace lasts. */
+  previous(ref: SecretRef): { value: string; until: number } | undefined {
+    const e = this.entries.get(ref.key);
+    if (!e || e.previous === undefined || this.clock.now() >= e.previousUntil) return undefined;
+    return { value: e.previous, until: e.previousUntil };
+  }
+
+  /**
+   * Declare which references the live config uses: these are refreshed ahead of expiry (so no
+   * request waits on a backend) and their changes are emitted. Others stop being refreshed.
+   */
+  track(refs: Iterable<SecretRef>): void {
+    const keep = new Set<string>();
+    for (const r of refs) {
+      keep.add(r.key);
+      const e = this.entry(r);
+      if (!e.tracked) {
+        e.tracked = true;
+        this.schedule(e);
+      }
+    }
+    for (const e of this.entries.values()) {
+      if (e.tracked && !keep.has(e.ref.key)) {
+        e.tracked = false;
+        e.dueAt = 0;
+      }
+    }
+    this.arm();
+  }
+
+  /** Forget every cached value of a resource at once (its config changed or it was deleted). */
+  invalidateResource(resource: string): void {
+    for (const e of this.entries.values()) {
+      if (e.ref.resource !== resource) continue;
+      e.state = 'empty';
+      e.value = undefined;
+      e.freshUntil = e.staleUntil = e.missingUntil = 0;
+      e.previous = undefined;
+      e.errors = 0;
+      if (e.tracked) this.schedule(e, 0);
+    }
+    this.arm();
+  }
+
+  /** Fetch every cached reference of a resource now (Admin API refresh). */
+  async refreshResource(resource: string): Promise<{ refreshed: number; failed: number }> {
+    const list = [...this.entries.values()].filter((e) => e.ref.resource === resource);
+    let failed = 0;
+    await Promise.all(
+      list.map(async (e) => {
+        e.freshUntil = 0; // a forced refresh never returns the cached value
+        await this.fetch(e);
+        if (e.state === 'error') failed++;
+      }),
+    );
+    return { refreshed: list.length - failed, failed };
+  }
+
+  /** Number of cached entries (tests, metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== null) this.timers.clear(this.timer);
+    this.timer = null;
+    this.listeners.clear();
+  }
+
+  private entry(ref: SecretRef): Entry {
+    let e = this.entries.get(ref.key);
+    if (!e) {
+      e = {
+        ref, state: 'empty', value: undefined, version: undefined, fetchedAt: 0, freshUntil: 0, staleUntil: 0, missingUntil: 0,
+        lastError: undefined, errors: 0, inflight: null, previous: undefined, previousUntil: 0, tracked: false, dueAt: 0,
+      };
+      this.entries.set(ref.key, e);
+    }
+    return e;
+  }
+
+  private unavailable(e: Entry): SecretUnavailableError {
+    if (e.state === 'missing') return new SecretUnavailableError(e.ref.text, e.ref.manager, 'not found', true);
+    return new SecretUnavailableError(e.ref.text, e.ref.manager, e.lastError ?? 'not fetched yet', false);
+  }
+
+  /** One backend call for this entry, shared by everyone who needs it meanwhile. */
+  private fetch(e: Entry): Promise<void> {
+    if (e.inflight) return e.inflight;
+    const backend = this.backends(e.ref.resource);
+    const p = (async () => {
+      let result: SecretValue | undefined | Error;
+      if (!backend) result = new Error(`secret resource ${e.ref.resource} is not configured`);
+      else {
+        try {
+          result = await backend.get({ path: e.ref.path, field: e.ref.field, version: e.ref.version });
+        } catch (err) {
+          result = err instanceof Error ? err : new Error(String(err));
+        }
+      }
+      this.apply(e, result);
+    })().finally(() => {
+      e.inflight = null;
+    });
+    e.inflight = p;
+    return p;
+  }
+
+  /** Record a backend answer, emit a change when a tracked value changed, reschedule. */
+  private apply(e: Entry, result: SecretValue | undefined | Error): void {
+    const now = this.clock.now();
+    const s = this.settings;
+    const provider = e.ref.manager;
+    const before = e.state === 'value' ? e.value : undefined;
+    if (result instanceof Error) {
+      this.m?.fetches.inc({ provider, result: 'error' });
+      this.m?.errors.inc({ provider });
+      e.errors++;
+      const cause = result.message;
+      const firstFailure = e.lastError === undefined;
+      e.lastError = cause;
+      if (e.state === 'value' && now < e.staleUntil) {
+        if (firstFailure) this.logger.warn({ reference: e.ref.text, provider, cause, stale_until: new Date(e.staleUntil).toISOString() }, 'secret refresh failed; serving the last good value');
+      } else {
+        if (firstFailure || e.state !== 'error') this.logger.error({ reference: e.ref.text, provider, cause }, 'secret unavailable');
+        e.state = 'error';
+        e.value = undefined;
+      }
+    } else if (result === undefined || typeof result.value !== 'string' || result.value === '') {
+      // not found is an answer, not a failure: nothing stale is served for a deleted secret
+      this.m?.fetches.inc({ provider, result: 'not_found' });
+      if (e.state !== 'missing') this.logger.error({ reference: e.ref.text, provider, cause: result === undefined ? 'not found' : 'empty value' }, 'secret unavailable');
+      e.state = 'missing';
+      e.value = undefined;
+      e.missingUntil = now + s.neg_ttl * 1000;
+      e.lastError = undefined;
+      e.errors = 0;
+    } else {
+      this.m?.fetches.inc({ provider, result: 'ok' });
+      if (e.lastError !== undefined && e.state !== 'empty') this.logger.info({ reference: e.ref.text, provider }, 'secret available again');
+      const ttlMs = s.ttl === 0 ? Number.POSITIVE_INFINITY : s.ttl * 1000;
+      const leaseMs = result.ttl !== undefined && result.ttl > 0 ? result.ttl * 1000 : Number.POSITIVE_INFINITY;
+      e.state = 'value';
+      e.value = result.value;
+      e.version = result.version;
+      e.fetchedAt = now;
+      e.freshUntil = now + Math.min(ttlMs, leaseMs);
+      e.staleUntil = e.freshUntil + s.stale_if_error * 1000;
+      e.lastError = undefined;
+      e.errors = 0;
+    }
+    const after = e.state === 'value' ? e.value : undefined;
+    if (before !== after) {
+      if (before !== undefined && after !== undefined && s.rotation_grace > 0) {
+        e.previous = before;
+        e.previousUntil = now + s.rotation_grace * 1000;
+      } else if (after === undefined) {
+        e.previous = undefined;
+      }
+      if (e.tracked) this.emit(e, after);
+    }
+    if (e.tracked) {
+      this.schedule(e);
+      this.arm();
+    }
+  }
+
+  private emit(e: Entry, value: string | undefined): void {
+    const change: SecretChange = { ref: e.ref, value, previous: e.previous, previousUntil: e.previousUntil };
+    for (const fn of this.listeners) {
+      try {
+        fn(change);
+      } catch (err) {
+        this.logger.error({ reference: e.ref.text, err: (err as Error).message }, 'secret change listener failed');
+      }
+    }
+  }
+
+  /** When should this tracked entry be fetched again in the background? */
+  private schedule(e: Entry, at?: number): void {
+    const now = this.clock.now();
+    if (at !== undefined) {
+      e.dueAt = now + at;
+      return;
+    }
+    switch (e.state) {
+      case 'empty':
+        e.dueAt = now;
+        break;
+      case 'value': {
+        if (!Number.isFinite(e.freshUntil)) {
+          e.dueAt = 0; // ttl 0: kept until refreshed by force
+          break;
+        }
+        // ahead of expiry: at 80 % of the lifetime, so a refresh is done before anyone needs it
+        e.dueAt = Math.max(now, e.fetchedAt + (e.freshUntil - e.fetchedAt) * 0.8);
+        // refreshes failing: retry with backoff, and again when the stale value runs out
+        if (e.errors > 0) e.dueAt = Math.min(now + Math.min(1000 * 2 ** (e.errors - 1), MAX_ERROR_BACKOFF_MS), Math.max(now, e.staleUntil));
+        break;
+      }
+      case 'missing':
+        e.dueAt = e.missingUntil;
+        break;
+      case 'error':
+        e.dueAt = now + Math.min(1000 * 2 ** Math.max(e.errors - 1, 0), MAX_ERROR_BACKOFF_MS);
+        break;
+    }
+  }
+
+  /** Keep one timer, for the earliest due tracked entry. */
+  private arm(): void {
+    if (this.closed) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.entries.values()) if (e.tracked && e.dueAt > 0 && e.dueAt < next) next = e.dueAt;
+    if (next === Number.POSITIVE_INFINITY) {
+      if (this.timer !== null) this.timers.clear(this.timer);
+      this.timer = null;
+      this.timerAt = 0;
+      return;
+    }
+    if (this.timer !== null && this.timerAt === next) return;
+    if (this.timer !== null) this.timers.clear(this.timer);
+    this.timerAt = next;
+    this.timer = this.timers.set(() => {
+      this.timer = null;
+      this.timerAt = 0;
+      this.runDue();
+    }, Math.max(0, next - this.clock.now()));
+  }
+
+  /** Refresh every tracked entry that is due, a bounded number at a time. */
+  private runDue(): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    const due: Entry[] = [];
+    for (const e of this.entries.values()) if (e.tracked && e.dueAt > 0 && e.dueAt <= now && !e.inflight) due.push(e);
+    for (const e of due) e.dueAt = 0;
+    const next = () => {
+      while (this.running < this.concurrency && due.length > 0) {
+        const e = due.shift()!;
+        this.running++;
+        this.fetch(e)
+          .catch(noop)
+          .finally(() => {
+            this.running--;
+            if (e.tracked && e.dueAt === 0) this.schedule(e);
+            next();
+            if (this.running === 0 && due.length === 0) this.arm();
+          });
+      }
+    };
+    next();
+    this.arm();
+  }
+}
+
+function noop(): void {}
