@@ -1,5 +1,9 @@
 // The one list of first-party extensions. They are registered exactly like a user's extension.
 import type { Extension } from './contracts';
 import mocking from '../plugins/mocking';
+import env from '../providers/env';
 
-export const builtinExtensions: readonly Extension[] = [{ kind: 'plugin', plugin: mocking }];
+export const builtinExtensions: readonly Extension[] = [
+  { kind: 'plugin', plugin: mocking },
+  { kind: 'provider', provider: env },
+];

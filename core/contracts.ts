@@ -162,15 +162,32 @@ export interface SecretValue {
   readonly version?: string;
 }
 
+/**
+ * What a reference asks a backend for. `$secret://vault/gateway/jack/auth-key#3` gives
+ * `{ path: 'jack', field: 'auth-key', version: '3' }`: `path` is every segment between the resource
+ * id and the last one (joined by '/', may be empty), `field` the last segment.
+ */
+export interface SecretRequest {
+  readonly path: string;
+  readonly field: string;
+  readonly version?: string;
+}
+
 /** One configured secret resource (`secrets:` entry) turned into a live client. */
 export interface SecretBackend {
   /**
-   * Fetch `field` of the secret at `path`.
-   * @returns undefined when the secret or field does not exist (cached for `neg_ttl`)
-   * @throws on backend failure (network, auth, 5xx): the resolver serves stale values if it has them
+   * Fetch one field of one secret.
+   * @returns undefined when the secret or the field does not exist (cached for `neg_ttl`)
+   * @throws on backend failure (network, auth, 5xx, throttling after retries): the resolver serves
+   *   the last good value while it may. Messages must never contain a secret value.
    */
-  get(path: string, field: string, version?: string): Promise<SecretValue | undefined>;
-  /** Release connections and timers. */
+  get(req: SecretRequest): Promise<SecretValue | undefined>;
+  /**
+   * Fetch many at once (e.g. AWS BatchGetSecretValue) to warm the cache at start. Same order as
+   * `reqs`; each entry is a value, undefined (not found) or the Error for that request.
+   */
+  getMany?(reqs: readonly SecretRequest[]): Promise<Array<SecretValue | undefined | Error>>;
+  /** Release connections and timers (token renewal). */
   close?(): Promise<void> | void;
 }
 

@@ -20,6 +20,7 @@ const STATUS_BODIES: Record<number, string> = {
   504: '{"message":"504 Gateway Timeout"}',
 };
 const JSON_HEADERS = 'application/json';
+const SECRET_UNAVAILABLE = '{"message":"secret unavailable"}';
 
 function hostOf(h: string | undefined): string {
   if (h === undefined) return '';
@@ -79,6 +80,12 @@ export class DataPlane implements ProxyHost {
     res.once('close', onResponseClose);
     if (m === null) {
       ctx.respond(path.charCodeAt(0) === 47 ? 404 : 400, STATUS_BODIES[path.charCodeAt(0) === 47 ? 404 : 400], { 'content-type': JSON_HEADERS });
+      this.sendLocal(ctx);
+      return;
+    }
+    if (m.route.unavailable !== undefined) {
+      // fail closed: a secret this route's plugins need is unavailable (logged when it failed)
+      ctx.respond(503, SECRET_UNAVAILABLE, { 'content-type': JSON_HEADERS });
       this.sendLocal(ctx);
       return;
     }

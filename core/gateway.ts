@@ -3,15 +3,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DependencyContainer } from 'tsyringe';
-import type { Clock, ConfigStore, Extension, Logger, Metrics, PluginServices } from './contracts';
+import type { Clock, ConfigStore, Extension, Logger, Metrics } from './contracts';
 import { createGatewayContainer, systemClock } from './container';
-import { createRegistry, validateConfig, type Registry } from './config/validate';
+import { createRegistry, type Registry, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
-import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
+import type { Snapshot } from './snapshot';
+import { Compiler } from './compiler';
+import type { Timers } from './secrets/resolver';
 import { DataPlane, errorSummary } from './data-plane';
-import { UpstreamPools } from './upstream-pools';
-import type { PassiveHealth } from './health';
-import { configInvalid, GatehouseError, type ConfigIssue } from './errors';
+import { GatehouseError, type ConfigIssue } from './errors';
 import { createLogger } from './log';
 import { createMetrics } from './metrics';
 import { FileConfigStore, MemoryConfigStore } from './stores/file-store';
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   readonly listen?: string;
   /** Reload when the store reports a change; default true. */
   readonly watch?: boolean;
+  /** Timers for the secret cache (tests pass a FakeClock together with `clock`). */
+  readonly timers?: Timers;
 }
 
 export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
@@ -50,23 +52,43 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly plane: DataPlane;
   private readonly store: ConfigStore;
-  private readonly deps: SnapshotDeps;
+  /** Validation, secrets and compilation; owns what outlives snapshots. */
+  readonly compiler: Compiler;
+  /** The config the live snapshot was built from (secret changes rebuild from it). */
+  private validated: ValidatedConfig;
+  private unsubscribe: () => void = () => undefined;
+  private rebuildTimer: NodeJS.Timeout | undefined;
   private readonly listenOverride: string | undefined;
   private server: Server | undefined;
-  private reloading: Promise<ReloadResult> | undefined;
-  private reloadAgain = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private reloadQueued: Promise<ReloadResult> | undefined;
   private closed = false;
 
   private constructor(o: {
-    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; deps: SnapshotDeps; plane: DataPlane; listen?: string;
+    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string;
   }) {
     this.container = o.container;
     this.logger = o.logger;
     this.metrics = o.metrics;
     this.store = o.store;
-    this.deps = o.deps;
+    this.compiler = o.compiler;
+    this.validated = o.validated;
     this.plane = o.plane;
     this.listenOverride = o.listen;
+    // a secret the live config uses changed: rebuild from the same config with the new values
+    this.unsubscribe = this.compiler.resolver.onChange((c) => {
+      if (this.plane.current.refKeys.has(c.ref.key)) this.scheduleRebuild();
+    });
+  }
+
+  /** Secret changes come in bursts (a rotation touches many references): rebuild once per burst. */
+  private scheduleRebuild(): void {
+    if (this.closed || this.rebuildTimer) return;
+    this.rebuildTimer = setTimeout(() => {
+      this.rebuildTimer = undefined;
+      void this.enqueue(() => this.swap(this.validated, 'secrets changed'));
+    }, 10);
+    this.rebuildTimer.unref();
   }
 
   /**
@@ -81,12 +103,18 @@ export class Gateway {
     const metrics = opts.metrics ?? createMetrics();
     const clock = opts.clock ?? systemClock;
     const container = createGatewayContainer({ logger, metrics, clock, store, extensions: opts.extensions });
-    const registry = buildRegistry(container);
-    const services: PluginServices = { logger, metrics, clock };
-    const deps: SnapshotDeps = { registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };
-    const snapshot = compile(raw, deps);
+    const compiler = new Compiler({ registry: buildRegistry(container), logger, metrics, clock, timers: opts.timers });
+    let snapshot: Snapshot;
+    let validated: ValidatedConfig;
+    try {
+      validated = compiler.validate(raw);
+      snapshot = await compiler.build(validated);
+    } catch (err) {
+      await compiler.close();
+      throw err;
+    }
     const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
-    const gw = new Gateway({ container, logger, metrics, store, deps, plane, listen: opts.listen });
+    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen });
     if (opts.watch !== false) store.watch(() => void gw.reload());
     return gw;
   }
@@ -126,29 +154,42 @@ export class Gateway {
    * good one keeps serving and one error line says why. Concurrent calls are coalesced.
    */
   reload(): Promise<ReloadResult> {
-    if (this.reloading) {
-      this.reloadAgain = true;
-      return this.reloading;
-    }
-    this.reloading = this.doReload().finally(() => {
-      this.reloading = undefined;
-      if (this.reloadAgain && !this.closed) {
-        this.reloadAgain = false;
-        void this.reload();
+    if (this.reloadQueued) return this.reloadQueued;
+    this.reloadQueued = this.enqueue(async () => {
+      this.reloadQueued = undefined;
+      let v: ValidatedConfig;
+      try {
+        v = this.compiler.validate(await (this.store.reload ? this.store.reload() : this.store.load()));
+      } catch (err) {
+        return this.rejected(err);
       }
+      return this.swap(v, 'config reloaded');
     });
-    return this.reloading;
+    return this.reloadQueued;
   }
 
-  private async doReload(): Promise<ReloadResult> {
+  /** Run config changes one at a time, in order. */
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job, job);
+    this.queue = run.then(noop, noop);
+    return run;
+  }
+
+  private rejected(err: unknown): ReloadResult {
+    const issues = err instanceof GatehouseError ? err.issues : [];
+    const message = err instanceof Error ? err.message : String(err);
+    this.logger.error({ source: this.store.description, errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [message] }, 'config reload rejected; the last good config keeps serving');
+    return { ok: false, issues, message };
+  }
+
+  /** Build a snapshot of `v` and swap it in atomically. */
+  private async swap(v: ValidatedConfig, why: string): Promise<ReloadResult> {
+    if (this.closed) return { ok: false, issues: [], message: 'gateway is closed' };
     let snapshot: Snapshot;
     try {
-      snapshot = compile(await (this.store.reload ? this.store.reload() : this.store.load()), this.deps);
+      snapshot = await this.compiler.build(v);
     } catch (err) {
-      const issues = err instanceof GatehouseError ? err.issues : [];
-      const message = err instanceof Error ? err.message : String(err);
-      this.logger.error({ source: this.store.description, errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [message] }, 'config reload rejected; the last good config keeps serving');
-      return { ok: false, issues, message };
+      return this.rejected(err);
     }
     if (this.closed) {
       snapshot.retire();
@@ -158,9 +199,10 @@ export class Gateway {
     if (snapshot.config.gateway.listen !== old.config.gateway.listen) {
       this.logger.warn({ listen: snapshot.config.gateway.listen }, 'gateway.listen changed: takes effect at the next restart');
     }
+    this.validated = v;
     this.plane.current = snapshot;
     old.retire();
-    this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, 'config reloaded');
+    this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
     return { ok: true, generation: snapshot.generation };
   }
 
@@ -190,8 +232,10 @@ export class Gateway {
         await closed;
       }
     }
+    clearTimeout(this.rebuildTimer);
+    this.unsubscribe();
     this.plane.current.retire();
-    await this.deps.pools.closeAll();
+    await this.compiler.close();
     if (wasListening) this.logger.info({}, 'gatehouse stopped');
     (this.logger as { flush?: () => void }).flush?.();
   }
@@ -213,13 +257,7 @@ function buildRegistry(c: DependencyContainer): Registry {
   return createRegistry(resolveAll(c, PLUGIN), resolveAll(c, SECRET_PROVIDER));
 }
 
-function compile(raw: Record<string, unknown>, deps: SnapshotDeps): Snapshot {
-  const v = validateConfig(raw, deps.registry);
-  if (v.issues) throw configInvalid(v.issues);
-  const c = compileSnapshot(v.config, deps);
-  if (c.issues) throw configInvalid(c.issues);
-  return c.snapshot;
-}
+function noop(): void {}
 
 /** Create a gateway and start listening. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

@@ -7,7 +7,8 @@ import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
 import { PassiveHealth } from './health';
 import { buildRouter, RouteUriError, type Router } from './router';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './config/types';
-import { joinPath, type Registry } from './config/validate';
+import { deepFreeze, joinPath, type Registry } from './config/validate';
+import { hasReferences, substituteReferences } from './secrets/backends';
 import type { ConfigIssue } from './errors';
 import type { UpstreamPools } from './upstream-pools';
 
@@ -44,7 +45,21 @@ export interface CompiledRoute {
   readonly logHooks: ReadonlyArray<(ctx: RequestContext) => void>;
   readonly logHookNames: readonly string[];
   readonly upstream: CompiledUpstream | undefined;
+  /** Set when a secret this route's plugins need cannot be resolved: the route answers 503. */
+  readonly unavailable: { readonly reference: string; readonly reason: string } | undefined;
 }
+
+/** A consumer with its per-plugin configs, references resolved. */
+export interface CompiledConsumer {
+  readonly username: string;
+  /** plugin name → resolved, frozen consumer config (only plugins whose references resolved). */
+  readonly plugins: ReadonlyMap<string, unknown>;
+  /** plugin name → the reference that could not be resolved (fail closed for that plugin). */
+  readonly unavailable: ReadonlyMap<string, { readonly reference: string; readonly reason: string }>;
+}
+
+/** Resolved reference values for one compile, by reference text. */
+export type ResolvedValues = ReadonlyMap<string, string | Error>;
 
 /** Things that outlive snapshots, owned by the gateway. */
 export interface SnapshotDeps {
@@ -67,6 +82,9 @@ export class Snapshot {
     readonly config: GatewayConfig,
     readonly router: Router<CompiledRoute>,
     readonly routes: readonly CompiledRoute[],
+    readonly consumers: readonly CompiledConsumer[],
+    /** Keys of every secret reference the config uses (a change to one rebuilds the snapshot). */
+    readonly refKeys: ReadonlySet<string>,
     private readonly ownedPools: readonly Pool[],
     private readonly deps: SnapshotDeps,
   ) {}
@@ -134,8 +152,41 @@ function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps
  * Build a snapshot. Plugin `create` runs here, once per route, never per request.
  * @returns the snapshot, or the issues found (plugin factories may reject their config)
  */
-export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
+export function compileSnapshot(
+  config: GatewayConfig,
+  deps: SnapshotDeps,
+  values: ResolvedValues = new Map(),
+  refKeys: ReadonlySet<string> = new Set(),
+): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
+  const logger = deps.services.logger;
+
+  /**
+   * The plugin config with its references replaced by their values, checked again by the plugin's
+   * schema (rules a reference could not meet apply to its value), or why it cannot be had.
+   */
+  function resolveConfig(conf: unknown, check: ((d: unknown, p: string, r?: boolean) => ConfigIssue[]) | undefined, path: string, owner: Record<string, string>): { conf: unknown } | { failed: { reference: string; reason: string } } {
+    if (!hasReferences(conf)) return { conf };
+    let failed: { reference: string; reason: string } | undefined;
+    const resolved = substituteReferences(conf, (text) => {
+      const v = values.get(text);
+      if (typeof v === 'string') return v;
+      failed ??= { reference: text, reason: v ? v.message : 'not resolved' };
+      return '';
+    });
+    if (failed) {
+      logger.error({ ...owner, reference: failed.reference, cause: failed.reason }, 'fails closed: a secret it needs is unavailable');
+      return { failed };
+    }
+    const bad = check ? check(resolved, path, false) : [];
+    if (bad.length) {
+      const reason = `a resolved secret does not satisfy the schema: ${bad.map((b) => `${b.path}: ${b.message}`).join('; ')}`;
+      logger.error({ ...owner, cause: reason }, 'fails closed: a secret it needs is invalid');
+      return { failed: { reference: bad[0].path, reason } };
+    }
+    return { conf: resolved };
+  }
+
   const owned: Pool[] = [];
   const shared = new Map<string, CompiledUpstream>();
   const routes: CompiledRoute[] = [];
@@ -144,11 +195,18 @@ export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { sn
   config.routes.forEach((r, i) => {
     if (r.status === 0) return; // disabled, as APISIX's status: 0
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
+    let unavailable: { reference: string; reason: string } | undefined;
     for (const name of Object.keys(r.plugins)) {
       const plugin = deps.registry.plugins.get(name)!;
+      const pluginPath = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
+      const res = resolveConfig(r.plugins[name], deps.registry.pluginCheck(name), pluginPath, { route: r.id, plugin: name });
+      if ('failed' in res) {
+        unavailable ??= res.failed;
+        continue;
+      }
       let hooks;
       try {
-        hooks = plugin.create(r.plugins[name] as any, deps.services);
+        hooks = plugin.create(deepFreeze(res.conf) as any, deps.services);
       } catch (err) {
         issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
         continue;
@@ -182,7 +240,20 @@ export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { sn
       logHooks: phases.log.map((e) => e.hook as (ctx: RequestContext) => void),
       logHookNames: phases.log.map((e) => e.name),
       upstream,
+      unavailable,
     });
+  });
+
+  const consumers: CompiledConsumer[] = config.consumers.map((k, i) => {
+    const plugins = new Map<string, unknown>();
+    const unavailableFor = new Map<string, { reference: string; reason: string }>();
+    for (const name of Object.keys(k.plugins)) {
+      const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
+      const res = resolveConfig(k.plugins[name], deps.registry.pluginConsumerCheck(name), path, { consumer: k.username, plugin: name });
+      if ('failed' in res) unavailableFor.set(name, res.failed);
+      else plugins.set(name, deepFreeze(res.conf));
+    }
+    return { username: k.username, plugins, unavailable: unavailableFor };
   });
 
   if (issues.length) {
@@ -199,7 +270,7 @@ export function compileSnapshot(config: GatewayConfig, deps: SnapshotDeps): { sn
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(config, router, routes, owned, deps) };
+  return { snapshot: new Snapshot(config, router, routes, consumers, refKeys, owned, deps) };
 }
 
 interface Entry {

@@ -3,13 +3,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mocking from '../../plugins/mocking';
+import envProvider from '../../providers/env';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
 import { silentLogger } from '../log';
 import { parseConfigText } from './loader';
 import { createRegistry, validateConfig } from './validate';
 
-const registry = createRegistry([mocking], [{ name: 'env', schema: { type: 'object', additionalProperties: false } }]);
+const registry = createRegistry([mocking], [envProvider]);
 const NODES = { '127.0.0.1:8080': 1 };
 
 /** The issues of an invalid document, as `path: message` lines. */
@@ -140,7 +141,34 @@ describe('validateConfig issues', () => {
 
   test('a secret resource of an unknown manager is reported, a known one is checked by its provider', () => {
     assert.deepEqual(issuesOf({ secrets: [{ id: 'vault/prod' }] }), ['secrets[0].id: unknown secret manager "vault"']);
-    assert.deepEqual(issuesOf({ secrets: [{ id: 'env/x', token: 't' }] }), ['secrets[0].token: is not a known field']);
+    assert.deepEqual(issuesOf({ secrets: [{ id: 'env/x' }] }), ['secrets[0].id: the env manager needs no secret resource: use $env://NAME references directly']);
+  });
+
+  test('malformed references and references to unknown managers or resources are reported with their path', () => {
+    const route = (v: string) => ({ id: 'r', uri: '/r', plugins: { mocking: { response_example: v } } });
+    assert.deepEqual(issuesOf({ routes: [route('$secret://vault/gw/jack')] }), [
+      'routes[0].plugins.mocking.response_example: invalid reference: missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)',
+    ]);
+    assert.deepEqual(issuesOf({ routes: [route('$secret://nosuch/gw/jack/key')] }), ['routes[0].plugins.mocking.response_example: unknown secret manager "nosuch"']);
+    assert.deepEqual(issuesOf({ routes: [route('$env://1X')] }), ['routes[0].plugins.mocking.response_example: invalid reference: "1X" is not a valid environment variable name']);
+  });
+
+  test('references are collected from plugin configs, consumers and gateway settings with their paths', () => {
+    const r = validateConfig(
+      {
+        admin: { key: '$env://ADMIN_KEY' },
+        routes: [{ id: 'r', uri: '/r', plugins: { mocking: { response_example: '$env://BODY', content_type: 'text/plain' } } }],
+      },
+      registry,
+    );
+    assert.ok(r.config);
+    assert.deepEqual(
+      r.refs.map((x) => [x.path, x.ref.text]),
+      [
+        ['routes[0].plugins.mocking.response_example', '$env://BODY'],
+        ['admin.key', '$env://ADMIN_KEY'],
+      ],
+    );
   });
 
   test('every schema problem in a document is reported in one pass', () => {

@@ -2,20 +2,52 @@
 // with its path (`routes[0].upstream.nodes: must have at least 1 entry`). Never throws half-way:
 // it returns all issues, or a normalised, deeply frozen config.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { JsonSchema, Plugin } from '../contracts';
+import type { JsonSchema, Plugin, SecretProvider } from '../contracts';
+import { looksLikeReference, parseReference, ReferenceSyntaxError, type ReferenceSite } from '../secrets/reference';
 import type { ConfigIssue } from '../errors';
 import { configSchema } from './schema';
 import type { GatewayConfig, NodeConfig } from './types';
 
-/** A compiled validator that applies defaults and reports path-prefixed issues. */
-export type SchemaCheck = (data: unknown, basePath: string) => ConfigIssue[];
+/**
+ * A compiled validator that applies defaults and reports path-prefixed issues. With
+ * `allowReferences`, checks that a reference string cannot meet (pattern, length, enum, format)
+ * are skipped for it: they apply to the resolved value instead (under the listed pointer prefixes
+ * only, when `allowReferences` is an array).
+ */
+export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: boolean | readonly string[]) => ConfigIssue[];
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
+
+/** Keywords a reference string cannot be expected to satisfy before it is resolved. */
+const VALUE_KEYWORDS = new Set(['pattern', 'format', 'minLength', 'maxLength', 'enum', 'const']);
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let v: unknown = data;
+  if (!pointer) return v;
+  for (const raw of pointer.slice(1).split('/')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return v;
+}
 
 /** Compile a JSON schema once; the returned check mutates `data` to apply defaults. */
 export function compileSchema(schema: JsonSchema): SchemaCheck {
   const validate: ValidateFunction = ajv.compile(schema);
-  return (data, basePath) => (validate(data) ? [] : toIssues(validate.errors ?? [], basePath));
+  return (data, basePath, allowReferences = false) => {
+    if (validate(data)) return [];
+    let errors = validate.errors ?? [];
+    if (allowReferences) {
+      errors = errors.filter((e) => {
+        if (!VALUE_KEYWORDS.has(e.keyword)) return true;
+        if (Array.isArray(allowReferences) && !allowReferences.some((p) => e.instancePath === p || e.instancePath.startsWith(`${p}/`))) return true;
+        const v = valueAt(data, e.instancePath);
+        return !(typeof v === 'string' && looksLikeReference(v));
+      });
+      if (errors.length === 0) return [];
+    }
+    return toIssues(errors, basePath);
+  };
 }
 
 /** Join a config path and one key: `routes[0]` + `upstream` → `routes[0].upstream`. */
@@ -94,6 +126,7 @@ const checkDocument = compileSchema(configSchema);
 /** The extensions a config may use, keyed by name. */
 export interface Registry {
   readonly plugins: ReadonlyMap<string, Plugin>;
+  readonly providers: ReadonlyMap<string, SecretProvider>;
   /** Returns the per-plugin route-config check (compiled once per plugin). */
   pluginCheck(name: string): SchemaCheck | undefined;
   pluginConsumerCheck(name: string): SchemaCheck | undefined;
@@ -101,7 +134,7 @@ export interface Registry {
 }
 
 /** Build a Registry over the given plugins/provider schemas, compiling each schema once. */
-export function createRegistry(plugins: readonly Plugin[], providers: readonly { name: string; schema: JsonSchema }[]): Registry {
+export function createRegistry(plugins: readonly Plugin[], providers: readonly SecretProvider[]): Registry {
   const pluginMap = new Map(plugins.map((p) => [p.name, p]));
   const routeChecks = new Map<string, SchemaCheck>();
   const consumerChecks = new Map<string, SchemaCheck>();
@@ -113,6 +146,7 @@ export function createRegistry(plugins: readonly Plugin[], providers: readonly {
   for (const p of providers) providerChecks.set(p.name, compileSchema(p.schema));
   return {
     plugins: pluginMap,
+    providers: new Map(providers.map((p) => [p.name, p])),
     pluginCheck: (n) => routeChecks.get(n),
     pluginConsumerCheck: (n) => consumerChecks.get(n),
     providerCheck: (n) => providerChecks.get(n),
@@ -144,18 +178,28 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
   if (u.id !== undefined) u.id = String(u.id);
 }
 
+/** A valid config and every secret reference it holds. */
+export interface ValidatedConfig {
+  readonly config: GatewayConfig;
+  /** Where references stand: plugin and consumer configs, secret resources, gateway settings. */
+  readonly refs: readonly ReferenceSite[];
+  readonly issues?: undefined;
+}
+
 /**
  * Validate and normalise a raw config document.
  * @returns `{ config }` (deep-frozen) or `{ issues }` listing every problem with its path
  */
-export function validateConfig(raw: unknown, registry: Registry): { config: GatewayConfig; issues?: undefined } | { issues: ConfigIssue[]; config?: undefined } {
+export function validateConfig(raw: unknown, registry: Registry): ValidatedConfig | { issues: ConfigIssue[]; config?: undefined } {
   const doc = raw === null || raw === undefined ? {} : structuredClone(raw);
-  const schemaIssues = checkDocument(doc, '');
+  // gateway settings may hold references (admin.key: $env://ADMIN_KEY); routes, upstreams never
+  const schemaIssues = checkDocument(doc, '', ['/gateway', '/admin']);
   if (schemaIssues.length === 0) {
     const issues: ConfigIssue[] = [];
     checkReferences(doc, registry, issues);
+    const refs = issues.length ? [] : collectReferences(doc, registry, issues);
     if (issues.length) return { issues };
-    return { config: deepFreeze(doc) as GatewayConfig };
+    return { config: deepFreeze(doc) as GatewayConfig, refs: Object.freeze(refs) };
   }
   // Still run the cross-checks so one load lists every problem (an unknown plugin next to an empty
   // `nodes`). They assume a schema-valid document: they may throw on the broken parts, and what
@@ -224,13 +268,17 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
     if (secretIds.has(s.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate secret resource "${s.id}"` });
     secretIds.add(s.id);
     const manager = s.id.slice(0, s.id.indexOf('/'));
+    if (manager === 'env') {
+      issues.push({ path: joinPath(path, 'id'), message: 'the env manager needs no secret resource: use $env://NAME references directly' });
+      return;
+    }
     const check = registry.providerCheck(manager);
     if (!check) {
       issues.push({ path: joinPath(path, 'id'), message: `unknown secret manager "${manager}"` });
       return;
     }
     const { id, ...rest } = s;
-    issues.push(...check(rest, path));
+    issues.push(...check(rest, path, true));
     Object.assign(s, rest, { id });
   });
 }
@@ -248,8 +296,64 @@ function checkPlugins(plugins: Record<string, unknown>, path: string, registry: 
       continue;
     }
     if (plugins[name] === null) plugins[name] = {};
-    issues.push(...check(plugins[name], p));
+    issues.push(...check(plugins[name], p, true));
   }
+}
+
+/** Find every reference in the places that may hold one, checking each against the config. */
+function collectReferences(c: any, registry: Registry, issues: ConfigIssue[]): ReferenceSite[] {
+  const sites: ReferenceSite[] = [];
+  const resources = new Set<string>(c.secrets.map((s: { id: string }) => s.id));
+  const walk = (v: unknown, path: string, owner: string | null): void => {
+    if (typeof v === 'string') {
+      if (!looksLikeReference(v)) return;
+      let ref;
+      try {
+        ref = parseReference(v);
+      } catch (err) {
+        if (!(err instanceof ReferenceSyntaxError)) throw err;
+        issues.push({ path, message: `invalid reference: ${err.message}` });
+        return;
+      }
+      if (ref.manager !== 'env' && !registry.providers.has(ref.manager)) issues.push({ path, message: `unknown secret manager "${ref.manager}"` });
+      else if (ref.manager !== 'env' && !resources.has(ref.resource)) issues.push({ path, message: `refers to unknown secret resource "${ref.resource}" (add it under secrets:)` });
+      else if (owner !== null && ref.resource === owner) issues.push({ path, message: 'a secret resource cannot reference itself' });
+      else sites.push({ path, ref });
+      return;
+    }
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, joinPath(path, i), owner));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, joinPath(path, k), owner);
+  };
+  c.routes.forEach((r: any, i: number) => walk(r.plugins, joinPath(joinPath('routes', i), 'plugins'), null));
+  c.consumers.forEach((k: any, i: number) => walk(k.plugins, joinPath(joinPath('consumers', i), 'plugins'), null));
+  c.secrets.forEach((s: any, i: number) => {
+    const { id, ...fields } = s;
+    walk(fields, joinPath('secrets', i), id);
+  });
+  walk(c.gateway, 'gateway', null);
+  if (c.admin) walk(c.admin, 'admin', null);
+  // a resource whose fields reference resources that reference it back can never be built
+  const deps = new Map<string, string[]>();
+  for (const site of sites) {
+    const m = /^secrets\[(\d+)\]/.exec(site.path);
+    if (!m || site.ref.manager === 'env') continue;
+    const owner = c.secrets[Number(m[1])].id as string;
+    deps.set(owner, [...(deps.get(owner) ?? []), site.ref.resource]);
+  }
+  const state = new Map<string, 1 | 2>();
+  const visit = (r: string, chain: string[]): void => {
+    if (state.get(r) === 2) return;
+    if (state.get(r) === 1) {
+      const idx = c.secrets.findIndex((s: { id: string }) => s.id === r);
+      issues.push({ path: joinPath('secrets', idx), message: `secret resources reference each other in a cycle: ${[...chain.slice(chain.indexOf(r)), r].join(' -> ')}` });
+      return;
+    }
+    state.set(r, 1);
+    for (const d of deps.get(r) ?? []) visit(d, [...chain, r]);
+    state.set(r, 2);
+  };
+  for (const r of deps.keys()) visit(r, []);
+  return sites;
 }
 
 /** Freeze an object graph in place (config is immutable once loaded). */

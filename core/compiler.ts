@@ -1,0 +1,68 @@
+// Turns config documents into snapshots: validate, bring the secret backends in line, resolve
+// every reference (batched), compile. Owns what outlives snapshots: pools, health, secret cache.
+import type { PluginServices, Logger, Metrics, Clock } from './contracts';
+import { validateConfig, type Registry, type ValidatedConfig } from './config/validate';
+import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
+import { configInvalid } from './errors';
+import { SecretResolver, type Timers } from './secrets/resolver';
+import { SecretBackends } from './secrets/backends';
+import { UpstreamPools } from './upstream-pools';
+import type { PassiveHealth } from './health';
+
+export interface CompilerOptions {
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly timers?: Timers;
+}
+
+const DEFAULT_CACHE = { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 };
+
+export class Compiler {
+  readonly resolver: SecretResolver;
+  readonly backends: SecretBackends;
+  readonly deps: SnapshotDeps;
+
+  constructor(o: CompilerOptions) {
+    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock };
+    this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
+    this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers });
+    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };
+  }
+
+  /**
+   * Validate a raw document (no side effect on failure).
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
+   */
+  validate(raw: Record<string, unknown>): ValidatedConfig {
+    const v = validateConfig(raw, this.deps.registry);
+    if (v.issues) throw configInvalid(v.issues);
+    return v;
+  }
+
+  /**
+   * Build a snapshot of a validated config with the current secret values. Secrets that cannot be
+   * resolved make what needs them fail closed (logged); they never fail the build.
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID when a plugin rejects its config
+   */
+  async build(v: ValidatedConfig): Promise<Snapshot> {
+    this.resolver.configure(v.config.secret_cache);
+    await this.backends.sync(v.config, v.refs, this.resolver);
+    const refs = v.refs.filter((s) => !s.path.startsWith('secrets['));
+    const unique = new Map(refs.map((s) => [s.ref.key, s.ref]));
+    const byKey = await this.resolver.resolveMany([...unique.values()]);
+    const values = new Map<string, string | Error>();
+    for (const s of refs) values.set(s.ref.text, byKey.get(s.ref.key)!);
+    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)));
+    if (c.issues) throw configInvalid(c.issues);
+    this.resolver.track(v.refs.map((s) => s.ref));
+    return c.snapshot;
+  }
+
+  async close(): Promise<void> {
+    this.resolver.close();
+    await this.deps.pools.closeAll();
+    await this.backends.closeAll();
+  }
+}
