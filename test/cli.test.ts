@@ -145,3 +145,41 @@ describe('gatehouse start', () => {
     }
   });
 });
+
+describe('gatehouse secret resolve', () => {
+  test('prints provider, latency and a sha256 fingerprint, never the value without --reveal', async () => {
+    process.env.GH_CLI_SECRET = 'cli-planted-value';
+    const f = file('secret.yaml', VALID);
+    const r = await runCli(['secret', 'resolve', '$env://GH_CLI_SECRET', '-c', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^reference +\$env:\/\/GH_CLI_SECRET$/m);
+    assert.match(r.stdout, /^provider +env$/m);
+    assert.match(r.stdout, /^latency +\d+\.\d ms$/m);
+    // sha256("cli-planted-value"), first 12 hex digits
+    const { createHash } = await import('node:crypto');
+    const fp = createHash('sha256').update('cli-planted-value').digest('hex').slice(0, 12);
+    assert.match(r.stdout, new RegExp(`^fingerprint +sha256:${fp}$`, 'm'));
+    assert.doesNotMatch(r.stdout + r.stderr, /cli-planted-value/);
+  });
+
+  test('prints the value with --reveal', async () => {
+    process.env.GH_CLI_SECRET = 'cli-planted-value';
+    const r = await runCli(['secret', 'resolve', '$env://GH_CLI_SECRET', '-c', file('secret2.yaml', VALID), '--reveal']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^value +cli-planted-value$/m);
+  });
+
+  test('exits 1 naming the reference and cause when it cannot be resolved, or when it is malformed', async () => {
+    delete process.env.GH_CLI_UNSET;
+    const f = file('secret3.yaml', VALID);
+    const missing = await runCli(['secret', 'resolve', '$env://GH_CLI_UNSET', '-c', f]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'secret unavailable: $env://GH_CLI_UNSET (provider env): not found\n');
+    const bad = await runCli(['secret', 'resolve', '$secret://vault/only-id', '-c', f]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^invalid reference: missing segments/);
+    const unknown = await runCli(['secret', 'resolve', '$secret://vault/gw/jack/key', '-c', f]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no secret resource "vault\/gw"|unknown secret manager "vault"/);
+  });
+});

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { startCommand } from './start';
 import { validateCommand } from './validate';
 import { version } from './version';
+import { secretResolveCommand } from './secret';
 
 const program = new Command();
 program.name('gatehouse').description('API gateway whose config holds secret references, never secrets').version(version);
@@ -22,6 +23,17 @@ program
   .requiredOption('-c, --config <file>', 'configuration file')
   .action(async (o: { config: string }) => {
     process.exitCode = await validateCommand(o.config, process.stdout, process.stderr);
+  });
+
+const secret = program.command('secret').description('work with secret references');
+secret
+  .command('resolve')
+  .description('resolve one reference; print provider, latency and a sha256 fingerprint (the value only with --reveal)')
+  .argument('<ref>', 'a reference: $secret://<manager>/<id>/<path>/<field> or $env://NAME')
+  .requiredOption('-c, --config <file>', 'configuration file holding the secret resources')
+  .option('--reveal', 'also print the value')
+  .action(async (ref: string, o: { config: string; reveal?: boolean }) => {
+    process.exit(await secretResolveCommand(ref, o.config, o.reveal === true, process.stdout, process.stderr));
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -1,0 +1,58 @@
+// `gatehouse secret resolve <ref> -c FILE [--reveal]`: resolve one reference with the config's
+// secret resources; print the provider, the latency and a fingerprint, the value only on request.
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import 'reflect-metadata';
+import { Compiler } from '../compiler';
+import { createGatewayContainer, systemClock } from '../container';
+import { createRegistry } from '../config/validate';
+import { readConfigFile } from '../config/loader';
+import { GatehouseError } from '../errors';
+import { silentLogger } from '../log';
+import { createMetrics } from '../metrics';
+import { parseReference, ReferenceSyntaxError } from '../secrets/reference';
+import { MemoryConfigStore } from '../stores/file-store';
+import { PLUGIN, SECRET_PROVIDER, resolveAll } from '../tokens';
+
+/** sha256 of the value, first 12 hex digits: enough to compare two values, useless to recover one. */
+export function fingerprint(value: string): string {
+  return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 12)}`;
+}
+
+export async function secretResolveCommand(text: string, file: string, reveal: boolean, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  let compiler: Compiler | undefined;
+  try {
+    const ref = parseReference(text);
+    const raw = await readConfigFile(file);
+    const logger = silentLogger();
+    const metrics = createMetrics();
+    const container = createGatewayContainer({ logger, metrics, clock: systemClock, store: new MemoryConfigStore(raw) });
+    const registry = createRegistry(resolveAll(container, PLUGIN), resolveAll(container, SECRET_PROVIDER));
+    compiler = new Compiler({ registry, logger, metrics, clock: systemClock });
+    const v = compiler.validate(raw);
+    if (ref.manager !== 'env' && !registry.providers.has(ref.manager)) throw new Error(`unknown secret manager "${ref.manager}"`);
+    if (ref.manager !== 'env' && !v.config.secrets.some((s) => s.id === ref.resource)) throw new Error(`${file} has no secret resource "${ref.resource}"`);
+    await compiler.backends.sync(v.config, v.refs, compiler.resolver);
+    const t0 = performance.now();
+    const value = await compiler.resolver.resolve(ref);
+    const ms = performance.now() - t0;
+    const lines = [
+      ['reference', ref.text],
+      ['provider', ref.manager === 'env' ? 'env' : `${ref.manager} (resource ${ref.resource})`],
+      ['latency', `${ms.toFixed(1)} ms`],
+      ['fingerprint', fingerprint(value)],
+      ...(reveal ? [['value', value]] : []),
+    ];
+    for (const [k, val] of lines) out.write(`${k.padEnd(12)} ${val}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof GatehouseError && e.issues.length) {
+      err.write(`${file}: ${e.issues.length} error${e.issues.length === 1 ? '' : 's'}\n`);
+      for (const i of e.issues) err.write(`${i.path ? `${i.path}: ` : ''}${i.message}\n`);
+    } else if (e instanceof ReferenceSyntaxError) err.write(`invalid reference: ${e.message}\n`);
+    else err.write(`${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    await compiler?.close();
+  }
+}
