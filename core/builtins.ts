@@ -2,8 +2,10 @@
 import type { Extension } from './contracts';
 import mocking from '../plugins/mocking';
 import env from '../providers/env';
+import aws from '../providers/aws';
 
 export const builtinExtensions: readonly Extension[] = [
   { kind: 'plugin', plugin: mocking },
   { kind: 'provider', provider: env },
+  { kind: 'provider', provider: aws },
 ];

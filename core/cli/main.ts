@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `gatehouse` command: start, validate (more commands join as they are built).
+// Gatehouse supports Node 20 on purpose; the AWS SDK's end-of-support notice is noise in its logs
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { Command } from 'commander';
 import { startCommand } from './start';
 import { validateCommand } from './validate';
