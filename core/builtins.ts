@@ -3,9 +3,11 @@ import type { Extension } from './contracts';
 import mocking from '../plugins/mocking';
 import env from '../providers/env';
 import aws from '../providers/aws';
+import vault from '../providers/vault';
 
 export const builtinExtensions: readonly Extension[] = [
   { kind: 'plugin', plugin: mocking },
   { kind: 'provider', provider: env },
+  { kind: 'provider', provider: vault },
   { kind: 'provider', provider: aws },
 ];

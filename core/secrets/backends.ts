@@ -29,6 +29,8 @@ export function hasReferences(v: unknown): boolean {
 }
 
 const RETRY_CREATE_MS = 5000;
+/** Concurrent single fetches when warming a backend that has no batch call. */
+const WARM_CONCURRENCY = 32;
 
 /**
  * A backend created on first use. A provider whose `create` fails (e.g. a login while Vault is
@@ -73,7 +75,18 @@ class LazyBackend implements SecretBackend {
   async getMany(reqs: readonly SecretRequest[]): Promise<Array<SecretValue | undefined | Error>> {
     const b = await this.backend();
     if (b.getMany) return b.getMany(reqs);
-    return Promise.all(reqs.map((r) => b.get(r).catch((e: Error) => e)));
+    // no batch call: one get per request, a bounded number at a time (100 000 consumer keys must
+    // not open 100 000 connections)
+    const out = new Array<SecretValue | undefined | Error>(reqs.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < reqs.length) {
+        const i = next++;
+        out[i] = await b.get(reqs[i]).catch((e: Error) => e);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WARM_CONCURRENCY, reqs.length) }, worker));
+    return out;
   }
 
   async close(): Promise<void> {
