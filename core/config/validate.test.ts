@@ -4,13 +4,15 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mocking from '../../plugins/mocking';
 import envProvider from '../../providers/env';
+import vaultProvider from '../../providers/vault';
+import awsProvider from '../../providers/aws';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
 import { silentLogger } from '../log';
 import { parseConfigText } from './loader';
 import { createRegistry, validateConfig } from './validate';
 
-const registry = createRegistry([mocking], [envProvider]);
+const registry = createRegistry([mocking], [envProvider, vaultProvider, awsProvider]);
 const NODES = { '127.0.0.1:8080': 1 };
 
 /** The issues of an invalid document, as `path: message` lines. */
@@ -43,7 +45,8 @@ describe('createRegistry', () => {
     assert.equal(registry.pluginCheck('nope'), undefined);
     assert.equal(registry.pluginConsumerCheck('mocking'), undefined);
     assert.equal(typeof registry.providerCheck('env'), 'function');
-    assert.equal(registry.providerCheck('vault'), undefined);
+    assert.equal(typeof registry.providerCheck('vault'), 'function');
+    assert.equal(registry.providerCheck('gcp'), undefined);
   });
 
   test('a compiled plugin check reports paths under the given base and applies defaults', () => {
@@ -140,8 +143,16 @@ describe('validateConfig issues', () => {
   });
 
   test('a secret resource of an unknown manager is reported, a known one is checked by its provider', () => {
-    assert.deepEqual(issuesOf({ secrets: [{ id: 'vault/prod' }] }), ['secrets[0].id: unknown secret manager "vault"']);
+    assert.deepEqual(issuesOf({ secrets: [{ id: 'gcp/prod' }] }), ['secrets[0].id: unknown secret manager "gcp"']);
     assert.deepEqual(issuesOf({ secrets: [{ id: 'env/x' }] }), ['secrets[0].id: the env manager needs no secret resource: use $env://NAME references directly']);
+  });
+
+  test('provider schema alternatives and dependencies read as sentences, not JSON-schema jargon', () => {
+    const vault = (extra: Record<string, unknown>) => ({ secrets: [{ id: 'vault/a', uri: 'http://127.0.0.1:8200', prefix: 'kv', ...extra }] });
+    assert.deepEqual(issuesOf(vault({ token: 't', auth: { method: 'approle', role_id: 'r', secret_id: 's' } })), ['secrets[0]: must set only one of: token, auth']);
+    assert.deepEqual(issuesOf(vault({})), ['secrets[0]: must set one of: token, auth']);
+    assert.deepEqual(issuesOf(vault({ auth: { method: 'approle', role_id: 'r' } })), ['secrets[0].auth.secret_id: is required']);
+    assert.deepEqual(issuesOf({ secrets: [{ id: 'aws/a', access_key_id: 'AKIDEXAMPLE' }] }), ['secrets[0]: needs secret_access_key when access_key_id is set']);
   });
 
   test('malformed references and references to unknown managers or resources are reported with their path', () => {

@@ -16,7 +16,8 @@ import type { GatewayConfig, NodeConfig } from './types';
  */
 export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: boolean | readonly string[]) => ConfigIssue[];
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
+// verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
 
 /** Keywords a reference string cannot be expected to satisfy before it is resolved. */
 const VALUE_KEYWORDS = new Set(['pattern', 'format', 'minLength', 'maxLength', 'enum', 'const']);
@@ -90,6 +91,9 @@ function describe(e: ErrorObject): { extra?: string; message: string } {
       return { message: `must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
     case 'const':
       return { message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'dependencies':
+    case 'dependentRequired':
+      return { message: `needs ${p.missingProperty} when ${p.property} is set` };
     case 'pattern':
       return { message: `has an invalid format (must match ${p.pattern})` };
     case 'propertyNames':
@@ -103,14 +107,30 @@ function describe(e: ErrorObject): { extra?: string; message: string } {
   }
 }
 
+/** Names the alternatives of a oneOf/anyOf from what each branch requires: "token, auth". */
+function alternatives(e: ErrorObject): string {
+  const branches = Array.isArray(e.schema) ? (e.schema as Array<{ required?: string[] }>) : [];
+  const names = branches.map((b) => (Array.isArray(b?.required) && b.required.length ? b.required.join(' + ') : '')).filter((n) => n !== '');
+  return names.length === branches.length && names.length > 0 ? names.join(', ') : '';
+}
+
 function toIssues(errors: ErrorObject[], basePath: string): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
-  // anyOf reports each branch; keep the summary only
-  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  // anyOf/oneOf report each failed branch too: keep the summary only
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  const fromBranch = (e: ErrorObject) => unions.some((u) => u !== e && e.schemaPath.startsWith(`${u.schemaPath}/`) && e.instancePath.startsWith(u.instancePath));
   for (const e of errors) {
-    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath)) continue;
-    const d = e.keyword === 'anyOf' ? { message: 'has an invalid value' } : describe(e);
+    // an if/then failure is explained by the "then" branch's own errors
+    if (e.keyword === 'if' || fromBranch(e)) continue;
+    let d: { extra?: string; message: string };
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf') {
+      const alts = alternatives(e);
+      const passing = (e.params as { passingSchemas?: number[] | null }).passingSchemas;
+      if (!alts) d = { message: 'has an invalid value' };
+      else if (Array.isArray(passing)) d = { message: `must set only one of: ${alts}` };
+      else d = { message: `must set one of: ${alts}` };
+    } else d = describe(e);
     let path = pointerToPath(basePath, e.instancePath);
     if (d.extra !== undefined) path = joinPath(path, d.extra);
     const line = `${path}\0${d.message}`;
