@@ -25,7 +25,7 @@ export class Compiler {
   readonly deps: SnapshotDeps;
 
   constructor(o: CompilerOptions) {
-    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock };
+    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock, consumers: undefined };
     this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
     this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers });
     this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };
@@ -54,7 +54,12 @@ export class Compiler {
     const byKey = await this.resolver.resolveMany([...unique.values()]);
     const values = new Map<string, string | Error>();
     for (const s of refs) values.set(s.ref.text, byKey.get(s.ref.key)!);
-    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)));
+    const byText = new Map(v.refs.map((s) => [s.ref.text, s.ref]));
+    const previous = (text: string) => {
+      const ref = byText.get(text);
+      return ref ? this.resolver.previous(ref) : undefined;
+    };
+    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), previous);
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));
     return c.snapshot;

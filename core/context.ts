@@ -1,7 +1,7 @@
 // The per-request context: one object per request, methods on the prototype (no per-request
 // closures), handed to every plugin hook.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { RequestContext, RouteInfo } from './contracts';
+import type { Consumer, RequestContext, RouteInfo } from './contracts';
 import type { CompiledRoute, Snapshot } from './snapshot';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
@@ -37,6 +37,7 @@ export class Context implements RequestContext {
   aborted = false;
   /** Set when the upstream request must be aborted if the client goes away. */
   abortUpstream: ((reason: Error) => void) | undefined = undefined;
+  consumer: Consumer | undefined = undefined;
   private _vars: Map<string, unknown> | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
@@ -72,6 +73,11 @@ export class Context implements RequestContext {
       if (value === undefined) delete this.responseHeaders[n];
       else this.responseHeaders[n] = value;
     } else (this.pendingResponseHeaders ??= []).push([n, value]);
+  }
+
+  setConsumer(consumer: Consumer): void {
+    this.consumer = consumer;
+    (this.upstreamHeaderChanges ??= []).push(['x-consumer-username', consumer.username]);
   }
 
   respond(status: number, body?: string | Buffer | object, headers?: OutgoingHttpHeaders): void {

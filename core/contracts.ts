@@ -98,6 +98,32 @@ export interface RequestContext {
   readonly upstreamNode: string | undefined;
   /** Request start time (ms since epoch). */
   readonly startTime: number;
+  /** The consumer an authentication plugin identified, if any. */
+  readonly consumer: Consumer | undefined;
+  /**
+   * Attach the authenticated consumer: sets `consumer`, the `X-Consumer-Username` header sent
+   * upstream (a client-sent one is always dropped) and the access log's consumer field.
+   */
+  setConsumer(consumer: Consumer): void;
+}
+
+/** An API consumer (`consumers:` entry) as requests see it. */
+export interface Consumer {
+  readonly username: string;
+}
+
+/**
+ * A consumer as a plugin's consumer index sees it: its resolved config for that plugin, plus the
+ * configs it had before a secret rotation, each valid until `until` (ms) for `rotation_grace`.
+ */
+export interface ConsumerEntry<ConsumerConf = unknown> {
+  readonly username: string;
+  /** The consumer's config for this plugin, references resolved. */
+  readonly config: Readonly<ConsumerConf>;
+  /** Earlier configs still valid during rotation grace (newest first). */
+  readonly previous: ReadonlyArray<{ readonly config: Readonly<ConsumerConf>; readonly until: number }>;
+  /** Config path of this consumer's plugin config, for error messages. */
+  readonly path: string;
 }
 
 /** A hook; may be synchronous (cheaper) or return a promise. */
@@ -118,7 +144,9 @@ export interface PluginHooks {
 }
 
 /** Services the core gives to every plugin instance. */
-export interface PluginServices {
+export interface PluginServices<Index = unknown> {
+  /** What the plugin's `indexConsumers` built for this config (undefined without one). */
+  readonly consumers: Index;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;
@@ -133,7 +161,7 @@ export interface PluginServices {
  *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader('x-hello', conf.name) }),
  * };
  */
-export interface Plugin<Conf = any, ConsumerConf = any> {
+export interface Plugin<Conf = any, ConsumerConf = any, Index = any> {
   /** Unique name, the key under a route's `plugins:` (`^[a-z][a-z0-9-]*$`). */
   readonly name: string;
   /** Semver of the plugin itself. */
@@ -148,7 +176,14 @@ export interface Plugin<Conf = any, ConsumerConf = any> {
    * Build the hooks for one route, at config-load time. `config` is validated and frozen.
    * @throws to reject the config (the message is reported with the config path)
    */
-  create(config: Readonly<Conf>, services: PluginServices): PluginHooks;
+  create(config: Readonly<Conf>, services: PluginServices<Index>): PluginHooks;
+  /**
+   * Build the plugin's lookup over every consumer that configures it (e.g. key → consumer), once
+   * per config version, off the request path; `create` receives it as `services.consumers`.
+   * Rebuilt whenever a consumer or one of its secrets changes.
+   * @throws to reject the config (e.g. two consumers with the same key); the message is reported
+   */
+  indexConsumers?(consumers: readonly ConsumerEntry<ConsumerConf>[], services: Omit<PluginServices, 'consumers'>): Index;
   /** Type-only marker of the consumer config type. */
   readonly __consumerConf?: ConsumerConf;
 }

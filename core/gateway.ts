@@ -58,6 +58,8 @@ export class Gateway {
   private validated: ValidatedConfig;
   private unsubscribe: () => void = () => undefined;
   private rebuildTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
   private readonly listenOverride: string | undefined;
   private server: Server | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -65,8 +67,9 @@ export class Gateway {
   private closed = false;
 
   private constructor(o: {
-    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string;
+    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; clock: Clock;
   }) {
+    this.clock = o.clock;
     this.container = o.container;
     this.logger = o.logger;
     this.metrics = o.metrics;
@@ -79,6 +82,19 @@ export class Gateway {
     this.unsubscribe = this.compiler.resolver.onChange((c) => {
       if (this.plane.current.refKeys.has(c.ref.key)) this.scheduleRebuild();
     });
+  }
+
+  /** When a rotation grace in the live snapshot ends, rebuild so the old credential stops working. */
+  private armExpiry(s: Snapshot): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (!Number.isFinite(s.expiresAt) || this.closed) return;
+    const wait = Math.max(0, s.expiresAt - this.clock.now()) + 5;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      void this.enqueue(() => this.swap(this.validated, 'rotation grace ended'));
+    }, Math.min(wait, 2 ** 31 - 1));
+    this.expiryTimer.unref();
   }
 
   /** Secret changes come in bursts (a rotation touches many references): rebuild once per burst. */
@@ -114,7 +130,8 @@ export class Gateway {
       throw err;
     }
     const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
-    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen });
+    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, clock });
+    gw.armExpiry(snapshot);
     if (opts.watch !== false) store.watch(() => void gw.reload());
     return gw;
   }
@@ -202,6 +219,7 @@ export class Gateway {
     this.validated = v;
     this.plane.current = snapshot;
     old.retire();
+    this.armExpiry(snapshot);
     this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
     return { ok: true, generation: snapshot.generation };
   }
@@ -233,6 +251,7 @@ export class Gateway {
       }
     }
     clearTimeout(this.rebuildTimer);
+    clearTimeout(this.expiryTimer);
     this.unsubscribe();
     this.plane.current.retire();
     await this.compiler.close();

@@ -2,6 +2,7 @@
 import type { JsonSchema, Plugin, PluginHooks, PluginServices, SecretProvider } from './contracts';
 
 export type * from './contracts';
+export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
 
 /** Names of plugins and providers: lowercase, digits and dashes, starting with a letter. */
 export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;
@@ -17,9 +18,9 @@ export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;
  *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader(conf.header, 'yes') }),
  * });
  */
-export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = never>(
-  plugin: Plugin<Conf, ConsumerConf> & { create(config: Readonly<Conf>, services: PluginServices): PluginHooks },
-): Plugin<Conf, ConsumerConf> {
+export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = never, Index = undefined>(
+  plugin: Plugin<Conf, ConsumerConf, Index> & { create(config: Readonly<Conf>, services: PluginServices<Index>): PluginHooks },
+): Plugin<Conf, ConsumerConf, Index> {
   if (typeof plugin.name !== 'string' || !EXTENSION_NAME.test(plugin.name)) throw new TypeError(`plugin name ${JSON.stringify(plugin.name)} must match ${EXTENSION_NAME}`);
   if (typeof plugin.version !== 'string' || !plugin.version) throw new TypeError(`plugin "${plugin.name}": version is required`);
   if (!Number.isFinite(plugin.priority)) throw new TypeError(`plugin "${plugin.name}": priority must be a finite number`);

@@ -2,13 +2,13 @@
 // (plugin instances with frozen config) and upstreams with their balancers and pools. Requests read
 // one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
-import type { Hook, PluginServices, RequestContext, RouteInfo } from './contracts';
+import type { ConsumerEntry, Hook, PluginServices, RequestContext, RouteInfo } from './contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
 import { PassiveHealth } from './health';
 import { buildRouter, RouteUriError, type Router } from './router';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from './config/types';
 import { deepFreeze, joinPath, type Registry } from './config/validate';
-import { hasReferences, substituteReferences } from './secrets/backends';
+import { hasReferences, referencesIn, substituteReferences } from './secrets/backends';
 import type { ConfigIssue } from './errors';
 import type { UpstreamPools } from './upstream-pools';
 
@@ -85,6 +85,8 @@ export class Snapshot {
     readonly consumers: readonly CompiledConsumer[],
     /** Keys of every secret reference the config uses (a change to one rebuilds the snapshot). */
     readonly refKeys: ReadonlySet<string>,
+    /** ms when a rotation grace in it ends (the snapshot must be rebuilt then); Infinity if none. */
+    readonly expiresAt: number,
     private readonly ownedPools: readonly Pool[],
     private readonly deps: SnapshotDeps,
   ) {}
@@ -157,6 +159,8 @@ export function compileSnapshot(
   deps: SnapshotDeps,
   values: ResolvedValues = new Map(),
   refKeys: ReadonlySet<string> = new Set(),
+  /** The value a reference had before its last rotation, while the grace lasts. */
+  previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
 ): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
   const logger = deps.services.logger;
@@ -192,6 +196,51 @@ export function compileSnapshot(
   const routes: CompiledRoute[] = [];
   const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
 
+  // consumers first: plugins that authenticate them get their index before routes create them
+  const consumerEntries = new Map<string, ConsumerEntry[]>();
+  let expiresAt = Number.POSITIVE_INFINITY;
+  const consumers: CompiledConsumer[] = config.consumers.map((k, i) => {
+    const plugins = new Map<string, unknown>();
+    const unavailableFor = new Map<string, { reference: string; reason: string }>();
+    for (const name of Object.keys(k.plugins)) {
+      const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
+      const check = deps.registry.pluginConsumerCheck(name);
+      const res = resolveConfig(k.plugins[name], check, path, { consumer: k.username, plugin: name });
+      if ('failed' in res) {
+        unavailableFor.set(name, res.failed);
+        continue;
+      }
+      const conf = deepFreeze(res.conf) as object;
+      plugins.set(name, conf);
+      // configs this one replaced in a rotation, valid while their grace lasts
+      const previous: Array<{ config: object; until: number }> = [];
+      for (const text of referencesIn(k.plugins[name])) {
+        const p = previousValue(text);
+        if (!p) continue;
+        const old = substituteReferences(k.plugins[name], (t) => (t === text ? p.value : (values.get(t) as string)));
+        if (check && check(old, path, false).length) continue;
+        previous.push({ config: deepFreeze(old) as object, until: p.until });
+        expiresAt = Math.min(expiresAt, p.until);
+      }
+      previous.sort((a, b) => b.until - a.until);
+      let list = consumerEntries.get(name);
+      if (!list) consumerEntries.set(name, (list = []));
+      list.push({ username: k.username, config: conf, previous, path });
+    }
+    return { username: k.username, plugins, unavailable: unavailableFor };
+  });
+
+  const servicesOf = new Map<string, PluginServices>();
+  for (const [name, plugin] of deps.registry.plugins) {
+    if (!plugin.indexConsumers) continue;
+    const { consumers: _none, ...base } = deps.services;
+    try {
+      servicesOf.set(name, { ...base, consumers: plugin.indexConsumers(consumerEntries.get(name) ?? [], base) });
+    } catch (err) {
+      issues.push({ path: (err as { path?: string }).path ?? 'consumers', message: (err as Error).message });
+    }
+  }
+
   config.routes.forEach((r, i) => {
     if (r.status === 0) return; // disabled, as APISIX's status: 0
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
@@ -206,7 +255,7 @@ export function compileSnapshot(
       }
       let hooks;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, deps.services);
+        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? deps.services);
       } catch (err) {
         issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
         continue;
@@ -244,18 +293,6 @@ export function compileSnapshot(
     });
   });
 
-  const consumers: CompiledConsumer[] = config.consumers.map((k, i) => {
-    const plugins = new Map<string, unknown>();
-    const unavailableFor = new Map<string, { reference: string; reason: string }>();
-    for (const name of Object.keys(k.plugins)) {
-      const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
-      const res = resolveConfig(k.plugins[name], deps.registry.pluginConsumerCheck(name), path, { consumer: k.username, plugin: name });
-      if ('failed' in res) unavailableFor.set(name, res.failed);
-      else plugins.set(name, deepFreeze(res.conf));
-    }
-    return { username: k.username, plugins, unavailable: unavailableFor };
-  });
-
   if (issues.length) {
     for (const p of owned) deps.pools.release(p);
     return { issues };
@@ -270,7 +307,7 @@ export function compileSnapshot(
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(config, router, routes, consumers, refKeys, owned, deps) };
+  return { snapshot: new Snapshot(config, router, routes, consumers, refKeys, expiresAt, owned, deps) };
 }
 
 interface Entry {

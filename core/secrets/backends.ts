@@ -20,6 +20,15 @@ export function substituteReferences(v: unknown, lookup: (text: string) => strin
   return v;
 }
 
+/** Every reference string in `v`. */
+export function referencesIn(v: unknown, out: string[] = []): string[] {
+  if (typeof v === 'string') {
+    if (looksLikeReference(v)) out.push(v);
+  } else if (Array.isArray(v)) v.forEach((x) => referencesIn(x, out));
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) referencesIn(x, out);
+  return out;
+}
+
 /** Does `v` hold any reference string? */
 export function hasReferences(v: unknown): boolean {
   if (typeof v === 'string') return looksLikeReference(v);

@@ -1,0 +1,84 @@
+// key-auth: authenticate a request by an API key in a header or query argument, against the keys
+// of the consumers (which may come from Vault, AWS or the environment, and rotate live).
+import { credentialIndex, definePlugin, type CredentialIndex, type RequestContext } from '../../core/sdk';
+import { consumerSchema, schema, type KeyAuthConfig, type KeyAuthConsumerConfig } from './schema';
+
+interface Who {
+  readonly username: string;
+}
+
+const MISSING = { message: 'Missing API key found in request' };
+const INVALID = { message: 'Invalid API key in request' };
+const CHALLENGE = { 'www-authenticate': 'Key realm="gatehouse"' };
+
+/** The query string without the argument `name` (for hide_credentials). */
+function withoutArg(query: string, name: string): string {
+  return query
+    .split('&')
+    .filter((part) => {
+      const eq = part.indexOf('=');
+      const k = eq === -1 ? part : part.slice(0, eq);
+      try {
+        return decodeURIComponent(k.replace(/\+/g, ' ')) !== name;
+      } catch {
+        return k !== name;
+      }
+    })
+    .join('&');
+}
+
+export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialIndex<Who>>({
+  name: 'key-auth',
+  version: '1.0.0',
+  // as APISIX: authentication runs in the rewrite phase, before access-phase plugins
+  priority: 2500,
+  schema,
+  consumerSchema,
+
+  indexConsumers(consumers) {
+    const entries = [];
+    for (const c of consumers) {
+      const who = Object.freeze({ username: c.username });
+      entries.push({ credential: c.config.key, value: who, owner: c.username, path: `${c.path}.key` });
+      for (const p of c.previous) entries.push({ credential: p.config.key, value: who, owner: c.username, until: p.until });
+    }
+    return credentialIndex(entries);
+  },
+
+  create(conf, { consumers, clock }) {
+    const header = conf.header.toLowerCase();
+    const arg = conf.query;
+    const anonymous = conf.anonymous_consumer === undefined ? undefined : Object.freeze({ username: conf.anonymous_consumer });
+    const hide = conf.hide_credentials;
+    return {
+      rewrite: function keyAuth(ctx: RequestContext) {
+        let key = ctx.headers[header];
+        let fromQuery = false;
+        if (Array.isArray(key)) key = key[0];
+        if (key === undefined && ctx.query !== '') {
+          const q = new URLSearchParams(ctx.query).get(arg);
+          if (q !== null) {
+            key = q;
+            fromQuery = true;
+          }
+        }
+        if (key === undefined || key === '') {
+          // no key sent
+          if (anonymous !== undefined) ctx.setConsumer(anonymous);
+          else ctx.respond(401, MISSING, CHALLENGE);
+          return;
+        }
+        const who = consumers.find(key, clock.now());
+        if (who === undefined) {
+          ctx.respond(401, INVALID, CHALLENGE);
+          return;
+        }
+        ctx.setConsumer(who);
+        if (hide) {
+          if (fromQuery) ctx.query = withoutArg(ctx.query, arg);
+          else ctx.setUpstreamHeader(header, undefined);
+        }
+      },
+    };
+  },
+});
