@@ -14,19 +14,25 @@ type Behaviour = SecretValue | undefined | Error | (() => Promise<SecretValue | 
 
 /** An in-memory backend whose next answers are set by the test; counts calls. */
 class MemBackend implements SecretBackend {
+  /** Values fetched, one per secret, whether alone or in a batch. */
   calls = 0;
+  singleCalls = 0;
   batchCalls = 0;
   answer: Behaviour = { value: 'v1' };
-  async get(_req: SecretRequest): Promise<SecretValue | undefined> {
+  private async one(): Promise<SecretValue | undefined> {
     this.calls++;
     const a = this.answer;
     if (typeof a === 'function') return a();
     if (a instanceof Error) throw a;
     return a;
   }
+  async get(_req: SecretRequest): Promise<SecretValue | undefined> {
+    this.singleCalls++;
+    return this.one();
+  }
   async getMany(reqs: readonly SecretRequest[]): Promise<Array<SecretValue | undefined | Error>> {
     this.batchCalls++;
-    return reqs.map((r) => ({ value: `batch:${r.path}/${r.field}` }));
+    return Promise.all(reqs.map(() => this.one().catch((e: Error) => e)));
   }
 }
 
@@ -228,10 +234,23 @@ test('a tracked reference that failed is retried with backoff and its recovery i
 test('resolveMany warms references through the backend batch call', async () => {
   const { backend, resolver } = setup();
   const refs = ['a/x', 'b/y', 'c/z'].map((p) => parseReference(`$secret://mem/one/${p}`));
-  const out = await resolver.resolveMany(refs);
+  const out = await resolver.resolveMany([...refs, refs[0]]);
   assert.equal(backend.batchCalls, 1);
-  assert.equal(backend.calls, 0);
-  assert.equal(out.get(refs[1].key), 'batch:b/y');
+  assert.equal(backend.singleCalls, 0);
+  assert.equal(backend.calls, 3, 'a reference listed twice is fetched once');
+  assert.equal(out.get(refs[1].key), 'v1');
+});
+
+test('background refreshes of many tracked references go through batch calls', async () => {
+  const { clock, backend, resolver } = setup();
+  const refs = Array.from({ length: 450 }, (_, i) => parseReference(`$secret://mem/one/c${i}/key`));
+  resolver.track(refs);
+  clock.advance(0);
+  await settle();
+  await settle();
+  assert.equal(backend.calls, 450);
+  assert.equal(backend.singleCalls, 0);
+  assert.equal(backend.batchCalls, 3, '450 references in batches of 200');
 });
 
 test('ttl 0 keeps a value until a forced refresh', async () => {

@@ -92,11 +92,13 @@ export interface ResolverOptions {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   readonly timers?: Timers;
-  /** Max concurrent background refreshes; default 16. */
+  /** Background refresh batches run at once (each one backend batch call); default 4. */
   readonly concurrency?: number;
 }
 
 const MAX_ERROR_BACKOFF_MS = 60_000;
+/** References refreshed per backend call in the background (one getMany per batch). */
+const REFRESH_BATCH = 200;
 
 export class SecretResolver {
   private settings: SecretCacheSettings;
@@ -125,7 +127,7 @@ export class SecretResolver {
     this.clock = o.clock;
     this.logger = o.logger;
     this.timers = o.timers ?? realTimers;
-    this.concurrency = o.concurrency ?? 16;
+    this.concurrency = o.concurrency ?? 4;
     const mm = o.metrics;
     this.m = mm
       ? {
@@ -184,34 +186,17 @@ export class SecretResolver {
    * @returns for each reference, its value or the SecretUnavailableError
    */
   async resolveMany(refs: readonly SecretRef[]): Promise<Map<string, string | SecretUnavailableError>> {
-    const byResource = new Map<string, Entry[]>();
+    const byResource = new Map<string, Set<Entry>>();
     const now = this.clock.now();
     for (const r of refs) {
       const e = this.entry(r);
       if ((e.state === 'value' && now < e.freshUntil) || e.inflight || (e.state === 'missing' && now < e.missingUntil)) continue;
-      const b = this.backends(r.resource);
-      if (!b?.getMany) continue;
-      let list = byResource.get(r.resource);
-      if (!list) byResource.set(r.resource, (list = []));
-      if (!list.includes(e)) list.push(e);
+      if (!this.backends(r.resource)?.getMany) continue;
+      let set = byResource.get(r.resource);
+      if (!set) byResource.set(r.resource, (set = new Set()));
+      set.add(e);
     }
-    await Promise.all(
-      [...byResource.entries()].map(async ([resource, list]) => {
-        const b = this.backends(resource)!;
-        let done: () => void = noop;
-        const shared = new Promise<void>((r) => (done = r));
-        for (const e of list) e.inflight = shared;
-        try {
-          const results = await b.getMany!(list.map((e) => ({ path: e.ref.path, field: e.ref.field, version: e.ref.version })));
-          list.forEach((e, i) => this.apply(e, results[i]));
-        } catch (err) {
-          for (const e of list) this.apply(e, err instanceof Error ? err : new Error(String(err)));
-        } finally {
-          for (const e of list) e.inflight = null;
-          done();
-        }
-      }),
-    );
+    await Promise.all([...byResource.entries()].map(([resource, set]) => this.fetchBatch(resource, [...set])));
     const out = new Map<string, string | SecretUnavailableError>();
     await Promise.all(
       refs.map(async (r) => {
@@ -251,6 +236,7 @@ export class SecretResolver {
       if (!e.tracked) {
         e.tracked = true;
         this.schedule(e);
+        this.armFor(e.dueAt);
       }
     }
     for (const e of this.entries.values()) {
@@ -259,7 +245,6 @@ export class SecretResolver {
         e.dueAt = 0;
       }
     }
-    this.arm();
   }
 
   /** Forget every cached value of a resource at once (its config changed or it was deleted). */
@@ -271,9 +256,11 @@ export class SecretResolver {
       e.freshUntil = e.staleUntil = e.missingUntil = 0;
       e.previous = undefined;
       e.errors = 0;
-      if (e.tracked) this.schedule(e, 0);
+      if (e.tracked) {
+        this.schedule(e, 0);
+        this.armFor(e.dueAt);
+      }
     }
-    this.arm();
   }
 
   /** Fetch every cached reference of a resource now (Admin API refresh). */
@@ -341,6 +328,30 @@ export class SecretResolver {
     return p;
   }
 
+  /**
+   * Fetch many entries of one resource with one `getMany` call (AWS BatchGetSecretValue; others
+   * fetch a bounded number at a time), each entry shared with concurrent callers meanwhile.
+   */
+  private async fetchBatch(resource: string, list: Entry[]): Promise<void> {
+    const b = this.backends(resource);
+    if (!b?.getMany) {
+      await Promise.all(list.map((e) => this.fetch(e).catch(noop)));
+      return;
+    }
+    let done: () => void = noop;
+    const shared = new Promise<void>((r) => (done = r));
+    for (const e of list) e.inflight = shared;
+    try {
+      const results = await b.getMany(list.map((e) => ({ path: e.ref.path, field: e.ref.field, version: e.ref.version })));
+      list.forEach((e, i) => this.apply(e, results[i]));
+    } catch (err) {
+      for (const e of list) this.apply(e, err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      for (const e of list) e.inflight = null;
+      done();
+    }
+  }
+
   /** Record a backend answer, emit a change when a tracked value changed, reschedule. */
   private apply(e: Entry, result: SecretValue | undefined | Error): void {
     const now = this.clock.now();
@@ -396,7 +407,7 @@ export class SecretResolver {
     }
     if (e.tracked) {
       this.schedule(e);
-      this.arm();
+      this.armFor(e.dueAt);
     }
   }
 
@@ -442,50 +453,55 @@ export class SecretResolver {
     }
   }
 
-  /** Keep one timer, for the earliest due tracked entry. */
-  private arm(): void {
-    if (this.closed) return;
-    let next = Number.POSITIVE_INFINITY;
-    for (const e of this.entries.values()) if (e.tracked && e.dueAt > 0 && e.dueAt < next) next = e.dueAt;
-    if (next === Number.POSITIVE_INFINITY) {
-      if (this.timer !== null) this.timers.clear(this.timer);
-      this.timer = null;
-      this.timerAt = 0;
-      return;
-    }
-    if (this.timer !== null && this.timerAt === next) return;
+  /** Make sure the timer fires no later than `due` (O(1): one timer for the earliest due entry). */
+  private armFor(due: number): void {
+    if (this.closed || !(due > 0)) return;
+    if (this.timer !== null && this.timerAt <= due) return;
     if (this.timer !== null) this.timers.clear(this.timer);
-    this.timerAt = next;
+    this.timerAt = due;
     this.timer = this.timers.set(() => {
       this.timer = null;
       this.timerAt = 0;
       this.runDue();
-    }, Math.max(0, next - this.clock.now()));
+    }, Math.max(0, due - this.clock.now()));
   }
 
-  /** Refresh every tracked entry that is due, a bounded number at a time. */
+  /**
+   * Refresh every tracked entry that is due, in batches per resource (one scan of the cache), and
+   * arm the timer for the next one.
+   */
   private runDue(): void {
     if (this.closed) return;
     const now = this.clock.now();
-    const due: Entry[] = [];
-    for (const e of this.entries.values()) if (e.tracked && e.dueAt > 0 && e.dueAt <= now && !e.inflight) due.push(e);
-    for (const e of due) e.dueAt = 0;
-    const next = () => {
-      while (this.running < this.concurrency && due.length > 0) {
-        const e = due.shift()!;
-        this.running++;
-        this.fetch(e)
-          .catch(noop)
-          .finally(() => {
-            this.running--;
-            if (e.tracked && e.dueAt === 0) this.schedule(e);
-            next();
-            if (this.running === 0 && due.length === 0) this.arm();
-          });
+    const groups = new Map<string, Entry[]>();
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.entries.values()) {
+      if (!e.tracked || e.dueAt <= 0) continue;
+      if (e.dueAt > now || e.inflight) {
+        next = Math.min(next, e.dueAt > now ? e.dueAt : now + 1000);
+        continue;
       }
+      e.dueAt = 0;
+      let g = groups.get(e.ref.resource);
+      if (!g) groups.set(e.ref.resource, (g = []));
+      g.push(e);
+    }
+    if (Number.isFinite(next)) this.armFor(next);
+    const tasks: Array<() => Promise<void>> = [];
+    for (const [resource, list] of groups) {
+      for (let i = 0; i < list.length; i += REFRESH_BATCH) {
+        const chunk = list.slice(i, i + REFRESH_BATCH);
+        tasks.push(() => this.fetchBatch(resource, chunk));
+      }
+    }
+    let t = 0;
+    const worker = async (): Promise<void> => {
+      while (t < tasks.length && !this.closed) await tasks[t++]();
     };
-    next();
-    this.arm();
+    for (let i = 0; i < Math.min(this.concurrency, tasks.length); i++) {
+      this.running++;
+      void worker().finally(() => this.running--);
+    }
   }
 }
 
