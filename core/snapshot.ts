@@ -70,6 +70,10 @@ export interface SnapshotDeps {
 }
 
 let generations = 0;
+// shared empties: 100 000 consumers should not mean 300 000 empty collections
+const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
+const NO_TEXTS: string[] = [];
+const NO_UNAVAILABLE: ReadonlyMap<string, { reference: string; reason: string }> = new Map();
 
 export class Snapshot {
   readonly generation = ++generations;
@@ -201,33 +205,34 @@ export function compileSnapshot(
   let expiresAt = Number.POSITIVE_INFINITY;
   const consumers: CompiledConsumer[] = config.consumers.map((k, i) => {
     const plugins = new Map<string, unknown>();
-    const unavailableFor = new Map<string, { reference: string; reason: string }>();
+    let unavailableFor: Map<string, { reference: string; reason: string }> | undefined;
     for (const name of Object.keys(k.plugins)) {
       const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
       const check = deps.registry.pluginConsumerCheck(name);
       const res = resolveConfig(k.plugins[name], check, path, { consumer: k.username, plugin: name });
       if ('failed' in res) {
-        unavailableFor.set(name, res.failed);
+        (unavailableFor ??= new Map()).set(name, res.failed);
         continue;
       }
       const conf = deepFreeze(res.conf) as object;
       plugins.set(name, conf);
       // configs this one replaced in a rotation, valid while their grace lasts
-      const previous: Array<{ config: object; until: number }> = [];
-      for (const text of referencesIn(k.plugins[name])) {
+      let previous: Array<{ config: object; until: number }> = NO_PREVIOUS;
+      for (const text of hasReferences(k.plugins[name]) ? referencesIn(k.plugins[name]) : NO_TEXTS) {
         const p = previousValue(text);
         if (!p) continue;
         const old = substituteReferences(k.plugins[name], (t) => (t === text ? p.value : (values.get(t) as string)));
         if (check && check(old, path, false).length) continue;
+        if (previous === NO_PREVIOUS) previous = [];
         previous.push({ config: deepFreeze(old) as object, until: p.until });
         expiresAt = Math.min(expiresAt, p.until);
       }
-      previous.sort((a, b) => b.until - a.until);
+      if (previous.length > 1) previous.sort((a, b) => b.until - a.until);
       let list = consumerEntries.get(name);
       if (!list) consumerEntries.set(name, (list = []));
       list.push({ username: k.username, config: conf, previous, path });
     }
-    return { username: k.username, plugins, unavailable: unavailableFor };
+    return { username: k.username, plugins, unavailable: unavailableFor ?? NO_UNAVAILABLE };
   });
 
   const servicesOf = new Map<string, PluginServices>();
