@@ -5,6 +5,8 @@ export interface LoadOptions {
   readonly url: string;
   readonly connections: number;
   readonly durationS: number;
+  /** Extra request headers (e.g. an API key). */
+  readonly headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -57,7 +59,7 @@ export function stopLoad(): void {
 export function runLoad(o: LoadOptions): Promise<LoadResult> {
   const samples = new Samples();
   return new Promise<LoadResult>(function run(ok, fail) {
-    const instance = autocannon({ url: o.url, connections: o.connections, duration: o.durationS, pipelining: 1, timeout: 10 }, function done(err, r) {
+    const instance = autocannon({ url: o.url, connections: o.connections, duration: o.durationS, pipelining: 1, timeout: 10, headers: o.headers ?? {} }, function done(err, r) {
       current = undefined;
       if (err) return fail(err);
       const sorted = samples.sorted();

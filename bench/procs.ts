@@ -120,10 +120,7 @@ export async function startGateway(spec: GatewaySpec, expectBody: Buffer): Promi
     const config = join(benchDir(), `${spec.name}.yaml`);
     const yaml = gatewayYaml(spec, port);
     writeFileSync(config, yaml);
-    const { fd, file } = logFd(spec.name);
-    // the real CLI; the preloaded guard only listens for the bench's IPC channel closing
-    const proc = track(spawn(process.execPath, ['-r', GUARD, CLI, 'start', '-c', config], { stdio: ['ignore', fd, fd, 'ipc'] }));
-    closeSync(fd);
+    const { proc, logFile: file } = spawnGateway(spec.name, config);
     try {
       await waitReady(proc, port, spec.path, expectBody);
       return { name: spec.name, proc, port, logFile: file };
@@ -135,6 +132,18 @@ export async function startGateway(spec: GatewaySpec, expectBody: Buffer): Promi
       throw new Error(`${spec.name}: ${(err as Error).message}\nconfig:\n${yaml}last log lines:\n${tail}`);
     }
   }
+}
+
+/**
+ * The real CLI (`gatehouse start -c <config>`) in its own tracked process, output to `<name>.log`.
+ * Returns at once; readiness is the caller's to check.
+ */
+export function spawnGateway(name: string, config: string, nodeArgs: readonly string[] = []): { proc: ChildProcess; logFile: string } {
+  const { fd, file } = logFd(name);
+  // the preloaded guard only listens for the bench's IPC channel closing
+  const proc = track(spawn(process.execPath, [...nodeArgs, '-r', GUARD, CLI, 'start', '-c', config], { stdio: ['ignore', fd, fd, 'ipc'] }));
+  closeSync(fd);
+  return { proc, logFile: file };
 }
 
 async function waitReady(proc: ChildProcess, port: number, path: string, expectBody: Buffer, timeoutMs = 10_000): Promise<void> {
@@ -169,10 +178,10 @@ export function getOnce(port: number, path: string): Promise<{ status: number; b
 }
 
 /** SIGTERM (the gateway drains), then SIGKILL after a grace period. */
-function stop(proc: ChildProcess): Promise<void> {
+export function stop(proc: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise<void>(function awaitExit(ok) {
-    const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
     proc.once('exit', function exited() {
       clearTimeout(timer);
       ok();
