@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly extensions?: readonly Extension[];
   /** Overrides `gateway.listen` (tests use `127.0.0.1:0`). */
   readonly listen?: string;
+  /** The store's document, already read by the caller (the CLI reads it once for `workers`). */
+  readonly initialConfig?: Record<string, unknown>;
   /** Reload when the store reports a change; default true. */
   readonly watch?: boolean;
   /** Timers for the secret cache (tests pass a FakeClock together with `clock`). */
@@ -113,7 +115,7 @@ export class Gateway {
    */
   static async create(opts: GatewayOptions): Promise<Gateway> {
     const store = opts.store ?? (opts.configPath !== undefined ? new FileConfigStore(opts.configPath) : new MemoryConfigStore(opts.config ?? {}));
-    const raw = await store.load();
+    const raw = opts.initialConfig ?? (await store.load());
     const level = typeof (raw.gateway as any)?.log_level === 'string' ? (raw.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
     const metrics = opts.metrics ?? createMetrics();

@@ -16,8 +16,10 @@ function workerCount(raw: Record<string, unknown>): number {
 
 export async function startCommand(file: string): Promise<number> {
   let raw: Record<string, unknown> = {};
+  let readOk = false;
   try {
     raw = await readConfigFile(file);
+    readOk = true;
   } catch {
     // reported by the load below, with full detail
   }
@@ -28,7 +30,7 @@ export async function startCommand(file: string): Promise<number> {
   if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger);
   let gw: Gateway;
   try {
-    gw = await startGateway({ configPath: file, logger });
+    gw = await startGateway({ configPath: file, logger, initialConfig: readOk ? raw : undefined });
   } catch (err) {
     const issues = err instanceof GatehouseError ? err.issues : [];
     logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');
