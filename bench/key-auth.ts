@@ -9,8 +9,8 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { Pool, request } from 'undici';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../test/servers/secrets-manager';
 import { startVaultServer, type VaultServer } from '../test/servers/vault';
-import { runLoad, stopLoad } from './load';
-import { benchDir, cleanup, cpuSeconds, freePort, killAllNow, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
+import { runLoad } from './load';
+import { benchDir, cleanup, installCleanupHandlers, wasInterrupted, cpuSeconds, freePort, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
 import { failures, formatRound, median, summarize, writeJson, type RoundResult, type TargetSummary } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -168,7 +168,7 @@ async function launch(cfg: GatewayConfig, flags: Flags): Promise<Gateway> {
     const child: Child = { name: cfg.name, proc, port, logFile };
     const deadline = t0 + START_TIMEOUT_MS;
     let last = 'no answer yet';
-    while (performance.now() < deadline && !exited(child) && !interrupted) {
+    while (performance.now() < deadline && !exited(child) && !wasInterrupted()) {
       try {
         const r = await probe(port, { [KEY_HEADER]: cfg.goodKey });
         if (r.status === 200 && r.body.equals(UPSTREAM_BODY)) {
@@ -183,7 +183,7 @@ async function launch(cfg: GatewayConfig, flags: Flags): Promise<Gateway> {
       }
       await sleep(POLL_MS);
     }
-    if (interrupted) throw new Error('interrupted');
+    if (wasInterrupted()) throw new Error('wasInterrupted()');
     const why = exited(child) ? `exited during start-up (code ${proc.exitCode}, signal ${proc.signalCode})` : `no 200 within ${START_TIMEOUT_MS / 1000} s (last probe: ${last})`;
     await stop(proc);
     const tail = logTail(logFile);
@@ -231,10 +231,10 @@ interface Run extends RoundResult {
 }
 
 async function measure(gw: Gateway, upstream: Child, flags: Flags, round: number, durationS: number): Promise<Run> {
-  if (interrupted) throw new Error('interrupted');
+  if (wasInterrupted()) throw new Error('wasInterrupted()');
   const before = { lg: process.cpuUsage(), gw: cpuSeconds(gw.proc.pid), up: cpuSeconds(upstream.proc.pid), all: machineBusySeconds(), t: process.hrtime.bigint() };
   const load = await runLoad({ url: `http://127.0.0.1:${gw.port}${PATH}`, connections: flags.connections, durationS, headers: { [KEY_HEADER]: gw.goodKey } });
-  if (interrupted) throw new Error('interrupted');
+  if (wasInterrupted()) throw new Error('wasInterrupted()');
   const wall = Number(process.hrtime.bigint() - before.t) / 1e9;
   const lg = process.cpuUsage(before.lg);
   const g = cpuSeconds(gw.proc.pid);
@@ -282,10 +282,10 @@ function startLine(r: GatewayReport): string {
 async function bounded(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 1;
   async function lane(): Promise<void> {
-    while (next <= n && !interrupted) await fn(next++);
+    while (next <= n && !wasInterrupted()) await fn(next++);
   }
   await Promise.all(Array.from({ length: Math.min(n, concurrency) }, lane));
-  if (interrupted) throw new Error('interrupted');
+  if (wasInterrupted()) throw new Error('wasInterrupted()');
 }
 
 interface Seeding {
@@ -557,21 +557,6 @@ function formatTable(flags: Flags, env: { cpus: number; node: string }, results:
   return out.join('\n');
 }
 
-let interrupted = false;
-
-// a second signal means the user will not wait for the drain: kill the children outright
-function onSignal(signal: NodeJS.Signals): void {
-  const code = 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1);
-  if (interrupted) {
-    killAllNow();
-    process.exit(code);
-  }
-  interrupted = true;
-  process.stderr.write(`\n${signal}: stopping the bench and its child processes\n`);
-  stopLoad();
-  cleanup().finally(() => process.exit(code));
-}
-
 async function main(): Promise<void> {
   let flags: Flags;
   try {
@@ -580,20 +565,18 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(2);
   }
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
-  // whatever else ends the process (an uncaught error, process.exit): no child may outlive it
-  process.on('exit', killAllNow);
+  installCleanupHandlers();
   process.stdout.write(`Gatehouse key-auth bench (node ${process.version})\n`);
   let code: number;
   try {
     code = await bench(flags);
   } catch (err) {
     // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
-    if (interrupted) return;
+    if (wasInterrupted()) return;
     process.stderr.write(`bench:key-auth failed: ${(err as Error).stack ?? err}\n`);
     code = 1;
   }
-  if (interrupted) return;
+  if (wasInterrupted()) return;
   await cleanup();
   process.exit(code);
 }

@@ -1,4 +1,5 @@
 // Child processes of the bench (upstream, gateways): start, wait until ready, and always clean up.
+import { stopLoad } from './load';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
@@ -232,3 +233,30 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
 
 // USER_HZ is 100 on every mainstream Linux build; Node offers no sysconf() to ask
 const CLOCK_TICKS = 100;
+
+let interrupted = false;
+
+/** True once Ctrl-C / kill started the teardown (errors from the torn-down run are then expected). */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
+/** Ctrl-C / kill: stop the load, stop the children, then exit; a second signal kills them outright. */
+function onSignal(signal: NodeJS.Signals): void {
+  const code = 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1);
+  if (interrupted) {
+    killAllNow();
+    process.exit(code);
+  }
+  interrupted = true;
+  process.stderr.write(`\n${signal}: stopping the bench and its child processes\n`);
+  stopLoad();
+  cleanup().finally(() => process.exit(code));
+}
+
+/** Signals and exit never leave a child process behind. */
+export function installCleanupHandlers(): void {
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  // whatever else ends the process (an uncaught error, process.exit): no child may outlive it
+  process.on('exit', killAllNow);
+}

@@ -9,8 +9,8 @@
 import { availableParallelism, cpus, platform, release } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runLoad, stopLoad, type LoadResult } from './load';
-import { cleanup, countInLog, cpuSeconds, getOnce, killAllNow, logTail, startGateway, startUpstream, type Child } from './procs';
+import { runLoad, type LoadResult } from './load';
+import { cleanup, installCleanupHandlers, wasInterrupted, countInLog, cpuSeconds, getOnce, logTail, startGateway, startUpstream, type Child } from './procs';
 import { failures, formatReport, formatRound, ratio, summarize, writeJson, type BenchSettings, type CpuShare, type RoundResult } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -73,12 +73,12 @@ interface Target {
 
 /** One load run, with the CPU share of each process involved. */
 async function measure(target: Target, upstream: Child, flags: Flags, durationS: number): Promise<{ load: LoadResult; cpu: CpuShare }> {
-  if (interrupted) throw new Error('interrupted');
+  if (wasInterrupted()) throw new Error('wasInterrupted()');
   const gwPid = target.gateway?.proc.pid;
   const before = { lg: process.cpuUsage(), gw: cpuSeconds(gwPid), up: cpuSeconds(upstream.proc.pid), t: process.hrtime.bigint() };
   const load = await runLoad({ url: target.url, connections: flags.connections, durationS });
   // a run cut short by Ctrl-C is no measurement
-  if (interrupted) throw new Error('interrupted');
+  if (wasInterrupted()) throw new Error('wasInterrupted()');
   const wall = Number(process.hrtime.bigint() - before.t) / 1e9;
   const lg = process.cpuUsage(before.lg);
   const gw = cpuSeconds(gwPid);
@@ -177,21 +177,6 @@ async function bench(flags: Flags): Promise<number> {
   return 0;
 }
 
-let interrupted = false;
-
-/** Ctrl-C / kill: stop the load, stop the children, then exit; a second signal kills them outright. */
-function onSignal(signal: NodeJS.Signals): void {
-  const code = 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1);
-  if (interrupted) {
-    killAllNow();
-    process.exit(code);
-  }
-  interrupted = true;
-  process.stderr.write(`\n${signal}: stopping the bench and its child processes\n`);
-  stopLoad();
-  cleanup().finally(() => process.exit(code));
-}
-
 async function main(): Promise<void> {
   let flags: Flags;
   try {
@@ -200,19 +185,17 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(2);
   }
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
-  // whatever else ends the process (an uncaught error, process.exit): no child may outlive it
-  process.on('exit', killAllNow);
+  installCleanupHandlers();
   let code: number;
   try {
     code = await bench(flags);
   } catch (err) {
     // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
-    if (interrupted) return;
+    if (wasInterrupted()) return;
     process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
     code = 1;
   }
-  if (interrupted) return;
+  if (wasInterrupted()) return;
   await cleanup();
   process.exit(code);
 }
