@@ -25,7 +25,7 @@ export class Compiler {
   readonly deps: SnapshotDeps;
 
   constructor(o: CompilerOptions) {
-    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock, consumers: undefined };
+    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock, consumers: undefined, hasConsumer: () => false };
     this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
     this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers });
     this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };

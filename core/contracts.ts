@@ -147,6 +147,8 @@ export interface PluginHooks {
 export interface PluginServices<Index = unknown> {
   /** What the plugin's `indexConsumers` built for this config (undefined without one). */
   readonly consumers: Index;
+  /** Whether a consumer with this username exists in the config being loaded. */
+  hasConsumer(username: string): boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;

@@ -235,10 +235,12 @@ export function compileSnapshot(
     return { username: k.username, plugins, unavailable: unavailableFor ?? NO_UNAVAILABLE };
   });
 
+  const usernames = new Set(config.consumers.map((k) => k.username));
+  const common: PluginServices = { ...deps.services, hasConsumer: (u) => usernames.has(u) };
   const servicesOf = new Map<string, PluginServices>();
   for (const [name, plugin] of deps.registry.plugins) {
     if (!plugin.indexConsumers) continue;
-    const { consumers: _none, ...base } = deps.services;
+    const { consumers: _none, ...base } = common;
     try {
       servicesOf.set(name, { ...base, consumers: plugin.indexConsumers(consumerEntries.get(name) ?? [], base) });
     } catch (err) {
@@ -260,7 +262,7 @@ export function compileSnapshot(
       }
       let hooks;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? deps.services);
+        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? common);
       } catch (err) {
         issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
         continue;

@@ -45,7 +45,11 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
     return credentialIndex(entries);
   },
 
-  create(conf, { consumers, clock }) {
+  create(conf, { consumers, clock, hasConsumer }) {
+    // as APISIX: the anonymous consumer must be a declared consumer
+    if (conf.anonymous_consumer !== undefined && !hasConsumer(conf.anonymous_consumer)) {
+      throw new Error(`anonymous_consumer "${conf.anonymous_consumer}" is not a consumer (declare it under consumers:)`);
+    }
     const header = conf.header.toLowerCase();
     const arg = conf.query;
     const anonymous = conf.anonymous_consumer === undefined ? undefined : Object.freeze({ username: conf.anonymous_consumer });

@@ -104,6 +104,7 @@ test('anonymous_consumer is used when no key is sent; a wrong key is still rejec
   assert.equal(r.status, 200);
   assert.equal(r.echo!.headers['x-consumer-username'], 'guest');
   assert.equal((await call(g, '/ip', { apikey: 'bad' })).status, 401);
+  await assert.rejects(boot({ routes: [protectedRoute({ anonymous_consumer: 'nobody' })], consumers: [consumer('jack', 'secret-key')] }), /routes\[0\]\.plugins\.key-auth: anonymous_consumer "nobody" is not a consumer/);
 });
 
 test('two consumers with the same resolved key are a config error naming both', async () => {
