@@ -155,6 +155,13 @@ describe('validateConfig issues', () => {
     assert.deepEqual(issuesOf({ secrets: [{ id: 'aws/a', access_key_id: 'AKIDEXAMPLE' }] }), ['secrets[0]: needs secret_access_key when access_key_id is set']);
   });
 
+  test('admin.allow entries must be addresses or CIDR ranges', () => {
+    assert.deepEqual(issuesOf({ admin: { allow: ['127.0.0.0/8', 'localhost', '10.0.0.0/40'] } }), [
+      'admin.allow[1]: "localhost" is not an IP address or CIDR range',
+      'admin.allow[2]: "10.0.0.0/40" has an invalid prefix length',
+    ]);
+  });
+
   test('malformed references and references to unknown managers or resources are reported with their path', () => {
     const route = (v: string) => ({ id: 'r', uri: '/r', plugins: { mocking: { response_example: v } } });
     assert.deepEqual(issuesOf({ routes: [route('$secret://vault/gw/jack')] }), [

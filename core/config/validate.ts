@@ -3,6 +3,7 @@
 // it returns all issues, or a normalised, deeply frozen config.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonSchema, Plugin, SecretProvider } from '../contracts';
+import { allowList } from '../admin/access';
 import { looksLikeReference, parseReference, ReferenceSyntaxError, type ReferenceSite } from '../secrets/reference';
 import type { ConfigIssue } from '../errors';
 import { configSchema } from './schema';
@@ -281,6 +282,16 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
     usernames.add(k.username);
     checkPlugins(k.plugins, joinPath(path, 'plugins'), registry, true, issues);
   });
+
+  if (c.admin) {
+    (c.admin.allow as string[]).forEach((entry, i) => {
+      try {
+        allowList([entry]);
+      } catch (err) {
+        issues.push({ path: joinPath(joinPath('admin', 'allow'), i), message: (err as Error).message });
+      }
+    });
+  }
 
   const secretIds = new Set<string>();
   c.secrets.forEach((s: any, i: number) => {
