@@ -11,6 +11,7 @@ import type { Snapshot } from './snapshot';
 import { Compiler } from './compiler';
 import type { Timers } from './secrets/resolver';
 import { DataPlane, errorSummary } from './data-plane';
+import { AdminServer } from './admin/server';
 import { GatehouseError, type ConfigIssue } from './errors';
 import { createLogger } from './log';
 import { createMetrics } from './metrics';
@@ -30,6 +31,8 @@ export interface GatewayOptions {
   readonly extensions?: readonly Extension[];
   /** Overrides `gateway.listen` (tests use `127.0.0.1:0`). */
   readonly listen?: string;
+  /** Overrides `admin.listen`; the Admin API runs when the config has an `admin:` section. */
+  readonly adminListen?: string;
   /** The store's document, already read by the caller (the CLI reads it once for `workers`). */
   readonly initialConfig?: Record<string, unknown>;
   /** Reload when the store reports a change; default true. */
@@ -63,14 +66,17 @@ export class Gateway {
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly clock: Clock;
   private readonly listenOverride: string | undefined;
+  private readonly adminListenOverride: string | undefined;
+  private admin: AdminServer | undefined;
   private server: Server | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private reloadQueued: Promise<ReloadResult> | undefined;
   private closed = false;
 
   private constructor(o: {
-    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; clock: Clock;
+    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; adminListen?: string; clock: Clock;
   }) {
+    this.adminListenOverride = o.adminListen;
     this.clock = o.clock;
     this.container = o.container;
     this.logger = o.logger;
@@ -132,7 +138,7 @@ export class Gateway {
       throw err;
     }
     const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
-    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, clock });
+    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, adminListen: opts.adminListen, clock });
     gw.armExpiry(snapshot);
     if (opts.watch !== false) store.watch(() => void gw.reload());
     return gw;
@@ -160,7 +166,22 @@ export class Gateway {
     server.on('clientError', onClientError);
     const addr = server.address() as AddressInfo;
     this.logger.info({ listen: `${addr.address}:${addr.port}`, routes: this.snapshot.routes.length, generation: this.snapshot.generation }, 'gatehouse proxy listening');
+    if (this.config.admin !== undefined) {
+      // one admin listener per gateway; node:cluster workers share it like the proxy port
+      const c = this.compiler;
+      this.admin = new AdminServer({ config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger }, this.adminListenOverride);
+      try {
+        await this.admin.listen();
+      } catch (err) {
+        throw new GatehouseError('GH_ERR_LISTEN', `admin ${this.adminListenOverride ?? this.config.admin.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
     return addr;
+  }
+
+  /** Address of the Admin API listener, when it runs. */
+  get adminAddress(): AddressInfo | undefined {
+    return this.admin?.address;
   }
 
   /** Address of the proxy listener. */
@@ -234,6 +255,7 @@ export class Gateway {
     if (this.closed) return;
     this.closed = true;
     await this.store.close();
+    await this.admin?.close();
     const server = this.server;
     const wasListening = server?.listening === true;
     if (server) {
