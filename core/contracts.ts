@@ -245,6 +245,14 @@ export interface SecretProvider<Conf = any> {
   create(config: Readonly<Conf>, services: ProviderServices): SecretBackend | Promise<SecretBackend>;
 }
 
+/** The sections the Admin API changes, as raw documents. */
+export interface DataSections {
+  readonly routes: unknown[];
+  readonly upstreams: unknown[];
+  readonly consumers: unknown[];
+  readonly secrets: unknown[];
+}
+
 /** The raw configuration document (already parsed from YAML/JSON, not yet validated). */
 export type RawConfig = Record<string, unknown>;
 
@@ -256,6 +264,11 @@ export interface ConfigStore {
   load(): Promise<RawConfig>;
   /** Read the configuration again for a live reload; may be stricter than `load` (defaults to it). */
   reload?(): Promise<RawConfig>;
+  /**
+   * Persist new data sections (Admin API writes). Absent on read-only stores.
+   * @throws GatehouseError GH_ERR_STORE_READONLY when writes are switched off by config
+   */
+  writeData?(data: DataSections): Promise<void>;
   /** Call `onChange` whenever the configuration may have changed. */
   watch(onChange: () => void): void;
   close(): Promise<void>;

@@ -11,6 +11,7 @@ export const ErrorCodes = {
   GH_ERR_PROVIDER_DUPLICATE: 'secret provider registered twice',
   GH_ERR_LISTEN: 'cannot listen',
   GH_ERR_SECRET_UNRESOLVED: 'secret unavailable',
+  GH_ERR_STORE_READONLY: 'the config store is read-only',
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

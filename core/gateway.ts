@@ -41,6 +41,11 @@ export interface GatewayOptions {
   readonly timers?: Timers;
 }
 
+/** Outcome of an Admin API change. */
+export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
+
+const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
+
 export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
 
 /** Split "host:port", "[v6]:port" or ":port". */
@@ -169,7 +174,10 @@ export class Gateway {
     if (this.config.admin !== undefined) {
       // one admin listener per gateway; node:cluster workers share it like the proxy port
       const c = this.compiler;
-      this.admin = new AdminServer({ config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger }, this.adminListenOverride);
+      this.admin = new AdminServer(
+        { config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger, change: (m) => this.change(m) },
+        this.adminListenOverride,
+      );
       try {
         await this.admin.listen();
       } catch (err) {
@@ -245,6 +253,48 @@ export class Gateway {
     this.armExpiry(snapshot);
     this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
     return { ok: true, generation: snapshot.generation };
+  }
+
+  /**
+   * Change the data sections (Admin API writes): `mutate` edits a copy of the current document;
+   * the result is validated and compiled like any load, persisted, then swapped in — all before
+   * this resolves, one change at a time. Nothing is persisted or applied when any step fails.
+   */
+  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<ChangeResult> {
+    return this.enqueue(async (): Promise<ChangeResult> => {
+      if (this.closed) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
+      if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
+      const raw = (await this.store.load()) as Record<string, unknown>;
+      for (const k of DATA_KINDS) if (!Array.isArray(raw[k])) raw[k] = [];
+      try {
+        mutate(raw as Record<string, unknown[]>);
+      } catch (err) {
+        return { ok: false, status: (err as { status?: number }).status ?? 400, message: (err as Error).message, issues: [] };
+      }
+      let v: ValidatedConfig;
+      let snapshot: Snapshot;
+      try {
+        v = this.compiler.validate(raw);
+        snapshot = await this.compiler.build(v);
+      } catch (err) {
+        const issues = err instanceof GatehouseError ? err.issues : [];
+        return { ok: false, status: 400, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
+      }
+      try {
+        await this.store.writeData({ routes: raw.routes as unknown[], upstreams: raw.upstreams as unknown[], consumers: raw.consumers as unknown[], secrets: raw.secrets as unknown[] });
+      } catch (err) {
+        snapshot.retire();
+        const readonly = (err as { code?: string }).code === 'GH_ERR_STORE_READONLY';
+        return { ok: false, status: readonly ? 403 : 500, message: readonly ? (err as Error).message : 'the change could not be persisted', issues: [] };
+      }
+      const old = this.plane.current;
+      this.validated = v;
+      this.plane.current = snapshot;
+      old.retire();
+      this.armExpiry(snapshot);
+      this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, 'admin change applied');
+      return { ok: true };
+    });
   }
 
   /**

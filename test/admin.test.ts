@@ -128,10 +128,94 @@ test('/metrics serves Prometheus text without the key, with request counts and n
   assert.equal(r.text.includes('planted'), false);
 });
 
-test('writes answer 501 until the Admin API can change config', async () => {
-  const r = await call('/admin/routes/ip', { method: 'PUT' });
-  assert.equal(r.status, 501);
-  assert.match(r.json.error_msg, /not available yet/);
+async function write(method: string, path: string, body?: unknown) {
+  const r = await request(`${admin}${path}`, { method: method as 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.body.text();
+  return { status: r.statusCode, json: text ? JSON.parse(text) : undefined };
+}
+
+test('PUT creates (201) or replaces (200) a route, live at once, no restart', async () => {
+  const route = { uri: '/added', plugins: { mocking: { response_example: 'added' } } };
+  const created = await write('PUT', '/apisix/admin/routes/added', route);
+  assert.equal(created.status, 201);
+  assert.equal(created.json.key, '/apisix/routes/added');
+  assert.equal(created.json.value.id, 'added');
+  assert.equal(await request(`${g.url}/added`).then((r) => r.body.text()), 'added');
+  const replaced = await write('PUT', '/admin/routes/added', { uri: '/added', plugins: { mocking: { response_example: 'replaced' } } });
+  assert.equal(replaced.status, 200);
+  assert.equal(await request(`${g.url}/added`).then((r) => r.body.text()), 'replaced');
+});
+
+test('an invalid write is refused with 400 and every error path; the running config is untouched', async () => {
+  const r = await write('PUT', '/admin/routes/broken', { uri: '/broken', upstream: { nodes: {} } });
+  assert.equal(r.status, 400);
+  assert.ok(r.json.errors.some((e: string) => /^routes\[\d+\]\.upstream\.nodes: must have at least 1 entry$/.test(e)), JSON.stringify(r.json));
+  assert.equal((await call('/admin/routes/broken')).status, 404);
+  assert.equal((await write('PUT', '/admin/routes/x', '{not json')).status, 400);
+  assert.equal((await write('PUT', '/admin/routes/x', { id: 'y', uri: '/x' })).status, 400);
+  assert.equal((await write('PUT', '/admin/routes/big', { uri: '/big', desc: 'x'.repeat(1024 * 1024 + 10) })).status, 413);
+});
+
+test('"******" written back keeps the stored secret; PATCH merges', async () => {
+  const before = await call('/admin/consumers/jill');
+  assert.equal(before.json.value.plugins['key-auth'].key, '******');
+  const r = await write('PATCH', '/admin/consumers/jill', { desc: 'patched', plugins: { 'key-auth': { key: '******' } } });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.value.desc, 'patched');
+  assert.equal(r.json.value.plugins['key-auth'].key, '******');
+  const ok = await request(`${g.url}/ip`, { headers: { apikey: 'planted-literal-key' } });
+  await ok.body.text();
+  assert.equal(ok.statusCode, 200, 'jill still authenticates with the kept key');
+  assert.equal((await write('PUT', '/admin/consumers/newbie', { plugins: { 'key-auth': { key: '******' } } })).status, 400, 'nothing stored to keep');
+});
+
+test('PUT /consumers takes the username from the body, as APISIX does', async () => {
+  const r = await write('PUT', '/apisix/admin/consumers', { username: 'kate', plugins: { 'key-auth': { key: 'kate-key-1' } } });
+  assert.equal(r.status, 201);
+  const ok = await request(`${g.url}/ip`, { headers: { apikey: 'kate-key-1' } });
+  await ok.body.text();
+  assert.equal(ok.statusCode, 200);
+});
+
+test('DELETE removes a resource; an upstream still used by routes is refused naming them', async () => {
+  assert.equal((await write('PUT', '/admin/upstreams/u1', { nodes: { [up.node]: 1 } })).status, 201);
+  assert.equal((await write('PUT', '/admin/routes/via-u1', { uri: '/via-u1', upstream_id: 'u1' })).status, 201);
+  const refused = await write('DELETE', '/admin/upstreams/u1');
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.error_msg, 'upstream "u1" is still used by routes: via-u1');
+  assert.deepEqual((await write('DELETE', '/admin/routes/via-u1')).json, { deleted: '1', key: '/apisix/routes/via-u1' });
+  assert.equal((await write('DELETE', '/admin/upstreams/u1')).status, 200);
+  assert.equal((await write('DELETE', '/admin/routes/nope')).status, 404);
+  const gone = await request(`${g.url}/via-u1`);
+  await gone.body.text();
+  assert.equal(gone.statusCode, 404);
+});
+
+test('Admin writes to a file-configured gateway survive a restart; a readonly store refuses them', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'gatehouse.yaml');
+  writeFileSync(file, 'admin: { key: k }\nroutes: []\n');
+  const a = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' });
+  const put = await request(`http://127.0.0.1:${a.gw.adminAddress!.port}/admin/routes/kept`, { method: 'PUT', headers: { 'x-api-key': 'k' }, body: JSON.stringify({ uri: '/kept', plugins: { mocking: { response_example: 'kept' } } }) });
+  assert.equal(put.statusCode, 201);
+  await put.body.text();
+  await a.close();
+  const b = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' });
+  try {
+    assert.equal(await request(`${b.url}/kept`).then((r) => r.body.text()), 'kept');
+  } finally {
+    await b.close();
+  }
+  const ro = join(dir, 'readonly.yaml');
+  writeFileSync(ro, 'admin: { key: k }\nconfig_store: { readonly: true }\nroutes: []\n');
+  const c = await bootGateway({}, { configPath: ro, adminListen: '127.0.0.1:0' });
+  try {
+    const r = await request(`http://127.0.0.1:${c.gw.adminAddress!.port}/admin/routes/x`, { method: 'PUT', headers: { 'x-api-key': 'k' }, body: JSON.stringify({ uri: '/x' }) });
+    assert.equal(r.statusCode, 403);
+    assert.match(((await r.body.json()) as { error_msg: string }).error_msg, /readonly/);
+  } finally {
+    await c.close();
+  }
 });
 
 test('a client outside admin.allow gets 403, even with the key', async () => {

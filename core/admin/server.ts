@@ -9,7 +9,7 @@ import type { Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { allowList, generateAdminKey, keyChecker } from './access';
-import { redact, writeOnlyPaths } from './redact';
+import { MASK, redact, writeOnlyPaths } from './redact';
 
 /** What the Admin API reads from its gateway. */
 export interface AdminHost {
@@ -19,6 +19,46 @@ export interface AdminHost {
   readonly resolver: SecretResolver;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Apply a change to the data sections (validated, persisted, live when it resolves). */
+  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<{ ok: true } | { ok: false; status: number; message: string; issues: ReadonlyArray<{ path: string; message: string }> }>;
+}
+
+/** Largest Admin API request body. */
+const MAX_BODY = 1024 * 1024;
+
+class AdminError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** Put back stored values where a write sends "******" for a writeOnly field. */
+function restoreMasked(incoming: unknown, stored: unknown, paths: readonly string[], what: string): void {
+  for (const p of paths) {
+    const segs = p.split('.');
+    let inc: any = incoming;
+    let old: any = stored;
+    for (const seg of segs.slice(0, -1)) {
+      inc = inc?.[seg];
+      old = old?.[seg];
+    }
+    const last = segs[segs.length - 1];
+    if (inc && typeof inc === 'object' && inc[last] === MASK) {
+      if (old && typeof old === 'object' && typeof old[last] === 'string') inc[last] = old[last];
+      else throw new AdminError(400, `${what}.${p} is "******" but no value is stored to keep`);
+    }
+  }
 }
 
 const PREFIXES = ['/apisix/admin/', '/admin/'];
@@ -116,9 +156,11 @@ export class AdminServer {
       const r = await this.host.resolver.refreshResource(id);
       return send(res, 200, { key: apisixKey(id), refreshed: r.refreshed, failed: r.failed });
     }
-    if (req.method !== 'GET') {
-      return send(res, 501, { error_msg: 'configuration writes through the Admin API are not available yet: change the config file (it is reloaded live)' });
+    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE' || req.method === 'POST') {
+      if (kind === 'plugins') return send(res, 405, { error_msg: 'method not allowed' });
+      return this.write(req, res, kind, rest);
     }
+    if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
     if (kind === 'plugins') {
       const list = [...this.host.registry.plugins.values()].map((p) => ({ name: p.name, version: p.version, priority: p.priority, schema: p.schema, consumer_schema: p.consumerSchema ?? null }));
       return send(res, 200, { total: list.length, list });
@@ -130,6 +172,78 @@ export class AdminServer {
     const found = items.find(([k]) => k === id);
     if (!found) return send(res, 404, { error_msg: `${kind.slice(0, -1)} "${id}" not found` });
     return send(res, 200, { key: apisixKey(id), value: found[1] });
+  }
+
+  /** PUT (create or replace), PATCH (merge), DELETE of one resource; live when answered. */
+  private async write(req: IncomingMessage, res: ServerResponse, kind: string, rest: string[]): Promise<void> {
+    let body: unknown;
+    if (req.method !== 'DELETE') {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > MAX_BODY) return send(res, 413, { error_msg: `request body larger than ${MAX_BODY} bytes` });
+        chunks.push(c as Buffer);
+      }
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return send(res, 400, { error_msg: 'the body is not valid JSON' });
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return send(res, 400, { error_msg: 'the body must be a JSON object' });
+    }
+    const idField = kind === 'consumers' ? 'username' : 'id';
+    let id: string | undefined = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : undefined) : rest[0];
+    if (rest.length > (kind === 'secrets' ? 2 : 1)) return send(res, 404, { error_msg: 'not found' });
+    // APISIX: PUT /consumers takes the username from the body
+    if (id === undefined && kind === 'consumers' && req.method === 'PUT') id = typeof (body as Record<string, unknown>).username === 'string' ? ((body as Record<string, unknown>).username as string) : undefined;
+    if (id === undefined) return send(res, 400, { error_msg: `the ${idField} is missing from the path` });
+    const given = body !== undefined ? (body as Record<string, unknown>)[idField] : undefined;
+    if (given !== undefined && String(given) !== id) return send(res, 400, { error_msg: `${idField} "${String(given)}" in the body does not match "${id}" in the path` });
+    const what = `${kind}/${id}`;
+    const masks = this.maskPaths(kind, id, body ?? {});
+    let created = false;
+    const result = await this.host.change((doc) => {
+      const list = doc[kind];
+      const idx = list.findIndex((x) => x !== null && typeof x === 'object' && String((x as Record<string, unknown>)[idField]) === id);
+      if (req.method === 'DELETE') {
+        if (idx === -1) throw new AdminError(404, `${what} not found`);
+        if (kind === 'upstreams') {
+          const users = (doc.routes as Array<Record<string, unknown>>).filter((r) => String(r.upstream_id) === id).map((r) => String(r.id));
+          if (users.length) throw new AdminError(400, `upstream "${id}" is still used by routes: ${users.join(', ')}`);
+        }
+        list.splice(idx, 1);
+        return;
+      }
+      if (req.method === 'PATCH' && idx === -1) throw new AdminError(404, `${what} not found`);
+      const next = (req.method === 'PATCH' ? mergePatch(list[idx], body) : structuredClone(body)) as Record<string, unknown>;
+      next[idField] = kind === 'routes' || kind === 'upstreams' ? (typeof given === 'number' ? given : id) : id;
+      restoreMasked(next, idx === -1 ? undefined : list[idx], masks, what);
+      if (idx === -1) {
+        created = true;
+        list.push(next);
+      } else list[idx] = next;
+    });
+    if (!result.ok) return send(res, result.status, { error_msg: result.message, ...(result.issues.length ? { errors: result.issues.map((i) => `${i.path}: ${i.message}`) } : {}) });
+    const key = `/apisix/${kind}/${id}`;
+    if (req.method === 'DELETE') return send(res, 200, { deleted: '1', key });
+    const value = this.items(kind).find(([k]) => k === id)?.[1];
+    return send(res, created ? 201 : 200, { key, value });
+  }
+
+  /** writeOnly paths of a resource (by its plugins or provider), for masking and "******" round trips. */
+  private maskPaths(kind: string, id: string, item: unknown): string[] {
+    const reg = this.host.registry;
+    const o = (item ?? {}) as Record<string, unknown>;
+    if (kind === 'secrets') return writeOnlyPaths(reg.providers.get(id.slice(0, id.indexOf('/')))?.schema);
+    if (kind !== 'consumers' && kind !== 'routes') return [];
+    const plugins = (o.plugins ?? {}) as Record<string, unknown>;
+    const out: string[] = [];
+    for (const name of Object.keys(plugins)) {
+      const p = reg.plugins.get(name);
+      for (const w of writeOnlyPaths(kind === 'consumers' ? p?.consumerSchema : p?.schema)) out.push(`plugins.${name}.${w}`);
+    }
+    return out;
   }
 
   /** [id, redacted value] pairs of one resource kind from the live config. */

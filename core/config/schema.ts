@@ -156,6 +156,9 @@ export const configSchema: JsonSchema = {
         type: { enum: ['file', 'etcd'], default: 'file' },
         endpoints: { type: 'array', items: { type: 'string' }, minItems: 1 },
         prefix: { type: 'string', pattern: '^/' },
+        // file store: where Admin API writes persist; readonly = the file is the only source (GitOps)
+        data_file: { type: 'string', minLength: 1 },
+        readonly: { type: 'boolean', default: false },
       },
       additionalProperties: false,
       default: {},

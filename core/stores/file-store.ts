@@ -1,7 +1,9 @@
-// The file config store: gatehouse.yaml on disk, watched for changes (hot reload).
+// The file config store: gatehouse.yaml on disk, watched for changes (hot reload), plus the
+// embedded data file that Admin API writes persist to (atomically), unless the store is readonly.
 import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
-import type { ConfigStore, RawConfig } from '../contracts';
+import { open, readFile, rename } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { ConfigStore, DataSections, RawConfig } from '../contracts';
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
 
@@ -18,8 +20,38 @@ export class FileConfigStore implements ConfigStore {
     this.description = this.path;
   }
 
-  load(): Promise<RawConfig> {
-    return readConfigFile(this.path);
+  /**
+   * Where Admin API writes go: `config_store.data_file`, default `<name>.data.json` beside the
+   * config file (gatehouse.yaml → gatehouse.data.json). Once it exists, its data sections
+   * (routes, upstreams, consumers, secrets) replace the config file's.
+   */
+  private dataFile(raw: RawConfig): string {
+    const cs = raw.config_store as { data_file?: unknown } | undefined;
+    if (typeof cs?.data_file === 'string') return resolve(dirname(this.path), cs.data_file);
+    const name = basename(this.path);
+    return join(dirname(this.path), `${name.slice(0, name.length - extname(name).length)}.data.json`);
+  }
+
+  private async withData(raw: RawConfig): Promise<RawConfig> {
+    if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) return raw;
+    let text: string;
+    try {
+      text = await readFile(this.dataFile(raw), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return raw; // no Admin write yet: the file is the source
+      throw new GatehouseError('GH_ERR_CONFIG_READ', `${this.dataFile(raw)}: ${(err as Error).message}`);
+    }
+    let data: DataSections;
+    try {
+      data = JSON.parse(text) as DataSections;
+    } catch {
+      throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.dataFile(raw)}: not valid JSON`);
+    }
+    return { ...raw, routes: data.routes, upstreams: data.upstreams, consumers: data.consumers, secrets: data.secrets };
+  }
+
+  async load(): Promise<RawConfig> {
+    return this.withData(await readConfigFile(this.path));
   }
 
   /**
@@ -29,7 +61,23 @@ export class FileConfigStore implements ConfigStore {
   async reload(): Promise<RawConfig> {
     const raw = await readConfigFile(this.path);
     if (Object.keys(raw).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.path}: the file is empty`);
-    return raw;
+    return this.withData(raw);
+  }
+
+  /** Persist Admin API data atomically: write a temp file, flush it, rename it over the old one. */
+  async writeData(data: DataSections): Promise<void> {
+    const raw = await readConfigFile(this.path);
+    if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set: change the config file instead');
+    const target = this.dataFile(raw);
+    const tmp = `${target}.${process.pid}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(data, null, 2) + '\n');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
   }
 
   watch(onChange: () => void): void {
@@ -67,6 +115,10 @@ export class MemoryConfigStore implements ConfigStore {
   }
   watch(onChange: () => void): void {
     this.listener = onChange;
+  }
+  async writeData(data: DataSections): Promise<void> {
+    if ((this.doc.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set');
+    this.doc = { ...this.doc, ...structuredClone(data) };
   }
   /** Replace the document and notify the gateway. */
   set(doc: RawConfig): void {
