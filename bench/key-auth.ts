@@ -1,5 +1,5 @@
 // `npm run bench:key-auth`: key-auth at scale: throughput with 1 vs N consumers, and start-up time / RSS / throughput with N keys held in Vault and AWS Secrets Manager.
-import { Agent as HttpAgent, get } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, platform, release } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,7 +10,7 @@ import { Pool, request } from 'undici';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../test/servers/secrets-manager';
 import { startVaultServer, type VaultServer } from '../test/servers/vault';
 import { runLoad } from './load';
-import { benchDir, cleanup, installCleanupHandlers, wasInterrupted, cpuSeconds, freePort, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
+import { benchDir, cleanup, getOnce, installCleanupHandlers, wasInterrupted, cpuSeconds, freePort, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
 import { failures, formatRound, median, summarize, writeJson, type RoundResult, type TargetSummary } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -138,16 +138,7 @@ interface Memory {
 
 // a generous timeout: a gateway busy starting answers late, not never
 function probe(port: number, headers: Record<string, string>): Promise<{ status: number; body: Buffer }> {
-  return new Promise(function send(ok, fail) {
-    const req = get({ host: '127.0.0.1', port, path: PATH, headers, agent: false, timeout: 10_000 }, function onResponse(res) {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      res.on('error', fail);
-    });
-    req.on('timeout', () => req.destroy(new Error('probe timed out')));
-    req.on('error', fail);
-  });
+  return getOnce(port, PATH, headers, 10_000);
 }
 
 function exited(c: Child): boolean {

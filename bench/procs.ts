@@ -165,9 +165,9 @@ async function waitReady(proc: ChildProcess, port: number, path: string, expectB
 }
 
 /** One GET on a fresh connection. */
-export function getOnce(port: number, path: string): Promise<{ status: number; body: Buffer }> {
+export function getOnce(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<{ status: number; body: Buffer }> {
   return new Promise(function request(ok, fail) {
-    const req = get({ host: '127.0.0.1', port, path, agent: false, timeout: 2000 }, function onResponse(res) {
+    const req = get({ host: '127.0.0.1', port, path, headers, agent: false, timeout: timeoutMs }, function onResponse(res) {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));

@@ -8,22 +8,13 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { bootGateway, delay, refusedPort, startBlackhole, startTcpServer, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
+import { gatewayFor, upstreamFor, delay, refusedPort, startBlackhole, startTcpServer, type TestGateway } from './helpers/harness';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function upstream(t: TestContext, handler?: (req: IncomingMessage, res: ServerResponse) => void, name?: string): Promise<Upstream> {
-  const u = await startUpstream(handler, name);
-  t.after(() => u.close());
-  return u;
-}
-
-async function gateway(t: TestContext, config: Record<string, unknown>): Promise<TestGateway> {
-  const g = await bootGateway(config);
-  t.after(() => g.close());
-  return g;
-}
+const upstream = upstreamFor;
+const gateway = gatewayFor;
 
 /** One catch-all route to an inline upstream. */
 function oneRoute(up: Record<string, unknown>, uri = '/*'): Record<string, unknown> {

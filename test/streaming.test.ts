@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { stringify as toYaml } from 'yaml';
 import { definePlugin } from '../core/sdk';
-import { bootGateway, delay, freePort, startGatehouse, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers/harness';
+import { bootGateway, gatewayFor, upstreamFor, delay, freePort, startGatehouse, tempDir, type Upstream } from './helpers/harness';
 
 const GiB = 1024 * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -57,17 +57,8 @@ function pump(pattern: Pattern, out: ServerResponse | ClientRequest): void {
   go();
 }
 
-async function upstream(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Upstream> {
-  const u = await startUpstream(handler);
-  t.after(() => u.close());
-  return u;
-}
-
-async function gateway(t: TestContext, config: Record<string, unknown>): Promise<TestGateway> {
-  const g = await bootGateway(config);
-  t.after(() => g.close());
-  return g;
-}
+const upstream = upstreamFor;
+const gateway = gatewayFor;
 
 /** The gateway as its own process (`gatehouse start -c <tmp yaml>`) on a free loopback port. */
 async function gatewayProcess(t: TestContext, routes: unknown[]): Promise<{ url: string; pid: number; rss: () => number }> {

@@ -318,3 +318,17 @@ export async function startGatehouse(configPath: string, port: number, env: Node
   return proc;
 }
 
+
+/** An upstream closed when test `t` ends. */
+export async function upstreamFor(t: { after(fn: () => unknown): void }, handler?: (req: IncomingMessage, res: ServerResponse) => void, name?: string): Promise<Upstream> {
+  const u = await startUpstream(handler, name);
+  t.after(() => u.close());
+  return u;
+}
+
+/** A gateway (in-process, port 0) closed when test `t` ends. */
+export async function gatewayFor(t: { after(fn: () => unknown): void }, config: Record<string, unknown>): Promise<TestGateway> {
+  const g = await bootGateway(config);
+  t.after(() => g.close());
+  return g;
+}
