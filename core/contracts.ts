@@ -262,6 +262,8 @@ export interface ConfigStore {
   readonly description: string;
   /** Read the whole configuration. @throws GatehouseError GH_ERR_CONFIG_PARSE on unreadable input */
   load(): Promise<RawConfig>;
+  /** The whole configuration given the config file's own document, already read by the caller. */
+  complete?(fileDoc: RawConfig): Promise<RawConfig>;
   /** Read the configuration again for a live reload; may be stricter than `load` (defaults to it). */
   reload?(): Promise<RawConfig>;
   /**
@@ -269,9 +271,28 @@ export interface ConfigStore {
    * @throws GatehouseError GH_ERR_STORE_READONLY when writes are switched off by config
    */
   writeData?(data: DataSections): Promise<void>;
-  /** Call `onChange` whenever the configuration may have changed. */
-  watch(onChange: () => void): void;
+  /**
+   * Call `onChange` whenever the configuration may have changed; shared stores (etcd) also pass
+   * on commands other nodes published (`onCommand`).
+   */
+  watch(onChange: () => void, onCommand?: (cmd: ClusterCommand) => void): void;
+  /** Tell every other node sharing this store (etcd) to run a command. */
+  publish?(cmd: ClusterCommand): Promise<void>;
+  /** Paths of the plaintext secret fields of a resource, for stores that encrypt them at rest. */
+  useSecretFields?(paths: SecretFieldPaths): void;
   close(): Promise<void>;
+}
+
+/** writeOnly (secret) field paths, dot-separated, of one resource of a data section. */
+export type SecretFieldPaths = (kind: 'routes' | 'upstreams' | 'consumers' | 'secrets', item: unknown) => readonly string[];
+
+/** Something every gateway process must do: other nodes (through the store) and workers (through the bus). */
+export type ClusterCommand = { readonly type: 'secret-refresh'; readonly resource: string; readonly origin: string };
+
+/** Fans commands out to the other worker processes of one node (node:cluster IPC). */
+export interface ClusterBus {
+  publish(cmd: ClusterCommand): void;
+  subscribe(fn: (cmd: ClusterCommand) => void): void;
 }
 
 /** Something registered into a gateway's container: a plugin or a secret provider. */

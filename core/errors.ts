@@ -12,6 +12,8 @@ export const ErrorCodes = {
   GH_ERR_LISTEN: 'cannot listen',
   GH_ERR_SECRET_UNRESOLVED: 'secret unavailable',
   GH_ERR_STORE_READONLY: 'the config store is read-only',
+  GH_ERR_STORE_UNAVAILABLE: 'the config store is unreachable',
+  GH_ERR_STORE_CONFLICT: 'the config store changed underneath this write',
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -3,7 +3,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DependencyContainer } from 'tsyringe';
-import type { Clock, ConfigStore, Extension, Logger, Metrics } from './contracts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Extension, Logger, Metrics } from './contracts';
 import { createGatewayContainer, systemClock } from './container';
 import { createRegistry, type Registry, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
@@ -15,8 +17,11 @@ import { AdminServer } from './admin/server';
 import { GatehouseError, type ConfigIssue } from './errors';
 import { createLogger } from './log';
 import { createMetrics } from './metrics';
-import { FileConfigStore, MemoryConfigStore } from './stores/file-store';
+import { MemoryConfigStore } from './stores/file-store';
+import { storeForFile } from './stores';
+import { secretFieldPaths } from './admin/redact';
 import { PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
+import { readConfigFile } from './config/loader';
 
 export interface GatewayOptions {
   /** Where config comes from; or give `configPath` / `config`. */
@@ -39,6 +44,8 @@ export interface GatewayOptions {
   readonly watch?: boolean;
   /** Timers for the secret cache (tests pass a FakeClock together with `clock`). */
   readonly timers?: Timers;
+  /** Fan-out to the other worker processes of this node (node:cluster); commands from other nodes come through the store. */
+  readonly bus?: ClusterBus;
 }
 
 /** Outcome of an Admin API change. */
@@ -77,10 +84,14 @@ export class Gateway {
   private queue: Promise<unknown> = Promise.resolve();
   private reloadQueued: Promise<ReloadResult> | undefined;
   private closed = false;
+  /** This process's name in cluster commands (so it ignores its own). */
+  readonly nodeId = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  private readonly bus: ClusterBus | undefined;
 
   private constructor(o: {
-    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; adminListen?: string; clock: Clock;
+    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; adminListen?: string; clock: Clock; bus?: ClusterBus;
   }) {
+    this.bus = o.bus;
     this.adminListenOverride = o.adminListen;
     this.clock = o.clock;
     this.container = o.container;
@@ -125,27 +136,34 @@ export class Gateway {
    * @throws GatehouseError GH_ERR_CONFIG_INVALID (with every issue), GH_ERR_CONFIG_PARSE, GH_ERR_CONFIG_READ
    */
   static async create(opts: GatewayOptions): Promise<Gateway> {
-    const store = opts.store ?? (opts.configPath !== undefined ? new FileConfigStore(opts.configPath) : new MemoryConfigStore(opts.config ?? {}));
-    const raw = opts.initialConfig ?? (await store.load());
-    const level = typeof (raw.gateway as any)?.log_level === 'string' ? (raw.gateway as any).log_level : undefined;
+    // the file's own sections pick the store (file or etcd) and the log level; the store adds the data sections
+    const first = opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : undefined);
+    const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
+    const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger) : new MemoryConfigStore(opts.config ?? {}));
     const metrics = opts.metrics ?? createMetrics();
     const clock = opts.clock ?? systemClock;
     const container = createGatewayContainer({ logger, metrics, clock, store, extensions: opts.extensions });
-    const compiler = new Compiler({ registry: buildRegistry(container), logger, metrics, clock, timers: opts.timers });
+    const registry = buildRegistry(container);
+    const compiler = new Compiler({ registry, logger, metrics, clock, timers: opts.timers });
+    store.useSecretFields?.(secretFieldPaths(registry));
     let snapshot: Snapshot;
     let validated: ValidatedConfig;
     try {
+      const raw = store.complete && first !== undefined ? await store.complete(first) : await store.load();
       validated = compiler.validate(raw);
       snapshot = await compiler.build(validated);
     } catch (err) {
       await compiler.close();
+      if (!opts.store) await store.close();
       throw err;
     }
     const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
-    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, adminListen: opts.adminListen, clock });
+    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, adminListen: opts.adminListen, clock, bus: opts.bus });
     gw.armExpiry(snapshot);
-    if (opts.watch !== false) store.watch(() => void gw.reload());
+    const onCommand = (cmd: ClusterCommand) => gw.command(cmd);
+    if (opts.watch !== false) store.watch(() => void gw.reload(), onCommand);
+    opts.bus?.subscribe(onCommand);
     return gw;
   }
 
@@ -175,7 +193,7 @@ export class Gateway {
       // one admin listener per gateway; node:cluster workers share it like the proxy port
       const c = this.compiler;
       this.admin = new AdminServer(
-        { config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger, change: (m) => this.change(m) },
+        { config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger, change: (m) => this.change(m), refreshSecret: (id) => this.refreshSecret(id) },
         this.adminListenOverride,
       );
       try {
@@ -195,6 +213,35 @@ export class Gateway {
   /** Address of the proxy listener. */
   get address(): AddressInfo {
     return this.server!.address() as AddressInfo;
+  }
+
+  /**
+   * Force a refresh of every cached value of one secret resource, here and on every other process
+   * of the gateway: workers of this node (the bus) and other nodes (the store, when shared).
+   */
+  async refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }> {
+    const cmd: ClusterCommand = { type: 'secret-refresh', resource, origin: this.nodeId };
+    this.bus?.publish(cmd);
+    let published = true;
+    if (this.store.publish) {
+      try {
+        await this.store.publish(cmd);
+      } catch (err) {
+        published = false;
+        this.logger.warn({ resource, err: (err as Error).message }, 'secret refresh not published to the other nodes');
+      }
+    }
+    const r = await this.compiler.resolver.refreshResource(resource);
+    return { ...r, published };
+  }
+
+  /** A command from another process (worker or node); this process's own are ignored. */
+  command(cmd: ClusterCommand): void {
+    if (this.closed || cmd.origin === this.nodeId) return;
+    if (cmd.type === 'secret-refresh') {
+      this.logger.info({ resource: cmd.resource, from: cmd.origin }, 'secret refresh requested by another gateway process');
+      void this.compiler.resolver.refreshResource(cmd.resource);
+    }
   }
 
   /**
@@ -264,7 +311,16 @@ export class Gateway {
     return this.enqueue(async (): Promise<ChangeResult> => {
       if (this.closed) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
-      const raw = (await this.store.load()) as Record<string, unknown>;
+      let raw: Record<string, unknown>;
+      try {
+        raw = (await this.store.load()) as Record<string, unknown>;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
+        // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
+        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change refused: the stored config cannot be read');
+        return { ok: false, status: 500, message: (err as Error).message, issues: [] };
+      }
       for (const k of DATA_KINDS) if (!Array.isArray(raw[k])) raw[k] = [];
       try {
         mutate(raw as Record<string, unknown[]>);
@@ -284,8 +340,12 @@ export class Gateway {
         await this.store.writeData({ routes: raw.routes as unknown[], upstreams: raw.upstreams as unknown[], consumers: raw.consumers as unknown[], secrets: raw.secrets as unknown[] });
       } catch (err) {
         snapshot.retire();
-        const readonly = (err as { code?: string }).code === 'GH_ERR_STORE_READONLY';
-        return { ok: false, status: readonly ? 403 : 500, message: readonly ? (err as Error).message : 'the change could not be persisted', issues: [] };
+        const code = (err as { code?: string }).code;
+        if (code === 'GH_ERR_STORE_READONLY') return { ok: false, status: 403, message: (err as Error).message, issues: [] };
+        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
+        if (code === 'GH_ERR_STORE_CONFLICT') return { ok: false, status: 409, message: (err as Error).message, issues: [] };
+        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change not persisted');
+        return { ok: false, status: 500, message: 'the change could not be persisted', issues: [] };
       }
       const old = this.plane.current;
       this.validated = v;

@@ -1,6 +1,7 @@
 // Redaction for Admin API responses: fields a schema marks `writeOnly` (plaintext secrets: a Vault
 // token, a literal API key) are shown as "******"; references are shown as written.
-import type { JsonSchema } from '../contracts';
+import type { JsonSchema, SecretFieldPaths } from '../contracts';
+import type { Registry } from '../config/validate';
 import { looksLikeReference } from '../secrets/reference';
 
 export const MASK = '******';
@@ -26,26 +27,53 @@ export function writeOnlyPaths(schema: JsonSchema | undefined): string[] {
 export function redact<T>(value: T, paths: readonly string[]): T {
   if (paths.length === 0 || value === null || typeof value !== 'object') return value;
   const copy = structuredClone(value) as unknown;
-  for (const p of paths) maskAt(copy, p.split('.'));
+  mapStringsAt(copy, paths, (x) => (looksLikeReference(x) ? x : MASK));
   return copy as T;
 }
 
-function maskAt(v: unknown, segs: string[]): void {
+/** Replace, in place, each string found at one of `paths` (dotted, `[]` for array items) by `fn(string)`. */
+export function mapStringsAt(value: unknown, paths: readonly string[], fn: (s: string) => string): void {
+  for (const p of paths) mapAt(value, p.split('.'), fn);
+}
+
+function mapAt(v: unknown, segs: string[], fn: (s: string) => string): void {
   if (v === null || typeof v !== 'object') return;
   const [head, ...rest] = segs;
   if (head.endsWith('[]')) {
     const key = head.slice(0, -2);
     const arr = key ? (v as Record<string, unknown>)[key] : v;
-    if (Array.isArray(arr)) arr.forEach((x, i) => (rest.length ? maskAt(x, rest) : maskValue(arr as unknown[], i)));
+    if (Array.isArray(arr)) arr.forEach((x, i) => (rest.length ? mapAt(x, rest, fn) : mapValue(arr as unknown[], i, fn)));
     return;
   }
   const o = v as Record<string, unknown>;
-  if (!(head in o)) return;
-  if (rest.length) maskAt(o[head], rest);
-  else maskValue(o, head);
+  if (!Object.prototype.hasOwnProperty.call(o, head)) return;
+  if (rest.length) mapAt(o[head], rest, fn);
+  else mapValue(o, head, fn);
 }
 
-function maskValue(container: Record<string, unknown> | unknown[], key: string | number): void {
+function mapValue(container: Record<string, unknown> | unknown[], key: string | number, fn: (s: string) => string): void {
   const x = (container as Record<string | number, unknown>)[key];
-  if (typeof x === 'string' && !looksLikeReference(x)) (container as Record<string | number, unknown>)[key] = MASK;
+  if (typeof x === 'string') (container as Record<string | number, unknown>)[key] = fn(x);
+}
+
+/**
+ * The writeOnly field paths of one resource, from the schemas of its plugins (routes, consumers)
+ * or its provider (secret resources): what is masked in responses and encrypted at rest.
+ */
+export function secretFieldPaths(reg: Registry): SecretFieldPaths {
+  return (kind, item) => {
+    const o = (item ?? {}) as Record<string, unknown>;
+    if (kind === 'secrets') {
+      const id = typeof o.id === 'string' ? o.id : '';
+      return writeOnlyPaths(reg.providers.get(id.slice(0, id.indexOf('/')))?.schema);
+    }
+    if (kind !== 'consumers' && kind !== 'routes') return [];
+    const plugins = o.plugins !== null && typeof o.plugins === 'object' ? (o.plugins as Record<string, unknown>) : {};
+    const out: string[] = [];
+    for (const name of Object.keys(plugins)) {
+      const p = reg.plugins.get(name);
+      for (const w of writeOnlyPaths(kind === 'consumers' ? p?.consumerSchema : p?.schema)) out.push(`plugins.${name}.${w}`);
+    }
+    return out;
+  };
 }

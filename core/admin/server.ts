@@ -9,7 +9,8 @@ import type { Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { allowList, generateAdminKey, keyChecker } from './access';
-import { MASK, redact, writeOnlyPaths } from './redact';
+import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
+import type { SecretFieldPaths } from '../contracts';
 
 /** What the Admin API reads from its gateway. */
 export interface AdminHost {
@@ -21,6 +22,8 @@ export interface AdminHost {
   readonly logger: Logger;
   /** Apply a change to the data sections (validated, persisted, live when it resolves). */
   change(mutate: (doc: Record<string, unknown[]>) => void): Promise<{ ok: true } | { ok: false; status: number; message: string; issues: ReadonlyArray<{ path: string; message: string }> }>;
+  /** Refresh one secret resource here and on every other gateway process. */
+  refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }>;
 }
 
 /** Largest Admin API request body. */
@@ -75,6 +78,7 @@ export class AdminServer {
   private readonly allowed: (address: string) => boolean;
   private generatedKey: string | undefined;
   private checker: { key: string; check: (k: string | string[] | undefined) => boolean } | undefined;
+  private fields: SecretFieldPaths | undefined;
 
   constructor(private readonly host: AdminHost, private readonly listenOverride?: string) {
     this.allowed = allowList(host.config().admin?.allow ?? ['127.0.0.0/8']);
@@ -153,8 +157,8 @@ export class AdminServer {
       if (req.method !== 'POST') return send(res, 405, { error_msg: 'method not allowed' });
       const id = `${rest[0]}/${rest[1]}`;
       if (!this.host.config().secrets.some((s) => s.id === id)) return send(res, 404, { error_msg: `secret resource "${id}" not found` });
-      const r = await this.host.resolver.refreshResource(id);
-      return send(res, 200, { key: apisixKey(id), refreshed: r.refreshed, failed: r.failed });
+      const r = await this.host.refreshSecret(id);
+      return send(res, 200, { key: apisixKey(id), refreshed: r.refreshed, failed: r.failed, published: r.published });
     }
     if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE' || req.method === 'POST') {
       if (kind === 'plugins') return send(res, 405, { error_msg: 'method not allowed' });
@@ -232,18 +236,10 @@ export class AdminServer {
   }
 
   /** writeOnly paths of a resource (by its plugins or provider), for masking and "******" round trips. */
-  private maskPaths(kind: string, id: string, item: unknown): string[] {
-    const reg = this.host.registry;
-    const o = (item ?? {}) as Record<string, unknown>;
-    if (kind === 'secrets') return writeOnlyPaths(reg.providers.get(id.slice(0, id.indexOf('/')))?.schema);
-    if (kind !== 'consumers' && kind !== 'routes') return [];
-    const plugins = (o.plugins ?? {}) as Record<string, unknown>;
-    const out: string[] = [];
-    for (const name of Object.keys(plugins)) {
-      const p = reg.plugins.get(name);
-      for (const w of writeOnlyPaths(kind === 'consumers' ? p?.consumerSchema : p?.schema)) out.push(`plugins.${name}.${w}`);
-    }
-    return out;
+  private maskPaths(kind: string, id: string, item: unknown): readonly string[] {
+    const o = { ...((item ?? {}) as Record<string, unknown>) };
+    if (kind === 'secrets') o.id = id;
+    return (this.fields ??= secretFieldPaths(this.host.registry))(kind as 'routes', o);
   }
 
   /** [id, redacted value] pairs of one resource kind from the live config. */

@@ -159,6 +159,9 @@ export const configSchema: JsonSchema = {
         // file store: where Admin API writes persist; readonly = the file is the only source (GitOps)
         data_file: { type: 'string', minLength: 1 },
         readonly: { type: 'boolean', default: false },
+        // etcd store: deadline of each etcd call (seconds); key for plaintext secret fields at rest
+        timeout: { type: 'number', exclusiveMinimum: 0, maximum: 60 },
+        encryption_key: { type: 'string', minLength: 1, writeOnly: true },
       },
       additionalProperties: false,
       default: {},

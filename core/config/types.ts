@@ -58,7 +58,7 @@ export interface GatewaySettings {
 export interface GatewayConfig {
   readonly gateway: GatewaySettings;
   readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[] };
-  readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string };
+  readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string; readonly timeout?: number; readonly encryption_key?: string; readonly data_file?: string; readonly readonly?: boolean };
   readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
   readonly extensions: readonly string[];
   readonly routes: readonly RouteConfig[];

@@ -13,9 +13,14 @@ export class FileConfigStore implements ConfigStore {
   private readonly path: string;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Name of the data file, so that a write by another process (a worker) reloads this one. */
+  private dataName: string | undefined;
 
-  /** @param debounceMs changes closer together than this cause one reload */
-  constructor(path: string, private readonly debounceMs = 100) {
+  /**
+   * @param debounceMs changes closer together than this cause one reload
+   * @param withDataFile false: the file's own sections only, no data file (the etcd store keeps the data)
+   */
+  constructor(path: string, private readonly debounceMs = 100, private readonly withDataFile = true) {
     this.path = resolve(path);
     this.description = this.path;
   }
@@ -33,6 +38,8 @@ export class FileConfigStore implements ConfigStore {
   }
 
   private async withData(raw: RawConfig): Promise<RawConfig> {
+    if (!this.withDataFile) return raw;
+    this.dataName = basename(this.dataFile(raw));
     if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) return raw;
     let text: string;
     try {
@@ -52,6 +59,10 @@ export class FileConfigStore implements ConfigStore {
 
   async load(): Promise<RawConfig> {
     return this.withData(await readConfigFile(this.path));
+  }
+
+  complete(fileDoc: RawConfig): Promise<RawConfig> {
+    return this.withData(fileDoc);
   }
 
   /**
@@ -89,7 +100,8 @@ export class FileConfigStore implements ConfigStore {
       onChange();
     };
     this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
-      if (file !== null && file !== name && !String(file).startsWith(name)) return;
+      // the config file, an editor's temp copy of it, or the data file (written by another worker)
+      if (file !== null && file !== name && !String(file).startsWith(name) && (this.dataName === undefined || !String(file).startsWith(this.dataName))) return;
       clearTimeout(this.timer);
       const now = Date.now();
       if (firstPending === 0) firstPending = now;
