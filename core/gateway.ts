@@ -46,6 +46,8 @@ export interface GatewayOptions {
   readonly timers?: Timers;
   /** Fan-out to the other worker processes of this node (node:cluster); commands from other nodes come through the store. */
   readonly bus?: ClusterBus;
+  /** Only check the config (`gatehouse validate`): the store writes nothing (an etcd prefix is not seeded). */
+  readonly dryRun?: boolean;
 }
 
 /** Outcome of an Admin API change. */
@@ -140,7 +142,7 @@ export class Gateway {
     const first = opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : undefined);
     const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
-    const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger) : new MemoryConfigStore(opts.config ?? {}));
+    const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
     const metrics = opts.metrics ?? createMetrics();
     const clock = opts.clock ?? systemClock;
     const container = createGatewayContainer({ logger, metrics, clock, store, extensions: opts.extensions });

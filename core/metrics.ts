@@ -1,11 +1,20 @@
 // Metrics: a prom-client registry per gateway behind the Metrics contract.
-import { Registry, Counter as PCounter, Histogram as PHistogram, Gauge as PGauge } from 'prom-client';
+import { AggregatorRegistry, Registry, Counter as PCounter, Histogram as PHistogram, Gauge as PGauge } from 'prom-client';
 import type { Counter, Gauge, Histogram, Metrics } from './contracts';
 
 type Any = PCounter<string> | PHistogram<string> | PGauge<string>;
 
+/** One registry's metrics as plain JSON (`Registry.getMetricsAsJSON()`), safe to send over IPC. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** The Metrics contract plus what a node:cluster worker sends its primary for aggregation. */
+export interface LocalMetrics extends Metrics {
+  /** Every metric of this registry as JSON, for {@link aggregateMetrics}. */
+  json(): Promise<MetricsJson>;
+}
+
 /** Create an isolated metrics registry (never the prom-client global one). */
-export function createMetrics(prefix = 'gatehouse_'): Metrics {
+export function createMetrics(prefix = 'gatehouse_'): LocalMetrics {
   const registry = new Registry();
   const made = new Map<string, Any>();
   const named = (n: string) => (n.startsWith(prefix) ? n : prefix + n);
@@ -30,5 +39,18 @@ export function createMetrics(prefix = 'gatehouse_'): Metrics {
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,
+    json: () => registry.getMetricsAsJSON(),
   };
+}
+
+/** Content-Type of {@link aggregateMetrics}' output (the same as a single registry's). */
+export const AGGREGATED_CONTENT_TYPE: string = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/**
+ * Prometheus text of several registries' JSON merged with prom-client's AggregatorRegistry
+ * semantics: values with the same name and labels are combined by each metric's `aggregator`
+ * (counters, histograms and, by default, gauges are summed).
+ */
+export function aggregateMetrics(parts: readonly MetricsJson[]): Promise<string> {
+  return AggregatorRegistry.aggregate([...parts]).metrics();
 }

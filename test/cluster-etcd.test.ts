@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { Etcd3 } from 'etcd3';
 import NodeVault from 'node-vault';
 import { startEtcd, startRelay, type EtcdServer } from './helpers/etcd';
-import { bootGateway, captureLogger, delay, freePort, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
+import { bootGateway, captureLogger, delay, freePort, runCli, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
 
 const ADMIN_KEY = 'cluster-admin-key';
@@ -291,6 +291,34 @@ test('etcd store errors: an encrypted field without the right key, a bad value i
     } finally {
       await a.close();
     }
+  } finally {
+    client.close();
+  }
+});
+
+test('gatehouse validate reads an etcd-backed config without writing to etcd', { timeout: 60000 }, async () => {
+  const prefix = '/gh-validate';
+  const dir = tempDir();
+  const client = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const file = join(dir, 'gatehouse.yaml');
+    const head = `config_store: { type: etcd, endpoints: ["${etcd.endpoint}"], prefix: ${prefix} }\n`;
+    writeFileSync(file, `${head}routes:\n  - { id: a, uri: /a, plugins: { mocking: { response_example: a } } }\n`);
+    const ok = await runCli(['validate', '-c', file]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /ok \(1 route\)/);
+    assert.deepEqual(await client.getAll().prefix(prefix).keys(), [], 'validate did not seed the prefix');
+    writeFileSync(file, `${head}routes:\n  - { id: a, uri: /a, upstream: { nodes: {} } }\n`);
+    const bad = await runCli(['validate', '-c', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /routes\[0\]\.upstream\.nodes/);
+    // once the prefix is seeded, validate checks what etcd holds (the file's data sections are not used)
+    await client.put(`${prefix}/_gatehouse/seeded`).value('{}');
+    await client.put(`${prefix}/routes/x`).value(JSON.stringify({ id: 'x', uri: '/x', plugins: { mocking: { response_example: 'x' } } }));
+    await client.put(`${prefix}/routes/y`).value(JSON.stringify({ id: 'y', uri: '/y', plugins: { mocking: { response_example: 'y' } } }));
+    const seeded = await runCli(['validate', '-c', file]);
+    assert.equal(seeded.code, 0, seeded.stderr);
+    assert.match(seeded.stdout, /ok \(2 routes\)/);
   } finally {
     client.close();
   }

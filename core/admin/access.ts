@@ -2,6 +2,7 @@
 // BlockList) and the X-API-KEY header against the admin key (constant-time, length-independent).
 import { BlockList, isIP } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isGatehouseWorker } from '../cluster-bus';
 
 /** A compiled `admin.allow` list. @throws Error naming the first entry that is not an address or CIDR */
 export function allowList(entries: readonly string[]): (address: string) => boolean {
@@ -42,4 +43,30 @@ export function keyChecker(adminKey: string): (presented: string | string[] | un
 /** A random admin key for a gateway started without one (printed once, never logged again). */
 export function generateAdminKey(): string {
   return randomBytes(24).toString('base64url');
+}
+
+/**
+ * Environment variable through which a `gatehouse start` primary (`gateway.workers` > 1) gives
+ * its workers the admin key it generated, so that every worker accepts the same key. Never logged.
+ */
+export const GENERATED_ADMIN_KEY_ENV = 'GATEHOUSE_GENERATED_ADMIN_KEY';
+
+let inherited: { key: string | undefined } | undefined;
+
+/**
+ * In a worker of a `gatehouse start` primary: the admin key the primary generated (and printed),
+ * else undefined. Read once; the variable is then removed from this process's environment.
+ */
+export function inheritedAdminKey(): string | undefined {
+  if (inherited === undefined) {
+    const v = process.env[GENERATED_ADMIN_KEY_ENV];
+    delete process.env[GENERATED_ADMIN_KEY_ENV];
+    inherited = { key: isGatehouseWorker() && v ? v : undefined };
+  }
+  return inherited.key;
+}
+
+/** Print a generated admin key, once per run, on stderr (the only place it ever appears). */
+export function printGeneratedAdminKey(key: string): void {
+  process.stderr.write(`gatehouse: no admin.key configured; this run's admin key (X-API-KEY) is ${key}\n`);
 }

@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../config/types';
 import type { Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
-import { allowList, generateAdminKey, keyChecker } from './access';
+import { allowList, generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 
@@ -87,7 +87,7 @@ export class AdminServer {
   /** The admin key in force: `admin.key` (resolved when it is a reference) or a generated one. */
   private currentKey(): string | undefined {
     const configured = this.host.config().admin?.key;
-    if (configured === undefined) return (this.generatedKey ??= generateAdminKey());
+    if (configured === undefined) return (this.generatedKey ??= inheritedAdminKey() ?? generateAdminKey());
     if (!looksLikeReference(configured)) return configured;
     // fail closed: an admin key reference that cannot be resolved admits nobody
     return this.host.resolver.peek(parseReference(configured));
@@ -119,9 +119,8 @@ export class AdminServer {
       server.listen(port, hostPart, () => resolve());
     });
     const addr = server.address() as AddressInfo;
-    if (cfg?.key === undefined) {
-      process.stderr.write(`gatehouse: no admin.key configured; this run's admin key (X-API-KEY) is ${this.currentKey()}\n`);
-    }
+    // a workers-mode key comes from the primary, which prints it once
+    if (cfg?.key === undefined && inheritedAdminKey() === undefined) printGeneratedAdminKey(this.currentKey()!);
     this.host.logger.info({ listen: `${addr.address}:${addr.port}` }, 'gatehouse admin API listening');
     return addr;
   }

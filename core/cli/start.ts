@@ -2,11 +2,15 @@
 // drain: stop accepting, let in-flight requests finish within gateway.drain_timeout, exit 0.
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { startGateway, type Gateway } from '../gateway';
+import type { AddressInfo } from 'node:net';
+import { parseListen, startGateway, type Gateway } from '../gateway';
 import { GatehouseError } from '../errors';
 import { createLogger } from '../log';
 import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
+import { createMetrics } from '../metrics';
+import { createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../cluster-bus';
+import { generateAdminKey, GENERATED_ADMIN_KEY_ENV, printGeneratedAdminKey } from '../admin/access';
 
 function workerCount(raw: Record<string, unknown>): number {
   const w = (raw.gateway as { workers?: unknown } | undefined)?.workers;
@@ -27,10 +31,14 @@ export async function startCommand(file: string): Promise<number> {
   const root = createLogger({ level: typeof level === 'string' ? level : undefined });
   const logger = cluster.isWorker ? root.child({ worker: cluster.worker?.id }) : root;
   const workers = cluster.isPrimary ? workerCount(raw) : 1;
-  if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger);
+  if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger, raw);
+  // a worker of our primary: secret refreshes fan out to the other workers, /metrics sums them all
+  const inCluster = isGatehouseWorker();
+  const bus = inCluster ? createWorkerBus(logger) : undefined;
+  const metrics = inCluster ? workerMetrics(createMetrics()) : undefined;
   let gw: Gateway;
   try {
-    gw = await startGateway({ configPath: file, logger, initialConfig: readOk ? raw : undefined });
+    gw = await startGateway({ configPath: file, logger, initialConfig: readOk ? raw : undefined, bus, metrics });
   } catch (err) {
     const issues = err instanceof GatehouseError ? err.issues : [];
     logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');
@@ -63,12 +71,40 @@ export async function startCommand(file: string): Promise<number> {
   });
 }
 
-/** node:cluster primary: workers share the listener; signals are passed on; exit when all exit. */
-function runPrimary(n: number, logger: Logger): Promise<number> {
+/** The Admin API port of a config that has an `admin:` section (undefined when unknown or 0). */
+function adminPort(admin: Record<string, unknown>): number | undefined {
+  const listen = typeof admin.listen === 'string' ? admin.listen : '127.0.0.1:9180';
+  const port = parseListen(listen).port;
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
+/**
+ * node:cluster primary: workers share the listeners; signals are passed on; exit when all exit.
+ * It relays cluster commands and aggregates metrics between the workers (core/cluster-bus), and
+ * when the config has `admin:` without `key` it generates the admin key for all of them and prints
+ * it once, when the first worker's Admin API listens.
+ */
+function runPrimary(n: number, logger: Logger, raw: Record<string, unknown>): Promise<number> {
+  // only a key generated here reaches the workers
+  delete process.env[GENERATED_ADMIN_KEY_ENV];
+  const env: Record<string, string> = { [WORKER_ENV]: '1' };
+  const admin = raw.admin;
+  if (admin !== null && typeof admin === 'object' && !Array.isArray(admin) && (admin as Record<string, unknown>).key === undefined) {
+    const key = generateAdminKey();
+    env[GENERATED_ADMIN_KEY_ENV] = key;
+    const port = adminPort(admin as Record<string, unknown>);
+    const onListening = (_w: unknown, addr: AddressInfo) => {
+      if (port !== undefined && addr.port !== port) return;
+      cluster.off('listening', onListening);
+      printGeneratedAdminKey(key);
+    };
+    cluster.on('listening', onListening);
+  }
+  const stopRelay = relay({ logger });
   return new Promise<number>((resolve) => {
     let stopping = false;
     let failed = false;
-    for (let i = 0; i < n; i++) cluster.fork();
+    for (let i = 0; i < n; i++) cluster.fork(env);
     cluster.on('exit', (w, code) => {
       if (code !== 0) failed = true;
       if (!stopping) {
@@ -76,7 +112,10 @@ function runPrimary(n: number, logger: Logger): Promise<number> {
         stopping = true;
         for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
       }
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed && !stoppingBySignal ? 1 : 0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        stopRelay();
+        resolve(failed && !stoppingBySignal ? 1 : 0);
+      }
     });
     let stoppingBySignal = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -5,7 +5,7 @@ import { silentLogger } from '../log';
 
 export async function validateCommand(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   try {
-    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false });
+    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false, dryRun: true });
     const n = gw.snapshot.routes.length;
     await gw.close(0);
     out.write(`${file}: ok (${n} route${n === 1 ? '' : 's'})\n`);

@@ -12,13 +12,13 @@ const DEFAULT_TIMEOUT_S = 2;
  * The store for a config file, chosen by its `config_store` section (already read by the caller).
  * @throws GatehouseError GH_ERR_CONFIG_INVALID when the etcd encryption key is unusable
  */
-export function storeForFile(path: string, fileDoc: RawConfig, logger: Logger): ConfigStore {
+export function storeForFile(path: string, fileDoc: RawConfig, logger: Logger, dryRun = false): ConfigStore {
   const cs = (fileDoc.config_store ?? {}) as { type?: unknown; endpoints?: unknown; prefix?: unknown; timeout?: unknown; encryption_key?: unknown };
   if (cs.type !== 'etcd') return new FileConfigStore(path);
   const endpoints = Array.isArray(cs.endpoints) && cs.endpoints.length ? cs.endpoints.map(String) : ['http://127.0.0.1:2379'];
   const prefix = typeof cs.prefix === 'string' && cs.prefix.startsWith('/') ? cs.prefix : '/gatehouse';
   const timeoutMs = (typeof cs.timeout === 'number' && cs.timeout > 0 ? cs.timeout : DEFAULT_TIMEOUT_S) * 1000;
-  return new EtcdConfigStore(new FileConfigStore(path, 100, false), { endpoints, prefix, timeoutMs, logger, encryptionKey: encryptionKey(cs.encryption_key) });
+  return new EtcdConfigStore(new FileConfigStore(path, 100, false), { endpoints, prefix, timeoutMs, logger, dryRun, encryptionKey: encryptionKey(cs.encryption_key) });
 }
 
 /**
