@@ -1,6 +1,7 @@
 // Turns config documents into snapshots: validate, bring the secret backends in line, resolve
 // every reference (batched), compile. Owns what outlives snapshots: pools, health, secret cache.
-import type { PluginServices, Logger, Metrics, Clock } from './contracts';
+import type { PluginServices, PluginState, Logger, Metrics, Clock } from './contracts';
+import { parseReference } from './secrets/reference';
 import { validateConfig, type Registry, type ValidatedConfig } from './config/validate';
 import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
 import { configInvalid } from './errors';
@@ -25,10 +26,27 @@ export class Compiler {
   readonly deps: SnapshotDeps;
 
   constructor(o: CompilerOptions) {
-    const services: PluginServices = { logger: o.logger, metrics: o.metrics, clock: o.clock, consumers: undefined, hasConsumer: () => false };
     this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
-    this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers });
-    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services };
+    const resolver = (this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers }));
+    const services: Omit<PluginServices, 'state'> = {
+      logger: o.logger,
+      metrics: o.metrics,
+      clock: o.clock,
+      consumers: undefined,
+      hasConsumer: () => false,
+      secrets: {
+        async resolve(reference: string) {
+          try {
+            return await resolver.resolve(parseReference(reference));
+          } catch (err) {
+            if ((err as { notFound?: boolean }).notFound === true) return undefined;
+            throw err;
+          }
+        },
+      },
+      fetch: globalThis.fetch,
+    };
+    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services, state: (name) => this.stateOf(name) };
   }
 
   /**
@@ -65,7 +83,38 @@ export class Compiler {
     return c.snapshot;
   }
 
+  private readonly states = new Map<string, { values: Map<string, { value: unknown; dispose?: (v: any) => void | Promise<void> }> }>();
+
+  /** The reload-surviving state of one plugin (one per plugin name per gateway). */
+  stateOf(plugin: string): PluginState {
+    let s = this.states.get(plugin);
+    if (!s) this.states.set(plugin, (s = { values: new Map() }));
+    const values = s.values;
+    return {
+      get<T>(key: string, init: () => T, dispose?: (value: T) => void | Promise<void>): T {
+        let e = values.get(key);
+        if (!e) values.set(key, (e = { value: init(), dispose }));
+        return e.value as T;
+      },
+      async delete(key: string) {
+        const e = values.get(key);
+        values.delete(key);
+        await e?.dispose?.(e.value);
+      },
+    };
+  }
+
   async close(): Promise<void> {
+    for (const [plugin, s] of this.states) {
+      for (const e of s.values.values()) {
+        try {
+          await e.dispose?.(e.value);
+        } catch (err) {
+          this.deps.services.logger.warn({ plugin, err: (err as Error).message }, 'plugin state dispose failed');
+        }
+      }
+    }
+    this.states.clear();
     this.resolver.close();
     await this.deps.pools.closeAll();
     await this.backends.closeAll();

@@ -143,6 +143,31 @@ export interface PluginHooks {
   log?: (ctx: RequestContext) => void;
 }
 
+/**
+ * State that outlives config reloads (counters, connections), private to one plugin in one
+ * gateway. Values created here live until the gateway closes; `dispose` then releases them.
+ */
+export interface PluginState {
+  /**
+   * The value stored under `key`, created by `init` the first time.
+   * @param dispose called once when the gateway closes (close a connection, clear a timer)
+   * @example const counters = services.state.get('counters', () => new Map<string, number>());
+   */
+  get<T>(key: string, init: () => T, dispose?: (value: T) => void | Promise<void>): T;
+  /** Forget (and dispose) the value under `key`. */
+  delete(key: string): Promise<void>;
+}
+
+/** Secret references resolved at run time, through the same cache as config references. */
+export interface SecretLookup {
+  /**
+   * @param reference `$secret://…` or `$env://…`
+   * @returns the value, or undefined when it does not exist
+   * @throws Error for a malformed reference, or when the backend fails and nothing is cached
+   */
+  resolve(reference: string): Promise<string | undefined>;
+}
+
 /** Services the core gives to every plugin instance. */
 export interface PluginServices<Index = unknown> {
   /** What the plugin's `indexConsumers` built for this config (undefined without one). */
@@ -152,6 +177,12 @@ export interface PluginServices<Index = unknown> {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** State kept across reloads (see {@link PluginState}); absent only in `indexConsumers`. */
+  readonly state: PluginState;
+  /** Secret references resolved at run time (config references are resolved before `create`). */
+  readonly secrets: SecretLookup;
+  /** An HTTP client for calls the plugin makes itself (undici's `fetch`). */
+  readonly fetch: typeof fetch;
 }
 
 /**
@@ -170,6 +201,11 @@ export interface Plugin<Conf = any, ConsumerConf = any, Index = any> {
   readonly version: string;
   /** Higher runs first within a phase, as in Apache APISIX. */
   readonly priority: number;
+  /**
+   * Gatehouse versions this plugin works with (a semver range, e.g. `"^0.1.0"`). Required for
+   * plugins loaded through `extensions:`; an incompatible range refuses the config.
+   */
+  readonly gatehouse?: string;
   /** JSON schema of the route config; defaults it declares are applied before `create`. */
   readonly schema: JsonSchema;
   /** JSON schema of the per-consumer config, for plugins that attach to consumers. */
@@ -239,6 +275,8 @@ export interface SecretProvider<Conf = any> {
   /** The manager name used in references: `$secret://<name>/<id>/...`. */
   readonly name: string;
   readonly version: string;
+  /** Gatehouse versions this provider works with (semver range); required through `extensions:`. */
+  readonly gatehouse?: string;
   /** JSON schema of a `secrets:` entry for this manager (without `id`). */
   readonly schema: JsonSchema;
   /** Build a backend for one secret resource. @throws to reject the config */

@@ -22,6 +22,9 @@ import { storeForFile } from './stores';
 import { secretFieldPaths } from './admin/redact';
 import { PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
 import { readConfigFile } from './config/loader';
+import { loadExtensions } from './extensions';
+import { builtinExtensions } from './builtins';
+import { dirname, resolve as resolvePath } from 'node:path';
 
 export interface GatewayOptions {
   /** Where config comes from; or give `configPath` / `config`. */
@@ -145,7 +148,18 @@ export class Gateway {
     const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
     const metrics = opts.metrics ?? createMetrics();
     const clock = opts.clock ?? systemClock;
-    const container = createGatewayContainer({ logger, metrics, clock, store, extensions: opts.extensions });
+    // extensions named by the config file, loaded relative to it (an embedding app may add its own)
+    let loaded: Extension[] = [];
+    const specs = first?.extensions;
+    if (Array.isArray(specs) && specs.length) {
+      try {
+        loaded = loadExtensions(specs, opts.configPath !== undefined ? dirname(resolvePath(opts.configPath)) : process.cwd(), builtinNames(opts.extensions));
+      } catch (err) {
+        if (!opts.store) await store.close();
+        throw err;
+      }
+    }
+    const container = createGatewayContainer({ logger, metrics, clock, store, extensions: [...(opts.extensions ?? []), ...loaded] });
     const registry = buildRegistry(container);
     const compiler = new Compiler({ registry, logger, metrics, clock, timers: opts.timers });
     store.useSecretFields?.(secretFieldPaths(registry));
@@ -293,6 +307,9 @@ export class Gateway {
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
     const old = this.plane.current;
+    if (JSON.stringify(snapshot.config.extensions) !== JSON.stringify(old.config.extensions)) {
+      this.logger.warn({ extensions: snapshot.config.extensions }, 'extensions changed: takes effect at the next restart');
+    }
     if (snapshot.config.gateway.listen !== old.config.gateway.listen) {
       this.logger.warn({ listen: snapshot.config.gateway.listen }, 'gateway.listen changed: takes effect at the next restart');
     }
@@ -406,6 +423,14 @@ function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream')
     err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
   const body = JSON.stringify({ message: `${status} ${text}` });
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/** Names taken before config extensions load: the built-ins and the embedder's own. */
+function builtinNames(extra: readonly Extension[] = []): { plugins: Set<string>; providers: Set<string> } {
+  const plugins = new Set<string>();
+  const providers = new Set<string>();
+  for (const e of [...builtinExtensions, ...extra]) (e.kind === 'plugin' ? plugins.add(e.plugin.name) : providers.add(e.provider.name));
+  return { plugins, providers };
 }
 
 function buildRegistry(c: DependencyContainer): Registry {

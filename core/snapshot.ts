@@ -2,7 +2,7 @@
 // (plugin instances with frozen config) and upstreams with their balancers and pools. Requests read
 // one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
-import type { ConsumerEntry, Hook, PluginServices, RequestContext, RouteInfo } from './contracts';
+import type { ConsumerEntry, Hook, PluginServices, PluginState, RequestContext, RouteInfo } from './contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
 import { PassiveHealth } from './health';
 import { buildRouter, RouteUriError, type Router } from './router';
@@ -66,7 +66,9 @@ export interface SnapshotDeps {
   readonly registry: Registry;
   readonly pools: UpstreamPools;
   readonly healthStates: Map<string, PassiveHealth>;
-  readonly services: PluginServices;
+  readonly services: Omit<PluginServices, 'state'>;
+  /** The reload-surviving state of one plugin. */
+  state(plugin: string): PluginState;
 }
 
 let generations = 0;
@@ -236,11 +238,15 @@ export function compileSnapshot(
   });
 
   const usernames = new Set(config.consumers.map((k) => k.username));
-  const common: PluginServices = { ...deps.services, hasConsumer: (u) => usernames.has(u) };
+  const common: Omit<PluginServices, 'state'> = { ...deps.services, hasConsumer: (u) => usernames.has(u) };
   const servicesOf = new Map<string, PluginServices>();
   for (const [name, plugin] of deps.registry.plugins) {
-    if (!plugin.indexConsumers) continue;
-    const { consumers: _none, ...base } = common;
+    const { consumers: _none, ...rest } = common;
+    const base = { ...rest, state: deps.state(name) };
+    if (!plugin.indexConsumers) {
+      servicesOf.set(name, { ...base, consumers: undefined });
+      continue;
+    }
     try {
       servicesOf.set(name, { ...base, consumers: plugin.indexConsumers(consumerEntries.get(name) ?? [], base) });
     } catch (err) {
@@ -262,7 +268,7 @@ export function compileSnapshot(
       }
       let hooks;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? common);
+        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? { ...common, state: deps.state(name) });
       } catch (err) {
         issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
         continue;
