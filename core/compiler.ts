@@ -83,6 +83,15 @@ export class Compiler {
     return c.snapshot;
   }
 
+  /**
+   * Undo what a refused build did outside its snapshot: bring the secret backends (and the cache
+   * settings) back in line with the config that is still live.
+   */
+  async revert(live: ValidatedConfig): Promise<void> {
+    this.resolver.configure(live.config.secret_cache);
+    await this.backends.sync(live.config, live.refs, this.resolver);
+  }
+
   private readonly states = new Map<string, { values: Map<string, { value: unknown; dispose?: (v: any) => void | Promise<void> }> }>();
 
   /** The reload-surviving state of one plugin (one per plugin name per gateway). */

@@ -309,6 +309,8 @@ export interface ConfigStore {
    * @throws GatehouseError GH_ERR_STORE_READONLY when writes are switched off by config
    */
   writeData?(data: DataSections): Promise<void>;
+  /** Checked before a write is even built. @throws GatehouseError GH_ERR_STORE_READONLY */
+  assertWritable?(): Promise<void>;
   /**
    * Call `onChange` whenever the configuration may have changed; shared stores (etcd) also pass
    * on commands other nodes published (`onCommand`).

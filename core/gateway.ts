@@ -300,6 +300,7 @@ export class Gateway {
     try {
       snapshot = await this.compiler.build(v);
     } catch (err) {
+      await this.compiler.revert(this.validated).catch(noop);
       return this.rejected(err);
     }
     if (this.closed) {
@@ -330,6 +331,11 @@ export class Gateway {
     return this.enqueue(async (): Promise<ChangeResult> => {
       if (this.closed) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
+      try {
+        await this.store.assertWritable?.();
+      } catch (err) {
+        return { ok: false, status: 403, message: (err as Error).message, issues: [] };
+      }
       let raw: Record<string, unknown>;
       try {
         raw = (await this.store.load()) as Record<string, unknown>;
@@ -352,6 +358,8 @@ export class Gateway {
         v = this.compiler.validate(raw);
         snapshot = await this.compiler.build(v);
       } catch (err) {
+        // a refused change leaves nothing behind: not even the secret backends the build touched
+        await this.compiler.revert(this.validated).catch(noop);
         const issues = err instanceof GatehouseError ? err.issues : [];
         return { ok: false, status: 400, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
@@ -359,6 +367,7 @@ export class Gateway {
         await this.store.writeData({ routes: raw.routes as unknown[], upstreams: raw.upstreams as unknown[], consumers: raw.consumers as unknown[], secrets: raw.secrets as unknown[] });
       } catch (err) {
         snapshot.retire();
+        await this.compiler.revert(this.validated).catch(noop);
         const code = (err as { code?: string }).code;
         if (code === 'GH_ERR_STORE_READONLY') return { ok: false, status: 403, message: (err as Error).message, issues: [] };
         if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };

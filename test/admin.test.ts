@@ -253,3 +253,45 @@ test('without admin.key a random key is generated and printed once on stderr; it
     await new Promise((r) => child.once('exit', r));
   }
 });
+
+test('POST /routes creates a route with a generated id (201), live at once; POST with an id is 405', async () => {
+  const r = await request(`${admin}/apisix/admin/routes`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ uri: '/posted', plugins: { mocking: { response_example: 'posted' } } }) });
+  assert.equal(r.statusCode, 201);
+  const j = (await r.body.json()) as { key: string; value: { id: string } };
+  assert.match(j.key, /^\/apisix\/routes\/[0-9a-z]{12,}$/);
+  assert.equal(j.key, `/apisix/routes/${j.value.id}`);
+  assert.equal(await request(`${g.url}/posted`).then((x) => x.body.text()), 'posted');
+  const again = await request(`${admin}/admin/routes/${j.value.id}`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY }, body: '{}' });
+  assert.equal(again.statusCode, 405);
+  await again.body.text();
+  const del = await call(`/admin/routes/${j.value.id}`, { method: 'DELETE' });
+  assert.equal(del.status, 200);
+});
+
+test('GET /admin/plugins/{name} answers that plugin; an unknown one is 404', async () => {
+  const one = await call('/apisix/admin/plugins/key-auth');
+  assert.equal(one.status, 200);
+  assert.equal(one.json.name, 'key-auth');
+  assert.equal(one.json.consumer_schema.properties.key.writeOnly, true);
+  assert.equal((await call('/admin/plugins/nope')).status, 404);
+  assert.equal((await call('/admin/plugins/key-auth/extra')).status, 404);
+});
+
+test('a body far over the limit gets its 413 answer, not a connection reset', async () => {
+  for (const size of [2, 8]) {
+    const r = await request(`${admin}/admin/routes/big`, { method: 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: Buffer.alloc(size * 1024 * 1024, 0x20) });
+    assert.equal(r.statusCode, 413, `${size} MiB`);
+    assert.match(((await r.body.json()) as { error_msg: string }).error_msg, /larger than 1048576 bytes/);
+  }
+});
+
+test('PATCH with "uris" (as GET shows it) on a route written with "uri" replaces it instead of conflicting', async () => {
+  const put = await request(`${admin}/admin/routes/alias`, { method: 'PUT', headers: { 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ uri: '/alias-a', plugins: { mocking: { response_example: 'alias' } } }) });
+  assert.equal(put.statusCode, 201);
+  await put.body.text();
+  const patch = await request(`${admin}/admin/routes/alias`, { method: 'PATCH', headers: { 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ uris: ['/alias-b'] }) });
+  assert.equal(patch.statusCode, 200, await patch.body.text());
+  assert.equal((await request(`${g.url}/alias-a`)).statusCode, 404);
+  assert.equal(await request(`${g.url}/alias-b`).then((x) => x.body.text()), 'alias');
+  assert.equal((await call('/admin/routes/alias', { method: 'DELETE' })).status, 200);
+});

@@ -2,6 +2,7 @@
 // /apisix/admin/, plugin schemas, forced secret refresh, and Prometheus /metrics. Every call is
 // checked against admin.allow; every call but /metrics needs the X-API-KEY admin key.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
 import type { GatewayConfig } from '../config/types';
@@ -42,6 +43,19 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** Fields that are two spellings of one setting: a PATCH setting one drops the other from the stored value. */
+const ALIASES: ReadonlyArray<readonly [string, string]> = [['uri', 'uris'], ['host', 'hosts'], ['remote_addr', 'remote_addrs']];
+
+function withoutAliases(stored: unknown, patch: unknown): unknown {
+  if (stored === null || typeof stored !== 'object' || patch === null || typeof patch !== 'object') return stored;
+  const out = { ...(stored as Record<string, unknown>) };
+  for (const [a, b] of ALIASES) {
+    if (a in (patch as object) && (patch as Record<string, unknown>)[a] !== null) delete out[b];
+    if (b in (patch as object) && (patch as Record<string, unknown>)[b] !== null) delete out[a];
   }
   return out;
 }
@@ -148,7 +162,12 @@ export class AdminServer {
     const prefix = PREFIXES.find((p) => url.pathname.startsWith(p));
     if (!prefix) return send(res, 404, { error_msg: 'not found' });
     if (!this.keyOk(req.headers['x-api-key'])) return send(res, 401, { error_msg: 'failed to check token' });
-    const segs = url.pathname.slice(prefix.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
+    let segs: string[];
+    try {
+      segs = url.pathname.slice(prefix.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
+    } catch {
+      return send(res, 400, { error_msg: 'the path has a malformed percent-encoding' });
+    }
     const [kind, ...rest] = segs;
     if (!KINDS.has(kind)) return send(res, 404, { error_msg: `unknown resource "${kind ?? ''}"` });
     const apisixKey = (id: string) => `/apisix/${kind}/${id}`;
@@ -161,12 +180,22 @@ export class AdminServer {
     }
     if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE' || req.method === 'POST') {
       if (kind === 'plugins') return send(res, 405, { error_msg: 'method not allowed' });
+      // APISIX: POST creates a route or upstream with a generated id; with an id, use PUT
+      if (req.method === 'POST' && (rest.length > 0 || (kind !== 'routes' && kind !== 'upstreams'))) {
+        return send(res, 405, { error_msg: rest.length > 0 ? 'POST creates with a generated id: use PUT to write a given id' : `POST is not supported for ${kind}: use PUT` });
+      }
       return this.write(req, res, kind, rest);
     }
     if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
     if (kind === 'plugins') {
-      const list = [...this.host.registry.plugins.values()].map((p) => ({ name: p.name, version: p.version, priority: p.priority, schema: p.schema, consumer_schema: p.consumerSchema ?? null }));
-      return send(res, 200, { total: list.length, list });
+      const describe = (p: { name: string; version: string; priority: number; schema: unknown; consumerSchema?: unknown }) => ({ name: p.name, version: p.version, priority: p.priority, schema: p.schema, consumer_schema: p.consumerSchema ?? null });
+      if (rest.length === 0) {
+        const list = [...this.host.registry.plugins.values()].map(describe);
+        return send(res, 200, { total: list.length, list });
+      }
+      const one = rest.length === 1 ? this.host.registry.plugins.get(rest[0]) : undefined;
+      if (!one) return send(res, 404, { error_msg: rest.length === 1 ? `plugin "${rest[0]}" not found` : 'not found' });
+      return send(res, 200, describe(one));
     }
     const items = this.items(kind);
     const id = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : rest.length === 0 ? undefined : null) : rest.length === 1 ? rest[0] : rest.length === 0 ? undefined : null;
@@ -183,9 +212,11 @@ export class AdminServer {
     if (req.method !== 'DELETE') {
       const chunks: Buffer[] = [];
       let size = 0;
+      const declared = Number(req.headers['content-length']);
+      if (declared > MAX_BODY) return this.tooLarge(req, res);
       for await (const c of req) {
         size += (c as Buffer).length;
-        if (size > MAX_BODY) return send(res, 413, { error_msg: `request body larger than ${MAX_BODY} bytes` });
+        if (size > MAX_BODY) return this.tooLarge(req, res);
         chunks.push(c as Buffer);
       }
       try {
@@ -197,10 +228,18 @@ export class AdminServer {
     }
     const idField = kind === 'consumers' ? 'username' : 'id';
     let id: string | undefined = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : undefined) : rest[0];
+    let generated = false;
+    if (req.method === 'POST') {
+      // APISIX-style generated id: time-ordered and unique
+      const given = (body as Record<string, unknown>).id;
+      if (given !== undefined) return send(res, 400, { error_msg: 'POST generates the id: remove "id" from the body, or PUT to the id' });
+      id = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+      generated = true;
+    }
     if (rest.length > (kind === 'secrets' ? 2 : 1)) return send(res, 404, { error_msg: 'not found' });
     // APISIX: PUT /consumers takes the username from the body
     if (id === undefined && kind === 'consumers' && req.method === 'PUT') id = typeof (body as Record<string, unknown>).username === 'string' ? ((body as Record<string, unknown>).username as string) : undefined;
-    if (id === undefined) return send(res, 400, { error_msg: `the ${idField} is missing from the path` });
+    if (id === undefined) return send(res, 400, { error_msg: kind === 'consumers' && req.method === 'PUT' && rest.length === 0 ? 'the username is missing from the body' : `the ${idField} is missing from the path` });
     const given = body !== undefined ? (body as Record<string, unknown>)[idField] : undefined;
     if (given !== undefined && String(given) !== id) return send(res, 400, { error_msg: `${idField} "${String(given)}" in the body does not match "${id}" in the path` });
     const what = `${kind}/${id}`;
@@ -215,11 +254,20 @@ export class AdminServer {
           const users = (doc.routes as Array<Record<string, unknown>>).filter((r) => String(r.upstream_id) === id).map((r) => String(r.id));
           if (users.length) throw new AdminError(400, `upstream "${id}" is still used by routes: ${users.join(', ')}`);
         }
+        if (kind === 'secrets') {
+          const uses = (x: unknown) => JSON.stringify(x ?? null).includes(`"$secret://${id}/`);
+          const users = [
+            ...(doc.routes as Array<Record<string, unknown>>).filter(uses).map((r) => `route ${String(r.id)}`),
+            ...(doc.consumers as Array<Record<string, unknown>>).filter(uses).map((c) => `consumer ${String(c.username)}`),
+            ...(doc.secrets as Array<Record<string, unknown>>).filter((x) => String(x.id) !== id && uses(x)).map((x) => `secret ${String(x.id)}`),
+          ];
+          if (users.length) throw new AdminError(400, `secret resource "${id}" is still referenced by ${users.join(', ')}`);
+        }
         list.splice(idx, 1);
         return;
       }
       if (req.method === 'PATCH' && idx === -1) throw new AdminError(404, `${what} not found`);
-      const next = (req.method === 'PATCH' ? mergePatch(list[idx], body) : structuredClone(body)) as Record<string, unknown>;
+      const next = (req.method === 'PATCH' ? mergePatch(withoutAliases(list[idx], body), body) : structuredClone(body)) as Record<string, unknown>;
       next[idField] = kind === 'routes' || kind === 'upstreams' ? (typeof given === 'number' ? given : id) : id;
       restoreMasked(next, idx === -1 ? undefined : list[idx], masks, what);
       if (idx === -1) {
@@ -231,7 +279,20 @@ export class AdminServer {
     const key = `/apisix/${kind}/${id}`;
     if (req.method === 'DELETE') return send(res, 200, { deleted: '1', key });
     const value = this.items(kind).find(([k]) => k === id)?.[1];
-    return send(res, created ? 201 : 200, { key, value });
+    return send(res, created || generated ? 201 : 200, { key, value });
+  }
+
+  /** 413, then read (and drop) a bounded rest of the body so the client sees the answer, not a reset. */
+  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
+    const text = JSON.stringify({ error_msg: `request body larger than ${MAX_BODY} bytes` });
+    res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
+    res.end(text);
+    let drained = 0;
+    req.on('data', (c: Buffer) => {
+      drained += c.length;
+      if (drained > 16 * MAX_BODY) req.socket.destroy();
+    });
+    req.resume();
   }
 
   /** writeOnly paths of a resource (by its plugins or provider), for masking and "******" round trips. */

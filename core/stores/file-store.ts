@@ -75,6 +75,11 @@ export class FileConfigStore implements ConfigStore {
     return this.withData(raw);
   }
 
+  async assertWritable(): Promise<void> {
+    const raw = await readConfigFile(this.path);
+    if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set: change the config file instead');
+  }
+
   /** Persist Admin API data atomically: write a temp file, flush it, rename it over the old one. */
   async writeData(data: DataSections): Promise<void> {
     const raw = await readConfigFile(this.path);
@@ -127,6 +132,9 @@ export class MemoryConfigStore implements ConfigStore {
   }
   watch(onChange: () => void): void {
     this.listener = onChange;
+  }
+  async assertWritable(): Promise<void> {
+    if ((this.doc.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set');
   }
   async writeData(data: DataSections): Promise<void> {
     if ((this.doc.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set');
