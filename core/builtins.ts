@@ -2,6 +2,13 @@
 import type { Extension } from './contracts';
 import mocking from '../plugins/mocking';
 import keyAuth from '../plugins/key-auth';
+import proxyRewrite from '../plugins/proxy-rewrite';
+import cors from '../plugins/cors';
+import requestId from '../plugins/request-id';
+import ipRestriction from '../plugins/ip-restriction';
+import basicAuth from '../plugins/basic-auth';
+import jwtAuth from '../plugins/jwt-auth';
+import limitCount from '../plugins/limit-count';
 import env from '../providers/env';
 import aws from '../providers/aws';
 import vault from '../providers/vault';
@@ -9,6 +16,13 @@ import vault from '../providers/vault';
 export const builtinExtensions: readonly Extension[] = [
   { kind: 'plugin', plugin: keyAuth },
   { kind: 'plugin', plugin: mocking },
+  { kind: 'plugin', plugin: proxyRewrite },
+  { kind: 'plugin', plugin: cors },
+  { kind: 'plugin', plugin: requestId },
+  { kind: 'plugin', plugin: ipRestriction },
+  { kind: 'plugin', plugin: basicAuth },
+  { kind: 'plugin', plugin: jwtAuth },
+  { kind: 'plugin', plugin: limitCount },
   { kind: 'provider', provider: env },
   { kind: 'provider', provider: vault },
   { kind: 'provider', provider: aws },
