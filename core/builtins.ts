@@ -12,6 +12,7 @@ import limitCount from '../plugins/limit-count';
 import env from '../providers/env';
 import aws from '../providers/aws';
 import vault from '../providers/vault';
+import file from '../providers/file';
 
 export const builtinExtensions: readonly Extension[] = [
   { kind: 'plugin', plugin: keyAuth },
@@ -26,4 +27,5 @@ export const builtinExtensions: readonly Extension[] = [
   { kind: 'provider', provider: env },
   { kind: 'provider', provider: vault },
   { kind: 'provider', provider: aws },
+  { kind: 'provider', provider: file },
 ];

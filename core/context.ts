@@ -9,7 +9,7 @@ const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze
 export class Context implements RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly method: string;
+  method: string;
   path: string;
   query: string;
   readonly host: string;

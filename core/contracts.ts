@@ -62,7 +62,8 @@ export interface RouteInfo {
 export interface RequestContext {
   /** The raw Node request (read-only use: do not consume its body in a hook). */
   readonly req: IncomingMessage;
-  readonly method: string;
+  /** Request method; a rewrite hook may change it (the method sent upstream). */
+  method: string;
   /** Request path without the query string; a rewrite hook may change it. */
   path: string;
   /** Raw query string without '?' ('' when none); a rewrite hook may change it. */
@@ -277,6 +278,11 @@ export interface SecretProvider<Conf = any> {
   readonly version: string;
   /** Gatehouse versions this provider works with (semver range); required through `extensions:`. */
   readonly gatehouse?: string;
+  /**
+   * Whether references may leave out the path: `$secret://<name>/<id>/<field>` (the backend then
+   * gets `path: ''`). Default false: `<path>` is required, as for Vault and AWS.
+   */
+  readonly pathOptional?: boolean;
   /** JSON schema of a `secrets:` entry for this manager (without `id`). */
   readonly schema: JsonSchema;
   /** Build a backend for one secret resource. @throws to reject the config */

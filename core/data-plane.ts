@@ -226,7 +226,7 @@ export class DataPlane implements ProxyHost {
     this.latency.observe({ route: routeId }, seconds);
     if (this.accessLogger !== null) {
       // the path only: query strings may carry credentials (?apikey=)
-      this.accessLogger.info({ route: routeId || null, method: ctx.method, path: ctx.path, status, latency_ms: Math.round(seconds * 1e6) / 1e3, upstream: ctx.upstreamNode ?? null, consumer: ctx.consumer?.username ?? null, client: ctx.clientIp });
+      this.accessLogger.info({ route: routeId || null, method: ctx.method, path: ctx.path, status, latency_ms: Math.round(seconds * 1e6) / 1e3, upstream: ctx.upstreamNode ?? null, consumer: ctx.consumer?.username ?? null, client: ctx.clientIp, request_id: (ctx.vars.get('request_id') as string | undefined) ?? null });
     }
     ctx.snapshot.done();
   }

@@ -142,7 +142,7 @@ export class Gateway {
    */
   static async create(opts: GatewayOptions): Promise<Gateway> {
     // the file's own sections pick the store (file or etcd) and the log level; the store adds the data sections
-    const first = opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : undefined);
+    const first = opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : opts.config);
     const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
     const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));

@@ -40,6 +40,21 @@ export function defineProvider<Conf = Record<string, unknown>>(provider: SecretP
   return Object.freeze({ ...provider });
 }
 
+/**
+ * Thrown from `create` to reject a config and name the field at fault; the
+ * load then reports `routes[i].plugins.<name>.<path>: <message>`.
+ * @example throw new ConfigError('regex_uri[0]', 'is not a valid regular expression');
+ */
+export class ConfigError extends Error {
+  /** Dotted path inside the plugin's config (`headers.set`, `regex_uri[0]`). */
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(message);
+    this.name = 'ConfigError';
+    this.path = path;
+  }
+}
+
 /** Convenience for schemas: an object schema with no unknown fields. */
 export function objectSchema(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
   return { type: 'object', properties, required, additionalProperties: false };

@@ -270,7 +270,10 @@ export function compileSnapshot(
       try {
         hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? { ...common, state: deps.state(name) });
       } catch (err) {
-        issues.push({ path: joinPath(joinPath(joinPath('routes', i), 'plugins'), name), message: (err as Error).message });
+        // a plugin may name the field at fault (ConfigError from the SDK): report it there
+        const sub = (err as { path?: unknown }).path;
+        const at = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
+        issues.push({ path: typeof sub === 'string' && sub !== '' ? `${at}.${sub}` : at, message: (err as Error).message });
         continue;
       }
       for (const phase of Object.keys(phases) as (keyof typeof phases)[]) {

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gateway } from '../core/gateway';
-import { definePlugin, startTestGateway } from '../core';
+import { ConfigError, definePlugin, startTestGateway } from '../core';
 import { GatehouseError } from '../core/errors';
 import { silentLogger } from '../core/log';
-import { freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
+import { captureLogger, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
 
 /** A CommonJS module defining one plugin that stamps a response header. */
 function pluginModule(name: string, opts: { gatehouse?: string | null; schema?: unknown; header?: string } = {}): string {
@@ -198,4 +198,33 @@ test('first-party plugins and providers import only the public SDK (plus node bu
   }
   assert.ok(files >= 10, `checked ${files} files`);
   assert.deepEqual(offenders, []);
+});
+
+test('a plugin rejecting its config with ConfigError is reported at the field it names', async () => {
+  const picky = definePlugin({
+    name: 'picky',
+    version: '1.0.0',
+    priority: 1,
+    schema: { type: 'object' },
+    create: () => {
+      throw new ConfigError('rules[1].pattern', 'is not a valid regular expression');
+    },
+  });
+  await assert.rejects(startTestGateway({ extensions: [picky], config: { routes: [{ id: 'r', uri: '/', plugins: { picky: {} } }] } }), (err: GatehouseError) => {
+    assert.deepEqual(err.issues.map((i) => `${i.path}: ${i.message}`), ['routes[0].plugins.picky.rules[1].pattern: is not a valid regular expression']);
+    return true;
+  });
+});
+
+test('the access log carries the request id the request-id plugin set', async () => {
+  const logs = captureLogger();
+  const gw = await startTestGateway({ logger: logs.logger, config: (up) => ({ gateway: { access_log: true }, routes: [{ id: 'r', uri: '/', plugins: { 'request-id': {} }, upstream: { nodes: { [up]: 1 } } }] }) });
+  try {
+    const res = await gw.request('/', { headers: { 'x-request-id': 'req-123' } });
+    assert.equal(res.headers.get('x-request-id'), 'req-123');
+  } finally {
+    await gw.close();
+  }
+  const line = logs.lines.find((l) => l.type === 'access');
+  assert.equal(line?.request_id, 'req-123');
 });

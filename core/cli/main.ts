@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `gatehouse` command: start, validate (more commands join as they are built).
+// The `gatehouse` command: start, validate, secret resolve, new plugin|provider, init.
 // Gatehouse supports Node 20 on purpose; the AWS SDK's end-of-support notice is noise in its logs
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { Command } from 'commander';
@@ -7,6 +7,8 @@ import { startCommand } from './start';
 import { validateCommand } from './validate';
 import { version } from './version';
 import { secretResolveCommand } from './secret';
+import { newCommand } from './new';
+import { initCommand } from './init';
 
 const program = new Command();
 program.name('gatehouse').description('API gateway whose config holds secret references, never secrets').version(version);
@@ -36,6 +38,27 @@ secret
   .option('--reveal', 'also print the value')
   .action(async (ref: string, o: { config: string; reveal?: boolean }) => {
     process.exit(await secretResolveCommand(ref, o.config, o.reveal === true, process.stdout, process.stderr));
+  });
+
+const scaffold = program.command('new').description('scaffold a plugin or a secret provider from templates/');
+for (const kind of ['plugin', 'provider'] as const) {
+  scaffold
+    .command(kind)
+    .description(`a working ${kind} with its schema, test and README; in a project (a folder with gatehouse.yaml) it goes to ${kind}s/<name> and is registered in gatehouse.yaml`)
+    .argument('<name>', 'lowercase letters, digits and dashes, starting with a letter')
+    .option('--dir <dir>', 'where to create it', '.')
+    .action((name: string, o: { dir: string }) => {
+      process.exitCode = newCommand(kind, name, { dir: o.dir }, process.stdout, process.stderr);
+    });
+}
+
+program
+  .command('init')
+  .description('a new gateway project that depends on this Gatehouse, with its own plugins/, providers/, config and tests')
+  .argument('<dir>', 'the project folder (must not exist, or be empty); its name becomes the package name')
+  .option('--port <port>', 'port of gateway.listen on 127.0.0.1 (default 9080)')
+  .action((dir: string, o: { port?: string }) => {
+    process.exitCode = initCommand(dir, { port: o.port }, process.stdout, process.stderr);
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

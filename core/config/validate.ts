@@ -347,7 +347,9 @@ function collectReferences(c: any, registry: Registry, issues: ConfigIssue[]): R
         return;
       }
       if (ref.manager !== 'env' && !registry.providers.has(ref.manager)) issues.push({ path, message: `unknown secret manager "${ref.manager}"` });
-      else if (ref.manager !== 'env' && !resources.has(ref.resource)) issues.push({ path, message: `refers to unknown secret resource "${ref.resource}" (add it under secrets:)` });
+      else if (ref.manager !== 'env' && ref.path === '' && registry.providers.get(ref.manager)?.pathOptional !== true) {
+        issues.push({ path, message: 'invalid reference: missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)' });
+      } else if (ref.manager !== 'env' && !resources.has(ref.resource)) issues.push({ path, message: `refers to unknown secret resource "${ref.resource}" (add it under secrets:)` });
       else if (owner !== null && ref.resource === owner) issues.push({ path, message: 'a secret resource cannot reference itself' });
       else sites.push({ path, ref });
       return;

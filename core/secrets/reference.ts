@@ -62,7 +62,8 @@ export function parseReference(text: string): SecretRef {
   const segs = body.split('/');
   const empty = segs.findIndex((s) => s === '');
   if (empty !== -1) throw new ReferenceSyntaxError(`segment ${empty + 1} is empty (expected $secret://<manager>/<id>/<path>/<field>)`);
-  if (segs.length < 4) throw new ReferenceSyntaxError('missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)');
+  // <manager>/<id>/<field> (an empty path) is syntax; whether a manager accepts it is its provider's call (pathOptional)
+  if (segs.length < 3) throw new ReferenceSyntaxError('missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)');
   const [manager, id] = segs;
   if (!MANAGER.test(manager)) throw new ReferenceSyntaxError(`"${manager}" is not a valid secret manager name`);
   if (!RESOURCE_ID.test(id)) throw new ReferenceSyntaxError(`"${id}" is not a valid secret resource id`);

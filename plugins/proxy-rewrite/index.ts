@@ -219,9 +219,6 @@ export default definePlugin<ProxyRewriteConfig>({
   priority: 1008,
   schema,
   create(conf) {
-    if (conf.method !== undefined) {
-      throw new Error(`method: changing the upstream method is not supported (the Gatehouse SDK cannot change it yet); remove "method"`);
-    }
 
     const rules: Rule[] = [];
     let maxCapture = -1;
@@ -271,10 +268,12 @@ export default definePlugin<ProxyRewriteConfig>({
       }
     }
     const host = conf.host;
+    const method = conf.method;
 
     return {
       rewrite: function proxyRewrite(ctx: RequestContext) {
         let match: RegExpExecArray | null = null;
+        if (method !== undefined) ctx.method = method;
         if (uri !== undefined) setTarget(ctx, render(uri, ctx, null));
         else {
           const path = ctx.path;

@@ -30,6 +30,7 @@ const routes: Array<[string, Record<string, unknown>]> = [
   ['/headers', { headers: { add: { 'X-Tag': 'gw', 'X-Added': 'new' }, set: { 'X-Api-Version': 'v2', 'X-Client': '$remote_addr via $request_method', 'X-Emptied': '' }, remove: ['X-Remove-Me', 'x-other'] } }],
   ['/flat', { headers: { 'X-Api-Engine': 'gatehouse', 'X-Api-Useless': '', 'X-Num': 7 } }],
   ['/cap/*', { regex_uri: ['^/cap/(\\w+)/(\\w+)', '/user/$2'], headers: { set: { 'X-User-Id': '$1', 'X-Path': '$uri' } } }],
+  ['/method', { method: 'PUT' }],
   ['/host-wins', { host: 'from-host-field', headers: { set: { Host: 'from-headers' } } }],
 ];
 
@@ -183,8 +184,10 @@ test('schema errors name the field: host, header names, regex_uri size, unknown 
   assert.match(bad[0].message, /^must be one of: "GET", "POST"/);
 });
 
-test('method is refused with an explanation: the SDK cannot change the upstream method', async () => {
-  assert.deepEqual(await refused({ method: 'POST' }), [{ path: 'routes[0].plugins.proxy-rewrite', message: 'method: changing the upstream method is not supported (the Gatehouse SDK cannot change it yet); remove "method"' }]);
+test('method changes the method sent upstream', async () => {
+  const e = await echo('/method');
+  assert.equal(e.method, 'PUT');
+  assert.equal((await echo('/method', {}, 'DELETE')).method, 'PUT');
 });
 
 test('regexes and templates are checked when the config loads, naming the entry', async () => {

@@ -1,5 +1,5 @@
-// Route config of proxy-rewrite (Apache APISIX's proxy-rewrite, minus `method` and the deprecated
-// `scheme` / `use_real_request_uri_unsafe`).
+// Route config of proxy-rewrite (Apache APISIX's proxy-rewrite, minus the deprecated `scheme` and
+// `use_real_request_uri_unsafe`).
 import type { JsonSchema } from '../../core/sdk';
 
 /** A header value: text (may hold `$variables` and `$1` captures) or a number. */
@@ -22,7 +22,7 @@ export interface ProxyRewriteConfig {
   readonly regex_uri?: readonly string[];
   /** Host header sent upstream (`name` or `name:port`). */
   readonly host?: string;
-  /** Accepted by the schema as in APISIX, but refused by `create`: the SDK cannot change the method yet. */
+  /** The method sent upstream, as APISIX. */
   readonly method?: string;
   /** Header actions, or the flat form (every other key is a header to set). */
   readonly headers?: HeaderActions & Readonly<Record<string, unknown>>;
