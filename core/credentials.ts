@@ -1,7 +1,7 @@
 // Credential lookup for authentication plugins: O(1) in the number of consumers (a map keyed by
 // the SHA-256 of each credential), a constant-time final comparison, and rotation-grace entries
 // that stop matching when their grace ends.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /** One credential to index. */
 export interface CredentialEntry<T> {
@@ -25,18 +25,24 @@ export interface CredentialIndex<T> {
 }
 
 interface Slot<T> {
-  readonly digest: Buffer;
+  /** Where this credential's digest sits in the digest slab (index × 32). */
+  readonly at: number;
   readonly value: T;
   readonly until: number;
 }
 
+const DIGEST = 32;
+
+/** One-shot SHA-256: no Hash object (and its native context) per credential or per request. */
 function digestOf(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
+  return hash('sha256', s, 'buffer') as unknown as Buffer;
 }
 
 /**
  * Build an index. Two owners with the same current credential is an error naming both (a key
  * must identify one consumer); a rotated-out credential never shadows a current one.
+ * Digests live in one slab (32 bytes each) rather than one Buffer per credential: 100 000 keys
+ * cost 3 MB and one object, not 100 000 buffers for the collector to trace.
  * @throws Error with `path` set to the second owner's credential path
  * @example
  * const idx = credentialIndex([{ credential: 'k1', value: jack, owner: 'jack' }]);
@@ -46,6 +52,11 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): Crede
   const slots = new Map<string, Slot<T>>();
   const owners = new Map<string, string>();
   const later: CredentialEntry<T>[] = [];
+  const digests: Buffer[] = [];
+  const add = (k: string, digest: Buffer, value: T, until: number) => {
+    slots.set(k, { at: digests.length * DIGEST, value, until });
+    digests.push(digest);
+  };
   for (const e of entries) {
     if (e.until !== undefined) {
       later.push(e);
@@ -58,13 +69,15 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): Crede
       throw Object.assign(new Error(`consumers "${other}" and "${e.owner}" have the same key; each key must identify one consumer`), { path: e.path });
     }
     owners.set(k, e.owner);
-    slots.set(k, { digest, value: e.value, until: Number.POSITIVE_INFINITY });
+    if (!slots.has(k)) add(k, digest, e.value, Number.POSITIVE_INFINITY);
   }
   for (const e of later) {
     const digest = digestOf(e.credential);
     const k = digest.toString('latin1');
-    if (!slots.has(k)) slots.set(k, { digest, value: e.value, until: e.until! });
+    if (!slots.has(k)) add(k, digest, e.value, e.until!);
   }
+  const slab = Buffer.concat(digests, digests.length * DIGEST);
+  digests.length = 0;
   return {
     size: slots.size,
     find(presented, now) {
@@ -72,7 +85,7 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): Crede
       const slot = slots.get(d.toString('latin1'));
       if (slot === undefined) return undefined;
       // the map matched on the digest; confirm it in constant time before trusting it
-      if (!timingSafeEqual(slot.digest, d)) return undefined;
+      if (!timingSafeEqual(slab.subarray(slot.at, slot.at + DIGEST), d)) return undefined;
       return now < slot.until ? slot.value : undefined;
     },
   };

@@ -1,6 +1,6 @@
 // Reads gatehouse.yaml (or .json) from disk into a raw document, with line-precise parse errors.
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import type { parseDocument as ParseDocument } from 'yaml';
 import { CORE_SCHEMA, load, type YAMLException } from 'js-yaml';
 import { GatehouseError } from '../errors';
 import type { RawConfig } from '../contracts';
@@ -29,6 +29,8 @@ export function parseConfigText(text: string, source: string): RawConfig {
 }
 
 function parseError(text: string, source: string, fast: YAMLException): GatehouseError {
+  // `yaml` (precise diagnostics) is loaded only when a document does not parse
+  const { parseDocument } = require('yaml') as { parseDocument: typeof ParseDocument };
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const lines = doc.errors.map((e) => {

@@ -3,7 +3,6 @@ import type { ConfigStore, Logger, RawConfig } from '../contracts';
 import { GatehouseError } from '../errors';
 import { parseReference } from '../secrets/reference';
 import { FileConfigStore } from './file-store';
-import { EtcdConfigStore } from './etcd-store';
 import { parseKey } from './encryption';
 
 const DEFAULT_TIMEOUT_S = 2;
@@ -18,6 +17,8 @@ export function storeForFile(path: string, fileDoc: RawConfig, logger: Logger, d
   const endpoints = Array.isArray(cs.endpoints) && cs.endpoints.length ? cs.endpoints.map(String) : ['http://127.0.0.1:2379'];
   const prefix = typeof cs.prefix === 'string' && cs.prefix.startsWith('/') ? cs.prefix : '/gatehouse';
   const timeoutMs = (typeof cs.timeout === 'number' && cs.timeout > 0 ? cs.timeout : DEFAULT_TIMEOUT_S) * 1000;
+  // etcd3 (gRPC) is loaded only by gateways that use it
+  const { EtcdConfigStore } = require('./etcd-store') as typeof import('./etcd-store');
   return new EtcdConfigStore(new FileConfigStore(path, 100, false), { endpoints, prefix, timeoutMs, logger, dryRun, encryptionKey: encryptionKey(cs.encryption_key) });
 }
 

@@ -2,7 +2,12 @@
 // every gateway node, counted atomically by a Lua script).
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+
+/** ioredis, loaded when the first redis-policy counter store is made (local-policy gateways never need it). */
+function ioredis(): typeof Redis {
+  return (require('ioredis') as { default: typeof Redis }).default;
+}
 import type { Logger } from '../../core/sdk';
 
 /** One key's window: requests counted so far and when the window ends (ms). */
@@ -119,7 +124,7 @@ export class RedisCounters {
     private readonly logger: Logger,
   ) {
     this.where = `${t.host}:${t.port}/${t.database}`;
-    this.client = new Redis({
+    this.client = new (ioredis())({
       host: t.host,
       port: t.port,
       username: t.username,

@@ -1,10 +1,12 @@
 // aws: secret provider for AWS Secrets Manager (JSON fields, slash names longest-match-first, BatchGetSecretValue warm-up).
-import {
-  BatchGetSecretValueCommand,
-  GetSecretValueCommand,
-  SecretsManagerClient,
-  type SecretsManagerClientConfig,
-} from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
+
+type Sdk = typeof import('@aws-sdk/client-secrets-manager');
+let sdk: Sdk | undefined;
+/** The AWS SDK, loaded when the first aws secret resource is created (it is large; most gateways never use it). */
+function awsSdk(): Sdk {
+  return (sdk ??= require('@aws-sdk/client-secrets-manager') as Sdk);
+}
 import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_VERSION_STAGE, schema, type AwsConfig } from './schema';
 
@@ -127,7 +129,7 @@ class AwsSecretsBackend implements SecretBackend {
 
   private async fetch(name: string, versionId: string | undefined): Promise<FetchedSecret | typeof NOT_FOUND> {
     try {
-      return await this.client.send(new GetSecretValueCommand(versionId !== undefined ? { SecretId: name, VersionId: versionId } : { SecretId: name, VersionStage: this.versionStage }));
+      return await this.client.send(new (awsSdk().GetSecretValueCommand)(versionId !== undefined ? { SecretId: name, VersionId: versionId } : { SecretId: name, VersionStage: this.versionStage }));
     } catch (err) {
       if (MISSING_ERRORS.has(errorType(err))) return NOT_FOUND;
       throw failure('GetSecretValue', name, err);
@@ -200,7 +202,7 @@ class AwsSecretsBackend implements SecretBackend {
       let nextToken: string | undefined;
       try {
         do {
-          const res = await this.client.send(new BatchGetSecretValueCommand({ SecretIdList: chunk, NextToken: nextToken }));
+          const res = await this.client.send(new (awsSdk().BatchGetSecretValueCommand)({ SecretIdList: chunk, NextToken: nextToken }));
           for (const v of res.SecretValues ?? []) if (v.Name !== undefined && asked.has(v.Name)) found.set(v.Name, v);
           for (const e of res.Errors ?? []) {
             if (e.SecretId !== undefined && asked.has(e.SecretId) && MISSING_ERRORS.has(e.ErrorCode ?? '')) missing.add(e.SecretId);
@@ -255,7 +257,7 @@ async function createAwsBackend(config: Readonly<AwsConfig>, services: ProviderS
         }
       : {}),
   };
-  const client = new SecretsManagerClient(clientConfig);
+  const client = new (awsSdk().SecretsManagerClient)(clientConfig);
   if (config.region === undefined) {
     // fail at load, not on the first reference, when the SDK cannot find a region either
     let region: string | undefined;

@@ -1,5 +1,10 @@
 // vault: secret provider over HashiCorp Vault KV v1/v2 (node-vault) with token, AppRole or Kubernetes auth.
-import NodeVault = require('node-vault');
+import type NodeVault = require('node-vault');
+
+/** node-vault (and axios), loaded when the first vault secret resource is created. */
+function nodeVault(): typeof NodeVault {
+  return require('node-vault') as typeof NodeVault;
+}
 import { readFile } from 'node:fs/promises';
 import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
 import { DEFAULT_JWT_PATH, schema, type VaultConfig } from './schema';
@@ -104,7 +109,7 @@ class VaultBackend implements SecretBackend {
     private readonly services: ProviderServices,
   ) {
     this.log = services.logger.child({ provider: 'vault', vault: n.uri, auth: n.source });
-    this.client = NodeVault({
+    this.client = nodeVault()({
       endpoint: n.uri,
       namespace: cfg.namespace || undefined,
       requestOptions,
