@@ -72,9 +72,13 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   const any = new UriTable<R>();
   const exact = new Map<string, UriTable<R>>();
   const wild = new Map<string, UriTable<R>>(); // ".example.com" → table
+  // When no route restricts methods, every method sees the same routes: one tree (under GET)
+  // answers for all of them, instead of ten identical trees (10x less memory and build time).
+  const byMethod = routes.some((r) => r.methods !== undefined);
+  const ONE_TREE: readonly string[] = ['GET'];
   for (const r of routes) {
     for (const uri of r.uris) {
-      for (const method of r.methods ?? HTTP_METHODS) {
+      for (const method of byMethod ? (r.methods ?? HTTP_METHODS) : ONE_TREE) {
         if (r.hosts === undefined) {
           any.add(r, uri, method);
           continue;
@@ -96,7 +100,7 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   const hasHosts = exactTrees.size > 0 || wildTrees.length > 0;
 
   function lookup(tree: Fmw, method: string, path: string): RouteMatch<R> | null {
-    const m = tree.find(method as any, path);
+    const m = tree.find((byMethod ? method : 'GET') as any, path);
     return m ? { route: m.store as R, params: m.params } : null;
   }
 
