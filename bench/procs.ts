@@ -1,8 +1,9 @@
 // Child processes of the bench (upstream, gateways): start, wait until ready, and always clean up.
 import { stopLoad } from './load';
+import { processTree } from './proc-tree';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { get, type IncomingHttpHeaders } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,12 +23,19 @@ export interface Child {
 }
 
 const children = new Set<ChildProcess>();
+/** Pids of the programs run through exec-guard (not children of the bench itself). */
+const guarded = new Set<number>();
 let workDir: string | undefined;
 
 /** A private temp dir for configs and child logs, removed by `cleanup`. */
 export function benchDir(): string {
   workDir ??= mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   return workDir;
+}
+
+/** Track a child the bench started itself (e.g. a load generator), so cleanup stops it too. */
+export function adopt(proc: ChildProcess): ChildProcess {
+  return track(proc);
 }
 
 function track(proc: ChildProcess): ChildProcess {
@@ -58,16 +66,51 @@ export function logTail(file: string, lines = 20): string {
 
 /** The upstream in its own process; resolves once it listens (it reports its port over IPC). */
 export function startUpstream(): Promise<Child> {
-  const { fd, file } = logFd('upstream');
-  const proc = track(fork(join(__dirname, 'upstream.js'), [], { stdio: ['ignore', fd, fd, 'ipc'] }));
+  return startForked('upstream', join(__dirname, 'upstream.js'));
+}
+
+/**
+ * A Node script of the bench in its own tracked process (output to `<name>.log`). The script listens
+ * on a port of its choice and reports it over IPC (`process.send({ port })`); it must exit when the
+ * IPC channel closes (the bench died) and on SIGTERM.
+ */
+export function startForked(name: string, script: string, env: Record<string, string> = {}, args: readonly string[] = []): Promise<Child> {
+  const { fd, file } = logFd(name);
+  const proc = track(fork(script, [...args], { stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, ...env } }));
   closeSync(fd);
   return new Promise<Child>(function waitForPort(ok, fail) {
     proc.once('message', function onPort(m: { port: number }) {
       proc.off('exit', onExit);
-      ok({ name: 'upstream', proc, port: m.port, logFile: file });
+      ok({ name, proc, port: m.port, logFile: file });
     });
     function onExit(code: number | null, signal: string | null): void {
-      fail(new Error(`upstream exited before listening (code ${code}, signal ${signal})\n${logTail(file)}`));
+      fail(new Error(`${name} exited before listening (code ${code}, signal ${signal})\n${logTail(file)}`));
+    }
+    proc.once('exit', onExit);
+  });
+}
+
+/**
+ * A non-Node program (nginx) in its own tracked process, started through `exec-guard.js`: a
+ * small Node parent that passes SIGTERM on and kills the program when the bench dies (even by
+ * SIGKILL), which a plain spawn could not promise. Resolves with the guard's process and the
+ * program's own pid (reported by the guard over IPC).
+ */
+export function spawnGuarded(name: string, command: string, args: readonly string[]): Promise<{ proc: ChildProcess; pid: number; logFile: string }> {
+  const { fd, file } = logFd(name);
+  const proc = track(fork(join(__dirname, 'exec-guard.js'), [command, ...args], { stdio: ['ignore', fd, fd, 'ipc'] }));
+  closeSync(fd);
+  return new Promise(function waitForPid(ok, fail) {
+    proc.once('message', function onPid(m: { pid?: number; error?: string }) {
+      proc.off('exit', onExit);
+      if (m.pid === undefined) return fail(new Error(`${name}: ${m.error ?? 'could not start'}`));
+      const pid = m.pid;
+      guarded.add(pid);
+      proc.once('exit', () => guarded.delete(pid));
+      ok({ proc, pid, logFile: file });
+    });
+    function onExit(code: number | null, signal: string | null): void {
+      fail(new Error(`${name} exited before starting (code ${code}, signal ${signal})\n${logTail(file)}`));
     }
     proc.once('exit', onExit);
   });
@@ -140,20 +183,29 @@ export async function startGateway(spec: GatewaySpec, expectBody: Buffer): Promi
  * Returns at once; readiness is the caller's to check.
  */
 export function spawnGateway(name: string, config: string, nodeArgs: readonly string[] = []): { proc: ChildProcess; logFile: string } {
+  return spawnNode(name, CLI, ['start', '-c', config], nodeArgs);
+}
+
+/**
+ * A Node script in its own tracked process, with the orphan guard preloaded (it SIGTERMs the
+ * process when the bench dies), output to `<name>.log`. Returns at once; readiness is the caller's.
+ */
+export function spawnNode(name: string, script: string, args: readonly string[], nodeArgs: readonly string[] = []): { proc: ChildProcess; logFile: string } {
   const { fd, file } = logFd(name);
   // the preloaded guard only listens for the bench's IPC channel closing
-  const proc = track(spawn(process.execPath, [...nodeArgs, '-r', GUARD, CLI, 'start', '-c', config], { stdio: ['ignore', fd, fd, 'ipc'] }));
+  const proc = track(spawn(process.execPath, [...nodeArgs, '-r', GUARD, script, ...args], { stdio: ['ignore', fd, fd, 'ipc'] }));
   closeSync(fd);
   return { proc, logFile: file };
 }
 
-async function waitReady(proc: ChildProcess, port: number, path: string, expectBody: Buffer, timeoutMs = 10_000): Promise<void> {
+/** Poll (every 50 ms) until a GET of `path` with `headers` answers 200 with `expectBody`. */
+export async function waitReady(proc: ChildProcess, port: number, path: string, expectBody: Buffer, timeoutMs = 10_000, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`exited during startup (code ${proc.exitCode}, signal ${proc.signalCode})`);
     try {
-      const r = await getOnce(port, path);
+      const r = await getOnce(port, path, headers);
       if (r.status === 200 && r.body.equals(expectBody)) return;
       last = `HTTP ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`;
     } catch (err) {
@@ -165,12 +217,12 @@ async function waitReady(proc: ChildProcess, port: number, path: string, expectB
 }
 
 /** One GET on a fresh connection. */
-export function getOnce(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<{ status: number; body: Buffer }> {
+export function getOnce(port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<{ status: number; body: Buffer; headers: IncomingHttpHeaders }> {
   return new Promise(function request(ok, fail) {
     const req = get({ host: '127.0.0.1', port, path, headers, agent: false, timeout: timeoutMs }, function onResponse(res) {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
       res.on('error', fail);
     });
     req.on('timeout', () => req.destroy(new Error('probe timed out')));
@@ -193,14 +245,25 @@ export function stop(proc: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void>
 
 /** Stop every child still running and remove the temp dir. Safe to call more than once. */
 export async function cleanup(): Promise<void> {
-  await Promise.all([...children].map(stop));
+  // not .map(stop): map's index would become stop's grace period (a SIGKILL 0, 1, 2… ms later)
+  await Promise.all([...children].map((p) => stop(p)));
   removeWorkDir();
 }
 
 /** Last resort from a synchronous `exit` handler: no waiting possible, so SIGKILL. */
 export function killAllNow(): void {
+  // a program behind exec-guard would outlive its SIGKILLed guard: kill its whole tree by pid
+  for (const pid of guarded) for (const p of processTree(pid)) killQuietly(p);
   for (const proc of children) proc.kill('SIGKILL');
   removeWorkDir();
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 function removeWorkDir(): void {
