@@ -70,7 +70,7 @@ export class DataPlane implements ProxyHost {
     snap.inflight++;
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
-    const path = qi === -1 ? url : url.slice(0, qi);
+    const path = normalizePath(qi === -1 ? url : url.slice(0, qi));
     const query = qi === -1 ? '' : url.slice(qi + 1);
     const host = hostOf(req.headers.host);
     const m = path.charCodeAt(0) === 47 /* / */ ? snap.router.find(req.method ?? 'GET', host, path) : null;
@@ -233,6 +233,36 @@ export class DataPlane implements ProxyHost {
 }
 
 const kPlane = Symbol('gatehouse.plane');
+
+/** Anything that can hide a dot-segment or an extra separator: "/.", "%2e", "%2f", "%5c", "\\", "//". */
+const SUSPECT = /\/\.|%2[ef]|%5c|\\|\/\//i;
+
+/**
+ * The path the gateway routes on and forwards, as nginx does: "." and ".." segments removed
+ * (also when written %2e, or around %2f / backslash separators), repeated slashes merged. So
+ * `/public/../private/x` is routed — and checked by the private route's plugins — as
+ * `/private/x`, and an upstream that normalises paths itself sees the same path the gateway
+ * matched. A path that climbs above the root is refused (returned as "", answered 400).
+ * Other percent-encoded octets are left as they are.
+ */
+export function normalizePath(path: string): string {
+  if (path.charCodeAt(0) !== 47 || !SUSPECT.test(path)) return path;
+  const segs = path.replace(/%2e/gi, '.').replace(/%2f|%5c|\\/gi, '/').split('/');
+  const out: string[] = [];
+  for (let i = 1; i < segs.length; i++) {
+    const s = segs[i];
+    const last = i === segs.length - 1;
+    if (s === '.' || (s === '' && !last)) continue;
+    if (s === '..') {
+      if (out.length === 0) return '';
+      out.pop();
+      if (last) out.push('');
+      continue;
+    }
+    out.push(s);
+  }
+  return '/' + out.join('/');
+}
 
 function onResponseClose(this: ServerResponse): void {
   const ctx = (this as any)[kCtx] as Context;

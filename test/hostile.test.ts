@@ -1,0 +1,87 @@
+// Hostile clients: request smuggling shapes, oversized headers, and path tricks (dot-segments,
+// encoded dots and slashes, repeated slashes) that must not route around key-auth.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
+import { normalizePath } from '../core/data-plane';
+
+let up: Upstream;
+let g: TestGateway;
+
+before(async () => {
+  up = await startUpstream();
+  g = await bootGateway({
+    routes: [
+      { id: 'pub', uri: '/public/*', upstream: { nodes: { [up.node]: 1 } } },
+      { id: 'priv', uri: '/private/*', plugins: { 'key-auth': {} }, upstream: { nodes: { [up.node]: 1 } } },
+    ],
+    consumers: [{ username: 'jack', plugins: { 'key-auth': { key: 'hostile-test-key' } } }],
+  });
+});
+after(async () => {
+  await g?.close();
+  await up?.close();
+});
+
+/** Send raw bytes; resolve with the status line of the answer. */
+function raw(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(g.port, '127.0.0.1');
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (out += d));
+    s.on('close', () => resolve(out.split('\r\n')[0]));
+    s.on('error', reject);
+    s.write(text);
+    setTimeout(() => s.end(), 200);
+  });
+}
+
+test('smuggling shapes are refused with 400 and never reach the upstream', async () => {
+  const before = up.seen.length;
+  assert.equal(await raw('POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+  assert.equal(await raw('POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd'), 'HTTP/1.1 400 Bad Request');
+  assert.equal(await raw('GET /public/a HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n'), 'HTTP/1.1 400 Bad Request', 'obs-fold');
+  assert.equal(await raw('GET /public/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+  assert.equal(up.seen.length, before);
+});
+
+test('oversized headers get 431', async () => {
+  assert.equal(await raw(`GET /public/a HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`), 'HTTP/1.1 431 Request Header Fields Too Large');
+});
+
+test('dot-segments, encoded dots and slashes and repeated slashes do not route around key-auth', async () => {
+  const before = up.seen.length;
+  for (const p of ['/public/../private/x', '/public/%2e%2e/private/x', '/public/%2E%2E/private/x', '/public/..%2fprivate/x', '/public/..%2Fprivate/x', '/public/..%5cprivate/x', '//private/x', '/public/./../private/x', '/./private/x']) {
+    assert.equal(await raw(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), 'HTTP/1.1 401 Unauthorized', p);
+  }
+  assert.equal(up.seen.length, before, 'none of them reached the upstream');
+  // with the key, the upstream gets the path the gateway matched
+  assert.equal(await raw('GET /public/../private/x HTTP/1.1\r\nHost: x\r\napikey: hostile-test-key\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 200 OK');
+  assert.equal(up.seen.at(-1)!.url, '/private/x');
+});
+
+test('a path that climbs above the root is refused with 400', async () => {
+  assert.equal(await raw('GET /public/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+  assert.equal(await raw('GET /%2e%2e/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+});
+
+test('normalizePath: the forms it rewrites, and ordinary paths (dots in names, other escapes) left as they are', () => {
+  const cases: Array<[string, string]> = [
+    ['/a/b', '/a/b'],
+    ['/file.json', '/file.json'],
+    ['/a/.well-known/x', '/a/.well-known/x'],
+    ['/a/..b/c', '/a/..b/c'],
+    ['/a%20b/c%3F', '/a%20b/c%3F'],
+    ['/a/./b', '/a/b'],
+    ['/a/b/../c', '/a/c'],
+    ['/a/b/..', '/a/'],
+    ['/a//b///c', '/a/b/c'],
+    ['/a/%2e/b', '/a/b'],
+    ['/a%2fb', '/a/b'],
+    ['/..', ''],
+    ['/', '/'],
+  ];
+  for (const [input, want] of cases) assert.equal(normalizePath(input), want, input);
+});
