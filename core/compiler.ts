@@ -53,8 +53,8 @@ export class Compiler {
    * Validate a raw document (no side effect on failure).
    * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
    */
-  validate(raw: Record<string, unknown>): ValidatedConfig {
-    const v = validateConfig(raw, this.deps.registry);
+  validate(raw: Record<string, unknown>, inPlace = false): ValidatedConfig {
+    const v = validateConfig(raw, this.deps.registry, inPlace);
     if (v.issues) throw configInvalid(v.issues);
     return v;
   }

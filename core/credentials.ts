@@ -33,9 +33,9 @@ interface Slot<T> {
 
 const DIGEST = 32;
 
-/** One-shot SHA-256: no Hash object (and its native context) per credential or per request. */
-function digestOf(s: string): Buffer {
-  return hash('sha256', s, 'buffer') as unknown as Buffer;
+/** One-shot SHA-256 as base64 text: no Hash object and no Buffer per credential. */
+function digestOf(s: string): string {
+  return hash('sha256', s, 'base64');
 }
 
 /**
@@ -52,40 +52,39 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): Crede
   const slots = new Map<string, Slot<T>>();
   const owners = new Map<string, string>();
   const later: CredentialEntry<T>[] = [];
-  const digests: Buffer[] = [];
-  const add = (k: string, digest: Buffer, value: T, until: number) => {
+  const digests: string[] = [];
+  const add = (k: string, value: T, until: number) => {
     slots.set(k, { at: digests.length * DIGEST, value, until });
-    digests.push(digest);
+    digests.push(k);
   };
   for (const e of entries) {
     if (e.until !== undefined) {
       later.push(e);
       continue;
     }
-    const digest = digestOf(e.credential);
-    const k = digest.toString('latin1');
+    const k = digestOf(e.credential);
     const other = owners.get(k);
     if (other !== undefined && other !== e.owner) {
       throw Object.assign(new Error(`consumers "${other}" and "${e.owner}" have the same key; each key must identify one consumer`), { path: e.path });
     }
     owners.set(k, e.owner);
-    if (!slots.has(k)) add(k, digest, e.value, Number.POSITIVE_INFINITY);
+    if (!slots.has(k)) add(k, e.value, Number.POSITIVE_INFINITY);
   }
   for (const e of later) {
-    const digest = digestOf(e.credential);
-    const k = digest.toString('latin1');
-    if (!slots.has(k)) add(k, digest, e.value, e.until!);
+    const k = digestOf(e.credential);
+    if (!slots.has(k)) add(k, e.value, e.until!);
   }
-  const slab = Buffer.concat(digests, digests.length * DIGEST);
+  const slab = Buffer.allocUnsafeSlow(digests.length * DIGEST);
+  for (let i = 0; i < digests.length; i++) slab.write(digests[i], i * DIGEST, DIGEST, 'base64');
   digests.length = 0;
   return {
     size: slots.size,
     find(presented, now) {
-      const d = digestOf(presented);
-      const slot = slots.get(d.toString('latin1'));
+      const k = digestOf(presented);
+      const slot = slots.get(k);
       if (slot === undefined) return undefined;
       // the map matched on the digest; confirm it in constant time before trusting it
-      if (!timingSafeEqual(slab.subarray(slot.at, slot.at + DIGEST), d)) return undefined;
+      if (!timingSafeEqual(slab.subarray(slot.at, slot.at + DIGEST), Buffer.from(k, 'base64'))) return undefined;
       return now < slot.until ? slot.value : undefined;
     },
   };

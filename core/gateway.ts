@@ -43,6 +43,11 @@ export interface GatewayOptions {
   readonly adminListen?: string;
   /** The store's document, already read by the caller (the CLI reads it once for `workers`). */
   readonly initialConfig?: Record<string, unknown>;
+  /**
+   * Like `initialConfig`, but handed over: the caller keeps no reference, so the gateway may
+   * validate it in place and drop it before the build (what the CLI does with 100 000 consumers).
+   */
+  readonly takeInitialConfig?: () => Record<string, unknown> | undefined;
   /** Reload when the store reports a change; default true. */
   readonly watch?: boolean;
   /** Timers for the secret cache (tests pass a FakeClock together with `clock`). */
@@ -142,7 +147,10 @@ export class Gateway {
    */
   static async create(opts: GatewayOptions): Promise<Gateway> {
     // the file's own sections pick the store (file or etcd) and the log level; the store adds the data sections
-    const first = opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : opts.config);
+    const taken = opts.takeInitialConfig?.();
+    let first = taken ?? opts.initialConfig ?? (opts.store ? undefined : opts.configPath !== undefined ? await readConfigFile(opts.configPath) : opts.config);
+    // a document handed over, or parsed here, is nobody else's: it may be validated in place
+    const ownFirst = taken !== undefined || (opts.initialConfig === undefined && !opts.store && opts.configPath !== undefined);
     const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
     const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
@@ -166,8 +174,11 @@ export class Gateway {
     let snapshot: Snapshot;
     let validated: ValidatedConfig;
     try {
-      const raw = store.complete && first !== undefined ? await store.complete(first) : await store.load();
-      validated = compiler.validate(raw);
+      const viaFirst = store.complete !== undefined && first !== undefined;
+      // store.load() always returns a fresh document; complete(first) is fresh only when first is ours
+      validated = compiler.validate(viaFirst ? await store.complete!(first!) : await store.load(), viaFirst ? ownFirst : true);
+      // the raw document is garbage from here on: let it go before the build allocates
+      first = undefined;
       snapshot = await compiler.build(validated);
     } catch (err) {
       await compiler.close();
@@ -270,7 +281,7 @@ export class Gateway {
       this.reloadQueued = undefined;
       let v: ValidatedConfig;
       try {
-        v = this.compiler.validate(await (this.store.reload ? this.store.reload() : this.store.load()));
+        v = this.compiler.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
       } catch (err) {
         return this.rejected(err);
       }

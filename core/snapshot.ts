@@ -49,15 +49,6 @@ export interface CompiledRoute {
   readonly unavailable: { readonly reference: string; readonly reason: string } | undefined;
 }
 
-/** A consumer with its per-plugin configs, references resolved. */
-export interface CompiledConsumer {
-  readonly username: string;
-  /** plugin name → resolved, frozen consumer config (only plugins whose references resolved). */
-  readonly plugins: ReadonlyMap<string, unknown>;
-  /** plugin name → the reference that could not be resolved (fail closed for that plugin). */
-  readonly unavailable: ReadonlyMap<string, { readonly reference: string; readonly reason: string }>;
-}
-
 /** Resolved reference values for one compile, by reference text. */
 export type ResolvedValues = ReadonlyMap<string, string | Error>;
 
@@ -75,7 +66,6 @@ let generations = 0;
 // shared empties: 100 000 consumers should not mean 300 000 empty collections
 const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
 const NO_TEXTS: string[] = [];
-const NO_UNAVAILABLE: ReadonlyMap<string, { reference: string; reason: string }> = new Map();
 
 export class Snapshot {
   readonly generation = ++generations;
@@ -88,7 +78,6 @@ export class Snapshot {
     readonly config: GatewayConfig,
     readonly router: Router<CompiledRoute>,
     readonly routes: readonly CompiledRoute[],
-    readonly consumers: readonly CompiledConsumer[],
     /** Keys of every secret reference the config uses (a change to one rebuilds the snapshot). */
     readonly refKeys: ReadonlySet<string>,
     /** ms when a rotation grace in it ends (the snapshot must be rebuilt then); Infinity if none. */
@@ -205,19 +194,16 @@ export function compileSnapshot(
   // consumers first: plugins that authenticate them get their index before routes create them
   const consumerEntries = new Map<string, ConsumerEntry[]>();
   let expiresAt = Number.POSITIVE_INFINITY;
-  const consumers: CompiledConsumer[] = config.consumers.map((k, i) => {
-    const plugins = new Map<string, unknown>();
-    let unavailableFor: Map<string, { reference: string; reason: string }> | undefined;
+  // each consumer's resolved plugin configs go to the plugins' indexes; nothing per consumer is kept
+  // beyond what those indexes keep (100 000 consumers: no 100 000 Maps in the snapshot)
+  config.consumers.forEach((k, i) => {
     for (const name of Object.keys(k.plugins)) {
       const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
       const check = deps.registry.pluginConsumerCheck(name);
       const res = resolveConfig(k.plugins[name], check, path, { consumer: k.username, plugin: name });
-      if ('failed' in res) {
-        (unavailableFor ??= new Map()).set(name, res.failed);
-        continue;
-      }
+      // an unresolvable credential leaves this consumer out of that plugin's index (fail closed; logged)
+      if ('failed' in res) continue;
       const conf = deepFreeze(res.conf) as object;
-      plugins.set(name, conf);
       // configs this one replaced in a rotation, valid while their grace lasts
       let previous: Array<{ config: object; until: number }> = NO_PREVIOUS;
       for (const text of hasReferences(k.plugins[name]) ? referencesIn(k.plugins[name]) : NO_TEXTS) {
@@ -234,7 +220,6 @@ export function compileSnapshot(
       if (!list) consumerEntries.set(name, (list = []));
       list.push({ username: k.username, config: conf, previous, path });
     }
-    return { username: k.username, plugins, unavailable: unavailableFor ?? NO_UNAVAILABLE };
   });
 
   const usernames = new Set(config.consumers.map((k) => k.username));
@@ -323,7 +308,7 @@ export function compileSnapshot(
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(config, router, routes, consumers, refKeys, expiresAt, owned, deps) };
+  return { snapshot: new Snapshot(config, router, routes, refKeys, expiresAt, owned, deps) };
 }
 
 interface Entry {

@@ -38,7 +38,16 @@ export async function startCommand(file: string): Promise<number> {
   const metrics = inCluster ? workerMetrics(createMetrics()) : undefined;
   let gw: Gateway;
   try {
-    gw = await startGateway({ configPath: file, logger, initialConfig: readOk ? raw : undefined, bus, metrics });
+    // hand the document over: with no reference left here the gateway validates it in place and
+    // drops it before the build (100 000 consumers: tens of MB less peak memory)
+    let handoff: Record<string, unknown> | undefined = readOk ? raw : undefined;
+    raw = {};
+    const take = () => {
+      const d = handoff;
+      handoff = undefined;
+      return d;
+    };
+    gw = await startGateway({ configPath: file, logger, bus, metrics, takeInitialConfig: take });
   } catch (err) {
     const issues = err instanceof GatehouseError ? err.issues : [];
     logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');

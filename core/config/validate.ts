@@ -211,8 +211,9 @@ export interface ValidatedConfig {
  * Validate and normalise a raw config document.
  * @returns `{ config }` (deep-frozen) or `{ issues }` listing every problem with its path
  */
-export function validateConfig(raw: unknown, registry: Registry): ValidatedConfig | { issues: ConfigIssue[]; config?: undefined } {
-  const doc = raw === null || raw === undefined ? {} : structuredClone(raw);
+export function validateConfig(raw: unknown, registry: Registry, inPlace = false): ValidatedConfig | { issues: ConfigIssue[]; config?: undefined } {
+  // a document nobody else holds (just parsed) is normalised in place: no second copy of 100 000 consumers
+  const doc = raw === null || raw === undefined ? {} : inPlace ? raw : structuredClone(raw);
   // gateway settings may hold references (admin.key: $env://ADMIN_KEY); routes, upstreams never
   const schemaIssues = checkDocument(doc, '', ['/gateway', '/admin']);
   if (schemaIssues.length === 0) {
