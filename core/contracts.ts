@@ -184,6 +184,8 @@ export interface PluginServices<Index = unknown> {
   readonly secrets: SecretLookup;
   /** An HTTP client for calls the plugin makes itself (undici's `fetch`). */
   readonly fetch: typeof fetch;
+  /** The route this instance is created for (in `create`; absent in `indexConsumers`). */
+  readonly route?: RouteInfo;
 }
 
 /**

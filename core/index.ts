@@ -9,5 +9,6 @@ export { FileConfigStore, MemoryConfigStore } from './stores/file-store';
 export { createLogger } from './log';
 export { createMetrics } from './metrics';
 export type { GatewayConfig, RouteConfig, UpstreamConfig, ConsumerConfig } from './config/types';
-export { startTestGateway, type TestGateway, type TestGatewayOptions, type TestResponse, type EchoedRequest } from './testing';
+export { startTestGateway, captureLogs, type TestGateway, type TestGatewayOptions, type TestResponse, type EchoedRequest } from './testing';
 export { loadExtensions, type ExtensionModule } from './extensions';
+export { FakeClock } from './secrets/fake-clock';

@@ -243,6 +243,7 @@ export function compileSnapshot(
     if (r.status === 0) return; // disabled, as APISIX's status: 0
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
     let unavailable: { reference: string; reason: string } | undefined;
+    const info: RouteInfo = Object.freeze({ id: r.id, uri: r.uris[0] });
     for (const name of Object.keys(r.plugins)) {
       const plugin = deps.registry.plugins.get(name)!;
       const pluginPath = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
@@ -253,7 +254,7 @@ export function compileSnapshot(
       }
       let hooks;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, servicesOf.get(name) ?? { ...common, state: deps.state(name) });
+        hooks = plugin.create(deepFreeze(res.conf) as any, { ...(servicesOf.get(name) ?? { ...common, state: deps.state(name) }), route: info });
       } catch (err) {
         // a plugin may name the field at fault (ConfigError from the SDK): report it there
         const sub = (err as { path?: unknown }).path;
@@ -276,7 +277,7 @@ export function compileSnapshot(
       if (!upstream) shared.set(r.upstream_id, (upstream = compileUpstream(upstreamById.get(r.upstream_id)!, `upstream:${r.upstream_id}`, deps, owned)));
     }
     routes.push({
-      info: Object.freeze({ id: r.id, uri: r.uris[0] }),
+      info,
       config: r,
       id: r.id,
       uris: r.uris,

@@ -2,7 +2,9 @@
 // providers registered, and a tiny echo upstream — so a plugin's test is ten lines.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Extension, Logger, Plugin, SecretProvider } from './contracts';
+import type { Clock, Extension, Logger, Plugin, SecretProvider } from './contracts';
+import { createLogger } from './log';
+import { FakeClock } from './secrets/fake-clock';
 import { startGateway, type Gateway } from './gateway';
 import { silentLogger } from './log';
 
@@ -44,8 +46,24 @@ export interface TestGatewayOptions {
   readonly config: Record<string, unknown> | ((upstream: string) => Record<string, unknown>);
   /** Your plugins and providers (definePlugin / defineProvider results). */
   readonly extensions?: ReadonlyArray<Plugin | SecretProvider | Extension>;
-  /** Logger; default silent. */
+  /** Logger; default silent. Pass `captureLogs()`'s logger to assert on log lines. */
   readonly logger?: Logger;
+  /** A clock for the gateway (rotation grace, rate windows, token expiry); default the real one. */
+  readonly clock?: Clock;
+}
+
+/**
+ * A logger whose lines are kept, parsed, for assertions (no output).
+ * @example const logs = captureLogs(); …startTestGateway({ logger: logs.logger, … }); assert(logs.lines.some((l) => l.msg === '…'));
+ */
+export function captureLogs(): { logger: Logger; readonly lines: Array<Record<string, any>> } {
+  const lines: Array<Record<string, any>> = [];
+  const sink = {
+    write(chunk: string) {
+      for (const l of chunk.split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, any>);
+    },
+  };
+  return { logger: createLogger({ destination: sink as unknown as NodeJS.WritableStream, level: 'debug' }), lines };
 }
 
 function asExtension(x: Plugin | SecretProvider | Extension): Extension {
@@ -85,7 +103,9 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
   let gateway: Gateway;
   try {
     const config = typeof opts.config === 'function' ? opts.config(node) : opts.config;
-    gateway = await startGateway({ config, listen: '127.0.0.1:0', logger: opts.logger ?? silentLogger(), extensions: (opts.extensions ?? []).map(asExtension) });
+    // a FakeClock also drives the secret cache's timers, so tests can move time for both
+    const timers = opts.clock instanceof FakeClock ? opts.clock : undefined;
+    gateway = await startGateway({ config, listen: '127.0.0.1:0', logger: opts.logger ?? silentLogger(), clock: opts.clock, timers, extensions: (opts.extensions ?? []).map(asExtension) });
   } catch (err) {
     await closeUpstream();
     throw err;

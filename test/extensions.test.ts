@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gateway } from '../core/gateway';
-import { ConfigError, definePlugin, startTestGateway } from '../core';
+import { captureLogs, ConfigError, definePlugin, FakeClock, startTestGateway } from '../core';
 import { GatehouseError } from '../core/errors';
 import { silentLogger } from '../core/log';
 import { captureLogger, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
@@ -227,4 +227,28 @@ test('the access log carries the request id the request-id plugin set', async ()
   }
   const line = logs.lines.find((l) => l.type === 'access');
   assert.equal(line?.request_id, 'req-123');
+});
+
+test('the test kit: services.route in create, an injected clock, and captured logs', async () => {
+  const clock = new FakeClock(1_000_000);
+  const logs = captureLogs();
+  const probe = definePlugin({
+    name: 'probe',
+    version: '1.0.0',
+    priority: 1,
+    schema: { type: 'object' },
+    create: (_conf, services) => {
+      services.logger.info({ route: services.route?.id }, 'probe created');
+      return { access: (ctx) => ctx.respond(200, `${services.route?.id} ${services.route?.uri} ${services.clock.now()}`) };
+    },
+  });
+  const gw = await startTestGateway({ extensions: [probe], clock, logger: logs.logger, config: { routes: [{ id: 'one', uri: '/one', plugins: { probe: {} } }, { id: 'two', uri: '/two/*', plugins: { probe: {} } }] } });
+  try {
+    assert.equal((await gw.request('/one')).body, 'one /one 1000000');
+    clock.advance(5000);
+    assert.equal((await gw.request('/two/x')).body, 'two /two/* 1005000');
+  } finally {
+    await gw.close();
+  }
+  assert.deepEqual(logs.lines.filter((l) => l.msg === 'probe created').map((l) => l.route), ['one', 'two']);
 });
