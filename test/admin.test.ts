@@ -240,6 +240,9 @@ test('without admin.key a random key is generated and printed once on stderr; it
   child.stdout.on('data', (d: Buffer) => (out += d));
   try {
     await waitForPort(adminPort, 15000);
+    // the port accepts connections as soon as it is bound; the line comes through the stderr pipe just after
+    const deadline = Date.now() + 5000;
+    while (!/this run's admin key/.test(err) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
     const m = /this run's admin key \(X-API-KEY\) is (\S+)/.exec(err);
     assert.ok(m, err);
     assert.equal(err.split('\n').filter((l) => l.includes('admin key')).length, 1, 'printed once');
