@@ -207,7 +207,10 @@ export class Gateway {
   async listen(): Promise<AddressInfo> {
     const { host, port } = parseListen(this.listenOverride ?? this.config.gateway.listen);
     // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
-    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5000 }, this.plane.handle);
+    // headersTimeout: a client that trickles its headers (slowloris) gets 408; the connection check
+    // runs every second (Node's default of 30 s would let it hold the socket much longer)
+    const headerMs = this.config.gateway.client_header_timeout * 1000;
+    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, this.plane.handle);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));

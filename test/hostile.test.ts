@@ -85,3 +85,33 @@ test('normalizePath: the forms it rewrites, and ordinary paths (dots in names, o
   ];
   for (const [input, want] of cases) assert.equal(normalizePath(input), want, input);
 });
+
+test('a client that trickles its headers (slowloris) gets 408 after gateway.client_header_timeout', { timeout: 20000 }, async () => {
+  const slow = await bootGateway({ gateway: { client_header_timeout: 1 }, routes: [{ id: 'pub', uri: '/public/*', upstream: { nodes: { [up.node]: 1 } } }] });
+  try {
+    const t0 = Date.now();
+    const status = await new Promise<string>((resolve, reject) => {
+      const s = connect(slow.port, '127.0.0.1');
+      let out = '';
+      let n = 0;
+      s.setEncoding('latin1');
+      s.write('GET /public/a HTTP/1.1\r\nHost: x\r\n');
+      // one header byte every 200 ms: never a complete request
+      const drip = setInterval(() => s.write(n++ % 2 ? 'a' : 'X'), 200);
+      s.on('data', (d: string) => (out += d));
+      s.on('close', () => {
+        clearInterval(drip);
+        resolve(out.split('\r\n')[0]);
+      });
+      s.on('error', (e) => {
+        clearInterval(drip);
+        out ? resolve(out.split('\r\n')[0]) : reject(e);
+      });
+    });
+    const took = Date.now() - t0;
+    assert.equal(status, 'HTTP/1.1 408 Request Timeout');
+    assert.ok(took >= 900 && took < 4000, `answered after ${took} ms`);
+  } finally {
+    await slow.close();
+  }
+});

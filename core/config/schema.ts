@@ -135,6 +135,8 @@ export const configSchema: JsonSchema = {
         workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
         // seconds SIGTERM waits for in-flight requests before closing them
         drain_timeout: { type: 'number', minimum: 0, default: 10 },
+        // seconds a client has to send its request headers (slowloris); 408 after that
+        client_header_timeout: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 60 },
         access_log: { type: 'boolean', default: true },
         log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
       },

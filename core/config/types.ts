@@ -51,6 +51,7 @@ export interface GatewaySettings {
   readonly listen: string;
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
+  readonly client_header_timeout: number;
   readonly access_log: boolean;
   readonly log_level: string;
 }
