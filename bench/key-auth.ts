@@ -10,7 +10,7 @@ import { Pool, request } from 'undici';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../test/servers/secrets-manager';
 import { startVaultServer, type VaultServer } from '../test/servers/vault';
 import { runLoad } from './load';
-import { benchDir, cleanup, getOnce, installCleanupHandlers, wasInterrupted, cpuSeconds, freePort, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
+import { benchDir, getOnce, runBench, wasInterrupted, cpuSeconds, freePort, logTail, spawnGateway, startUpstream, stop, type Child } from './procs';
 import { failures, formatRound, median, summarize, writeJson, type RoundResult, type TargetSummary } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -548,28 +548,4 @@ function formatTable(flags: Flags, env: { cpus: number; node: string }, results:
   return out.join('\n');
 }
 
-async function main(): Promise<void> {
-  let flags: Flags;
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  installCleanupHandlers();
-  process.stdout.write(`Gatehouse key-auth bench (node ${process.version})\n`);
-  let code: number;
-  try {
-    code = await bench(flags);
-  } catch (err) {
-    // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
-    if (wasInterrupted()) return;
-    process.stderr.write(`bench:key-auth failed: ${(err as Error).stack ?? err}\n`);
-    code = 1;
-  }
-  if (wasInterrupted()) return;
-  await cleanup();
-  process.exit(code);
-}
-
-void main();
+void runBench('bench:key-auth', USAGE, parseFlags, bench, `Gatehouse key-auth bench (node ${process.version})\n`);

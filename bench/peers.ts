@@ -19,7 +19,7 @@ import { request } from 'undici';
 import type { LoadResult } from './load';
 import { NGINX_MISSING, nginxBinary, nginxVersion, startNginx } from './nginx';
 import { endedChildrenCpuSeconds, machineBusySeconds, treeCpuSeconds, treeRss } from './proc-tree';
-import { benchDir, cleanup, countInLog, freePort, getOnce, installCleanupHandlers, logTail, spawnGateway, spawnNode, startForked, startUpstream, stop, waitReady, wasInterrupted } from './procs';
+import { benchDir, countInLog, freePort, getOnce, runBench, logTail, spawnGateway, spawnNode, startForked, startUpstream, stop, waitReady, wasInterrupted } from './procs';
 import { median, writeJson } from './report';
 import { barChart } from './svg';
 import { UPSTREAM_BODY } from './upstream';
@@ -557,27 +557,4 @@ async function bench(flags: Flags): Promise<number> {
   return 0;
 }
 
-async function main(): Promise<void> {
-  let flags: Flags;
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  installCleanupHandlers();
-  let code: number;
-  try {
-    code = await bench(flags);
-  } catch (err) {
-    // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
-    if (wasInterrupted()) return;
-    process.stderr.write(`bench:peers failed: ${(err as Error).stack ?? err}\n`);
-    code = 1;
-  }
-  if (wasInterrupted()) return;
-  await cleanup();
-  process.exit(code);
-}
-
-void main();
+void runBench('bench:peers', USAGE, parseFlags, bench);

@@ -323,3 +323,32 @@ export function installCleanupHandlers(): void {
   // whatever else ends the process (an uncaught error, process.exit): no child may outlive it
   process.on('exit', killAllNow);
 }
+
+/**
+ * The entry point every flag-taking bench shares: parse the flags (exit 2 with the usage on a
+ * bad one), install the cleanup handlers, run, clean up, exit with the bench's code (1 when it
+ * throws). After Ctrl-C the signal handler owns the exit.
+ */
+export async function runBench<F>(name: string, usage: string, parse: (argv: string[]) => F, bench: (flags: F) => Promise<number>, banner?: string): Promise<void> {
+  let flags: F;
+  try {
+    flags = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
+    process.exit(2);
+  }
+  installCleanupHandlers();
+  if (banner !== undefined) process.stdout.write(banner);
+  let code: number;
+  try {
+    code = await bench(flags);
+  } catch (err) {
+    // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
+    if (wasInterrupted()) return;
+    process.stderr.write(`${name} failed: ${(err as Error).stack ?? err}\n`);
+    code = 1;
+  }
+  if (wasInterrupted()) return;
+  await cleanup();
+  process.exit(code);
+}

@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { LoadResult } from './load';
 import { LOAD_HELP, loadGenerator, parseLoadChoice, type LoadChoice, type LoadGen } from './loadgen';
 import { treeCpuSeconds, treeRss } from './proc-tree';
-import { benchDir, cleanup, freePort, installCleanupHandlers, logTail, spawnGateway, startUpstream, stop, waitReady, wasInterrupted, type Child } from './procs';
+import { benchDir, freePort, runBench, logTail, spawnGateway, startUpstream, stop, waitReady, wasInterrupted, type Child } from './procs';
 import { median, writeJson } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -396,26 +396,4 @@ async function bench(flags: Flags): Promise<number> {
   return 0;
 }
 
-async function main(): Promise<void> {
-  let flags: Flags;
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  installCleanupHandlers();
-  let code: number;
-  try {
-    code = await bench(flags);
-  } catch (err) {
-    if (wasInterrupted()) return;
-    process.stderr.write(`bench:routes failed: ${(err as Error).stack ?? err}\n`);
-    code = 1;
-  }
-  if (wasInterrupted()) return;
-  await cleanup();
-  process.exit(code);
-}
-
-void main();
+void runBench('bench:routes', USAGE, parseFlags, bench);

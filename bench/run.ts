@@ -10,7 +10,7 @@ import { availableParallelism, cpus, platform, release } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult } from './load';
-import { cleanup, installCleanupHandlers, wasInterrupted, countInLog, cpuSeconds, getOnce, logTail, startGateway, startUpstream, type Child } from './procs';
+import { runBench, wasInterrupted, countInLog, cpuSeconds, getOnce, logTail, startGateway, startUpstream, type Child } from './procs';
 import { failures, formatReport, formatRound, ratio, summarize, writeJson, type BenchSettings, type CpuShare, type RoundResult } from './report';
 import { UPSTREAM_BODY } from './upstream';
 
@@ -177,27 +177,4 @@ async function bench(flags: Flags): Promise<number> {
   return 0;
 }
 
-async function main(): Promise<void> {
-  let flags: Flags;
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  installCleanupHandlers();
-  let code: number;
-  try {
-    code = await bench(flags);
-  } catch (err) {
-    // after Ctrl-C, errors from the torn-down run are expected; onSignal owns the exit
-    if (wasInterrupted()) return;
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
-    code = 1;
-  }
-  if (wasInterrupted()) return;
-  await cleanup();
-  process.exit(code);
-}
-
-void main();
+void runBench('bench', USAGE, parseFlags, bench);
