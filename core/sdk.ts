@@ -55,6 +55,27 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The query string (without `?`) minus every `name` argument, matched on the decoded name; the
+ * other arguments are kept exactly as written. For plugins that hide a credential sent as a
+ * query argument.
+ * @example withoutQueryArg('apikey=k&page=2', 'apikey') // 'page=2'
+ */
+export function withoutQueryArg(query: string, name: string): string {
+  return query
+    .split('&')
+    .filter((part) => {
+      const eq = part.indexOf('=');
+      const k = eq === -1 ? part : part.slice(0, eq);
+      try {
+        return decodeURIComponent(k.replace(/\+/g, ' ')) !== name;
+      } catch {
+        return k !== name;
+      }
+    })
+    .join('&');
+}
+
 /** Convenience for schemas: an object schema with no unknown fields. */
 export function objectSchema(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
   return { type: 'object', properties, required, additionalProperties: false };

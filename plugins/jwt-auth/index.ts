@@ -2,7 +2,7 @@
 // cookie, verified with the key material of the consumer its key claim names (HMAC secrets and public
 // keys may come from Vault, AWS or the environment, and rotate live). Verification uses node:crypto.
 import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { definePlugin, type ConsumerEntry, type RequestContext } from '../../core/sdk';
+import { definePlugin, withoutQueryArg, type ConsumerEntry, type RequestContext } from '../../core/sdk';
 import { consumerSchema, schema, type JwtAlgorithm, type JwtAuthConfig, type JwtAuthConsumerConfig } from './schema';
 
 interface Who {
@@ -165,22 +165,6 @@ function timeValid(payload: Record<string, unknown>, nowMs: number, leeway: numb
   return true;
 }
 
-/** The query string without the argument `name` (for hide_credentials). */
-function withoutArg(query: string, name: string): string {
-  return query
-    .split('&')
-    .filter((part) => {
-      const eq = part.indexOf('=');
-      const k = eq === -1 ? part : part.slice(0, eq);
-      try {
-        return decodeURIComponent(k.replace(/\+/g, ' ')) !== name;
-      } catch {
-        return k !== name;
-      }
-    })
-    .join('&');
-}
-
 /** The cookies of a Cookie header as [name, value] pairs, in order. */
 function cookiesOf(header: string | undefined): Array<[string, string]> {
   if (header === undefined || header === '') return [];
@@ -238,7 +222,7 @@ export default definePlugin<JwtAuthConfig, JwtAuthConsumerConfig, JwtAuthIndex>(
 
     function hideToken(ctx: RequestContext, from: Source): void {
       if (from === 'header') ctx.setUpstreamHeader(header, undefined);
-      else if (from === 'query') ctx.query = withoutArg(ctx.query, arg);
+      else if (from === 'query') ctx.query = withoutQueryArg(ctx.query, arg);
       else {
         const rest = cookiesOf(ctx.headers.cookie).filter(([name]) => name !== cookie);
         ctx.setUpstreamHeader('cookie', rest.length === 0 ? undefined : rest.map(([n, v]) => `${n}=${v}`).join('; '));

@@ -1,6 +1,6 @@
 // key-auth: authenticate a request by an API key in a header or query argument, against the keys
 // of the consumers (which may come from Vault, AWS or the environment, and rotate live).
-import { credentialIndex, definePlugin, type CredentialIndex, type RequestContext } from '../../core/sdk';
+import { credentialIndex, definePlugin, withoutQueryArg, type CredentialIndex, type RequestContext } from '../../core/sdk';
 import { consumerSchema, schema, type KeyAuthConfig, type KeyAuthConsumerConfig } from './schema';
 
 interface Who {
@@ -10,22 +10,6 @@ interface Who {
 const MISSING = { message: 'Missing API key found in request' };
 const INVALID = { message: 'Invalid API key in request' };
 const CHALLENGE = { 'www-authenticate': 'Key realm="gatehouse"' };
-
-/** The query string without the argument `name` (for hide_credentials). */
-function withoutArg(query: string, name: string): string {
-  return query
-    .split('&')
-    .filter((part) => {
-      const eq = part.indexOf('=');
-      const k = eq === -1 ? part : part.slice(0, eq);
-      try {
-        return decodeURIComponent(k.replace(/\+/g, ' ')) !== name;
-      } catch {
-        return k !== name;
-      }
-    })
-    .join('&');
-}
 
 export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialIndex<Who>>({
   name: 'key-auth',
@@ -79,7 +63,7 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
         }
         ctx.setConsumer(who);
         if (hide) {
-          if (fromQuery) ctx.query = withoutArg(ctx.query, arg);
+          if (fromQuery) ctx.query = withoutQueryArg(ctx.query, arg);
           else ctx.setUpstreamHeader(header, undefined);
         }
       },
