@@ -11,10 +11,6 @@ export interface LogOptions {
   sync?: boolean;
 }
 
-/** Longest time a buffered log line waits before it is written. */
-const FLUSH_MS = 200;
-const noop = () => undefined;
-
 /** Create the root logger. Call its `flush()` before exiting to write buffered lines. */
 export function createLogger(opts: LogOptions = {}): Logger & { flush?: () => void } {
   const level = process.env.GATEHOUSE_LOG_LEVEL ?? opts.level ?? 'info';
@@ -23,13 +19,12 @@ export function createLogger(opts: LogOptions = {}): Logger & { flush?: () => vo
     return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination as pino.DestinationStream);
   }
   const sync = opts.sync ?? false;
-  const dest = pino.destination({ dest: opts.destination ?? 1, sync, minLength: sync ? 0 : 4096 });
+  // Asynchronous writes batch themselves: while one write is in flight (on the libuv thread pool),
+  // new lines collect and go out together in the next, so a busy gateway makes few large writes and a
+  // quiet one writes each line at once. No flush timer: sonic-boom's flush() ends in an fsync, and a
+  // timer calling it fsynced stdout five times a second even on an idle gateway.
+  const dest = pino.destination({ dest: opts.destination ?? 1, sync, minLength: 0 });
   const logger = pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, dest);
-  if (!sync) {
-    // lines are batched up to 4 KiB; never hold a line longer than FLUSH_MS on a quiet gateway
-    const timer = setInterval(() => dest.flush(noop), FLUSH_MS);
-    timer.unref();
-  }
   return Object.assign(logger, {
     flush: () => {
       try {
