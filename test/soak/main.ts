@@ -24,7 +24,7 @@ function parse(args: string[]): SoakOptions {
     const set = FLAGS[flag.replace(/^--/, '')];
     const raw = inline ?? args[++i];
     const v = Number(raw);
-    if (!set || !(v > 0)) throw new Error(`usage: soak [--${Object.keys(FLAGS).join(' N] [--')} N] (bad: ${args.join(' ')})`);
+    if (!set || !(v > 0)) throw new Error(`usage: soak [--short] [--${Object.keys(FLAGS).join(' N] [--')} N] (bad: ${args.join(' ')})`);
     o = set(o, v);
   }
   return o;
