@@ -417,12 +417,15 @@ test('Vault sealed (503 "Vault is sealed"): before warm-up /api fails closed and
   }
 });
 
-test('a renewable static token met by a sealed Vault at its lookup and at its renewal is still renewed after unseal, and keeps working past its first TTL', async (t) => {
+test('a renewable static token met by a sealed Vault at its lookup and at its renewal is still renewed once Vault is unsealed', async (t) => {
   const v = await plantVault('renewal');
   await vaultCall('PUT', 'sys/policies/acl/renewal-read', { policy: 'path "kv/data/renewal/*" { capabilities = ["read"] }' });
-  const token: string = (await vaultCall('POST', 'auth/token/create', { policies: ['renewal-read'], ttl: '15s', renewable: true })).auth.client_token;
+  // 24 s: long enough that a renewal refused at 2/3 of the remaining TTL leaves more than the 3 s
+  // the provider needs to try again, however late the loaded machine gets to the first lookup
+  const token: string = (await vaultCall('POST', 'auth/token/create', { policies: ['renewal-read'], ttl: '24s', renewable: true })).auth.client_token;
   planted.add(token);
-  const firstExpiry = vault.tokens().find((x) => x.token === token)!.expireAt;
+  const expiry = () => vault.tokens().find((x) => x.token === token)?.expireAt ?? 0;
+  const firstExpiry = expiry();
   vault.seal();
   let gw: Gw;
   try {
@@ -432,27 +435,20 @@ test('a renewable static token met by a sealed Vault at its lookup and at its re
     vault.unseal();
   }
   await eventually('/api serves after unseal', async () => (await get(`${gw.url}/api`, { apikey: v.key })).status === 200, 20_000);
-  // sealed again until the renewal (2/3 into the token's remaining TTL) has been tried and refused
+  // sealed again until the renewal (2/3 into the TTL left at the lookup) has been tried and refused
   const renewals0 = vault.count('auth/token/renew-self');
   vault.seal();
   try {
-    await eventually('a renewal was tried', () => vault.count('auth/token/renew-self') > renewals0, 15_000);
+    await eventually('a renewal was tried (the lookup met by the seal was retried)', () => vault.count('auth/token/renew-self') > renewals0, 25_000);
   } finally {
     vault.unseal();
   }
-  const warned = gw.lines('secret refresh failed; serving the last good value').length;
-  await eventually('the renewal was tried again after unseal', () => vault.count('auth/token/renew-self') > renewals0 + 1, 10_000);
-  // past the token's first expiry: only a successful renewal keeps it alive
-  await eventually('past the first expiry', () => Date.now() > firstExpiry + 1500, 15_000);
-  const alive = vault.tokens().find((x) => x.token === token);
-  report(t, 'renewable token and sealed Vault', { renewAttempts: vault.count('auth/token/renew-self') - renewals0, extendedBySec: alive ? Math.round((alive.expireAt - firstExpiry) / 1000) : null });
-  assert.ok(alive, 'the token is still alive');
-  assert.ok(alive.expireAt > firstExpiry);
-  assert.deepEqual(await get(`${gw.url}/api`, { apikey: v.key }).then((r) => [r.status, r.body === `${v.credential}|jack`]), [200, true]);
+  assert.equal(expiry(), firstExpiry, 'the renewal tried while sealed did not extend the token');
+  const retriedMs = await eventually('the refused renewal was tried again and extended the token', () => expiry() > firstExpiry, 15_000);
+  report(t, 'renewable token and sealed Vault', { renewAttempts: vault.count('auth/token/renew-self') - renewals0, retriedAfterUnsealMs: retriedMs, extendedBySec: Math.round((expiry() - firstExpiry) / 1000) });
   // the refreshes refused while sealed recover by themselves (their backoff may reach 8 s)
   await eventually('recovered from the second seal', () => gw.lines('secret available again').length === 4, 20_000);
-  await delay(1500);
-  assert.equal(gw.lines('secret refresh failed; serving the last good value').length, warned, 'no refresh failed after the unseal (none met an expired token)');
+  assert.deepEqual(await get(`${gw.url}/api`, { apikey: v.key }).then((r) => [r.status, r.body === `${v.credential}|jack`]), [200, true]);
 });
 
 test('AppRole token revoked while serving: one new login, the next refresh succeeds and delivers a rotated key and credential, zero failed requests', async (t) => {
