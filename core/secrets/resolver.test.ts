@@ -241,6 +241,20 @@ test('resolveMany warms references through the backend batch call', async () => 
   assert.equal(out.get(refs[1].key), 'v1');
 });
 
+test('resolveMany does not ask again one by one for references the batch call just failed', async () => {
+  const { backend, resolver } = setup();
+  backend.answer = new Error('connect ECONNREFUSED 127.0.0.1:8200');
+  const refs = ['a/x', 'b/y', 'c/z'].map((p) => parseReference(`$secret://mem/one/${p}`));
+  const out = await resolver.resolveMany(refs);
+  assert.equal(backend.batchCalls, 1);
+  assert.equal(backend.singleCalls, 0);
+  assert.equal(backend.calls, 3);
+  for (const r of refs) {
+    const e = out.get(r.key);
+    assert.ok(e instanceof SecretUnavailableError && !e.notFound && /ECONNREFUSED/.test(e.reason), r.text);
+  }
+});
+
 test('background refreshes of many tracked references go through batch calls', async () => {
   const { clock, backend, resolver } = setup();
   const refs = Array.from({ length: 450 }, (_, i) => parseReference(`$secret://mem/one/c${i}/key`));

@@ -197,10 +197,16 @@ export class SecretResolver {
       set.add(e);
     }
     await Promise.all([...byResource.entries()].map(([resource, set]) => this.fetchBatch(resource, [...set])));
+    const batched = new Set<Entry>();
+    for (const set of byResource.values()) for (const e of set) batched.add(e);
     const out = new Map<string, string | SecretUnavailableError>();
     await Promise.all(
       refs.map(async (r) => {
         try {
+          // the batch just failed for it: asking again one by one would double the load on a
+          // backend that is down or throttling (retries are the background refresh's job)
+          const e = this.entry(r);
+          if (batched.has(e) && e.state === 'error') throw this.unavailable(e);
           out.set(r.key, await this.resolve(r));
         } catch (err) {
           out.set(r.key, err instanceof SecretUnavailableError ? err : new SecretUnavailableError(r.text, r.manager, String(err), false));

@@ -61,6 +61,11 @@ function vaultText(raw: string): string {
   return items.join('; ');
 }
 
+/** Whether an HTTP status is Vault's answer about the token (4xx), not a sealed, standby or failing server (5xx, 429) or no answer. */
+function answeredAboutToken(status: number | undefined): boolean {
+  return status !== undefined && status < 500 && status !== 429;
+}
+
 function isPem(v: string): boolean {
   return v.includes('-----BEGIN');
 }
@@ -342,9 +347,10 @@ class VaultBackend implements SecretBackend {
       const err = this.failure('token renewal (auth/token/renew-self)', e as ClientError);
       if (this.n.source === 'static') {
         this.log.warn({ cause: err.message }, 'vault token renewal failed');
-        // no answer at all: try again while the token still lives (at a third of what is left)
+        // no answer, or a sealed/standby/failing Vault (5xx, 429): try again while the token still
+        // lives (at a third of what is left); a 4xx is Vault's word on the token itself
         const left = (this.expiresAt - this.services.clock.now()) / 1000;
-        if (err.status === undefined && left > 3) this.plan(left / 2, 'renew');
+        if (!answeredAboutToken(err.status) && left > 3) this.plan(left / 2, 'renew');
         return;
       }
       this.log.warn({ cause: err.message }, 'vault token renewal failed; logging in again');
@@ -375,10 +381,13 @@ class VaultBackend implements SecretBackend {
       if (this.renewable && ttl > 0) this.plan(ttl, 'renew');
     } catch (e) {
       const err = e as ClientError;
-      // no answer: try again on the next get (whose own failure says why); an answer such as 403
-      // (a token without lookup-self rights): done, reads will show whether the token works
-      this.staticLookup = err.response ? 'done' : 'todo';
-      if (err.response) this.log.warn({ cause: this.failure('token lookup (auth/token/lookup-self)', err).message }, 'vault token lookup failed; the token will not be renewed');
+      // no answer, or one that says nothing about the token (503 sealed, 429 standby, other 5xx):
+      // try again on the next get, or a renewable token met by a sealed Vault is never renewed and
+      // dies at the end of its TTL. An answer such as 403 (a token without lookup-self rights):
+      // done, reads will show whether the token works
+      const answered = answeredAboutToken(err.response?.statusCode);
+      this.staticLookup = answered ? 'done' : 'todo';
+      if (answered) this.log.warn({ cause: this.failure('token lookup (auth/token/lookup-self)', err).message }, 'vault token lookup failed; the token will not be renewed');
     } finally {
       this.client.token = '';
     }

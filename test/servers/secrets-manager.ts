@@ -49,6 +49,17 @@ export interface SecretsManagerFaults {
   clear(): void;
 }
 
+/** One answered call, in the order answers were sent (for asserting on retries and backoff). */
+export interface SecretsManagerCall {
+  /** The operation from X-Amz-Target, if any. */
+  readonly op: string | undefined;
+  readonly status: number;
+  /** `__type` of an error answer (`ThrottlingException`, ...); undefined for a success. */
+  readonly error: string | undefined;
+  /** ms since epoch when the answer was sent. */
+  readonly at: number;
+}
+
 /** A running server. State (secrets, counters) survives `stop()`/`start()`. */
 export interface SecretsManagerServer {
   /** `http://host:port` — the SDK's `endpoint`. */
@@ -60,7 +71,9 @@ export interface SecretsManagerServer {
   readonly faults: SecretsManagerFaults;
   /** Calls received for an operation (every attempt, failed ones included), or all calls without `op`. */
   count(op?: string): number;
-  /** Zero every counter. */
+  /** Every answered call (attempts included), in answer order; dropped connections are not in it. */
+  calls(): readonly SecretsManagerCall[];
+  /** Zero every counter and forget the calls. */
   resetCounts(): void;
   /** Stop listening and drop every connection (in-flight requests get no answer); keeps state. */
   stop(): Promise<void>;
@@ -543,6 +556,7 @@ export async function startSecretsManagerServer(opts: SecretsManagerServerOption
   const store = new Store(region, accountId);
   const counts = new Map<string, number>();
   let total = 0;
+  const answered: SecretsManagerCall[] = [];
   let throttles = 0;
   let failures: Array<500 | 503> = [];
   const sleeping = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
@@ -583,6 +597,8 @@ export async function startSecretsManagerServer(opts: SecretsManagerServerOption
     if (op) counts.set(op, (counts.get(op) ?? 0) + 1);
     if (faults.latencyMs > 0) await sleep(faults.latencyMs);
     if (res.destroyed) return;
+    // recorded when the answer is decided, so a fault set meanwhile is seen in order
+    const record = (status: number, error?: string) => answered.push({ op, status, error, at: Date.now() });
     try {
       if (body === undefined) throw new AwsError(413, 'RequestEntityTooLargeException', 'Request body is too large.');
       if (req.method !== 'POST' || (req.url ?? '/').split('?')[0] !== '/') throw new AwsError(404, 'UnknownOperationException', 'This service accepts only POST /.');
@@ -605,10 +621,13 @@ export async function startSecretsManagerServer(opts: SecretsManagerServerOption
       const failure = failures.shift();
       if (failure === 503) throw new AwsError(503, 'ServiceUnavailable', 'The request has failed due to a temporary failure of the server.');
       if (failure === 500) throw new AwsError(500, 'InternalServiceError', 'An error occurred on the server side.');
-      send(res, 200, (store as unknown as Record<string, (i: Json) => Json>)[op](input as Json));
+      const out = (store as unknown as Record<string, (i: Json) => Json>)[op](input as Json);
+      record(200);
+      send(res, 200, out);
     } catch (e) {
-      if (e instanceof AwsError) sendError(res, e);
-      else sendError(res, new AwsError(500, 'InternalFailure', 'The request processing has failed because of an unknown error, exception or failure.'));
+      const err = e instanceof AwsError ? e : new AwsError(500, 'InternalFailure', 'The request processing has failed because of an unknown error, exception or failure.');
+      record(err.status, err.type);
+      sendError(res, err);
     }
   }
 
@@ -655,9 +674,11 @@ export async function startSecretsManagerServer(opts: SecretsManagerServerOption
     accountId,
     faults,
     count: (op?: string) => (op === undefined ? total : counts.get(op) ?? 0),
+    calls: () => answered,
     resetCounts() {
       counts.clear();
       total = 0;
+      answered.length = 0;
     },
     stop,
     start: async () => {
