@@ -60,10 +60,16 @@ export function captureLogs(): { logger: Logger; readonly lines: Array<Record<st
   const lines: Array<Record<string, any>> = [];
   const sink = {
     write(chunk: string) {
+      leakTap()?.record('log', chunk);
       for (const l of chunk.split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, any>);
     },
   };
   return { logger: createLogger({ destination: sink as unknown as NodeJS.WritableStream, level: 'debug' }), lines };
+}
+
+/** The leak tap of this repository's test run (test/helpers/leak-tap.ts), when installed: captured lines are scanned for secrets too. */
+function leakTap(): { record(stream: 'log', chunk: string): void } | undefined {
+  return (globalThis as { [k: symbol]: { record(stream: 'log', chunk: string): void } | undefined })[Symbol.for('gatehouse.leak-tap')];
 }
 
 function asExtension(x: Plugin | SecretProvider | Extension): Extension {

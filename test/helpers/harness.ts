@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { startGateway, type Gateway, type GatewayOptions } from '../../core/gateway';
 import { createLogger } from '../../core/log';
 import type { Logger } from '../../core/contracts';
+import { tapLog } from './leak-tap';
 
 export interface Upstream {
   readonly server: Server;
@@ -54,6 +55,7 @@ export function captureLogger(level = 'info'): { logger: Logger; lines: Array<Re
   const raw: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      tapLog(chunk.toString('utf8'));
       for (const l of chunk.toString('utf8').split('\n')) {
         if (!l) continue;
         raw.push(l);

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomInt, randomUUID } from 'node:crypto';
 import { verifySigV4, type SigV4Credentials } from './sigv4';
+import { plantCanary } from '../helpers/leak-tap';
 
 /** The operations this server implements. */
 export const SUPPORTED_OPERATIONS = [
@@ -151,18 +152,29 @@ function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
+/** The fields of a JSON SecretString (the product resolves them one by one), else nothing. */
+function jsonFields(s: string): unknown {
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** SecretString or SecretBinary of a request (never both, as AWS). */
 function secretValue(input: Json): { string?: string; binary?: Buffer } | undefined {
   const s = str(input, 'SecretString');
   const b = str(input, 'SecretBinary');
   if (s !== undefined && b !== undefined) throw invalidParameter("You can't specify both a binary secret value and a string secret value in the same secret.");
   if (s !== undefined) {
+    plantCanary('secrets manager test server: SecretString', s, jsonFields(s));
     if (s.length > 65536) throw validation('secretString', 'Member must have length less than or equal to 65536', "'***'");
     return { string: s };
   }
   if (b !== undefined) {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b)) throw new AwsError(400, 'SerializationException', 'SecretBinary must be base64');
     const buf = Buffer.from(b, 'base64');
+    plantCanary('secrets manager test server: SecretBinary', b, Buffer.from(buf.toString('utf8'), 'utf8').equals(buf) ? buf.toString('utf8') : undefined);
     if (buf.length > 65536) throw validation('secretBinary', 'Member must have length less than or equal to 65536', "'***'");
     return { binary: buf };
   }
@@ -552,7 +564,10 @@ export async function startSecretsManagerServer(opts: SecretsManagerServerOption
   const region = opts.region ?? 'us-east-1';
   const accountId = opts.accountId ?? '123456789012';
   const keys = new Map<string, SigV4Credentials>();
-  for (const c of opts.credentials ?? [{ accessKeyId: opts.accessKeyId ?? 'test', secretAccessKey: opts.secretAccessKey ?? 'test' }]) keys.set(c.accessKeyId, c);
+  for (const c of opts.credentials ?? [{ accessKeyId: opts.accessKeyId ?? 'test', secretAccessKey: opts.secretAccessKey ?? 'test' }]) {
+    plantCanary('secrets manager test server: credential', c.secretAccessKey, c.sessionToken);
+    keys.set(c.accessKeyId, c);
+  }
   const store = new Store(region, accountId);
   const counts = new Map<string, number>();
   let total = 0;

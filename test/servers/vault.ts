@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Duplex } from 'node:stream';
+import { plantCanary } from '../helpers/leak-tap';
 
 // ---------------------------------------------------------------------------------------------
 // public surface
@@ -796,6 +797,7 @@ class VaultState {
       lastRenewal: 0,
       authType: o.authType,
     };
+    plantCanary('vault test server: token', t.id);
     this.tokens.set(t.id, t);
     this.byAccessor.set(t.accessor, t.id);
     o.parent?.children.add(t.id);
@@ -1160,6 +1162,7 @@ async function handle(state: VaultState, faults: VaultFaults, requests: VaultReq
   // LOCK is what the framer made of LIST
   const verb = req.method === 'LOCK' ? 'LIST' : (req.method ?? 'GET');
   requests.push({ method: verb, path: rawPath, namespace: typeof nsHeader === 'string' ? nsHeader : undefined, hasToken: !!tokenHeader });
+  plantCanary('vault test server: token presented', tokenHeader);
 
   const rawBody = await readBody(req);
   if (faults.latencyMs > 0) {
@@ -1776,6 +1779,7 @@ function approleRoute(state: VaultState, ctx: Ctx, mount: AuthMount, sub: string
           const secretId = randomUUID();
           const accessor = randomUUID();
           const metadata = isObject(c.body.metadata) ? Object.fromEntries(Object.entries(c.body.metadata).map(([k, v]) => [k, String(v)])) : {};
+          plantCanary('vault test server: approle secret_id', secretId);
           mount.secretIds.set(secretId, { role: name, accessor, created: now, expireAt: ttl ? now + ttl * 1000 : 0, usesLeft: uses, metadata });
           return ok({ secret_id: secretId, secret_id_accessor: accessor, secret_id_num_uses: uses, secret_id_ttl: ttl });
         },
@@ -1841,6 +1845,7 @@ function approleLogin(state: VaultState, c: Ctx, mount: AuthMount): Reply {
   if (typeof roleId !== 'string' || !roleId) throw bad('missing role_id');
   const role = [...mount.roles.values()].find((r) => r.roleId === roleId);
   const secretId = c.body.secret_id;
+  plantCanary('vault test server: approle secret_id presented', secretId);
   if (role?.bindSecretId !== false && (typeof secretId !== 'string' || !secretId)) throw bad('missing secret_id');
   if (!role) throw bad('invalid role or secret ID');
   if (role.bindSecretId) {
@@ -1987,6 +1992,7 @@ function kubernetesLogin(state: VaultState, c: Ctx, mount: AuthMount): Reply {
   const roleName = c.body.role;
   if (typeof roleName !== 'string' || !roleName) throw bad('missing role');
   const jwt = c.body.jwt;
+  plantCanary('vault test server: kubernetes jwt presented', jwt);
   if (typeof jwt !== 'string' || !jwt) throw bad('missing jwt');
   const role = mount.k8sRoles.get(roleName);
   if (!role) throw bad(`invalid role name "${roleName}"`);
@@ -2070,6 +2076,7 @@ function kv1Route(ctx: Ctx, mount: SecretMount, key: string): Route {
           if (!key) throw unsupported();
           if (!Object.keys(c.body).length) throw bad('missing data fields');
           if (c.body.ttl !== undefined) parseDuration(c.body.ttl, 'ttl');
+          plantCanary('vault test server: kv value', c.body);
           mount.kv1.set(key, c.body as JsonObject);
           return EMPTY;
         },
@@ -2131,6 +2138,7 @@ function kv2Route(ctx: Ctx, mount: SecretMount, rest: string): Route {
     if (options.cas === undefined && casRequired) throw bad('check-and-set parameter required for this call');
     if (options.cas !== undefined && int(options.cas, 'cas') !== (existing?.current ?? 0)) throw bad('check-and-set parameter did not match the current version');
     const s = ensure(c.now);
+    plantCanary('vault test server: kv value', c.body.data);
     let data = c.body.data as JsonObject;
     if (merge) {
       data = { ...(s.versions.get(s.current)?.data ?? {}) };
