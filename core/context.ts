@@ -35,6 +35,8 @@ export class Context implements RequestContext {
   sent = false;
   /** The client went away before the response finished. */
   aborted = false;
+  /** The upstream failed after the head went to the client, and the gateway cut the response short. */
+  upstreamCut = false;
   /** Set when the upstream request must be aborted if the client goes away. */
   abortUpstream: ((reason: Error) => void) | undefined = undefined;
   consumer: Consumer | undefined = undefined;

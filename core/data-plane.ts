@@ -219,7 +219,8 @@ export class DataPlane implements ProxyHost {
         }
       }
     }
-    const status = ctx.aborted ? 499 : ctx.status; // 499 as nginx: client closed request
+    // 499 as nginx: client closed request; a response the upstream cut short keeps the status sent
+    const status = ctx.aborted && !ctx.upstreamCut ? 499 : ctx.status;
     const seconds = (this.now() - ctx.startTime) / 1000;
     const routeId = ctx.route.id;
     this.requests.inc({ route: routeId, status });

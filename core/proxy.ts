@@ -310,6 +310,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // headers already went to the client: all we can do is cut the response short
       up.health.reportFailure(node.key);
       this.host.upstreamError(ctx, node, code, false);
+      ctx.upstreamCut = true;
       ctx.res.destroy();
       return;
     }

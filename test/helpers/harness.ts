@@ -103,6 +103,8 @@ export interface TcpServer {
   readonly node: string;
   /** Connections accepted so far. */
   readonly accepted: () => number;
+  /** Connections still open now. */
+  readonly open: () => number;
   close(): Promise<void>;
 }
 
@@ -124,6 +126,7 @@ export async function startTcpServer(onConnection: (socket: Socket) => void): Pr
     port,
     node: `127.0.0.1:${port}`,
     accepted: () => accepted,
+    open: () => sockets.size,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -333,4 +336,61 @@ export async function gatewayFor(t: { after(fn: () => unknown): void }, config: 
   const g = await bootGateway(config);
   t.after(() => g.close());
   return g;
+}
+
+// Below: what another process holds, read from /proc (Linux only), for leak checks on a gateway
+// process. Imports are hoisted.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** One TCP socket a process has open. */
+export interface ProcTcpSocket {
+  readonly localPort: number;
+  readonly remotePort: number;
+  /** ESTABLISHED, LISTEN, CLOSE_WAIT, ... */
+  readonly state: string;
+}
+
+const TCP_STATES: Record<string, string> = {
+  '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT',
+  '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+};
+
+/**
+ * The TCP sockets process `pid` has open: its socket descriptors (/proc/<pid>/fd) matched by inode
+ * against its network namespace's tables (/proc/<pid>/net/tcp and tcp6). Sockets the kernel
+ * keeps after the process closed them (TIME_WAIT) are not the process's and are not listed.
+ */
+export function tcpSocketsOf(pid: number): ProcTcpSocket[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // closed while we listed
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) inodes.add(m[1]);
+  }
+  const out: ProcTcpSocket[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || !inodes.has(cols[9])) continue;
+      const port = (addr: string) => parseInt(addr.slice(addr.lastIndexOf(':') + 1), 16);
+      out.push({ localPort: port(cols[1]), remotePort: port(cols[2]), state: TCP_STATES[cols[3]] ?? cols[3] });
+    }
+  }
+  return out;
+}
+
+/** Resident set size of process `pid` in bytes (VmRSS). */
+export function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
