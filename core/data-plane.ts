@@ -2,9 +2,10 @@
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Clock, Counter, Histogram, Logger, Metrics } from './contracts';
 import { Context } from './context';
-import { Exchange, type ProxyHost } from './proxy';
+import { discardRest, Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
 
@@ -14,6 +15,7 @@ const kExchange = Symbol('gatehouse.exchange');
 const STATUS_BODIES: Record<number, string> = {
   400: '{"message":"400 Bad Request"}',
   404: '{"message":"404 Route Not Found"}',
+  413: '{"message":"413 Request Entity Too Large"}',
   500: '{"message":"500 Internal Server Error"}',
   502: '{"message":"502 Bad Gateway"}',
   503: '{"message":"503 Service Unavailable"}',
@@ -78,6 +80,15 @@ export class DataPlane implements ProxyHost {
     (res as any)[kCtx] = ctx;
     (res as any)[kPlane] = this;
     res.once('close', onResponseClose);
+    const max = snap.config.gateway.client_max_body_size;
+    if (max !== 0) {
+      // a declared length over the limit is refused before any plugin runs and before the body is read (as nginx)
+      const cl = req.headers['content-length'];
+      if (cl !== undefined && Number(cl) > max) {
+        this.rejectBody(ctx);
+        return;
+      }
+    }
     if (m === null) {
       ctx.respond(path.charCodeAt(0) === 47 ? 404 : 400, STATUS_BODIES[path.charCodeAt(0) === 47 ? 404 : 400], { 'content-type': JSON_HEADERS });
       this.sendLocal(ctx);
@@ -97,6 +108,17 @@ export class DataPlane implements ProxyHost {
     const r = this.runRequestHooks(ctx, 0);
     if (r !== undefined) r.then(() => this.afterRequestHooks(ctx), (err) => this.hookFailed(ctx, err, 'request'));
     else if (!ctx.aborted) this.afterRequestHooks(ctx);
+  };
+
+  /**
+   * The `checkContinue` listener: `Expect: 100-continue` is answered with `100 Continue` only
+   * when the declared body is within `gateway.client_max_body_size`, so a client told 413 never
+   * sends the body at all.
+   */
+  readonly handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    const max = this.current.config.gateway.client_max_body_size;
+    if (max === 0 || !(Number(req.headers['content-length']) > max)) res.writeContinue();
+    this.handle(req, res);
   };
 
   /** Runs request hooks from index i; returns a promise only if a hook was asynchronous. */
@@ -151,6 +173,13 @@ export class DataPlane implements ProxyHost {
       if (ctx.aborted || ctx.res.headersSent) return;
       const body = ctx.localBody;
       const h = ctx.responseHeaders;
+      const req = ctx.req;
+      // Node drops an unread body itself to keep the connection, however long it is: with a
+      // limit, drop at most that much (a 413 closes the connection instead: see rejectBody)
+      if (!req.complete && req.readableFlowing === null && h.connection !== 'close') {
+        const max = ctx.snapshot.config.gateway.client_max_body_size;
+        if (max !== 0) discardRest(req, max, 0);
+      }
       h['content-length'] = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
       ctx.res.writeHead(ctx.status, h);
       ctx.res.end(body);
@@ -186,6 +215,19 @@ export class DataPlane implements ProxyHost {
       }
     }
     write();
+  }
+
+  /**
+   * 413: the body is over `gateway.client_max_body_size` (declared, or counted while streaming).
+   * The connection is closed after the answer, with the rest of the body unread but for a bounded
+   * lingering close.
+   */
+  rejectBody(ctx: Context): void {
+    if (ctx.aborted || ctx.sent) return;
+    ctx.responded = false;
+    ctx.respond(413, STATUS_BODIES[413], { 'content-type': JSON_HEADERS, connection: 'close' });
+    if (!ctx.req.complete) lingerOnClose(ctx.req, ctx.res);
+    this.sendLocal(ctx);
   }
 
   respondError(ctx: Context, status: 502 | 503 | 504): void {
@@ -263,6 +305,52 @@ export function normalizePath(path: string): string {
     out.push(s);
   }
   return '/' + out.join('/');
+}
+
+/** Lingering close bounds (nginx's lingering_close, lingering_time and lingering_timeout, shorter). */
+const LINGER_MS = 5000;
+const LINGER_IDLE_MS = 1000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_TICK_MS = 250;
+
+/**
+ * Close `req`'s connection the way nginx does after answering before reading a body: send the
+ * answer and a FIN, then read and drop what the client still sends until it closes, goes quiet
+ * for LINGER_IDLE_MS, or LINGER_MS / LINGER_BYTES are used up. Closing at once, as Node's
+ * `socket.destroySoon()` does after a `Connection: close` response, closes with unread input,
+ * which makes the kernel send a reset; a client that writes its whole body before reading (many
+ * do) then gets ECONNRESET/EPIPE and never sees the answer.
+ */
+function lingerOnClose(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as Socket & { destroySoon(): void };
+  // before Node's own 'finish' handler: a request with a reader is not dumped (a dumped one drops
+  // its body inside the parser, where it cannot be counted)
+  res.prependOnceListener('finish', () => {
+    let dropped = 0;
+    req.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > LINGER_BYTES) socket.destroy();
+    });
+  });
+  // Node's server calls destroySoon() once the `Connection: close` response is written
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    if (this.writable) this.end();
+    let last = this.bytesRead;
+    let idle = 0;
+    let spent = 0;
+    const timer = setInterval(() => {
+      const n = this.bytesRead;
+      idle = n === last ? idle + LINGER_TICK_MS : 0;
+      last = n;
+      spent += LINGER_TICK_MS;
+      if (idle >= LINGER_IDLE_MS || spent >= LINGER_MS) this.destroy();
+    }, LINGER_TICK_MS);
+    timer.unref();
+    this.once('close', () => clearInterval(timer));
+    // a 'data' listener would take the socket from the HTTP parser; 'end' does not
+    this.once('end', () => this.destroy());
+    this.resume();
+  };
 }
 
 function onResponseClose(this: ServerResponse): void {

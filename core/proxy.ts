@@ -28,6 +28,14 @@ export class SendTimeoutError extends Error {
   }
 }
 
+/** The request body grew past `gateway.client_max_body_size`; the upstream request is abandoned. */
+export class BodyTooLargeError extends Error {
+  readonly code = 'GH_BODY_TOO_LARGE';
+  constructor() {
+    super('request body larger than gateway.client_max_body_size');
+  }
+}
+
 /** The client went away; the upstream request is abandoned. */
 export class ClientGoneError extends Error {
   readonly code = 'GH_CLIENT_GONE';
@@ -42,6 +50,8 @@ export interface ProxyHost {
   startResponse(ctx: Context, write: () => void): void;
   /** Answer with a gateway error (502/504) through the normal local-response path. */
   respondError(ctx: Context, status: 502 | 503 | 504): void;
+  /** Answer 413 (body over the limit) through the local-response path and close the connection. */
+  rejectBody(ctx: Context): void;
   /** An upstream attempt failed (for logs and metrics); never given secret values. */
   upstreamError(ctx: Context, node: UpstreamNode, code: string, willRetry: boolean): void;
 }
@@ -89,14 +99,37 @@ function upstreamHeaders(ctx: Context, up: CompiledUpstream, node: UpstreamNode)
 }
 
 /**
+ * Read and drop the rest of a request body that will not be used, so a client still uploading
+ * reads the answer instead of stalling. With a `limit` (`gateway.client_max_body_size`), a body
+ * that grows past it in all (`seen` bytes were read before) has its connection closed instead.
+ */
+export function discardRest(req: IncomingMessage, limit: number, seen: number): void {
+  if (limit !== 0) {
+    let n = seen;
+    const count = (chunk: Buffer): void => {
+      n += chunk.length;
+      if (n > limit) {
+        req.off('data', count);
+        req.socket.destroy();
+      }
+    };
+    req.on('data', count);
+  }
+  req.resume();
+}
+
+/**
  * The request body, read from the client only when undici first asks for it. An attempt that
  * fails before sending anything (connection refused) leaves the client stream untouched, so the
- * request can be retried on another node even when it has a body.
+ * request can be retried on another node even when it has a body. Past `limit` bytes (0: none)
+ * nothing more is passed on: the client is paused and `onTooLarge` decides.
  */
 class LazyBody extends Readable {
   started = false;
   lastProgress = 0;
-  constructor(private readonly src: IncomingMessage, private readonly now: () => number) {
+  /** Body bytes read from the client. */
+  received = 0;
+  constructor(private readonly src: IncomingMessage, private readonly now: () => number, private readonly limit: number, private readonly onTooLarge: () => void) {
     super({ highWaterMark: 64 * 1024 });
   }
   override _read(): void {
@@ -113,6 +146,13 @@ class LazyBody extends Readable {
   }
   private readonly onData = (chunk: Buffer): void => {
     this.lastProgress = this.now();
+    this.received += chunk.length;
+    if (this.limit !== 0 && this.received > this.limit) {
+      this.src.pause();
+      this.src.off('data', this.onData);
+      this.onTooLarge();
+      return;
+    }
     if (!this.push(chunk)) this.src.pause();
   };
   private readonly onEnd = (): void => {
@@ -156,6 +196,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pending: Buffer[] | null = null;
   private done = false;
   private lastWasTimeout = false;
+  /** The client's body went over `gateway.client_max_body_size`. */
+  private tooLarge = false;
 
   constructor(private readonly ctx: Context, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
 
@@ -183,7 +225,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.started = false;
     up.balancer.acquire(node);
     let body: LazyBody | null = null;
-    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now);
+    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.snapshot.config.gateway.client_max_body_size, this.bodyTooLarge);
     const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
     up.pools.get(node.key)!.dispatch(
       {
@@ -205,11 +247,30 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(new ClientGoneError());
       return;
     }
+    if (this.tooLarge) {
+      controller.abort(new BodyTooLargeError());
+      return;
+    }
     if (this.body !== null) {
       this.body.lastProgress = this.now();
       this.armSendTimer(this.up.sendTimeoutMs);
     }
   }
+
+  /** The body went over the limit: abort the upstream request; onResponseError answers the client. */
+  private readonly bodyTooLarge = (): void => {
+    this.tooLarge = true;
+    this.clearSendTimer();
+    if (this.done) {
+      // the upstream has answered in full already: close the connection once that answer is out
+      const { req, res } = this.ctx;
+      if (res.writableFinished) req.socket.destroy();
+      else res.once('finish', () => req.socket.destroy());
+      return;
+    }
+    const c = this.controller;
+    if (c !== null && !c.aborted) c.abort(new BodyTooLargeError());
+  };
 
   private armSendTimer(ms: number): void {
     this.sendTimer = setTimeout(this.checkSend, ms);
@@ -305,6 +366,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const { ctx, up, node } = this;
     up.balancer.release(node);
     if (ctx.aborted || (err as { code?: string }).code === 'GH_CLIENT_GONE') return;
+    if (this.tooLarge) {
+      // the client's fault, not the node's: no health report, no retry, no upstream error
+      this.body = null;
+      if (this.started) ctx.res.destroy();
+      else this.host.rejectBody(ctx);
+      return;
+    }
     const code = (err as { code?: string }).code ?? 'UNKNOWN';
     if (this.started) {
       // headers already went to the client: all we can do is cut the response short
@@ -342,6 +410,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (b === null || !b.started) return;
     this.body = null;
     b.destroy();
-    if (!this.ctx.req.complete) this.ctx.req.resume();
+    if (!this.ctx.req.complete) discardRest(this.ctx.req, this.ctx.snapshot.config.gateway.client_max_body_size, b.received);
   }
 }

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
-import type { GatewayConfig } from '../config/types';
+import type { AdminLimits, GatewayConfig } from '../config/types';
 import type { Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
@@ -271,6 +271,11 @@ export class AdminServer {
       next[idField] = kind === 'routes' || kind === 'upstreams' ? (typeof given === 'number' ? given : id) : id;
       restoreMasked(next, idx === -1 ? undefined : list[idx], masks, what);
       if (idx === -1) {
+        // counted on the document just read from the store: in etcd mode, every node's writes
+        const limit = this.host.config().admin?.limits?.[kind as keyof AdminLimits];
+        if (limit !== undefined && list.length >= limit) {
+          throw new AdminError(400, `the ${kind} limit is reached (admin.limits.${kind}: ${limit}, stored: ${list.length}): delete ${kind}, or raise admin.limits.${kind} in the config file`);
+        }
         created = true;
         list.push(next);
       } else list[idx] = next;

@@ -137,6 +137,8 @@ export const configSchema: JsonSchema = {
         drain_timeout: { type: 'number', minimum: 0, default: 10 },
         // seconds a client has to send its request headers (slowloris); 408 after that
         client_header_timeout: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 60 },
+        // largest request body, bytes or nginx size syntax ("512k", "10m", "1g"); 0 = no limit (APISIX's default)
+        client_max_body_size: { type: ['integer', 'string'], minimum: 0, pattern: '^[0-9]+[kKmMgG]?$', default: 0 },
         access_log: { type: 'boolean', default: true },
         log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
       },
@@ -149,6 +151,18 @@ export const configSchema: JsonSchema = {
         listen: { ...listen, default: '127.0.0.1:9180' },
         key: { type: 'string', minLength: 1 },
         allow: { type: 'array', items: { type: 'string' }, default: ['127.0.0.0/8'] },
+        // most resources of each kind the Admin API lets exist; a create beyond one is refused
+        limits: {
+          type: 'object',
+          properties: {
+            routes: { type: 'integer', minimum: 1, default: 10000 },
+            upstreams: { type: 'integer', minimum: 1, default: 10000 },
+            consumers: { type: 'integer', minimum: 1, default: 100000 },
+            secrets: { type: 'integer', minimum: 1, default: 1000 },
+          },
+          additionalProperties: false,
+          default: {},
+        },
       },
       additionalProperties: false,
     },

@@ -52,13 +52,23 @@ export interface GatewaySettings {
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
   readonly client_header_timeout: number;
+  /** Largest request body in bytes (size strings are converted); 0 = no limit. */
+  readonly client_max_body_size: number;
   readonly access_log: boolean;
   readonly log_level: string;
 }
 
+/** Most resources of each kind the Admin API lets exist. */
+export interface AdminLimits {
+  readonly routes: number;
+  readonly upstreams: number;
+  readonly consumers: number;
+  readonly secrets: number;
+}
+
 export interface GatewayConfig {
   readonly gateway: GatewaySettings;
-  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[] };
+  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits };
   readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string; readonly timeout?: number; readonly encryption_key?: string; readonly data_file?: string; readonly readonly?: boolean };
   readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
   readonly extensions: readonly string[];

@@ -199,6 +199,20 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
   if (u.id !== undefined) u.id = String(u.id);
 }
 
+const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * Bytes of an nginx-style size: an integer, or digits with `k`, `m` or `g` (either case, powers of
+ * 1024, as nginx's `client_max_body_size`). @returns undefined when it is not one
+ */
+export function parseSize(v: number | string): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  const m = /^([0-9]+)([kKmMgG]?)$/.exec(v);
+  if (!m) return undefined;
+  const n = Number(m[1]) * (m[2] ? SIZE_UNITS[m[2].toLowerCase()] : 1);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /** A valid config and every secret reference it holds. */
 export interface ValidatedConfig {
   readonly config: GatewayConfig;
@@ -283,6 +297,14 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
     usernames.add(k.username);
     checkPlugins(k.plugins, joinPath(path, 'plugins'), registry, true, issues);
   });
+
+  const size = c.gateway.client_max_body_size;
+  const bytes = parseSize(size);
+  if (bytes === undefined) {
+    // a reference passes the schema's pattern (checked on resolved values), but a size is read at load
+    const why = typeof size === 'string' && looksLikeReference(size) ? 'must be a size, not a reference' : 'is too large';
+    issues.push({ path: 'gateway.client_max_body_size', message: why });
+  } else c.gateway.client_max_body_size = bytes;
 
   if (c.admin) {
     (c.admin.allow as string[]).forEach((entry, i) => {
