@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { defineProvider, type SecretValue } from '../core/sdk';
 import type { Extension } from '../core/contracts';
@@ -285,6 +286,40 @@ test('a body far over the limit gets its 413 answer, not a connection reset', as
     const r = await request(`${admin}/admin/routes/big`, { method: 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: Buffer.alloc(size * 1024 * 1024, 0x20) });
     assert.equal(r.statusCode, 413, `${size} MiB`);
     assert.match(((await r.body.json()) as { error_msg: string }).error_msg, /larger than 1048576 bytes/);
+  }
+});
+
+/** Write the whole request before reading anything, as curl and many scripts do; the answer as text. */
+function sendAllThenRead(url: string, head: string, body: Buffer, chunked: boolean): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname);
+    const got: Buffer[] = [];
+    // nothing is read until the last byte was handed to the kernel
+    s.pause();
+    s.on('error', (err) => reject(err));
+    s.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+    s.on('connect', () => {
+      s.write(head);
+      if (!chunked) s.write(body);
+      else for (let i = 0; i < body.length; i += 64 * 1024) s.write(`${(Math.min(64 * 1024, body.length - i)).toString(16)}\r\n`), s.write(body.subarray(i, i + 64 * 1024)), s.write('\r\n');
+      s.write(chunked ? '0\r\n\r\n' : '', () => {
+        s.on('data', (c) => got.push(c));
+        s.resume();
+      });
+    });
+    s.setTimeout(20000, () => reject(new Error('no answer within 20 s')));
+  });
+}
+
+test('a client that sends 8 MiB before reading (declared or chunked) reads the 413, not a reset', async () => {
+  const body = Buffer.alloc(8 * 1024 * 1024, 0x20);
+  const base = `PUT /admin/routes/big HTTP/1.1\r\nHost: x\r\nx-api-key: ${ADMIN_KEY}\r\ncontent-type: application/json\r\n`;
+  for (const chunked of [false, true]) {
+    const head = base + (chunked ? 'transfer-encoding: chunked\r\n\r\n' : `content-length: ${body.length}\r\n\r\n`);
+    const answer = await sendAllThenRead(admin, head, body, chunked);
+    assert.match(answer, /^HTTP\/1\.1 413 /, chunked ? 'chunked' : 'declared');
+    assert.match(answer, /request body larger than 1048576 bytes/);
   }
 });
 

@@ -10,6 +10,7 @@ import type { Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { allowList, generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
+import { lingerOnClose } from '../linger';
 import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 
@@ -210,17 +211,12 @@ export class AdminServer {
   private async write(req: IncomingMessage, res: ServerResponse, kind: string, rest: string[]): Promise<void> {
     let body: unknown;
     if (req.method !== 'DELETE') {
-      const chunks: Buffer[] = [];
-      let size = 0;
       const declared = Number(req.headers['content-length']);
       if (declared > MAX_BODY) return this.tooLarge(req, res);
-      for await (const c of req) {
-        size += (c as Buffer).length;
-        if (size > MAX_BODY) return this.tooLarge(req, res);
-        chunks.push(c as Buffer);
-      }
+      const raw = await readUpTo(req, MAX_BODY);
+      if (raw === null) return this.tooLarge(req, res);
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        body = JSON.parse(raw.toString('utf8'));
       } catch {
         return send(res, 400, { error_msg: 'the body is not valid JSON' });
       }
@@ -287,17 +283,12 @@ export class AdminServer {
     return send(res, created || generated ? 201 : 200, { key, value });
   }
 
-  /** 413, then read (and drop) a bounded rest of the body so the client sees the answer, not a reset. */
+  /** 413 with `Connection: close`, then a lingering close: the client sees the answer, not a reset. */
   private tooLarge(req: IncomingMessage, res: ServerResponse): void {
     const text = JSON.stringify({ error_msg: `request body larger than ${MAX_BODY} bytes` });
+    lingerOnClose(req, res);
     res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
     res.end(text);
-    let drained = 0;
-    req.on('data', (c: Buffer) => {
-      drained += c.length;
-      if (drained > 16 * MAX_BODY) req.socket.destroy();
-    });
-    req.resume();
   }
 
   /** writeOnly paths of a resource (by its plugins or provider), for masking and "******" round trips. */
@@ -336,4 +327,39 @@ export class AdminServer {
     }
     return out;
   }
+}
+
+/**
+ * The whole body, or null as soon as it grows past `max` (reading stops there; the caller answers
+ * 413 and the lingering close drops the rest). Not `for await`: leaving that loop early destroys
+ * the request, and with it the socket, before the answer is written.
+ */
+function readUpTo(req: IncomingMessage, max: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > max) {
+        done();
+        resolve(null);
+      } else chunks.push(c);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    function done(): void {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
