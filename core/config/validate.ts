@@ -211,6 +211,15 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
       return { host, port: port ?? (u.scheme === 'https' ? 443 : 80), weight };
     });
   }
+  // the balancer refuses a node listed twice ("127.0.0.1:80" and "127.0.0.1", or a repeated list entry)
+  const first = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    if (typeof n?.host !== 'string' || typeof n.port !== 'number') return;
+    const key = `${n.host.startsWith('[') ? n.host.slice(1, -1) : n.host}:${n.port}`;
+    const j = first.get(key);
+    if (j === undefined) first.set(key, i);
+    else issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `is the same node as nodes[${j}]` });
+  });
   if (nodes.length > 0 && nodes.every((n) => n.weight === 0)) issues.push({ path: joinPath(path, 'nodes'), message: 'must have at least one node with a weight above 0' });
   u.nodes = nodes;
   if (u.type === 'chash' && u.hash_on !== 'vars' && !u.key) issues.push({ path: joinPath(path, 'key'), message: `is required when hash_on is "${u.hash_on}"` });

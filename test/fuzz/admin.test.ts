@@ -360,7 +360,7 @@ test('random and near-valid JSON to every resource kind: 2xx or 4xx, a 4xx chang
       const text = render(body).replace(/"VAULT"/g, JSON.stringify(vault.url)).replace(/"VAULT_TLS"/g, JSON.stringify(vault.url.replace('http:', 'https:'))).replace(/"DIR"/g, JSON.stringify(dir)).replace(/"USERNAME"/g, JSON.stringify(username));
       count(await check(c, text));
     }),
-    params('admin: JSON bodies', 220, { shrink: false }),
+    params('admin: JSON bodies', 600, { shrink: false }),
   );
   // the generators must reach both outcomes, or this test says little
   const ok = [...statuses].filter(([s]) => s < 300).reduce((n, [, k]) => n + k, 0);
@@ -387,7 +387,7 @@ test('random bytes and broken JSON as the body: 4xx (or a 2xx when they happen t
     fc.asyncProperty(target, bytes, async (c, body) => {
       count(await check(c, body));
     }),
-    params('admin: random bytes', 120, { shrink: false }),
+    params('admin: random bytes', 300, { shrink: false }),
   );
   await noEscapes();
 });

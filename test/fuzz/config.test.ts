@@ -8,7 +8,8 @@
 //   a path under the document and a one-line message, and the caller's document is not modified;
 // - the same through YAML text with bytes broken: a GH_ERR_CONFIG_PARSE error or a document;
 // - the whole pipeline accepts every valid config and refuses the rest only with
-//   GH_ERR_CONFIG_INVALID listing issues; nothing rejects later (unhandled).
+//   GH_ERR_CONFIG_INVALID listing issues; nothing rejects later (unhandled), and no timer is armed
+//   longer than Node keeps (secret_cache lifetimes of 40 days and more).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +72,8 @@ const upstreamBody = fc.record(
   {
     type: fc.constantFrom('roundrobin', 'least_conn', 'chash'),
     nodes: fc.oneof(
-      fc.array(node, { minLength: 1, maxLength: 3 }),
+      // a node twice is an error (the balancer refuses it)
+      fc.uniqueArray(node, { minLength: 1, maxLength: 3, selector: (n) => `${n.host}:${n.port}` }),
       fc.array(node, { minLength: 1, maxLength: 3 }).map((ns) => Object.fromEntries(ns.map((n) => [`${n.host}:${n.port}`, n.weight]))),
     ),
     scheme: fc.constantFrom('http', 'https'),
@@ -164,7 +166,8 @@ const validConfig: fc.Arbitrary<Built> = fc.gen().map((g) => {
     if (keyRef) refs.push({ path: 'admin.key', text: key });
     doc.admin = { key, allow: g(fc.subarray, ['127.0.0.0/8', '::1/128', '10.1.2.3'], { minLength: 1 }) };
   }
-  if (g(fc.boolean)) doc.secret_cache = { ttl: g(fc.constantFrom, 0, 60), neg_ttl: 5 };
+  // long lifetimes too: 40 days (refreshed at 80 %, past the longest timer Node keeps) and beyond
+  if (g(fc.boolean)) doc.secret_cache = { ttl: g(fc.constantFrom, 0, 60, 40 * 86400, 1e12), neg_ttl: g(fc.constantFrom, 5, 1e12), stale_if_error: g(fc.constantFrom, 0, 86400, 1e12) };
   return { doc, refs };
 });
 
@@ -274,7 +277,7 @@ test('valid generated configs are accepted with exactly the references they hold
       assert.equal(again.issues, undefined, again.issues && formatIssues(again.issues));
       assert.deepEqual(again.config, r.config, 'normalising is a fixed point');
     }),
-    params('config: valid configs accepted', 250),
+    params('config: valid configs accepted', 550),
   );
   await noEscapes();
 });
@@ -293,7 +296,7 @@ test('mutated configs are accepted or refused with issues under the document, ne
         checkIssues(r.issues, doc);
       } else assert.ok(Object.isFrozen(r.config) && Array.isArray(r.refs));
     }),
-    params('config: mutated configs', 800),
+    params('config: mutated configs', 2000),
   );
   // the mutations must mostly break something, or this property tests little
   assert.ok(refused > total / 3, `${refused} of ${total} mutated configs refused`);
@@ -323,7 +326,7 @@ test('YAML text of (mutated) configs with broken bytes parses to a document or f
       const r = validate(doc);
       if (r.issues) checkIssues(r.issues, doc);
     }),
-    params('config: YAML text with broken bytes', 300),
+    params('config: YAML text with broken bytes', 700),
   );
   await noEscapes();
 });
@@ -346,19 +349,25 @@ test('the whole load (validate, resolve, compile) accepts every valid config and
         await gw?.close(0);
       }
     }),
-    params('config: whole load pipeline', 150, { shrink: false }),
+    params('config: whole load pipeline', 420, { shrink: false }),
   );
   assert.ok(created > 0);
   await noEscapes();
 });
 
-test('found by the properties above: hosts a pool cannot open, and keys or values with line breaks, are issues with paths on one line each', async () => {
+test('found by the properties above: hosts a pool cannot open, nodes listed twice, weights past 2^53, and keys or values with line breaks are issues with paths, one line each', async () => {
   // before: Gateway.create rejected with a bare TypeError "Invalid URL" (no path), from undici
   for (const [nodes, issue] of [
     [[{ host: 'bad host', port: 80 }], 'upstreams[0].nodes[0].host: is not a valid host name or IP address'],
     [{ '1.2.3.256:80': 1 }, 'upstreams[0].nodes[0]: "1.2.3.256" is not a valid host name or IP address'],
+    // before: a bare TypeError "duplicate upstream node 127.0.0.1:80" from the balancer
+    [[{ host: '127.0.0.1', port: 80 }, { host: '127.0.0.1', port: 81 }, { host: '127.0.0.1', port: 80 }], 'upstreams[0].nodes[2]: is the same node as nodes[0]'],
+    [{ '127.0.0.1:80': 1, '127.0.0.1': 2 }, 'upstreams[0].nodes[1]: is the same node as nodes[0]'],
+    // before: a bare TypeError "weight must be a non-negative integer, got 4.7e+196" from the balancer
+    [{ '127.0.0.1:80': 4.7e196 }, 'upstreams[0].nodes["127.0.0.1:80"]: must be <= 9007199254740991'],
+    [[{ host: '127.0.0.1', port: 80, weight: 2 ** 53 }], 'upstreams[0].nodes[0].weight: must be <= 9007199254740991'],
   ] as const) {
-    const err = await Gateway.create({ config: { upstreams: [{ id: 'u', nodes }] }, logger: silentLogger(), watch: false }).then(
+    const err = await Gateway.create({ config: { upstreams: [{ id: 'u', nodes }], routes: [{ id: 'r', uri: '/', upstream_id: 'u' }] }, logger: silentLogger(), watch: false }).then(
       async (gw) => (await gw.close(0), undefined),
       (e: unknown) => e,
     );
@@ -372,5 +381,17 @@ test('found by the properties above: hosts a pool cannot open, and keys or value
   assert.deepEqual(lines({ admin: { allow: ['a\nb'] } }), ['admin.allow[0]: "a\\nb" is not an IP address or CIDR range']);
   // before: a second issue on the node itself, "port \n is out of range", echoed the value
   assert.deepEqual(lines({ upstreams: [{ id: 'u', nodes: [{ host: 'h', port: '\n' }] }] }), ['upstreams[0].nodes[0].port: must be an integer']);
+  await noEscapes();
+});
+
+test('found by the pipeline property: a secret_cache.ttl over 31 days arms no timer Node cuts to 1 ms', async () => {
+  // before the fix the refresh timer (due at 80 % of 40 days) overflowed: it fired every millisecond,
+  // each time with a TimeoutOverflowWarning on stderr
+  const gw = await Gateway.create({ config: { secret_cache: { ttl: 40 * 86400 }, secrets: [{ id: 'file/f0', dir }], consumers: [{ username: 'u', plugins: { 'key-auth': { key: '$secret://file/f0/c/key-0' } } }] }, logger: silentLogger(), watch: false });
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    await gw.close(0);
+  }
   await noEscapes();
 });

@@ -135,7 +135,7 @@ test('a reference built from valid parts parses back into exactly those parts', 
       assert.deepEqual(pick(r), fieldsOf(b));
       assert.equal(render(r), text);
     }),
-    params('reference: valid parts round-trip', 3000),
+    params('reference: valid parts round-trip', 7000),
   );
   await noEscapes();
 });
@@ -167,7 +167,7 @@ test('two references share a cache key exactly when they name the same secret', 
       const kb = parseReference(textOf(b)).key;
       assert.equal(ka === kb, same, same ? 'the same secret has one cache entry' : `different secrets must not share a cache entry: ${q(textOf(a))} and ${q(textOf(b))}`);
     }),
-    params('reference: cache key identifies the secret', 3000),
+    params('reference: cache key identifies the secret', 7000),
   );
   await noEscapes();
 });
@@ -228,7 +228,7 @@ test('any string either parses to a reference that prints back the same, or is r
         assert.equal(render(r.ref), text, 'nothing of the reference is dropped or rewritten');
       } else checkMessage(text, r.err);
     }),
-    params('reference: arbitrary strings', 4000),
+    params('reference: arbitrary strings', 11000),
   );
   await noEscapes();
 });
@@ -290,7 +290,7 @@ test('a valid reference with one thing broken is refused naming that thing, neve
       assert.equal(quoted, c.quotes);
       if (c.planted) assert.equal(m.includes(MARK), false, 'the broken path, field or version is not echoed');
     }),
-    params('reference: near-valid references refused', 3000),
+    params('reference: near-valid references refused', 7000),
   );
   await noEscapes();
 });

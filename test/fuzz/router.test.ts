@@ -160,7 +160,7 @@ test('in-process: the router, after normalizePath, picks the route the model pic
         assert.equal(got, modelAnswer(routes, q), `${q.method} ${q.host} ${q.path} with ${show(routes)}`);
       }
     }),
-    params('router: in-process route sets x 25 requests', 400),
+    params('router: in-process route sets x 25 requests', 1100),
   );
   await noEscapes();
 });
@@ -223,7 +223,7 @@ test('through a real gateway: every generated request is answered by the route t
         await g.close();
       }
     }),
-    params('router: real gateways x 25 raw requests', 12, { shrink: false }),
+    params('router: real gateways x 25 raw requests', 35, { shrink: false }),
   );
   await noEscapes();
 });
