@@ -296,7 +296,12 @@ export function normalizePath(path: string): string {
   for (let i = 1; i < segs.length; i++) {
     const s = segs[i];
     const last = i === segs.length - 1;
-    if (s === '.' || (s === '' && !last)) continue;
+    if (s === '' && !last) continue;
+    // a last "." or ".." leaves the directory: "/a/." is "/a/" (RFC 3986 5.2.4), as "/a/b/.." is
+    if (s === '.') {
+      if (last) out.push('');
+      continue;
+    }
     if (s === '..') {
       if (out.length === 0) return '';
       out.pop();

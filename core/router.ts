@@ -40,6 +40,14 @@ function uriShape(uri: string): string {
 
 type Fmw = ReturnType<typeof FindMyWay>;
 
+/** Methods a route can list; others (PROPFIND, MKCOL, …) are matched by the routes without `methods` only. */
+const LISTED = new Set<string>(HTTP_METHODS);
+// With per-method trees, the routes without methods also go under this stand-in, which every unlisted
+// method looks up: a PROPFIND must not stop matching because some other route lists methods. It is
+// itself a method no route can list.
+const UNLISTED = 'ACL';
+const ANY_METHOD: readonly string[] = [...HTTP_METHODS, UNLISTED];
+
 /** One find-my-way tree over the routes of one host table entry. */
 class UriTable<R extends RoutableRoute> {
   private readonly groups = new Map<string, { method: string; entries: { route: R; uri: string }[] }>();
@@ -78,7 +86,7 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   const ONE_TREE: readonly string[] = ['GET'];
   for (const r of routes) {
     for (const uri of r.uris) {
-      for (const method of byMethod ? (r.methods ?? HTTP_METHODS) : ONE_TREE) {
+      for (const method of byMethod ? (r.methods ?? ANY_METHOD) : ONE_TREE) {
         if (r.hosts === undefined) {
           any.add(r, uri, method);
           continue;
@@ -100,12 +108,13 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   const hasHosts = exactTrees.size > 0 || wildTrees.length > 0;
 
   function lookup(tree: Fmw, method: string, path: string): RouteMatch<R> | null {
-    const m = tree.find((byMethod ? method : 'GET') as any, path);
+    const m = tree.find(method as any, path);
     return m ? { route: m.store as R, params: m.params } : null;
   }
 
   return {
-    find(method, host, path) {
+    find(requestMethod, host, path) {
+      const method = byMethod ? (LISTED.has(requestMethod) ? requestMethod : UNLISTED) : 'GET';
       if (hasHosts && host !== '') {
         const t = exactTrees.get(host);
         if (t !== undefined) {

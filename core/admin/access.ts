@@ -10,12 +10,12 @@ export function allowList(entries: readonly string[]): (address: string) => bool
   for (const raw of entries) {
     const [addr, bits] = raw.split('/');
     const family = isIP(addr);
-    if (family === 0) throw new Error(`"${raw}" is not an IP address or CIDR range`);
+    if (family === 0) throw new Error(`${JSON.stringify(raw)} is not an IP address or CIDR range`);
     const type = family === 6 ? 'ipv6' : 'ipv4';
     if (bits === undefined) list.addAddress(addr, type);
     else {
       const n = Number(bits);
-      if (!Number.isInteger(n) || n < 0 || n > (family === 6 ? 128 : 32) || bits === '') throw new Error(`"${raw}" has an invalid prefix length`);
+      if (!Number.isInteger(n) || n < 0 || n > (family === 6 ? 128 : 32) || bits === '') throw new Error(`${JSON.stringify(raw)} has an invalid prefix length`);
       list.addSubnet(addr, n, type);
     }
   }

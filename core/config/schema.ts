@@ -12,12 +12,15 @@ const listen: JsonSchema = {
 
 const seconds = (def: number, min = 0.001): JsonSchema => ({ type: 'number', exclusiveMinimum: 0, minimum: min, default: def });
 
+/** The balancer takes weights up to here (safe integers): a larger one would fail the build without a path. */
+const MAX_WEIGHT = Number.MAX_SAFE_INTEGER;
+
 const node: JsonSchema = {
   type: 'object',
   properties: {
     host: { type: 'string', minLength: 1 },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
-    weight: { type: 'integer', minimum: 0, default: 1 },
+    weight: { type: 'integer', minimum: 0, maximum: MAX_WEIGHT, default: 1 },
   },
   required: ['host', 'port'],
   additionalProperties: false,
@@ -37,7 +40,7 @@ export const upstreamSchema: JsonSchema = {
       minProperties: 1,
       minItems: 1,
       propertyNames: { pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$' },
-      additionalProperties: { type: 'integer', minimum: 0 },
+      additionalProperties: { type: 'integer', minimum: 0, maximum: MAX_WEIGHT },
       items: node,
     },
     hash_on: { enum: ['vars', 'header', 'cookie'], default: 'vars' },

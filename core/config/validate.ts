@@ -180,18 +180,46 @@ function splitHostPort(s: string): { host: string; port?: number } {
   return { host: m[1], port: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
+/**
+ * Whether an upstream pool can be opened to `host`: undici parses `scheme://host:port` as a URL
+ * origin, and a host it cannot parse (a space, "a/b", "1.2.3.256", bad punycode) would fail the
+ * build with a bare "Invalid URL" instead of an issue with a path.
+ */
+function poolableHost(host: string): boolean {
+  const h = host.startsWith('[') || !host.includes(':') ? host : `[${host}]`;
+  try {
+    const url = new URL(`http://${h}:1`);
+    return url.pathname === '/' && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
+
 function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
   let nodes: NodeConfig[];
-  if (Array.isArray(u.nodes)) nodes = u.nodes;
-  else {
-    nodes = Object.entries(u.nodes as Record<string, number>).map(([k, weight]) => {
+  if (Array.isArray(u.nodes)) {
+    nodes = u.nodes;
+    nodes.forEach((n, i) => {
+      if (typeof n?.host === 'string' && n.host !== '' && !poolableHost(n.host)) issues.push({ path: joinPath(joinPath(joinPath(path, 'nodes'), i), 'host'), message: 'is not a valid host name or IP address' });
+    });
+  } else {
+    nodes = Object.entries(u.nodes as Record<string, number>).map(([k, weight], i) => {
       const { host, port } = splitHostPort(k);
+      // the schema checks the ports of the list form (a second, noisier issue there would echo the value)
+      if (port !== undefined && !(port >= 1 && port <= 65535)) issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `port ${port} is out of range` });
+      if (!poolableHost(host)) issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `${JSON.stringify(host)} is not a valid host name or IP address` });
       return { host, port: port ?? (u.scheme === 'https' ? 443 : 80), weight };
     });
   }
-  for (const [i, n] of nodes.entries()) {
-    if (!(n.port >= 1 && n.port <= 65535)) issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `port ${n.port} is out of range` });
-  }
+  // the balancer refuses a node listed twice ("127.0.0.1:80" and "127.0.0.1", or a repeated list entry)
+  const first = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    if (typeof n?.host !== 'string' || typeof n.port !== 'number') return;
+    const key = `${n.host.startsWith('[') ? n.host.slice(1, -1) : n.host}:${n.port}`;
+    const j = first.get(key);
+    if (j === undefined) first.set(key, i);
+    else issues.push({ path: joinPath(joinPath(path, 'nodes'), i), message: `is the same node as nodes[${j}]` });
+  });
   if (nodes.length > 0 && nodes.every((n) => n.weight === 0)) issues.push({ path: joinPath(path, 'nodes'), message: 'must have at least one node with a weight above 0' });
   u.nodes = nodes;
   if (u.type === 'chash' && u.hash_on !== 'vars' && !u.key) issues.push({ path: joinPath(path, 'key'), message: `is required when hash_on is "${u.hash_on}"` });
@@ -256,7 +284,7 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
   c.upstreams.forEach((u: any, i: number) => {
     const path = joinPath('upstreams', i);
     normaliseUpstream(u, path, issues);
-    if (upstreamIds.has(u.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate upstream id "${u.id}"` });
+    if (upstreamIds.has(u.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate upstream id ${JSON.stringify(u.id)}` });
     upstreamIds.add(u.id);
   });
 
@@ -285,7 +313,7 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
     if (r.upstream) normaliseUpstream(r.upstream, joinPath(path, 'upstream'), issues);
     if (r.upstream_id !== undefined) {
       r.upstream_id = String(r.upstream_id);
-      if (!upstreamIds.has(r.upstream_id)) issues.push({ path: joinPath(path, 'upstream_id'), message: `refers to unknown upstream "${r.upstream_id}"` });
+      if (!upstreamIds.has(r.upstream_id)) issues.push({ path: joinPath(path, 'upstream_id'), message: `refers to unknown upstream ${JSON.stringify(r.upstream_id)}` });
     }
     checkPlugins(r.plugins, joinPath(path, 'plugins'), registry, false, issues);
   });
@@ -341,12 +369,13 @@ function checkPlugins(plugins: Record<string, unknown>, path: string, registry: 
   for (const name of Object.keys(plugins)) {
     const p = joinPath(path, name);
     if (!registry.plugins.has(name)) {
-      issues.push({ path: p, message: `unknown plugin "${name}"` });
+      // JSON-quoted, like the path: a key with a line break must not split the issue line
+      issues.push({ path: p, message: `unknown plugin ${JSON.stringify(name)}` });
       continue;
     }
     const check = consumer ? registry.pluginConsumerCheck(name) : registry.pluginCheck(name);
     if (!check) {
-      issues.push({ path: p, message: `plugin "${name}" has no consumer configuration` });
+      issues.push({ path: p, message: `plugin ${JSON.stringify(name)} has no consumer configuration` });
       continue;
     }
     if (plugins[name] === null) plugins[name] = {};

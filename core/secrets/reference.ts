@@ -46,7 +46,8 @@ export function parseReference(text: string): SecretRef {
     const slash = body.indexOf('/');
     const name = slash === -1 ? body : body.slice(0, slash);
     const field = slash === -1 ? '' : body.slice(slash + 1);
-    if (!ENV_NAME.test(name)) throw new ReferenceSyntaxError(`"${name}" is not a valid environment variable name`);
+    // JSON-quoted: a name with a quote or a line break stays one readable line in an issue list
+    if (!ENV_NAME.test(name)) throw new ReferenceSyntaxError(`${JSON.stringify(name)} is not a valid environment variable name`);
     if (slash !== -1 && (field === '' || !SEGMENT.test(field))) throw new ReferenceSyntaxError('the field after the variable name is empty or has invalid characters');
     return { text, manager: 'env', resource: 'env', path: name, field, key: `env|${name}|${field}` };
   }
@@ -65,13 +66,15 @@ export function parseReference(text: string): SecretRef {
   // <manager>/<id>/<field> (an empty path) is syntax; whether a manager accepts it is its provider's call (pathOptional)
   if (segs.length < 3) throw new ReferenceSyntaxError('missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)');
   const [manager, id] = segs;
-  if (!MANAGER.test(manager)) throw new ReferenceSyntaxError(`"${manager}" is not a valid secret manager name`);
-  if (!RESOURCE_ID.test(id)) throw new ReferenceSyntaxError(`"${id}" is not a valid secret resource id`);
+  if (!MANAGER.test(manager)) throw new ReferenceSyntaxError(`${JSON.stringify(manager)} is not a valid secret manager name`);
+  if (!RESOURCE_ID.test(id)) throw new ReferenceSyntaxError(`${JSON.stringify(id)} is not a valid secret resource id`);
   for (const s of segs.slice(2)) if (!SEGMENT.test(s)) throw new ReferenceSyntaxError('a path segment has invalid characters');
   const path = segs.slice(2, -1).join('/');
   const field = segs[segs.length - 1];
   const resource = `${manager}/${id}`;
-  return { text, manager, resource, path, field, version, key: `${resource}|${path}|${field}|${version ?? ''}` };
+  // the key holds path and field as written, '/'-joined: a segment may hold '|' but never '/', so
+  // "a|b/c" (path a|b, field c) and "a/b|c" (path a, field b|c) stay two cache entries
+  return { text, manager, resource, path, field, version, key: `${resource}|${segs.slice(2).join('/')}|${version ?? ''}` };
 }
 
 /** A place in the config that holds a reference. */

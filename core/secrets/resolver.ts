@@ -14,6 +14,12 @@ export interface SecretCacheSettings {
   readonly rotation_grace: number;
 }
 
+/**
+ * Longest timer Node keeps: a longer one (a ttl over ~31 days, refreshed at 80 %) fires after 1 ms,
+ * and then again every millisecond. A timer cut to this fires early, finds nothing due and re-arms.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Timer functions; tests inject fake ones driven by a fake clock. */
 export interface Timers {
   set(fn: () => void, ms: number): unknown;
@@ -469,7 +475,7 @@ export class SecretResolver {
       this.timer = null;
       this.timerAt = 0;
       this.runDue();
-    }, Math.max(0, due - this.clock.now()));
+    }, Math.min(Math.max(0, due - this.clock.now()), MAX_TIMER_MS));
   }
 
   /**

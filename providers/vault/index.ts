@@ -70,12 +70,15 @@ function isPem(v: string): boolean {
   return v.includes('-----BEGIN');
 }
 
-async function pemOrFile(value: string | undefined, field: string): Promise<string | undefined> {
+async function pemOrFile(value: string | undefined, field: string, secret = false): Promise<string | undefined> {
   if (value === undefined || isPem(value)) return value;
   try {
     return await readFile(value, 'utf8');
   } catch (e) {
-    throw new Error(`vault: ${field}: cannot read PEM file "${value}" (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    // tls.key may be key material without its -----BEGIN line: never echo it (this error is logged)
+    if (secret) throw new Error(`vault: ${field}: is neither PEM text (-----BEGIN ...) nor a readable PEM file (${code})`);
+    throw new Error(`vault: ${field}: cannot read PEM file ${JSON.stringify(value)} (${code})`);
   }
 }
 
@@ -456,7 +459,7 @@ export default defineProvider<VaultConfig>({
     const requestOptions: NodeVault.VaultOptions['requestOptions'] = { timeout: Math.round(timeout * 1000) };
     if (n.uri.startsWith('https:')) {
       const tls = config.tls ?? {};
-      const [ca, cert, key] = await Promise.all([pemOrFile(tls.ca, 'tls.ca'), pemOrFile(tls.cert, 'tls.cert'), pemOrFile(tls.key, 'tls.key')]);
+      const [ca, cert, key] = await Promise.all([pemOrFile(tls.ca, 'tls.ca'), pemOrFile(tls.cert, 'tls.cert'), pemOrFile(tls.key, 'tls.key', true)]);
       if (!!cert !== !!key) throw new Error('vault: tls.cert and tls.key go together');
       // verification is set from config alone, whatever VAULT_SKIP_VERIFY says
       Object.assign(requestOptions, { strictSSL: tls.verify !== false }, ca ? { ca } : {}, cert ? { cert, key } : {});
