@@ -10,7 +10,9 @@ const listen: JsonSchema = {
   pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
 };
 
-const seconds = (def: number, min = 0.001): JsonSchema => ({ type: 'number', exclusiveMinimum: 0, minimum: min, default: def });
+/** Longest duration a Node timer can hold (2^31 - 1 ms); anything longer fires at once. */
+export const MAX_TIMER_SECONDS = 2147483;
+const seconds = (def: number, min = 0.001): JsonSchema => ({ type: 'number', exclusiveMinimum: 0, minimum: min, maximum: MAX_TIMER_SECONDS, default: def });
 
 /** The balancer takes weights up to here (safe integers): a larger one would fail the build without a path. */
 const MAX_WEIGHT = Number.MAX_SAFE_INTEGER;
@@ -59,7 +61,7 @@ export const upstreamSchema: JsonSchema = {
       type: 'object',
       properties: {
         size: { type: 'integer', minimum: 1, default: 320 },
-        idle_timeout: { type: 'number', minimum: 0, default: 60 },
+        idle_timeout: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 60 },
         requests: { type: 'integer', minimum: 1, default: 1000 },
       },
       additionalProperties: false,
@@ -73,7 +75,7 @@ export const upstreamSchema: JsonSchema = {
           properties: {
             // consecutive failures (connect errors, resets, timeouts, http_statuses) before cool-down
             failures: { type: 'integer', minimum: 1, default: 3 },
-            cooldown: { type: 'number', minimum: 0, default: 10 },
+            cooldown: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 10 },
             http_statuses: { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 }, default: [] },
           },
           additionalProperties: false,
@@ -137,7 +139,7 @@ export const configSchema: JsonSchema = {
         listen: { ...listen, default: '0.0.0.0:9080' },
         workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
         // seconds SIGTERM waits for in-flight requests before closing them
-        drain_timeout: { type: 'number', minimum: 0, default: 10 },
+        drain_timeout: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 10 },
         // seconds a client has to send its request headers (slowloris); 408 after that
         client_header_timeout: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 60 },
         // largest request body, bytes or nginx size syntax ("512k", "10m", "1g"); 0 = no limit (APISIX's default)

@@ -63,6 +63,15 @@ describe('validateConfig issues', () => {
     assert.deepEqual(issuesOf({ routes: [{ id: 'r', uri: '/', upstream: { nodes: {} } }] }), ['routes[0].upstream.nodes: must have at least 1 entry']);
   });
 
+  test('durations a Node timer cannot hold (over 2147483 s, about 24.8 days) are refused with their path', () => {
+    const up = { nodes: NODES, timeout: { read: 2147484 }, keepalive_pool: { idle_timeout: 3e9 }, checks: { passive: { cooldown: 1e12 } } };
+    const issues = issuesOf({ gateway: { drain_timeout: 2147484 }, routes: [{ id: 'r', uri: '/', upstream: up }] });
+    for (const path of ['gateway.drain_timeout', 'routes[0].upstream.timeout.read', 'routes[0].upstream.keepalive_pool.idle_timeout', 'routes[0].upstream.checks.passive.cooldown']) {
+      assert.ok(issues.some((i) => i.startsWith(`${path}: must be <= 2147483`)), `${path} in ${JSON.stringify(issues)}`);
+    }
+    valid({ gateway: { drain_timeout: 2147483 }, routes: [{ id: 'r', uri: '/', upstream: { nodes: NODES, timeout: { read: 2147483 } } }] });
+  });
+
   test('an empty nodes list is reported with the same message', () => {
     assert.deepEqual(issuesOf({ routes: [{ id: 'r', uri: '/', upstream: { nodes: [] } }] }), ['routes[0].upstream.nodes: must have at least 1 entry']);
   });
