@@ -42,33 +42,50 @@ type Fmw = ReturnType<typeof FindMyWay>;
 
 /** Methods a route can list; others (PROPFIND, MKCOL, …) are matched by the routes without `methods` only. */
 const LISTED = new Set<string>(HTTP_METHODS);
-// With per-method trees, the routes without methods also go under this stand-in, which every unlisted
-// method looks up: a PROPFIND must not stop matching because some other route lists methods. It is
-// itself a method no route can list.
-const UNLISTED = 'ACL';
-const ANY_METHOD: readonly string[] = [...HTTP_METHODS, UNLISTED];
+/** The tree key of the routes without `methods`: they answer every method. */
+const ANY = '*';
 
-/** One find-my-way tree over the routes of one host table entry. */
+/** One uri of one route, as stored in a tree. */
+interface Entry<R> {
+  readonly route: R;
+  readonly uri: string;
+  readonly shape: string;
+  /** Config order (routes, then their uris): the earlier wins a tie of equal priority. */
+  readonly seq: number;
+}
+
+function newTree(): Fmw {
+  return FindMyWay({ ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true, maxParamLength: 1000 });
+}
+
+/**
+ * The trees of one host table entry: one for the routes without `methods` (key ANY) and one per
+ * method that some route lists, holding only the routes that list it. Routes without methods are
+ * never copied into per-method trees, so one method-restricted route does not multiply the memory
+ * of all the others by ten. Every tree is registered and searched under GET.
+ */
 class UriTable<R extends RoutableRoute> {
-  private readonly groups = new Map<string, { method: string; entries: { route: R; uri: string }[] }>();
-  add(route: R, uri: string, method: string): void {
-    const key = `${method} ${uriShape(uri)}`;
+  private readonly groups = new Map<string, { method: string; entries: Entry<R>[] }>();
+  add(entry: Entry<R>, method: string): void {
+    const key = `${method} ${entry.shape}`;
     let g = this.groups.get(key);
     if (!g) this.groups.set(key, (g = { method, entries: [] }));
-    g.entries.push({ route, uri });
+    g.entries.push(entry);
   }
-  build(): Fmw {
-    const fmw = FindMyWay({ ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true, maxParamLength: 1000 });
+  build(): Map<string, Fmw> {
+    const trees = new Map<string, Fmw>();
     for (const g of this.groups.values()) {
       // stable sort: equal priority keeps config order; the winner's own uri names the params
       const best = [...g.entries].sort((a, b) => b.route.priority - a.route.priority)[0];
+      let t = trees.get(g.method);
+      if (t === undefined) trees.set(g.method, (t = newTree()));
       try {
-        fmw.on(g.method as any, best.uri, noop, best.route);
+        t.on('GET', best.uri, noop, best);
       } catch (err) {
         throw new RouteUriError(best.route.id, best.uri, err as Error);
       }
     }
-    return fmw;
+    return trees;
   }
 }
 
@@ -80,41 +97,72 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   const any = new UriTable<R>();
   const exact = new Map<string, UriTable<R>>();
   const wild = new Map<string, UriTable<R>>(); // ".example.com" → table
-  // When no route restricts methods, every method sees the same routes: one tree (under GET)
-  // answers for all of them, instead of ten identical trees (10x less memory and build time).
-  const byMethod = routes.some((r) => r.methods !== undefined);
-  const ONE_TREE: readonly string[] = ['GET'];
+  let seq = 0;
   for (const r of routes) {
     for (const uri of r.uris) {
-      for (const method of byMethod ? (r.methods ?? ANY_METHOD) : ONE_TREE) {
+      const entry: Entry<R> = { route: r, uri, shape: uriShape(uri), seq: seq++ };
+      for (const method of r.methods ?? [ANY]) {
         if (r.hosts === undefined) {
-          any.add(r, uri, method);
+          any.add(entry, method);
           continue;
         }
         for (const host of r.hosts) {
           const [map, key] = host.startsWith('*.') ? [wild, host.slice(1)] : [exact, host];
           let t = map.get(key);
           if (!t) map.set(key, (t = new UriTable<R>()));
-          t.add(r, uri, method);
+          t.add(entry, method);
         }
       }
     }
   }
-  const anyTree = any.build();
-  const exactTrees = new Map<string, Fmw>();
+  const anyTrees = any.build();
+  const exactTrees = new Map<string, Map<string, Fmw>>();
   for (const [h, t] of exact) exactTrees.set(h, t.build());
   // longest suffix first: "*.a.example.com" is more specific than "*.example.com"
-  const wildTrees = [...wild.entries()].sort((a, b) => b[0].length - a[0].length).map(([suffix, t]) => ({ suffix, tree: t.build() }));
+  const wildTrees = [...wild.entries()].sort((a, b) => b[0].length - a[0].length).map(([suffix, t]) => ({ suffix, trees: t.build() }));
   const hasHosts = exactTrees.size > 0 || wildTrees.length > 0;
 
-  function lookup(tree: Fmw, method: string, path: string): RouteMatch<R> | null {
-    const m = tree.find(method as any, path);
-    return m ? { route: m.store as R, params: m.params } : null;
+  /**
+   * A method-restricted route and a route without methods both match: the one find-my-way would
+   * pick if both were in one tree wins (static before parameter before wildcard), or, for the same
+   * uri shape, the higher priority, then the earlier in config. The two-route tree that answers
+   * this is built once per pair.
+   */
+  const pairs = new Map<string, Fmw>();
+  function prefer(a: { store: Entry<R>; params: Record<string, string | undefined> }, b: { store: Entry<R>; params: Record<string, string | undefined> }, path: string) {
+    const x = a.store;
+    const y = b.store;
+    if (x.shape === y.shape) {
+      if (x.route.priority !== y.route.priority) return x.route.priority > y.route.priority ? a : b;
+      return x.seq < y.seq ? a : b;
+    }
+    const key = x.seq < y.seq ? `${x.seq} ${y.seq}` : `${y.seq} ${x.seq}`;
+    let t = pairs.get(key);
+    if (t === undefined) {
+      t = newTree();
+      t.on('GET', x.uri, noop, x);
+      try {
+        t.on('GET', y.uri, noop, y);
+      } catch {
+        // find-my-way takes each alone but not both: the one of higher priority, then the earlier
+        return x.route.priority !== y.route.priority ? (x.route.priority > y.route.priority ? a : b) : x.seq < y.seq ? a : b;
+      }
+      if (pairs.size < 10_000) pairs.set(key, t);
+    }
+    return t.find('GET', path)?.store === y ? b : a;
+  }
+
+  function lookup(trees: Map<string, Fmw>, method: string, path: string): RouteMatch<R> | null {
+    const anyTree = trees.get(ANY);
+    const listed = LISTED.has(method) ? trees.get(method) : undefined;
+    const b = anyTree === undefined ? null : (anyTree.find('GET', path) as { store: Entry<R>; params: Record<string, string | undefined> } | null);
+    const a = listed === undefined ? null : (listed.find('GET', path) as { store: Entry<R>; params: Record<string, string | undefined> } | null);
+    const m = a === null ? b : b === null ? a : prefer(a, b, path);
+    return m ? { route: m.store.route, params: m.params } : null;
   }
 
   return {
-    find(requestMethod, host, path) {
-      const method = byMethod ? (LISTED.has(requestMethod) ? requestMethod : UNLISTED) : 'GET';
+    find(method, host, path) {
       if (hasHosts && host !== '') {
         const t = exactTrees.get(host);
         if (t !== undefined) {
@@ -125,12 +173,12 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
           const w = wildTrees[i];
           // "*.example.com" matches any depth of subdomain, not the bare domain
           if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
-            const m = lookup(w.tree, method, path);
+            const m = lookup(w.trees, method, path);
             if (m !== null) return m;
           }
         }
       }
-      return lookup(anyTree, method, path);
+      return lookup(anyTrees, method, path);
     },
   };
 }
