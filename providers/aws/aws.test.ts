@@ -13,6 +13,7 @@ import aws, { candidates } from './index';
 import type { AwsConfig } from './schema';
 import type { Logger, ProviderServices, SecretBackend, SecretValue } from '../../core/sdk';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../../test/servers/secrets-manager';
+import { tapLog } from '../../test/helpers/leak-tap';
 
 const CREDS = { accessKeyId: 'test', secretAccessKey: 'test' };
 let sm: SecretsManagerServer;
@@ -24,7 +25,10 @@ const clients: SecretsManagerClient[] = [];
 
 function captureLogger(bindings: Record<string, unknown> = {}): Logger {
   const write = (level: string) => (obj: object | string, msg?: string) => {
-    logLines.push(JSON.stringify({ level, ...bindings, obj, msg }));
+    const line = JSON.stringify({ level, ...bindings, obj, msg });
+    logLines.push(line);
+    // scanned for planted secrets with the rest of the run's output (test/helpers/leak-scan.ts)
+    tapLog(line + '\n');
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (b) => captureLogger({ ...bindings, ...b }) };
 }

@@ -14,6 +14,7 @@ import vaultProvider, { VaultProviderError } from './index';
 import type { VaultConfig } from './schema';
 import type { Logger, SecretBackend } from '../../core/sdk';
 import { startVaultServer, type VaultServer } from '../../test/servers/vault';
+import { tapLog } from '../../test/helpers/leak-tap';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -28,7 +29,10 @@ function memoryLogger(): { logger: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   const make = (bindings: Record<string, unknown>): Logger => {
     const at = (level: string) => (obj: object | string, msg?: string) => {
-      lines.push(typeof obj === 'string' ? { level, ...bindings, msg: obj } : { level, ...bindings, ...obj, msg });
+      const line = typeof obj === 'string' ? { level, ...bindings, msg: obj } : { level, ...bindings, ...obj, msg };
+      lines.push(line);
+      // scanned for planted secrets with the rest of the run's output (test/helpers/leak-scan.ts)
+      tapLog(inspect(line, { depth: 6, breakLength: Infinity }) + '\n');
     };
     return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (b) => make({ ...bindings, ...b }) };
   };
