@@ -16,8 +16,8 @@ import { startVaultServer, type VaultServer } from './servers/vault';
 import { startSecretsManagerServer, type SecretsManagerCall, type SecretsManagerServer } from './servers/secrets-manager';
 
 // planted to prove they never leak into anything the gateway prints
-const ROOT_TOKEN = 'hvs.PLANTEDfaultroot00000000';
-const AWS_KEY_ID = 'AKIAFAULTTEST0000001';
+const ROOT_TOKEN = 'planted-fault-root-token-0001';
+const AWS_KEY_ID = 'fault-test-key-id-0001';
 const AWS_SECRET = 'planted-aws-secret-key-fault-7f7f';
 const AWS_WRONG_SECRET = 'planted-wrong-aws-secret-key-8e8e';
 const AWS_UNKNOWN_SECRET = 'planted-unknown-aws-secret-key-9d9d';
@@ -594,7 +594,7 @@ test('AWS bad credentials (UnrecognizedClientException, InvalidSignatureExceptio
     (port) =>
       gatewayConfig(
         port,
-        [awsEntry('aws/badsig', AWS_KEY_ID, 'GH_FAULT_AWS_WRONG'), awsEntry('aws/unknown', 'AKIAUNKNOWNKEY000001', 'GH_FAULT_AWS_UNKNOWN')],
+        [awsEntry('aws/badsig', AWS_KEY_ID, 'GH_FAULT_AWS_WRONG'), awsEntry('aws/unknown', 'fault-unknown-key-id-0001', 'GH_FAULT_AWS_UNKNOWN')],
         refs,
         { ttl: 1 },
         [{ id: 'unknown', uri: '/unknown', plugins: { 'proxy-rewrite': { headers: { set: { Authorization: unknownRef } } } }, upstream: { nodes: { [upstream.node]: 1 } } }],
