@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { Etcd3 } from 'etcd3';
 import NodeVault from 'node-vault';
 import { startEtcd, startRelay, type EtcdServer } from './helpers/etcd';
-import { bootGateway, captureLogger, delay, freePort, runCli, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
+import { bootGateway, captureLogger, delay, eventually, freePort, runCli, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
 
 const ADMIN_KEY = 'cluster-admin-key';
@@ -57,15 +57,6 @@ async function call(url: string, init: { method?: string; body?: unknown; key?: 
   }
 }
 
-/** Poll until `check` holds; @returns ms it took. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(20);
-  }
-}
 
 /**
  * `clients` sequential clients per URL until stopped; every answer but a 200 is a failure. Keep-alive
@@ -152,7 +143,7 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     const route = { uri: '/r1', upstream: { type: 'roundrobin', nodes: { [upstream.node]: 1 } } };
     const put = await call(`${nodes[1].admin}/routes/r1`, { method: 'PUT', body: route, key: true });
     assert.equal(put.status, 201, put.text);
-    const lag = await Promise.all([nodes[0], nodes[2]].map((n) => until('r1 on another node', served(n, '/r1', '"url":"/r1"'), 5000)));
+    const lag = await Promise.all([nodes[0], nodes[2]].map((n) => eventually('r1 on another node', served(n, '/r1', '"url":"/r1"'), 5000)));
     for (const ms of lag) assert.ok(ms < 1000, `a write reached another node in ${ms} ms (limit 1000)`);
     process.stdout.write(`# propagation to the other nodes: ${lag.join(' ms, ')} ms\n`);
 
@@ -163,7 +154,7 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     assert.equal(cons.status, 201, cons.text);
     assert.ok(!cons.text.includes(PLANTED_KEY) && cons.text.includes('******'), 'the Admin API answers ******');
     for (const n of nodes) {
-      await until('jack authenticates on every node', async () => {
+      await eventually('jack authenticates on every node', async () => {
         const agent = new Agent({ pipelining: 0 });
         const r = await request(`${n.url}/private`, { headers: { apikey: PLANTED_KEY }, dispatcher: agent });
         await r.body.text();
@@ -187,7 +178,7 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     assert.equal(sec.status, 201, sec.text);
     const greet = { uri: '/greet', plugins: { mocking: { response_example: '$secret://vault/main/app/greeting' } } };
     assert.equal((await call(`${nodes[2].admin}/routes/greet`, { method: 'PUT', body: greet, key: true })).status, 201);
-    for (const n of nodes) await until('greet v1 everywhere', served(n, '/greet', 'hello v1'), 3000);
+    for (const n of nodes) await eventually('greet v1 everywhere', served(n, '/greet', 'hello v1'), 3000);
     const v = NodeVault({ endpoint: vault.url, token: VAULT_TOKEN, requestOptions: { timeout: 5000 } });
     await v.write('kv1/app', { greeting: 'hello v2' });
     assert.ok(await served(nodes[0], '/greet', 'hello v1')(), 'the cached value stands until refreshed (ttl 300 s)');
@@ -195,7 +186,7 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     const refresh = await call(`${nodes[2].admin}/secrets/vault/main/refresh`, { method: 'POST', key: true });
     assert.equal(refresh.status, 200, refresh.text);
     assert.equal(JSON.parse(refresh.text).published, true);
-    const rl = await Promise.all(nodes.map((n) => until('greet v2 everywhere after one refresh', served(n, '/greet', 'hello v2'), 3000)));
+    const rl = await Promise.all(nodes.map((n) => eventually('greet v2 everywhere after one refresh', served(n, '/greet', 'hello v2'), 3000)));
     for (const ms of rl) assert.ok(ms < 1000, `refresh reached a node in ${ms} ms`);
     assert.equal(vault.count('kv1/app', 'GET') - readsBefore, 3, 'each of the three nodes read Vault once');
 
@@ -216,19 +207,19 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     // etcd back: writes work again and every node converges
     await etcd.restart();
     load.outage(false);
-    await until('a write succeeds after etcd returns', async () => (await call(`${nodes[2].admin}/routes/r2`, { method: 'PUT', body: { uri: '/r2', plugins: { mocking: { response_example: 'r2' } } }, key: true })).status === 201, 30000);
-    for (const n of nodes) await until('r2 everywhere after the outage', served(n, '/r2', 'r2'), 5000);
+    await eventually('a write succeeds after etcd returns', async () => (await call(`${nodes[2].admin}/routes/r2`, { method: 'PUT', body: { uri: '/r2', plugins: { mocking: { response_example: 'r2' } } }, key: true })).status === 201, 30000);
+    for (const n of nodes) await eventually('r2 everywhere after the outage', served(n, '/r2', 'r2'), 5000);
     const traffic = await load.stop();
     assert.deepEqual(traffic.failed, [], `requests that failed around the outage (of ${traffic.total})`);
     assert.ok(traffic.duringOutage >= 100, `only ${traffic.duringOutage} requests while etcd was down`);
     process.stdout.write(`# steady load: ${traffic.total} requests from 9 clients, ${traffic.duringOutage} while etcd was down, 0 failed; a write answered 503 in ${w.ms} ms\n`);
     // and once reconnected, propagation is back under a second
     assert.equal((await call(`${nodes[0].admin}/routes/r3`, { method: 'PUT', body: { uri: '/r3', plugins: { mocking: { response_example: 'r3' } } }, key: true })).status, 201);
-    const lag2 = await Promise.all([nodes[1], nodes[2]].map((n) => until('r3', served(n, '/r3', 'r3'), 5000)));
+    const lag2 = await Promise.all([nodes[1], nodes[2]].map((n) => eventually('r3', served(n, '/r3', 'r3'), 5000)));
     for (const ms of lag2) assert.ok(ms < 1000, `after the outage a write reached another node in ${ms} ms`);
     // DELETE propagates too
     assert.equal((await call(`${nodes[1].admin}/routes/r3`, { method: 'DELETE', key: true })).status, 200);
-    for (const n of [nodes[0], nodes[2]]) await until('r3 gone', async () => (await call(n.url + '/r3')).status === 404, 1000);
+    for (const n of [nodes[0], nodes[2]]) await eventually('r3 gone', async () => (await call(n.url + '/r3')).status === 404, 1000);
 
     // nothing any node logged holds a planted secret
     for (const n of nodes) {
@@ -257,7 +248,7 @@ test('a node cut off while others write and etcd compacts its history resyncs wh
   try {
     assert.equal(await request(`${a.url}/old`).then((r) => r.body.text()), 'old');
     relay.cut();
-    await until('A notices', async () => logA.text().includes('etcd'), 5000);
+    await eventually('A notices', async () => logA.text().includes('etcd'), 5000);
     const admin = `http://127.0.0.1:${b.gw.adminAddress!.port}/admin`;
     for (let i = 0; i < 5; i++) {
       const r = await call(`${admin}/routes/new${i}`, { method: 'PUT', body: { uri: `/new${i}`, plugins: { mocking: { response_example: `new${i}` } } }, key: true });
@@ -270,7 +261,7 @@ test('a node cut off while others write and etcd compacts its history resyncs wh
     assert.equal(await request(`${a.url}/old`).then((r) => r.body.text()), 'old');
     assert.equal((await request(`${a.url}/new4`)).statusCode, 404);
     relay.restore();
-    await until('A resynced after the compaction', async () => {
+    await eventually('A resynced after the compaction', async () => {
       const r1 = await request(`${a.url}/new4`);
       const r2 = await request(`${a.url}/old`);
       const t = await r1.body.text();
@@ -282,7 +273,7 @@ test('a node cut off while others write and etcd compacts its history resyncs wh
     process.stdout.write(`# node A's store log: ${logA.lines.filter((l) => /etcd/.test(String(l.msg))).map((l) => l.msg).join(' | ')}\n`);
     // and A follows live changes again
     assert.equal((await call(`${admin}/routes/after`, { method: 'PUT', body: { uri: '/after', plugins: { mocking: { response_example: 'after' } } }, key: true })).status, 201);
-    await until('A follows live writes after the resync', async () => (await request(`${a.url}/after`).then((r) => r.body.text())) === 'after', 1000);
+    await eventually('A follows live writes after the resync', async () => (await request(`${a.url}/after`).then((r) => r.body.text())) === 'after', 1000);
   } finally {
     client.close();
     await a.close();
@@ -322,7 +313,7 @@ test('etcd store errors: an encrypted field without the right key, a bad value i
       // a value someone wrote by hand that is not JSON: the reload is refused, the last good config keeps serving
       await call(`${admin}/routes/ok`, { method: 'PUT', body: { uri: '/ok', plugins: { mocking: { response_example: 'ok' } } }, key: true });
       await client.put(`${prefix}/routes/broken`).value('{not json');
-      await until('the reload is refused, naming the etcd key', async () => /config reload rejected/.test(a.logs.text()) && a.logs.text().includes(`${prefix}/routes/broken: not a JSON object`), 3000);
+      await eventually('the reload is refused, naming the etcd key', async () => /config reload rejected/.test(a.logs.text()) && a.logs.text().includes(`${prefix}/routes/broken: not a JSON object`), 3000);
       assert.equal(await request(`${a.url}/ok`).then((r) => r.body.text()), 'ok');
       // writes are refused too while the stored data is unusable (nothing half-applies)
       const w = await call(`${admin}/routes/more`, { method: 'PUT', body: { uri: '/more', plugins: { mocking: { response_example: 'more' } } }, key: true });

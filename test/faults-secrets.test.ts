@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Agent, request } from 'undici';
-import { delay, freePort, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
+import { delay, eventually, freePort, startGatehouse, startUpstream, tempDir, type GatehouseProcess, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
 import { startSecretsManagerServer, type SecretsManagerCall, type SecretsManagerServer } from './servers/secrets-manager';
 
@@ -161,14 +161,6 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<{
   return { status: r.statusCode, body, contentType: r.headers['content-type'] as string | undefined, ms: performance.now() - t0 };
 }
 
-async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await delay(50);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // load

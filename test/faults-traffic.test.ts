@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import {
   delay,
+  eventually,
   freePort,
   refusedPort,
   rssOf,
@@ -105,15 +106,6 @@ function total(samples: readonly Sample[], name: string, match: Record<string, s
   return samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 }
 
-/** Poll until `check` holds; @returns the milliseconds it took. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${what}`);
-    await delay(25);
-  }
-}
 
 /** Run `job(0..count-1)` with at most `concurrency` at once. */
 async function pool<T>(count: number, concurrency: number, job: (i: number) => Promise<T>): Promise<T[]> {

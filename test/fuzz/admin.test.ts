@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { request, Agent, type Dispatcher } from 'undici';
 import { bootGateway, startUpstream, tempDir, type TestGateway, type Upstream } from '../helpers/harness';
 import { startVaultServer, type VaultServer } from '../servers/vault';
-import { fc, noEscapes, params, watchProcess } from './runs';
+import { fc, noEscapes, params, placesOf, setOwn, watchProcess, type Path } from './runs';
 import { rmSync } from 'node:fs';
 
 watchProcess();
@@ -247,16 +247,6 @@ const nearValid: Record<Kind, fc.Arbitrary<Record<string, unknown>>> = {
     fc.record({ region: fc.constant('us-east-1'), access_key_id: fc.constant('AKIDFUZZ'), secret_access_key: secretValue, endpoint_url: fc.constant('VAULT'), max_attempts: fc.constant(1) }, { requiredKeys: ['region'] }),
   ),
 };
-
-type Path = Array<string | number>;
-function placesOf(v: unknown, at: Path = [], out: Path[] = []): Path[] {
-  if (Array.isArray(v)) v.forEach((x, i) => (out.push([...at, i]), placesOf(x, [...at, i], out)));
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push([...at, k]), placesOf(x, [...at, k], out);
-  return out;
-}
-function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-}
 
 /** A near-valid body with 0-2 mutations (a field deleted, replaced by an odd value, an odd key added). */
 const mutated = (kind: Kind) =>

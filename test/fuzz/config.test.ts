@@ -23,7 +23,7 @@ import { Gateway } from '../../core/gateway';
 import { silentLogger } from '../../core/log';
 import type { Plugin, SecretProvider } from '../../core/contracts';
 import { refusedPort, tempDir } from '../helpers/harness';
-import { fc, noEscapes, params, watchProcess } from './runs';
+import { fc, noEscapes, params, placesOf, setOwn, watchProcess, type Path } from './runs';
 
 watchProcess();
 
@@ -174,14 +174,6 @@ const validConfig: fc.Arbitrary<Built> = fc.gen().map((g) => {
 // ---------------------------------------------------------------------------------------------
 // mutations
 
-type Path = Array<string | number>;
-
-/** Every place in a document: each object key and array index, depth first. */
-function placesOf(v: unknown, at: Path = [], out: Path[] = []): Path[] {
-  if (Array.isArray(v)) v.forEach((x, i) => (out.push([...at, i]), placesOf(x, [...at, i], out)));
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push([...at, k]), placesOf(x, [...at, k], out);
-  return out;
-}
 
 const ODD_STRINGS = ['', ' ', '$env://', '$ENV://x y', '$secret://', '$secret://vault/nope/a/b', '$secret://vault/s0/x', '$secret://file/f0/missing', '$env://1BAD', '*', '/a/*/b', '/:(', '/a/:id(^\\d+', '/a/::b', 'a\nb', '"quoted"', '__proto__', 'constructor', '\u0000', '\u2028', '..', '/..', 'x'.repeat(5000), 'ümlaut', '127.0.0.1:99999', 'u0', 'r0', 'user_0'];
 const oddValue: fc.Arbitrary<unknown> = fc.oneof(
@@ -191,10 +183,6 @@ const oddValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 const oddKey = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'id', 'uri', 'uris', 'host', 'plugins', 'key-auth', 'nodes', 'upstream', 'a\nb', '', 'a.b', '0', 'username'), fc.string({ maxLength: 6 }));
 
-/** Set own property `k` (also "__proto__", as JSON.parse and YAML produce it). */
-function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-}
 
 interface Mutation {
   at: Path;

@@ -53,3 +53,18 @@ export async function noEscapes(): Promise<void> {
   const seen = escaped.splice(0);
   if (seen.length) throw new Error(`${seen.length} unhandled error(s) or warning(s) escaped while the property ran:\n${seen.join('\n')}`);
 }
+
+/** A place in a document: object keys and array indexes from the root. */
+export type Path = Array<string | number>;
+
+/** Every place in a document: each object key and array index, depth first. */
+export function placesOf(v: unknown, at: Path = [], out: Path[] = []): Path[] {
+  if (Array.isArray(v)) v.forEach((x, i) => (out.push([...at, i]), placesOf(x, [...at, i], out)));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push([...at, k]), placesOf(x, [...at, k], out);
+  return out;
+}
+
+/** Set own property `k` (also "__proto__", as JSON.parse and YAML produce it). */
+export function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}

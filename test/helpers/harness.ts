@@ -91,6 +91,16 @@ export async function bootGateway(config: Record<string, unknown>, opts: Partial
 /** Sleep. */
 export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Poll `check` every `stepMs` until it holds; @returns the ms it took. Fails naming `what` after `timeoutMs`. */
+export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 25): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await delay(stepMs);
+  }
+}
+
 // Below: helpers for proxy tests (upstreams that misbehave at the TCP level). Imports are hoisted.
 import { spawn } from 'node:child_process';
 import { connect as netConnect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
