@@ -2,11 +2,10 @@
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Clock, Counter, Histogram, Logger, Metrics } from './contracts';
 import { Context } from './context';
-import { lingerOnClose } from './linger';
-import { discardRest, Exchange, type ProxyHost } from './proxy';
+import { discardRest, lingerOnClose } from './linger';
+import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
 

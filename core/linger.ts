@@ -1,4 +1,5 @@
-// Closing a connection whose request body was not read, without losing the answer to a reset.
+// Request bodies nobody will read: dropping them within bounds, and closing a connection that has
+// one without losing the answer to a reset.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
@@ -20,13 +21,7 @@ export function lingerOnClose(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as Socket & { destroySoon(): void };
   // before Node's own 'finish' handler: a request with a reader is not dumped (a dumped one drops
   // its body inside the parser, where it cannot be counted)
-  res.prependOnceListener('finish', () => {
-    let dropped = 0;
-    req.on('data', (chunk: Buffer) => {
-      dropped += chunk.length;
-      if (dropped > LINGER_BYTES) socket.destroy();
-    });
-  });
+  res.prependOnceListener('finish', () => discardRest(req, LINGER_BYTES, 0));
   // Node's server calls destroySoon() once the `Connection: close` response is written
   socket.destroySoon = function lingeringClose(this: Socket): void {
     if (this.writable) this.end();
@@ -46,4 +41,24 @@ export function lingerOnClose(req: IncomingMessage, res: ServerResponse): void {
     this.once('end', () => this.destroy());
     this.resume();
   };
+}
+
+/**
+ * Read and drop the rest of a request body that will not be used, so a client still uploading
+ * reads the answer instead of stalling. With a `limit` (`gateway.client_max_body_size`), a body
+ * that grows past it in all (`seen` bytes were read before) has its connection closed instead.
+ */
+export function discardRest(req: IncomingMessage, limit: number, seen: number): void {
+  if (limit !== 0) {
+    let n = seen;
+    const count = (chunk: Buffer): void => {
+      n += chunk.length;
+      if (n > limit) {
+        req.off('data', count);
+        req.socket.destroy();
+      }
+    };
+    req.on('data', count);
+  }
+  req.resume();
 }

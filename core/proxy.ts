@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { HashSource, UpstreamNode } from './balancer';
 import type { Context } from './context';
 import type { CompiledUpstream } from './snapshot';
+import { discardRest } from './linger';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`
  * (Node answers 100-continue itself) and `host` (set per pass_host). */
@@ -96,26 +97,6 @@ function upstreamHeaders(ctx: Context, up: CompiledUpstream, node: UpstreamNode)
     }
   }
   return out;
-}
-
-/**
- * Read and drop the rest of a request body that will not be used, so a client still uploading
- * reads the answer instead of stalling. With a `limit` (`gateway.client_max_body_size`), a body
- * that grows past it in all (`seen` bytes were read before) has its connection closed instead.
- */
-export function discardRest(req: IncomingMessage, limit: number, seen: number): void {
-  if (limit !== 0) {
-    let n = seen;
-    const count = (chunk: Buffer): void => {
-      n += chunk.length;
-      if (n > limit) {
-        req.off('data', count);
-        req.socket.destroy();
-      }
-    };
-    req.on('data', count);
-  }
-  req.resume();
 }
 
 /**
