@@ -548,7 +548,7 @@ test('AWS throttling and 500s: the SDK backs off and retries (attempts counted a
     sm.faults.clear();
     r = await load.stop();
   }
-  report(t, 'aws throttling and 500s', { requests: r.n, failed: r.failed, throttleAttempts: throttled.length, throttleGapsMs, failureAttempts: failing.length - 1, p99ms: round(percentile(r.latencies, 99)) });
+  report(t, 'aws throttling and 500s', { requests: r.n, failed: r.failed, throttleAttempts: throttled.length, throttleGapsMs, failureAttempts: failing.indexOf('BatchGetSecretValue 200'), p99ms: round(percentile(r.latencies, 99)) });
   assert.deepEqual(r.failures, {});
   assert.ok(r.n >= 200, `enough requests (${r.n})`);
   assert.deepEqual(throttled, [
@@ -560,8 +560,10 @@ test('AWS throttling and 500s: the SDK backs off and retries (attempts counted a
   // the first four answers are the batch's attempts; the fallback's eight interleave; then one success
   assert.deepEqual(failing.slice(0, 4), Array(4).fill('BatchGetSecretValue 500 InternalServiceError'));
   assert.deepEqual(failing.slice(4, 12), Array(8).fill('GetSecretValue 500 InternalServiceError'));
-  assert.equal(failing[12], 'BatchGetSecretValue 200');
-  assert.equal(failing.length, 13, 'nothing else was asked');
+  // nothing else was asked before the first success; anything after it (seen when the poll above
+  // noticed the success late on a loaded machine) is a later refresh, and succeeds
+  assert.equal(failing.indexOf('BatchGetSecretValue 200'), 12, 'nothing else was asked before the success');
+  assert.deepEqual(failing.slice(12).filter((c) => !/^(Batch)?GetSecretValue 200$/.test(c)), [], 'only successful refreshes after the success');
   for (const [ref, name] of [[awsRefs.key, 'gateway/jack'], [awsRefs.credential, 'gateway/upstream']]) {
     const warn = gw.lines('secret refresh failed; serving the last good value', ref);
     assert.equal(warn.length, 1, `one warn line for ${ref}`);
