@@ -2,6 +2,7 @@
 // GET /ip to the same upstream (bench/upstream.ts, its own process) and checks the same `apikey` header:
 //
 //   direct upstream · minimal node:http + undici proxy (the "Node floor", bench/minimal-proxy.ts) ·
+//   raw net + undici sketch without node:http (the ceiling, bench/raw-proxy.ts; not a real server) ·
 //   fast-gateway · fastify + @fastify/http-proxy · nginx proxy_pass (when installed) ·
 //   Gatehouse (a) no plugins, (b) key-auth with the key in Vault, (c) key-auth with 100 000 consumers,
 //   (d) key-auth + limit-count + request-id + proxy-rewrite, (e) = (b) with gateway.workers: 2.
@@ -44,7 +45,7 @@ const USAGE = `usage: npm run bench:peers -- [--quick] [--rounds N] [--duration 
   --warmup S        whole seconds of unmeasured load per target before round 1 (default 1; 0 = none)
   --consumers N     consumers of Gatehouse (c) (default 100000)
   --load L          ${LOAD_HELP}
-  --skip LIST       targets to leave out, by name: direct,minimal,fast-gateway,fastify,nginx,gh-a,gh-b,gh-c,gh-d,gh-e`;
+  --skip LIST       targets to leave out, by name: direct,minimal,raw,fast-gateway,fastify,nginx,gh-a,gh-b,gh-c,gh-d,gh-e`;
 
 interface Flags {
   readonly rounds: number;
@@ -99,7 +100,7 @@ function wholeNumber(flag: string, raw: string, min: number): number {
   return n;
 }
 
-const TARGET_NAMES = ['direct', 'minimal', 'fast-gateway', 'fastify', 'nginx', 'gh-a', 'gh-b', 'gh-c', 'gh-d', 'gh-e'];
+const TARGET_NAMES = ['direct', 'minimal', 'raw', 'fast-gateway', 'fastify', 'nginx', 'gh-a', 'gh-b', 'gh-c', 'gh-d', 'gh-e'];
 
 interface Target {
   readonly name: string;
@@ -371,6 +372,8 @@ interface Check {
   readonly what: string;
   readonly pass: boolean | undefined;
   readonly detail: string;
+  /** Shown for context, not one of the issue's targets. */
+  readonly info?: true;
 }
 
 function checks(by: Map<string, Summary>, consumers: number): Check[] {
@@ -403,6 +406,13 @@ function checks(by: Map<string, Summary>, consumers: number): Check[] {
       ? { what: `Gatehouse (c) RSS with ${n} consumers <= 200 MB`, pass: c.rssMaxMb <= 200, detail: `${c.rssMaxMb.toFixed(0)} MB (largest after any run; median ${c.rssMb.toFixed(0)} MB)` }
       : { what: `Gatehouse (c) RSS <= 200 MB`, pass: undefined, detail: 'gh-c not measured' },
   );
+  // not a target of the issue: how far the sketch without node:http gets, against the same peers
+  const raw = by.get('raw');
+  const fastify = by.get('fastify');
+  const minimal = by.get('minimal');
+  if (raw && fastify && minimal) {
+    out.push({ what: 'raw sketch (no node:http) vs @fastify/http-proxy and vs minimal proxy', pass: undefined, info: true, detail: `${(raw.rps / fastify.rps).toFixed(2)}x and ${(raw.rps / minimal.rps).toFixed(2)}x (not a target)` });
+  }
   return out;
 }
 
@@ -440,7 +450,7 @@ function formatReport(flags: Flags, env: Record<string, unknown>, gen: LoadGen, 
   out.push('* the reference row of the two "vs (b)" columns');
   out.push('');
   out.push('targets (issue 7):');
-  for (const c of cs) out.push(`  ${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'FAIL'}  ${c.what}: ${c.detail}`);
+  for (const c of cs) out.push(`  ${c.info ? 'INFO' : c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'FAIL'}  ${c.what}: ${c.detail}`);
   return out.join('\n');
 }
 
@@ -465,6 +475,7 @@ async function bench(flags: Flags): Promise<number> {
     addTarget({ name: 'direct', label: 'direct upstream', port: upstream.port, pid: upstream.proc.pid!, proc: upstream.proc, logFile: upstream.logFile, headers, keyed: false, startMs: NaN });
   }
   if (want('minimal')) addTarget(await startPeer('minimal', 'minimal proxy (node:http+undici)', 'minimal-proxy.js', upstream.port));
+  if (want('raw')) addTarget(await startPeer('raw', 'raw net+undici sketch, no node:http (ceiling)', 'raw-proxy.js', upstream.port));
   if (want('fast-gateway')) addTarget(await startPeer('fast-gateway', `fast-gateway ${versionOf('fast-gateway')}`, 'peer-fast-gateway.js', upstream.port));
   if (want('fastify')) addTarget(await startPeer('fastify', `@fastify/http-proxy ${versionOf('@fastify/http-proxy')} (fastify ${versionOf('fastify')})`, 'peer-fastify.js', upstream.port));
   let nginx: string | undefined;
