@@ -6,8 +6,12 @@
 //   bus      a worker's ClusterCommand goes to the primary, which sends it to every other worker.
 //   metrics  a worker serving /metrics asks the primary; the primary asks every worker for its
 //            registry as JSON, sums them (prom-client AggregatorRegistry) and answers with the text.
-// Nothing secret travels here: commands carry a resource id and a process name, metrics carry
-// what /metrics shows anyway.
+//   admin-key  a worker starting asks the primary for the admin key it generated (when the config
+//            has `admin:` without `key`); the answer is the key, or null.
+// Commands carry a resource id and a process name, metrics carry what /metrics shows anyway. The
+// generated admin key is the one secret, and it travels only over the IPC pipe between the primary
+// and its own worker (a socketpair: no other process sees it). An environment variable would stay
+// readable in /proc/<pid>/environ for the worker's whole life.
 import cluster, { type Worker } from 'node:cluster';
 import type { ClusterBus, ClusterCommand, Logger } from './contracts';
 import { aggregateMetrics, type LocalMetrics, type MetricsJson } from './metrics';
@@ -104,6 +108,32 @@ export function createWorkerBus(logger?: Logger): ClusterBus {
   };
 }
 
+/**
+ * In a worker: the admin key the primary generated, or undefined when it generated none (the
+ * config has an `admin.key`, or no `admin:`).
+ * @throws Error when the primary does not answer within `timeoutMs`
+ */
+export function adminKeyFromPrimary(timeoutMs = 10_000): Promise<string | undefined> {
+  requireWorker('adminKeyFromPrimary');
+  return new Promise<string | undefined>((resolve, reject) => {
+    let settled = false;
+    const settle = (err: Error | undefined, key?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      handlers.get('admin-key')?.delete(onAnswer);
+      if (err) reject(err);
+      else resolve(key);
+    };
+    const onAnswer = (m: Tagged) => {
+      if (m.op === 'key') settle(undefined, typeof m.key === 'string' && m.key !== '' ? m.key : undefined);
+    };
+    const timer = setTimeout(() => settle(new Error(`the cluster primary did not send the admin key within ${timeoutMs} ms`)), timeoutMs);
+    fromPrimary('admin-key', onAnswer);
+    toPrimary({ gatehouse: 'admin-key', op: 'request' }, (err) => settle(new Error(`admin key request not sent to the cluster primary: ${err.message}`)));
+  });
+}
+
 let nextRequest = 0;
 const waiting = new Map<number, (m: Tagged) => void>();
 let metricsWired = false;
@@ -181,10 +211,11 @@ function toWorker(w: Worker, msg: Tagged, onError: () => void = () => undefined)
 /**
  * The primary's side: relay bus commands from each worker to every other worker, and answer
  * workers' metrics requests with every worker's registry aggregated (a worker that does not
- * answer within `metricsTimeoutMs` is left out, with one warning line). Call before forking.
+ * answer within `metricsTimeoutMs` is left out, with one warning line), and hand `adminKey` (the
+ * admin key the primary generated) to each worker that asks. Call before forking.
  * @returns a function that stops relaying (pending metrics requests are answered with an error)
  */
-export function relay(opts: { logger?: Logger; metricsTimeoutMs?: number } = {}): () => void {
+export function relay(opts: { logger?: Logger; metricsTimeoutMs?: number; adminKey?: string } = {}): () => void {
   if (!cluster.isPrimary) throw new Error('relay runs in the node:cluster primary only');
   const logger = opts.logger;
   const timeoutMs = opts.metricsTimeoutMs ?? METRICS_TIMEOUT_MS;
@@ -230,6 +261,8 @@ export function relay(opts: { logger?: Logger; metricsTimeoutMs?: number } = {})
       const cmd = asCommand(m.cmd);
       if (!cmd) return;
       for (const w of live()) if (w !== worker) toWorker(w, { gatehouse: 'bus', cmd });
+    } else if (m.gatehouse === 'admin-key' && m.op === 'request') {
+      toWorker(worker, { gatehouse: 'admin-key', op: 'key', key: opts.adminKey ?? null });
     } else if (m.gatehouse === 'metrics' && typeof m.id === 'number') {
       if (m.op === 'request') collect(worker, m.id);
       else if (m.op === 'report' && Array.isArray(m.metrics)) {

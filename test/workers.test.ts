@@ -222,6 +222,16 @@ test('workers: 2 without admin.key — one generated key, printed once, accepted
     }
     for (let i = 0; i < 4; i++) assert.equal((await fresh(`http://127.0.0.1:${adminPort}/admin/routes`, { headers: { 'x-api-key': `${key}x` } })).status, 401);
     assert.equal(gw.stdout().includes(key), false, 'the key is never in the logs');
+    // the key reached the workers over IPC: no process's environment holds it (/proc/<pid>/environ
+    // shows the environment a process was started with, whatever it deletes later)
+    const pid = gw.child.pid!;
+    const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    assert.equal(workers.length, 2, `worker pids: ${workers}`);
+    for (const p of [pid, ...workers]) {
+      const environ = readFileSync(`/proc/${p}/environ`);
+      assert.ok(environ.length > 0, `environment of ${p} readable`);
+      assert.equal(environ.includes(key), false, `the key is not in the environment of process ${p === pid ? 'primary' : 'worker'} ${p}`);
+    }
   } finally {
     await gw.kill();
   }

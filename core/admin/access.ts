@@ -45,25 +45,19 @@ export function generateAdminKey(): string {
   return randomBytes(24).toString('base64url');
 }
 
-/**
- * Environment variable through which a `gatehouse start` primary (`gateway.workers` > 1) gives
- * its workers the admin key it generated, so that every worker accepts the same key. Never logged.
- */
-export const GENERATED_ADMIN_KEY_ENV = 'GATEHOUSE_GENERATED_ADMIN_KEY';
-
-let inherited: { key: string | undefined } | undefined;
+let inherited: string | undefined;
 
 /**
- * In a worker of a `gatehouse start` primary: the admin key the primary generated (and printed),
- * else undefined. Read once; the variable is then removed from this process's environment.
+ * In a worker of a `gatehouse start` primary: set the admin key the primary generated (and
+ * printed), received over IPC before the gateway starts (core/cluster-bus adminKeyFromPrimary).
  */
+export function setInheritedAdminKey(key: string | undefined): void {
+  inherited = isGatehouseWorker() ? key : undefined;
+}
+
+/** In a worker of a `gatehouse start` primary: the admin key the primary generated, else undefined. */
 export function inheritedAdminKey(): string | undefined {
-  if (inherited === undefined) {
-    const v = process.env[GENERATED_ADMIN_KEY_ENV];
-    delete process.env[GENERATED_ADMIN_KEY_ENV];
-    inherited = { key: isGatehouseWorker() && v ? v : undefined };
-  }
-  return inherited.key;
+  return inherited;
 }
 
 /** Print a generated admin key, once per run, on stderr (the only place it ever appears). */

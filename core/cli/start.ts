@@ -9,8 +9,8 @@ import { createLogger } from '../log';
 import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
 import { createMetrics } from '../metrics';
-import { createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../cluster-bus';
-import { generateAdminKey, GENERATED_ADMIN_KEY_ENV, printGeneratedAdminKey } from '../admin/access';
+import { adminKeyFromPrimary, createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../cluster-bus';
+import { generateAdminKey, printGeneratedAdminKey, setInheritedAdminKey } from '../admin/access';
 
 function workerCount(raw: Record<string, unknown>): number {
   const w = (raw.gateway as { workers?: unknown } | undefined)?.workers;
@@ -42,6 +42,8 @@ export async function startCommand(file: string): Promise<number> {
     // drops it before the build (100 000 consumers: tens of MB less peak memory)
     let handoff: Record<string, unknown> | undefined = readOk ? raw : undefined;
     raw = {};
+    // the key the primary generated, if any, comes over IPC (never through the environment)
+    if (inCluster) setInheritedAdminKey(await adminKeyFromPrimary());
     const take = () => {
       const d = handoff;
       handoff = undefined;
@@ -94,13 +96,11 @@ function adminPort(admin: Record<string, unknown>): number | undefined {
  * it once, when the first worker's Admin API listens.
  */
 function runPrimary(n: number, logger: Logger, raw: Record<string, unknown>): Promise<number> {
-  // only a key generated here reaches the workers
-  delete process.env[GENERATED_ADMIN_KEY_ENV];
   const env: Record<string, string> = { [WORKER_ENV]: '1' };
   const admin = raw.admin;
+  let adminKey: string | undefined;
   if (admin !== null && typeof admin === 'object' && !Array.isArray(admin) && (admin as Record<string, unknown>).key === undefined) {
-    const key = generateAdminKey();
-    env[GENERATED_ADMIN_KEY_ENV] = key;
+    const key = (adminKey = generateAdminKey());
     const port = adminPort(admin as Record<string, unknown>);
     const onListening = (_w: unknown, addr: AddressInfo) => {
       if (port !== undefined && addr.port !== port) return;
@@ -109,7 +109,8 @@ function runPrimary(n: number, logger: Logger, raw: Record<string, unknown>): Pr
     };
     cluster.on('listening', onListening);
   }
-  const stopRelay = relay({ logger });
+  // each worker asks for the generated key over IPC as it starts
+  const stopRelay = relay({ logger, adminKey });
   return new Promise<number>((resolve) => {
     let stopping = false;
     let failed = false;

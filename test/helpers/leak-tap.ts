@@ -58,10 +58,12 @@ export function tapLog(text: string): void {
  * Env variables that hold planted secrets: the tests' GH_* variables and any name that says key,
  * secret, token, password or credential — but not a file, path, directory, id, URL or address
  * (AWS_ACCESS_KEY_ID, AWS_SHARED_CREDENTIALS_FILE). npm's and node's own variables (INIT_CWD,
- * NODE, npm_*) and config paths are not secrets. GATEHOUSE_GENERATED_ADMIN_KEY is one: the scanner
- * exempts only the stderr line that prints it by design.
+ * NODE, npm_*) and config paths are not secrets. A generated admin key is in no environment: it is
+ * planted from the stderr line that prints it (the scanner exempts only that line).
  */
 const SECRET_ENV = /^GH_|KEY|SECRET|TOKEN|PASSW|_PW$|CRED/;
+/** The line `gatehouse start` prints a generated admin key on (core/admin/access.ts). */
+const GENERATED_KEY_LINE = /this run's admin key \(X-API-KEY\) is (\S+)/;
 const NOT_SECRET_ENV = /(?:_FILE|_PATH|_DIR|_ID|_URL|_ADDR)$|^(?:npm_|NODE_)|^GATEHOUSE_LEAK_TAP$/;
 const secretEnv = (name: string) => SECRET_ENV.test(name) && !NOT_SECRET_ENV.test(name);
 
@@ -125,7 +127,13 @@ function install(dir: string): LeakTap {
   const tap: LeakTap = {
     record(stream, chunk, encoding) {
       const buf = toBuffer(chunk, encoding);
-      if (buf && buf.length) append(`${id}.${stream}`, buf);
+      if (!buf || !buf.length) return;
+      append(`${id}.${stream}`, buf);
+      // a generated admin key lives only in memory and on this one stderr line: plant it from there
+      if (stream === 'stderr') {
+        const m = GENERATED_KEY_LINE.exec(buf.toString('latin1'));
+        if (m) tap.plant('generated admin key (printed on stderr)', m[1]);
+      }
     },
     plant(source, value) {
       if (typeof value !== 'string' || value === '' || value.length > 65536) return;
