@@ -8,6 +8,7 @@ import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
+import { hasMalformedEscape } from './router';
 
 const kCtx = Symbol('gatehouse.ctx');
 const kExchange = Symbol('gatehouse.exchange');
@@ -90,7 +91,9 @@ export class DataPlane implements ProxyHost {
       }
     }
     if (m === null) {
-      ctx.respond(path.charCodeAt(0) === 47 ? 404 : 400, STATUS_BODIES[path.charCodeAt(0) === 47 ? 404 : 400], { 'content-type': JSON_HEADERS });
+      // a path above the root ("" from normalizePath) or with a malformed escape is 400, as nginx answers
+      const status = path.charCodeAt(0) !== 47 || hasMalformedEscape(path) ? 400 : 404;
+      ctx.respond(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
       this.sendLocal(ctx);
       return;
     }

@@ -161,26 +161,58 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
     return m ? { route: m.store.route, params: m.params } : null;
   }
 
-  return {
-    find(method, host, path) {
-      if (hasHosts && host !== '') {
-        const t = exactTrees.get(host);
-        if (t !== undefined) {
-          const m = lookup(t, method, path);
+  function findIn(method: string, host: string, path: string): RouteMatch<R> | null {
+    if (hasHosts && host !== '') {
+      const t = exactTrees.get(host);
+      if (t !== undefined) {
+        const m = lookup(t, method, path);
+        if (m !== null) return m;
+      }
+      for (let i = 0; i < wildTrees.length; i++) {
+        const w = wildTrees[i];
+        // "*.example.com" matches any depth of subdomain, not the bare domain
+        if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
+          const m = lookup(w.trees, method, path);
           if (m !== null) return m;
         }
-        for (let i = 0; i < wildTrees.length; i++) {
-          const w = wildTrees[i];
-          // "*.example.com" matches any depth of subdomain, not the bare domain
-          if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
-            const m = lookup(w.trees, method, path);
-            if (m !== null) return m;
-          }
-        }
       }
-      return lookup(anyTrees, method, path);
+    }
+    return lookup(anyTrees, method, path);
+  }
+
+  return {
+    find(method, host, path) {
+      const m = findIn(method, host, path);
+      if (m !== null || path.indexOf('%') === -1) return m;
+      const kept = undecodableKept(path);
+      return kept === undefined ? null : findIn(method, host, kept);
     },
   };
+}
+
+/** A `%` not followed by two hex digits: nginx answers such a request 400 (the data plane does too). */
+const MALFORMED_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
+
+/** Whether `path` has a malformed percent-escape (`%zz`, a cut `%4`). */
+export function hasMalformedEscape(path: string): boolean {
+  return path.indexOf('%') !== -1 && MALFORMED_ESCAPE.test(path);
+}
+
+/**
+ * find-my-way decodes the path with decodeURI and matches nothing when that throws, as it does for
+ * well-formed escapes of bytes that are not UTF-8 (`%E9` of Latin-1, a cut `%E0%A4`). nginx routes
+ * those as they are, so `/files/*` serves `/files/caf%E9`. For such a path this returns it with
+ * each non-ASCII escape itself escaped (`%E9` → `%25E9`), which find-my-way decodes back to the
+ * literal `%E9`; undefined when the path decodes (the miss was real) or is malformed.
+ */
+function undecodableKept(path: string): string | undefined {
+  if (MALFORMED_ESCAPE.test(path)) return undefined;
+  try {
+    decodeURI(path);
+    return undefined;
+  } catch {
+    return path.replace(/%([89A-Fa-f][0-9A-Fa-f])/g, '%25$1');
+  }
 }
 
 function noop(): void {}

@@ -13,10 +13,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { buildRouter } from '../../core/router';
+import { buildRouter, hasMalformedEscape } from '../../core/router';
 import { normalizePath } from '../../core/data-plane';
 import { HTTP_METHODS } from '../../core/config/schema';
-import { bootGateway } from '../helpers/harness';
+import { bootGateway, startUpstream } from '../helpers/harness';
 import { fc, noEscapes, params, watchProcess } from './runs';
 
 watchProcess();
@@ -134,12 +134,9 @@ function modelFind(routes: readonly GenRoute[], method: string, host: string, pa
 function modelAnswer(routes: readonly GenRoute[], q: Req): string {
   const view = upstreamView(q.path);
   if (view === null) return '400';
-  // a malformed escape (%zz, a cut UTF-8 sequence) matches no route, not even /*
-  try {
-    decodeURI(view);
-  } catch {
-    return '404';
-  }
+  // a malformed escape (%zz, a cut %4) is 400, as nginx answers; escapes of bytes that are not
+  // UTF-8 (%E9, a cut %E0%A4) are routed as they are, as nginx does
+  if (/%(?![0-9A-Fa-f]{2})/.test(view)) return '400';
   return modelFind(routes, q.method, q.host, view) ?? '404';
 }
 
@@ -156,7 +153,7 @@ test('in-process: the router, after normalizePath, picks the route the model pic
         const path = normalizePath(q.path);
         // the upstream sees the normalised path as it would have seen the raw one
         assert.equal(path === '' ? null : upstreamView(path), upstreamView(q.path), `normalizePath(${JSON.stringify(q.path)}) = ${JSON.stringify(path)}`);
-        const got = path === '' ? '400' : (router.find(q.method, q.host, path)?.route.id ?? '404');
+        const got = path === '' || hasMalformedEscape(path) ? '400' : (router.find(q.method, q.host, path)?.route.id ?? '404');
         assert.equal(got, modelAnswer(routes, q), `${q.method} ${q.host} ${q.path} with ${show(routes)}`);
       }
     }),
@@ -226,4 +223,44 @@ test('through a real gateway: every generated request is answered by the route t
     params('router: real gateways x 25 raw requests', 35, { shrink: false }),
   );
   await noEscapes();
+});
+
+test('escapes: a malformed one (%zz) is 400 as nginx answers; well-formed escapes of bytes that are not UTF-8 (%E9) are routed as they are', async () => {
+  const r = buildRouter([{ id: 'files', uris: ['/files/*'], priority: 0 }, { id: 'exact', uris: ['/x'], priority: 0 }, { id: 'param', uris: ['/p/:name'], priority: 0 }]);
+  // before: find-my-way's decodeURI threw on these and nothing matched, not even /files/*
+  for (const p of ['/files/caf%E9', '/files/%E0%A4', '/files/%ff%fe', '/files/ok%C3%A9/%E9']) assert.equal(r.find('GET', '', p)?.route.id, 'files', p);
+  assert.equal(r.find('GET', '', '/p/caf%E9')?.params.name, 'caf%E9', 'the undecodable bytes stay escaped in a parameter');
+  assert.equal(r.find('GET', '', '/p/caf%C3%A9')?.params.name, 'café', 'decodable ones are decoded as before');
+  assert.equal(r.find('GET', '', '/x%E9'), null, 'a real miss stays a miss');
+  for (const p of ['/files/%zz', '/files/a%4', '/files/%', '/files/%%41']) {
+    assert.equal(hasMalformedEscape(p), true, p);
+    assert.equal(r.find('GET', '', p), null, p);
+  }
+  for (const p of ['/files/%41', '/files/%25', '/files/a%E9']) assert.equal(hasMalformedEscape(p), false, p);
+
+  // end to end: proxied with the path exactly as sent; a malformed escape is 400
+  const up = await startUpstream();
+  const g = await bootGateway({ routes: [{ id: 'files', uri: '/files/*', upstream: { nodes: { [`127.0.0.1:${up.port}`]: 1 } } }] });
+  try {
+    const answer = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(g.port, '127.0.0.1');
+        let out = '';
+        s.setEncoding('latin1');
+        s.on('data', (d: string) => (out += d));
+        s.on('error', reject);
+        s.on('close', () => resolve(out));
+        s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    const ok = await answer('/files/caf%E9?q=1');
+    assert.match(ok, /^HTTP\/1\.1 200 /);
+    assert.equal(JSON.parse(ok.slice(ok.indexOf('\r\n\r\n') + 4)).url, '/files/caf%E9?q=1');
+    const bad = await answer('/files/%zz');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    assert.ok(bad.endsWith('{"message":"400 Bad Request"}'), bad);
+    assert.match(await answer('/nothing%E9'), /^HTTP\/1\.1 404 /);
+  } finally {
+    await g.close();
+    await up.close();
+  }
 });
