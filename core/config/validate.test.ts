@@ -404,3 +404,16 @@ describe('defaults and normalisation', () => {
     }
   });
 });
+
+describe('issue paths', () => {
+  test('an object key made of digits is quoted ("0"), an array index is not ([0])', () => {
+    const issues = issuesOf({
+      routes: [{ id: 'r', uri: '/r', plugins: { '0': {} }, upstream: { nodes: { '127.0.0.1:1': 'heavy' } } }],
+      upstreams: [{ id: 'u', nodes: [{ host: '127.0.0.1', port: 1, weight: 1 }], timeout: { '7': 1 } }],
+    });
+    assert.ok(issues.some((i) => i.startsWith('routes[0].plugins["0"]: ')), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('routes[0].upstream.nodes["127.0.0.1:1"]: ')), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('upstreams[0].timeout["7"]: ')), issues.join('\n'));
+    assert.equal(issues.some((i) => /\[0\]\[|plugins\[0\]|timeout\[7\]/.test(i)), false, issues.join('\n'));
+  });
+});

@@ -48,23 +48,29 @@ export function compileSchema(schema: JsonSchema): SchemaCheck {
       });
       if (errors.length === 0) return [];
     }
-    return toIssues(errors, basePath);
+    return toIssues(errors, basePath, data);
   };
 }
 
-/** Join a config path and one key: `routes[0]` + `upstream` → `routes[0].upstream`. */
+/**
+ * Join a config path and one key: `routes[0]` + `upstream` → `routes[0].upstream`. A number is an
+ * array index (`[0]`); a string is an object key, quoted when it is not an identifier (`["0"]`).
+ */
 export function joinPath(base: string, key: string | number): string {
-  if (typeof key === 'number' || /^[0-9]+$/.test(key)) return `${base}[${key}]`;
+  if (typeof key === 'number') return `${base}[${key}]`;
   if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key)) return base ? `${base}.${key}` : key;
   return `${base}[${JSON.stringify(key)}]`;
 }
 
-function pointerToPath(base: string, pointer: string): string {
+/** A JSON pointer into `data` as a config path; the data tells array indexes from digit keys. */
+function pointerToPath(base: string, pointer: string, data: unknown): string {
   if (!pointer) return base;
   let p = base;
+  let v = data;
   for (const raw of pointer.slice(1).split('/')) {
     const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    p = joinPath(p, seg);
+    p = joinPath(p, Array.isArray(v) && /^[0-9]+$/.test(seg) ? Number(seg) : seg);
+    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[seg] : undefined;
   }
   return p;
 }
@@ -115,7 +121,7 @@ function alternatives(e: ErrorObject): string {
   return names.length === branches.length && names.length > 0 ? names.join(', ') : '';
 }
 
-function toIssues(errors: ErrorObject[], basePath: string): ConfigIssue[] {
+function toIssues(errors: ErrorObject[], basePath: string, data: unknown): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
   // anyOf/oneOf report each failed branch too: keep the summary only
@@ -132,7 +138,7 @@ function toIssues(errors: ErrorObject[], basePath: string): ConfigIssue[] {
       else if (Array.isArray(passing)) d = { message: `must set only one of: ${alts}` };
       else d = { message: `must set one of: ${alts}` };
     } else d = describe(e);
-    let path = pointerToPath(basePath, e.instancePath);
+    let path = pointerToPath(basePath, e.instancePath, data);
     if (d.extra !== undefined) path = joinPath(path, d.extra);
     const line = `${path}\0${d.message}`;
     if (seen.has(line)) continue;
