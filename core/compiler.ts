@@ -4,6 +4,7 @@ import type { PluginServices, PluginState, Logger, Metrics, Clock } from './cont
 import { parseReference } from './secrets/reference';
 import { validateConfig, type Registry, type ValidatedConfig } from './config/validate';
 import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
+import { PluginStates } from './plugin-state';
 import { configInvalid } from './errors';
 import { SecretResolver, type Timers } from './secrets/resolver';
 import { SecretBackends } from './secrets/backends';
@@ -24,6 +25,8 @@ export class Compiler {
   readonly resolver: SecretResolver;
   readonly backends: SecretBackends;
   readonly deps: SnapshotDeps;
+  /** Plugins' reload-surviving state (services.state), released when no live config uses it. */
+  private readonly states: PluginStates;
 
   constructor(o: CompilerOptions) {
     this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
@@ -46,7 +49,8 @@ export class Compiler {
       },
       fetch: globalThis.fetch,
     };
-    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services, state: (name) => this.stateOf(name) };
+    const states = (this.states = new PluginStates(o.logger));
+    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services, state: (name, hold) => states.view(name, hold), holdState: () => states.hold() };
   }
 
   /**
@@ -92,38 +96,13 @@ export class Compiler {
     await this.backends.sync(live.config, live.refs, this.resolver);
   }
 
-  private readonly states = new Map<string, { values: Map<string, { value: unknown; dispose?: (v: any) => void | Promise<void> }> }>();
-
-  /** The reload-surviving state of one plugin (one per plugin name per gateway). */
+  /** One plugin's reload-surviving state, outside any build (what is got here is held by no config). */
   stateOf(plugin: string): PluginState {
-    let s = this.states.get(plugin);
-    if (!s) this.states.set(plugin, (s = { values: new Map() }));
-    const values = s.values;
-    return {
-      get<T>(key: string, init: () => T, dispose?: (value: T) => void | Promise<void>): T {
-        let e = values.get(key);
-        if (!e) values.set(key, (e = { value: init(), dispose }));
-        return e.value as T;
-      },
-      async delete(key: string) {
-        const e = values.get(key);
-        values.delete(key);
-        await e?.dispose?.(e.value);
-      },
-    };
+    return this.states.view(plugin, undefined);
   }
 
   async close(): Promise<void> {
-    for (const [plugin, s] of this.states) {
-      for (const e of s.values.values()) {
-        try {
-          await e.dispose?.(e.value);
-        } catch (err) {
-          this.deps.services.logger.warn({ plugin, err: (err as Error).message }, 'plugin state dispose failed');
-        }
-      }
-    }
-    this.states.clear();
+    await this.states.closeAll();
     this.resolver.close();
     await this.deps.pools.closeAll();
     await this.backends.closeAll();

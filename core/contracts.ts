@@ -146,12 +146,17 @@ export interface PluginHooks {
 
 /**
  * State that outlives config reloads (counters, connections), private to one plugin in one
- * gateway. Values created here live until the gateway closes; `dispose` then releases them.
+ * gateway. A value lives as long as a config in force — or one still finishing its requests —
+ * got it: a reload whose plugins `get` the same key keeps it (and its contents); once no such
+ * config gets it any more (a key built from a password that has since rotated), `dispose`
+ * releases it after the old config's last request. Everything left is disposed when the gateway
+ * closes.
  */
 export interface PluginState {
   /**
    * The value stored under `key`, created by `init` the first time.
-   * @param dispose called once when the gateway closes (close a connection, clear a timer)
+   * @param dispose called once when no config in force uses the value any more, or when the
+   *   gateway closes (close a connection, clear a timer)
    * @example const counters = services.state.get('counters', () => new Map<string, number>());
    */
   get<T>(key: string, init: () => T, dispose?: (value: T) => void | Promise<void>): T;

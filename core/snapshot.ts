@@ -11,6 +11,7 @@ import { deepFreeze, joinPath, type Registry } from './config/validate';
 import { hasReferences, referencesIn, substituteReferences } from './secrets/backends';
 import type { ConfigIssue } from './errors';
 import type { UpstreamPools } from './upstream-pools';
+import type { StateHold } from './plugin-state';
 
 export interface CompiledUpstream {
   /** Identity that survives reloads: the upstream id, or `route:<id>` for inline ones. */
@@ -58,8 +59,10 @@ export interface SnapshotDeps {
   readonly pools: UpstreamPools;
   readonly healthStates: Map<string, PassiveHealth>;
   readonly services: Omit<PluginServices, 'state'>;
-  /** The reload-surviving state of one plugin. */
-  state(plugin: string): PluginState;
+  /** The reload-surviving state of one plugin, as one build sees it (what it gets counts for `hold`). */
+  state(plugin: string, hold?: StateHold): PluginState;
+  /** A new hold on plugin state, for one build; released with its snapshot (or when the build fails). */
+  holdState(): StateHold;
 }
 
 let generations = 0;
@@ -84,6 +87,8 @@ export class Snapshot {
     readonly expiresAt: number,
     private readonly ownedPools: readonly Pool[],
     private readonly deps: SnapshotDeps,
+    /** The plugin state this config's plugins got: let go of when the snapshot is released. */
+    private readonly stateHold?: StateHold,
   ) {}
 
   /** A request finished with this snapshot. */
@@ -101,6 +106,7 @@ export class Snapshot {
     if (this.released) return;
     this.released = true;
     for (const p of this.ownedPools) this.deps.pools.release(p);
+    this.stateHold?.release();
   }
 }
 
@@ -187,6 +193,7 @@ export function compileSnapshot(
   }
 
   const owned: Pool[] = [];
+  const hold = deps.holdState();
   const shared = new Map<string, CompiledUpstream>();
   const routes: CompiledRoute[] = [];
   const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
@@ -227,7 +234,7 @@ export function compileSnapshot(
   const servicesOf = new Map<string, PluginServices>();
   for (const [name, plugin] of deps.registry.plugins) {
     const { consumers: _none, ...rest } = common;
-    const base = { ...rest, state: deps.state(name) };
+    const base = { ...rest, state: deps.state(name, hold) };
     if (!plugin.indexConsumers) {
       servicesOf.set(name, { ...base, consumers: undefined });
       continue;
@@ -254,7 +261,7 @@ export function compileSnapshot(
       }
       let hooks;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, { ...(servicesOf.get(name) ?? { ...common, state: deps.state(name) }), route: info });
+        hooks = plugin.create(deepFreeze(res.conf) as any, { ...(servicesOf.get(name) ?? { ...common, state: deps.state(name, hold) }), route: info });
       } catch (err) {
         // a plugin may name the field at fault (ConfigError from the SDK): report it there
         const sub = (err as { path?: unknown }).path;
@@ -297,6 +304,7 @@ export function compileSnapshot(
 
   if (issues.length) {
     for (const p of owned) deps.pools.release(p);
+    hold.release();
     return { issues };
   }
   let router: Router<CompiledRoute>;
@@ -304,12 +312,13 @@ export function compileSnapshot(
     router = buildRouter(routes);
   } catch (err) {
     for (const p of owned) deps.pools.release(p);
+    hold.release();
     if (!(err instanceof RouteUriError)) throw err;
     const i = config.routes.findIndex((r) => r.id === err.routeId);
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(config, router, routes, refKeys, expiresAt, owned, deps) };
+  return { snapshot: new Snapshot(config, router, routes, refKeys, expiresAt, owned, deps, hold) };
 }
 
 interface Entry {

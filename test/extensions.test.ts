@@ -5,11 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gateway } from '../core/gateway';
+import { Gateway, startGateway } from '../core/gateway';
+import { MemoryConfigStore } from '../core/stores/file-store';
 import { captureLogs, ConfigError, definePlugin, FakeClock, startTestGateway } from '../core';
 import { GatehouseError } from '../core/errors';
 import { silentLogger } from '../core/log';
-import { captureLogger, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
+import { captureLogger, delay, eventually, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
 
 /** A CommonJS module defining one plugin that stamps a response header. */
 function pluginModule(name: string, opts: { gatehouse?: string | null; schema?: unknown; header?: string } = {}): string {
@@ -169,6 +170,61 @@ test('plugin state survives a reload and is disposed when the gateway closes', a
     await gw.close();
   }
   assert.equal(disposed, 1);
+});
+
+test('plugin state no config uses any more is disposed once the old config\'s last request is done; state still used lives on', async () => {
+  const disposed: string[] = [];
+  let releaseSlow: (() => void) | undefined;
+  const conn = definePlugin<{ name: string }>({
+    name: 'conn',
+    version: '1.0.0',
+    priority: 1,
+    schema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+    create: (conf, services) => {
+      // as limit-count's Redis connection: one per target, the target built from the config
+      const c = services.state.get(`conn:${conf.name}`, () => ({ name: conf.name, uses: 0 }), (v) => void disposed.push(v.name));
+      return {
+        access: async (ctx) => {
+          c.uses++;
+          if (ctx.path === '/slow') await new Promise<void>((r) => (releaseSlow = r));
+          ctx.respond(200, `${c.name}:${c.uses}`);
+        },
+      };
+    },
+  });
+  const doc = (name: string, extra: unknown[] = []) => ({ routes: [{ id: 'r', uri: '/*', plugins: { conn: { name } } }, ...extra] });
+  const store = new MemoryConfigStore(doc('a'));
+  const gw = await startGateway({ store, listen: '127.0.0.1:0', logger: silentLogger(), extensions: [{ kind: 'plugin', plugin: conn }] });
+  const url = `http://127.0.0.1:${gw.address.port}`;
+  const get = async (path: string) => (await fetch(url + path)).text();
+  try {
+    assert.equal(await get('/'), 'a:1');
+    const slow = get('/slow'); // in flight on the first config
+    await eventually('the slow request reached its hook', () => releaseSlow !== undefined, 5000, 5);
+    store.set(doc('b'));
+    assert.equal((await gw.reload()).ok, true);
+    assert.equal(await get('/'), 'b:1', 'the new config got its own value');
+    await delay(100);
+    assert.deepEqual(disposed, [], 'not while a request of the old config is in flight');
+    releaseSlow!();
+    assert.equal(await slow, 'a:2', 'the old config kept its value to the end');
+    await eventually('the value no config uses is disposed', () => disposed.length === 1, 5000, 5);
+    assert.deepEqual(disposed, ['a']);
+
+    // a value the new config still gets lives on, with its count
+    store.set(doc('b', [{ id: 'other', uri: '/other', plugins: { conn: { name: 'b' } } }]));
+    assert.equal((await gw.reload()).ok, true);
+    assert.equal(await get('/'), 'b:2');
+    // a refused config disposes nothing and takes nothing
+    store.set(doc('c', [{ id: 'bad', uri: '/bad', plugins: { conn: {} } }]));
+    assert.equal((await gw.reload()).ok, false);
+    assert.equal(await get('/other'), 'b:3');
+    await delay(100);
+    assert.deepEqual(disposed, ['a']);
+  } finally {
+    await gw.close(1000);
+  }
+  assert.deepEqual(disposed, ['a', 'b'], 'the rest is disposed when the gateway closes');
 });
 
 /** Every import specifier of a TypeScript file (static imports and requires). */

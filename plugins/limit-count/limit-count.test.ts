@@ -270,6 +270,35 @@ describe('redis policy', () => {
     assert.deepEqual([(await call(a, '/r4')).status, (await call(a, '/r5')).status, (await call(b, '/r5')).status, (await call(b, '/r5')).status, (await call(a, '/r4')).status], [200, 200, 200, 200, 503]);
   });
 
+  test('a rotated Redis password: the new config connects with the new one, and the old connection is closed once the old config is done', async () => {
+    const r = await startRedis({ password: 'rot-admin-pass-0000' });
+    try {
+      // a Redis ACL user may hold two passwords at once: how a password is rotated without downtime
+      await r.command('ACL', 'SETUSER', 'gh', 'on', '>rot-pass-one-0001', '~*', '+@all');
+      process.env.GH_LC_ROT_ONE = 'rot-pass-one-0001';
+      process.env.GH_LC_ROT_TWO = 'rot-pass-two-0002';
+      const conf = (ref: string) => ({ count: 100, time_window: 60, policy: 'redis', redis_host: '127.0.0.1', redis_port: r.port, redis_username: 'gh', redis_password: ref });
+      const store = new MemoryConfigStore({ routes: [route('t1', conf('$env://GH_LC_ROT_ONE'))] });
+      const g = await boot({}, { store });
+      assert.equal((await call(g, '/t1')).status, 200);
+      assert.equal(await clientsOf(r), 1);
+      await r.command('ACL', 'SETUSER', 'gh', '>rot-pass-two-0002');
+      store.set({ routes: [route('t1', conf('$env://GH_LC_ROT_TWO'))] });
+      assert.equal((await g.gw.reload()).ok, true);
+      const after = await call(g, '/t1');
+      assert.deepEqual([after.status, after.remaining], [200, '98'], 'the same counter in Redis, through the new connection');
+      // before, the first connection stayed open until the gateway closed: one more per rotation
+      for (let i = 0; i < 50 && (await clientsOf(r)) !== 1; i++) await delay(20);
+      assert.equal(await clientsOf(r), 1, 'only the new connection is left');
+      await r.command('ACL', 'SETUSER', 'gh', '<rot-pass-one-0001');
+      assert.equal((await call(g, '/t1')).remaining, '97', 'the old password can be revoked');
+    } finally {
+      delete process.env.GH_LC_ROT_ONE;
+      delete process.env.GH_LC_ROT_TWO;
+      await r.close();
+    }
+  });
+
   test('one connection per Redis target, shared by routes and kept across reloads; closed with the gateway', async () => {
     const r = await startRedis();
     try {
