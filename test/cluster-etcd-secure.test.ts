@@ -256,6 +256,16 @@ test('TLS with client certificates (and auth): gateways share config over https;
   }
 });
 
+test('config_store.user against an etcd without authentication: no start, saying so (not silently unauthenticated)', { timeout: 60000 }, async () => {
+  const plain = await startEtcd();
+  try {
+    const { error } = await failedStart(configFile(plain.endpoint, authStore('/gh-plain')));
+    assert.equal(error, `the config store refused access: etcd ${plain.endpoint}: config_store.user is set but authentication is not enabled on etcd`);
+  } finally {
+    await plain.close();
+  }
+});
+
 test('config errors: a literal password, user without password, TLS files and schemes; `gatehouse validate` and start report them by path', { timeout: 60000 }, async () => {
   const ep = 'https://127.0.0.1:2379';
   const literal = PW.GH_TEST_ETCD_LITERAL_PASSWORD;
