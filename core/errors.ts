@@ -14,6 +14,7 @@ export const ErrorCodes = {
   GH_ERR_STORE_READONLY: 'the config store is read-only',
   GH_ERR_STORE_UNAVAILABLE: 'the config store is unreachable',
   GH_ERR_STORE_CONFLICT: 'the config store changed underneath this write',
+  GH_ERR_STORE_DENIED: 'the config store refused access',
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -389,6 +389,8 @@ export class Gateway {
         if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
         if (code === 'GH_ERR_STORE_CONFLICT') return { ok: false, status: 409, message: (err as Error).message, issues: [] };
         this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change not persisted');
+        // the store's credentials lack the right (an etcd user with a read-only role): say so, as APISIX answers 500 with etcd's error
+        if (code === 'GH_ERR_STORE_DENIED') return { ok: false, status: 500, message: (err as Error).message, issues: [] };
         return { ok: false, status: 500, message: 'the change could not be persisted', issues: [] };
       }
       const old = this.plane.current;

@@ -183,6 +183,18 @@ export const configSchema: JsonSchema = {
         // etcd store: deadline of each etcd call (seconds); key for plaintext secret fields at rest
         timeout: { type: 'number', exclusiveMinimum: 0, maximum: 60 },
         encryption_key: { type: 'string', minLength: 1, writeOnly: true },
+        // etcd store: authentication (the password an $env:// reference) and TLS (PEM file paths)
+        user: { type: 'string', minLength: 1 },
+        password: { type: 'string', minLength: 1, writeOnly: true },
+        tls: {
+          type: 'object',
+          properties: {
+            ca: { type: 'string', minLength: 1 },
+            cert: { type: 'string', minLength: 1 },
+            key: { type: 'string', minLength: 1 },
+          },
+          additionalProperties: false,
+        },
       },
       additionalProperties: false,
       default: {},

@@ -4,8 +4,10 @@
 // /secrets/<manager>/<id>. Every node reads the prefix, then watches it from the revision it read,
 // so a write on any node reaches all of them. When etcd goes away, nodes keep the last data they
 // had and writes fail (503); when it returns they resync, by a fresh read, also after the watch
-// history was compacted. Plaintext secret fields are encrypted at rest (AES-256-GCM).
-import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
+// history was compacted. Plaintext secret fields are encrypted at rest (AES-256-GCM). With
+// credentials the client authenticates (and re-authenticates when its token expires); with TLS it
+// verifies etcd's certificate and may present its own.
+import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IKeyValue, type Watcher } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
 import type { ClusterCommand, ConfigStore, DataSections, Logger, RawConfig, SecretFieldPaths } from '../contracts';
 import { GatehouseError } from '../errors';
@@ -13,6 +15,19 @@ import { looksLikeReference } from '../secrets/reference';
 import { mapStringsAt } from '../admin/redact';
 import { ENC_PREFIX, decryptAll, encrypt } from './encryption';
 import type { FileConfigStore } from './file-store';
+
+/** etcd user and password (config_store.user, and the value config_store.password points at). */
+export interface EtcdAuth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** PEM contents of config_store.tls: the CA bundle that verifies etcd (system CAs without it) and a client certificate. */
+export interface EtcdTls {
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
 
 export interface EtcdStoreOptions {
   readonly endpoints: readonly string[];
@@ -25,6 +40,9 @@ export interface EtcdStoreOptions {
   readonly logger: Logger;
   /** Read only (`gatehouse validate`): never seed, and validate the file alone when etcd is unreachable. */
   readonly dryRun?: boolean;
+  readonly auth?: EtcdAuth;
+  /** Endpoints are https:// (checked by the caller). */
+  readonly tls?: EtcdTls;
 }
 
 type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets';
@@ -61,9 +79,18 @@ function kindOf(rel: string): Kind | undefined {
   return KINDS.includes(k) ? k : undefined;
 }
 
-function unavailable(err: unknown): GatehouseError {
-  const e = err as { message?: string };
-  return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `etcd is unreachable: ${(e.message ?? String(err)).split('\n')[0]}`);
+function firstLine(err: unknown): string {
+  return ((err as { message?: string }).message ?? String(err)).split('\n')[0];
+}
+
+/** What a failed TLS handshake means, from gRPC's "Last error: …" (Node's TLS error); undefined when it was no TLS failure. */
+function tlsCause(message: string): string | undefined {
+  const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?(?:\. Resolution note|$)/m.exec(message)?.[1] ?? '';
+  const alert = /alert ([a-z ]+?)(?::|$)/.exec(last)?.[1];
+  if (alert) return `etcd refused the TLS handshake (alert: ${alert}): it requires a client certificate signed by a CA it trusts (config_store.tls.cert and key)`;
+  if (/certificate|self[- ]signed|issuer|Hostname\/IP does not match/i.test(last)) return `certificate verify failed (${last}): etcd's server certificate is not signed by config_store.tls.ca (or, without it, a system CA) or does not name the endpoint's host`;
+  if (/wrong version number|packet length too long|EPROTO/i.test(last)) return `TLS handshake failed (${last}): is the endpoint http://?`;
+  return undefined;
 }
 
 export class EtcdConfigStore implements ConfigStore {
@@ -96,8 +123,32 @@ export class EtcdConfigStore implements ConfigStore {
       // our own deadlines and resync; no retry storms or open circuits after etcd returns
       faultHandling: { host: () => noop, global: noop, watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }).next() },
       grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
+      // the token exchange gets the same deadline as every call (it has none of its own)
+      auth: o.auth ? { username: o.auth.username, password: o.auth.password, callOptions: () => this.deadline() } : undefined,
+      // no ca: null makes gRPC use the system CAs (etcd3's type wants a Buffer)
+      credentials: o.tls ? { rootCertificate: (o.tls.ca ?? null) as Buffer, privateKey: o.tls.key, certChain: o.tls.cert } : undefined,
     });
     if (!o.encryptionKey) o.logger.warn({ store: this.description }, 'config_store.encryption_key is not set: plaintext secret fields are stored in etcd unencrypted');
+  }
+
+  /**
+   * One line naming etcd, its endpoints and the cause; never a credential. Refused credentials or
+   * permissions are GH_ERR_STORE_DENIED (waiting will not help); anything else, TLS failures
+   * included, is GH_ERR_STORE_UNAVAILABLE.
+   */
+  private failure(err: unknown, doing: 'read' | 'write'): GatehouseError {
+    const where = `etcd ${this.o.endpoints.join(',')}`;
+    const msg = (err as { message?: string }).message ?? String(err);
+    const who = this.o.auth ? `etcd user "${this.o.auth.username}"` : 'this client (no config_store.user)';
+    if (err instanceof EtcdAuthenticationFailedError) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: authentication failed, invalid user ID or password (config_store.user "${this.o.auth?.username ?? ''}")`);
+    if (err instanceof EtcdPermissionDeniedError) {
+      return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: permission denied: ${who} may not ${doing} under ${this.root} (grant its role ${doing === 'write' ? 'readwrite' : 'read'} on that prefix)`);
+    }
+    if (msg.includes('etcdserver: user name is empty')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: authentication is enabled on etcd and this client has no credentials (set config_store.user and password)`);
+    if (msg.includes('etcdserver: authentication is not enabled')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: config_store.user is set but authentication is not enabled on etcd`);
+    const tls = tlsCause(msg);
+    if (tls) return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${tls}`);
+    return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `etcd is unreachable: ${firstLine(err)}`);
   }
 
   useSecretFields(paths: SecretFieldPaths): void {
@@ -136,7 +187,7 @@ export class EtcdConfigStore implements ConfigStore {
     try {
       res = await this.client.getAll().prefix(this.root).options(this.deadline()).exec();
     } catch (err) {
-      throw unavailable(err);
+      throw this.failure(err, 'read');
     }
     const rev = Number(res.header.revision);
     if (this.have && rev < this.rev) return false;
@@ -199,7 +250,9 @@ export class EtcdConfigStore implements ConfigStore {
     if (this.o.dryRun) {
       try {
         await this.fetch();
-      } catch {
+      } catch (err) {
+        // unreachable: the file alone is checked; refused credentials are a config error to report
+        if ((err as GatehouseError).code === 'GH_ERR_STORE_DENIED') throw err;
         return fileDoc;
       }
       return this.seeded ? this.merge(fileDoc) : fileDoc;
@@ -241,7 +294,13 @@ export class EtcdConfigStore implements ConfigStore {
         .options(this.deadline())
         .commit();
     } catch (err) {
-      throw unavailable(err);
+      const e = this.failure(err, 'write');
+      if (!(err instanceof EtcdPermissionDeniedError)) throw e;
+      // a read-only user (a serving-only node): fine once another node has seeded the prefix
+      await this.fetch();
+      if (!this.seeded && puts.length) throw new GatehouseError('GH_ERR_STORE_DENIED', `${e.message.slice(e.message.indexOf('etcd '))}; the prefix is not seeded yet, and this node cannot seed it from its config file`);
+      this.o.logger.warn({ store: this.description }, 'the etcd user may read but not write the prefix: this node serves what etcd holds; Admin API writes on it are refused');
+      return;
     }
     if (!claimed.succeeded) {
       if (puts.length) this.o.logger.warn({ store: this.description }, 'the config file has data sections, but etcd was seeded before: etcd is the source (use the Admin API to change data)');
@@ -252,7 +311,7 @@ export class EtcdConfigStore implements ConfigStore {
       try {
         await this.client.if(this.root + SEEDED, 'Create', '>', 0).then(...ops).options(this.deadline()).commit();
       } catch (err) {
-        throw unavailable(err);
+        throw this.failure(err, 'write');
       }
     }
     this.o.logger.info({ store: this.description, resources: puts.length }, 'etcd seeded from the config file');
@@ -289,7 +348,7 @@ export class EtcdConfigStore implements ConfigStore {
     try {
       res = await txn.then(...ops).options(this.deadline()).commit();
     } catch (err) {
-      throw unavailable(err);
+      throw this.failure(err, 'write');
     }
     if (!res.succeeded) {
       void this.fetch().then((changed) => changed && this.notify(), () => undefined);
@@ -313,7 +372,7 @@ export class EtcdConfigStore implements ConfigStore {
     try {
       await this.client.put(`${this.root}${COMMANDS}${cmd.type}`).value(JSON.stringify(cmd)).options(this.deadline()).exec();
     } catch (err) {
-      throw unavailable(err);
+      throw this.failure(err, 'write');
     }
   }
 

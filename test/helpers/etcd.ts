@@ -2,11 +2,14 @@
 // temporary data directory, stopped and removed afterwards. When the binary is missing it is
 // installed with apt when we are root; otherwise the suite fails loudly (never skips).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { delay, freePort, tempDir } from './harness';
+import { plantCanary } from './leak-tap';
 
 let binary: string | undefined;
 
@@ -25,7 +28,7 @@ export function etcdBinary(): string {
 }
 
 export interface EtcdServer {
-  /** "http://127.0.0.1:<client port>" */
+  /** "http://127.0.0.1:<client port>" (https:// with `tls`) */
   readonly endpoint: string;
   readonly clientPort: number;
   /** SIGKILL: an outage, data kept. */
@@ -36,15 +39,112 @@ export interface EtcdServer {
   close(): Promise<void>;
   /** Everything etcd wrote to stderr (for failure messages). */
   log(): string;
+  /** An etcd3 client for this server (its TLS client certificate when it has TLS), as `auth` when given. */
+  client(auth?: { username: string; password: string }): Etcd3;
 }
 
-function healthy(port: number): Promise<boolean> {
+/** One etcd user to create, with readwrite or read permission on a key prefix. */
+export interface EtcdUser {
+  readonly name: string;
+  readonly password: string;
+  readonly prefix: string;
+  readonly permission: 'Read' | 'Readwrite';
+}
+
+/**
+ * Turn authentication on, as etcdctl would (`user add root`, `role add`, `role grant-permission
+ * --prefix`, `user grant-role`, `auth enable`), through the etcd3 client's own Auth API. The
+ * passwords are planted for the leak scan.
+ */
+export async function enableEtcdAuth(etcd: EtcdServer, rootPassword: string, users: readonly EtcdUser[]): Promise<void> {
+  plantCanary('etcd root password', rootPassword);
+  const c = etcd.client();
+  try {
+    // as `etcdctl auth enable` does: the root role, granted to the root user
+    await c.role('root').create();
+    await (await c.user('root').create(rootPassword)).addRole('root');
+    for (const u of users) {
+      plantCanary(`etcd password of ${u.name}`, u.password);
+      const role = await c.role(`${u.name}-role`).create();
+      await role.grant({ permission: u.permission, range: c.range({ prefix: u.prefix }) });
+      const user = await c.user(u.name).create(u.password);
+      await user.addRole(role);
+    }
+    await c.auth.authEnable();
+  } finally {
+    c.close();
+  }
+}
+
+/** PEM files of a throwaway PKI, made with the openssl CLI. */
+export interface TestPki {
+  readonly dir: string;
+  /** CA that signed the server and client certificates. */
+  readonly ca: string;
+  /** Server certificate (SAN IP:127.0.0.1, DNS:localhost) and key. */
+  readonly serverCert: string;
+  readonly serverKey: string;
+  /** Client certificate (CN=gatehouse, clientAuth) and key. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+  /** Another CA, unrelated to the certificates above. */
+  readonly otherCa: string;
+}
+
+/** Generate a CA, a server and a client certificate (EC P-256, valid one day) into a new temp dir. */
+export function makeTestPki(): TestPki {
+  const dir = tempDir('gatehouse-pki-');
+  const p = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => {
+    try {
+      execFileSync('openssl', args, { stdio: 'pipe' });
+    } catch (err) {
+      throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message)}`);
+    }
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const ca = (name: string) => ssl('req', '-x509', ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.pem`), '-days', '1', '-subj', `/CN=gatehouse test ${name}`);
+  const leaf = (name: string, cn: string, ext: string) => {
+    ssl('req', ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${cn}`);
+    writeFileSync(p(`${name}.ext`), ext);
+    ssl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p(`${name}.pem`), '-days', '1', '-extfile', p(`${name}.ext`));
+  };
+  ca('ca');
+  ca('other-ca');
+  leaf('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  leaf('client', 'gatehouse', 'extendedKeyUsage=clientAuth\n');
+  // private keys are secrets like any other: the leak scan looks for them in everything the run lets out
+  for (const k of ['ca.key', 'server.key', 'client.key', 'other-ca.key']) plantCanary(`test PKI ${k}`, pemBody(readFileSync(p(k), 'utf8')));
+  return { dir, ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key'), otherCa: p('other-ca.pem') };
+}
+
+/** The base64 body of a PEM block (what a leak would show, in any line wrapping). */
+function pemBody(pem: string): string {
+  return pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+}
+
+export interface EtcdOptions {
+  /**
+   * Serve clients over https only, with the PKI's server certificate (--cert-file, --key-file,
+   * --trusted-ca-file); `clientCertAuth` adds --client-cert-auth (a client certificate signed by the
+   * PKI's CA is required).
+   */
+  readonly tls?: { readonly pki: TestPki; readonly clientCertAuth?: boolean };
+  /** --auth-token-ttl (seconds): how long an idle simple auth token lives. */
+  readonly authTokenTtl?: number;
+}
+
+function healthy(port: number, tls?: EtcdOptions['tls']): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/health', timeout: 1000 }, (res) => {
+    const opts = { host: '127.0.0.1', port, path: '/health', timeout: 1000 };
+    const onRes = (res: import('node:http').IncomingMessage) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d));
       res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body)));
-    });
+    };
+    const req = tls
+      ? httpsRequest({ ...opts, servername: 'localhost', ca: readFileSync(tls.pki.ca), cert: readFileSync(tls.pki.clientCert), key: readFileSync(tls.pki.clientKey) }, onRes)
+      : request(opts, onRes);
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -52,12 +152,18 @@ function healthy(port: number): Promise<boolean> {
 }
 
 /** Start a one-member etcd cluster on free ports with a new data directory. */
-export async function startEtcd(): Promise<EtcdServer> {
+export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const bin = etcdBinary();
   const dir = tempDir('gatehouse-etcd-');
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
+  const extra: string[] = [];
+  if (opts.tls) {
+    extra.push('--cert-file', opts.tls.pki.serverCert, '--key-file', opts.tls.pki.serverKey, '--trusted-ca-file', opts.tls.pki.ca);
+    if (opts.tls.clientCertAuth) extra.push('--client-cert-auth');
+  }
+  if (opts.authTokenTtl !== undefined) extra.push('--auth-token-ttl', String(opts.authTokenTtl));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let log = '';
@@ -71,6 +177,7 @@ export async function startEtcd(): Promise<EtcdServer> {
         '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
         '--initial-cluster', `n1=${peer}`, '--initial-cluster-state', 'new',
         '--logger', 'zap', '--log-level', 'warn',
+        ...extra,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : '' } },
     );
@@ -80,7 +187,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     let gone = false;
     void exited.then(() => (gone = true));
     const deadline = Date.now() + 20000;
-    while (!(await healthy(clientPort))) {
+    while (!(await healthy(clientPort, opts.tls))) {
       if (gone) throw new Error(`etcd exited before it was healthy:\n${log}`);
       if (Date.now() > deadline) throw new Error(`etcd not healthy after 20 s:\n${log}`);
       await delay(50);
@@ -103,6 +210,12 @@ export async function startEtcd(): Promise<EtcdServer> {
       rmSync(dir, { recursive: true, force: true });
     },
     log: () => log,
+    client: (auth) =>
+      new Etcd3({
+        hosts: endpoint,
+        auth,
+        credentials: opts.tls ? { rootCertificate: readFileSync(opts.tls.pki.ca), privateKey: readFileSync(opts.tls.pki.clientKey), certChain: readFileSync(opts.tls.pki.clientCert) } : undefined,
+      }),
   };
 }
 
