@@ -12,8 +12,19 @@ export interface LogOptions {
 }
 
 /** Create the root logger. Call its `flush()` before exiting to write buffered lines. */
+/** pino's levels (gateway.log_level's schema lists the same). */
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
 export function createLogger(opts: LogOptions = {}): Logger & { flush?: () => void } {
-  const level = process.env.GATEHOUSE_LOG_LEVEL ?? opts.level ?? 'info';
+  // an unknown level must not crash the logger before the config load can report it
+  const fromEnv = process.env.GATEHOUSE_LOG_LEVEL;
+  const level = [fromEnv, opts.level].find((l): l is string => l !== undefined && LEVELS.has(l)) ?? 'info';
+  const logger = build(level, opts);
+  if (fromEnv !== undefined && !LEVELS.has(fromEnv)) logger.warn({ GATEHOUSE_LOG_LEVEL: fromEnv.slice(0, 40), using: level }, `unknown log level in GATEHOUSE_LOG_LEVEL (one of ${[...LEVELS].join(', ')})`);
+  return logger;
+}
+
+function build(level: string, opts: LogOptions): Logger & { flush?: () => void } {
   const base = { name: 'gatehouse' };
   if (opts.destination !== undefined && typeof opts.destination !== 'number') {
     return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination as pino.DestinationStream);

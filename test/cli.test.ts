@@ -146,6 +146,62 @@ describe('gatehouse start', () => {
   });
 });
 
+describe('references in gateway and admin settings', () => {
+  test('$env:// references in gateway.listen, log_level, client_max_body_size, admin.listen and admin.allow are resolved at start; admin.key stays live', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const env = {
+      GH_SET_LISTEN: `127.0.0.1:${port}`,
+      GH_SET_LEVEL: 'warn',
+      GH_SET_BODY: '1k',
+      GH_SET_ADMIN: JSON.stringify({ listen: `127.0.0.1:${adminPort}`, allow: '127.0.0.0/8' }),
+      GH_SET_ADMIN_KEY: 'settings-admin-key-0001',
+    };
+    const f = file(
+      'start-refs.yaml',
+      `gateway: { listen: $env://GH_SET_LISTEN, log_level: $env://GH_SET_LEVEL, client_max_body_size: $env://GH_SET_BODY }
+admin: { listen: $env://GH_SET_ADMIN/listen, allow: [$env://GH_SET_ADMIN/allow], key: $env://GH_SET_ADMIN_KEY }
+${VALID}`,
+    );
+    Object.assign(process.env, env);
+    try {
+      const v = await runCli(['validate', '-c', f]);
+      assert.equal(v.code, 0, v.stdout + v.stderr);
+      const gh = await startGatehouse(f, port, env);
+      try {
+        assert.equal((await fetch(`http://127.0.0.1:${port}/ip`)).status, 200, 'listening where GH_SET_LISTEN says');
+        assert.equal((await fetch(`http://127.0.0.1:${port}/ip`, { method: 'POST', body: 'x'.repeat(2000) })).status, 413, 'client_max_body_size 1k');
+        const admin = await fetch(`http://127.0.0.1:${adminPort}/admin/routes`, { headers: { 'x-api-key': env.GH_SET_ADMIN_KEY } });
+        assert.equal(admin.status, 200, 'admin on the port from a JSON field, key from its reference');
+        // log_level warn: the info lines of a start are not written
+        assert.equal(gh.logLines().some((l) => l.msg === 'gatehouse proxy listening'), false, gh.stdout());
+      } finally {
+        await gh.kill();
+      }
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
+  });
+
+  test('an unset variable, a missing JSON field or a $secret:// reference in a gateway setting: validate and start name the setting, exit 1', async () => {
+    const f = file('start-refs-bad.yaml', `gateway: { listen: $env://GH_SET_UNSET_LISTEN, log_level: $env://GH_SET_UNSET_LEVEL }
+admin: { listen: $secret://vault/x/listen }
+${VALID}`);
+    const want = [
+      'gateway.listen: environment variable GH_SET_UNSET_LISTEN is not set',
+      'gateway.log_level: environment variable GH_SET_UNSET_LEVEL is not set',
+      'admin.listen: only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference',
+    ];
+    const v = await runCli(['validate', '-c', f]);
+    assert.equal(v.code, 1);
+    for (const w of want) assert.ok(v.stdout.includes(w) || v.stderr.includes(w), `${w}\n${v.stdout}${v.stderr}`);
+    const r = await runCli(['start', '-c', f]);
+    assert.equal(r.code, 1, 'no crash on the unresolved listen or log level: a config error');
+    const errors = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: number; msg: string; errors?: string[] }).filter((l) => l.level >= 50);
+    assert.equal(errors.length, 1, r.stdout + r.stderr);
+    assert.deepEqual(errors[0].errors, want);
+  });
+});
+
 describe('gatehouse secret resolve', () => {
   test('prints provider, latency and a sha256 fingerprint, never the value without --reveal', async () => {
     process.env.GH_CLI_SECRET = 'cli-planted-value';

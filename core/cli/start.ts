@@ -8,6 +8,7 @@ import { GatehouseError } from '../errors';
 import { createLogger } from '../log';
 import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
+import { resolveSettingReferences } from '../config/settings-refs';
 import { createMetrics } from '../metrics';
 import { adminKeyFromPrimary, createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../cluster-bus';
 import { generateAdminKey, printGeneratedAdminKey, setInheritedAdminKey } from '../admin/access';
@@ -27,6 +28,9 @@ export async function startCommand(file: string): Promise<number> {
   } catch {
     // reported by the load below, with full detail
   }
+  // $env:// references in gateway settings (log_level, workers) count from the start; what cannot
+  // be resolved is reported by the load below
+  resolveSettingReferences(raw, []);
   const level = (raw.gateway as { log_level?: unknown } | undefined)?.log_level;
   const root = createLogger({ level: typeof level === 'string' ? level : undefined });
   const logger = cluster.isWorker ? root.child({ worker: cluster.worker?.id }) : root;

@@ -6,6 +6,7 @@ import type { JsonSchema, Plugin, SecretProvider } from '../contracts';
 import { allowList } from '../admin/access';
 import { looksLikeReference, parseReference, ReferenceSyntaxError, type ReferenceSite } from '../secrets/reference';
 import type { ConfigIssue } from '../errors';
+import { resolveSettingReferences } from './settings-refs';
 import { configSchema } from './schema';
 import type { GatewayConfig, NodeConfig } from './types';
 
@@ -262,15 +263,20 @@ export interface ValidatedConfig {
 export function validateConfig(raw: unknown, registry: Registry, inPlace = false): ValidatedConfig | { issues: ConfigIssue[]; config?: undefined } {
   // a document nobody else holds (just parsed) is normalised in place: no second copy of 100 000 consumers
   const doc = raw === null || raw === undefined ? {} : inPlace ? raw : structuredClone(raw);
-  // gateway settings may hold references (admin.key: $env://ADMIN_KEY); routes, upstreams never
-  const schemaIssues = checkDocument(doc, '', ['/gateway', '/admin']);
+  // $env:// references in gateway and admin settings are resolved now, before they are checked;
+  // admin.key stays a reference (resolved live)
+  const settingIssues: ConfigIssue[] = [];
+  if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) resolveSettingReferences(doc as Record<string, unknown>, settingIssues);
+  // (a setting whose reference failed is reported once, by what failed, not by the schema too)
+  const schemaIssues = checkDocument(doc, '', settingIssues.length ? ['/gateway', '/admin'] : ['/admin/key']);
   if (schemaIssues.length === 0) {
-    const issues: ConfigIssue[] = [];
+    const issues: ConfigIssue[] = [...settingIssues];
     checkReferences(doc, registry, issues);
     const refs = issues.length ? [] : collectReferences(doc, registry, issues);
     if (issues.length) return { issues };
     return { config: deepFreeze(doc) as GatewayConfig, refs: Object.freeze(refs) };
   }
+  schemaIssues.unshift(...settingIssues);
   // Still run the cross-checks so one load lists every problem (an unknown plugin next to an empty
   // `nodes`). They assume a schema-valid document: they may throw on the broken parts, and what
   // they say about a part the schema already rejected is noise.

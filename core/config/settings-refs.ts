@@ -1,0 +1,60 @@
+// References in the gateway's own settings (`gateway:`, `admin:`), resolved when the config is
+// read. They are needed before any secret backend runs (where to listen, the log level, the
+// admin allow-list), so they come from the environment: `$env://NAME` (or a JSON field of it).
+// `admin.key` is the exception: it is resolved live, through the secret cache, and may be any
+// reference; `config_store` resolves its own (encryption_key, password).
+import type { ConfigIssue } from '../errors';
+import { joinPath } from './validate';
+import { looksLikeReference, parseReference } from '../secrets/reference';
+
+/** Settings resolved live elsewhere, left as written. */
+const LIVE = new Set(['admin.key']);
+
+/**
+ * Replace every `$env://` reference under `doc.gateway` and `doc.admin` (but `admin.key`) by the
+ * variable's value, in place. Another kind of reference there, an unset variable or a missing
+ * JSON field is an issue naming the setting (never a value).
+ */
+export function resolveSettingReferences(doc: Record<string, unknown>, issues: ConfigIssue[], env: NodeJS.ProcessEnv = process.env): void {
+  for (const section of ['gateway', 'admin']) {
+    const v = doc[section];
+    if (v !== null && typeof v === 'object') walk(v as Record<string, unknown> | unknown[], section, issues, env);
+  }
+}
+
+function walk(node: Record<string, unknown> | unknown[], path: string, issues: ConfigIssue[], env: NodeJS.ProcessEnv): void {
+  const keys: Array<string | number> = Array.isArray(node) ? node.map((_, i) => i) : Object.keys(node);
+  for (const k of keys) {
+    const p = joinPath(path, k);
+    if (LIVE.has(p)) continue;
+    const v = (node as Record<string | number, unknown>)[k];
+    if (typeof v === 'string') {
+      if (!looksLikeReference(v)) continue;
+      const r = resolve(v, env);
+      if ('issue' in r) issues.push({ path: p, message: r.issue });
+      else (node as Record<string | number, unknown>)[k] = r.value;
+    } else if (v !== null && typeof v === 'object') walk(v as Record<string, unknown> | unknown[], p, issues, env);
+  }
+}
+
+function resolve(text: string, env: NodeJS.ProcessEnv): { value: string } | { issue: string } {
+  let ref;
+  try {
+    ref = parseReference(text);
+  } catch (err) {
+    return { issue: (err as Error).message };
+  }
+  if (ref.manager !== 'env') return { issue: 'only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference' };
+  const raw = env[ref.path];
+  if (raw === undefined) return { issue: `environment variable ${ref.path} is not set` };
+  if (ref.field === '') return { value: raw };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch {
+    return { issue: `environment variable ${ref.path} does not hold JSON, so it has no field "${ref.field}"` };
+  }
+  const f = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[ref.field] : undefined;
+  if (f === undefined) return { issue: `environment variable ${ref.path} has no field "${ref.field}"` };
+  return { value: typeof f === 'string' ? f : JSON.stringify(f) };
+}
