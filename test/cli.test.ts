@@ -2,9 +2,9 @@
 // refusing a bad config.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
+import { eventually, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
 
 const dir = tempDir('gatehouse-cli-');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,6 +114,49 @@ describe('gatehouse validate', () => {
     const r = await runCli(['validate']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /required option '-c, --config <file>' not specified/);
+  });
+});
+
+describe('a data file of Admin API writes replacing the config file\'s data sections', () => {
+  const dataJson = JSON.stringify({ routes: [{ id: 'from-data', uri: '/d', plugins: { mocking: { response_example: 'd' } } }], upstreams: [], consumers: [], secrets: [] });
+
+  test('validate still checks the file\'s own data sections (exit 1 naming the field) and says they are not in force', async () => {
+    const sub = join(dir, 'shadow');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'gw.data.json'), dataJson);
+    const bad = join(sub, 'gw.yaml');
+    writeFileSync(bad, `${VALID}consumers:\n  - username: jack\n    bogus: 1\n`);
+    const r = await runCli(['validate', '-c', bad]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.ok(r.stderr.includes(`${bad}: its own data sections (not in force: ${join(sub, 'gw.data.json')} replaces them): 1 error`), r.stderr);
+    assert.ok(r.stderr.includes('consumers[0].bogus: is not a known field'), r.stderr);
+    writeFileSync(bad, VALID);
+    const ok = await runCli(['validate', '-c', bad]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, `${bad}: ok (1 route)\nnote: the data sections of ${bad} are not in force: ${join(sub, 'gw.data.json')} (Admin API writes) replaces them\n`);
+  });
+
+  test('start and every reload that changes the file\'s data sections log one warning that they are not in force', async () => {
+    const sub = join(dir, 'shadow-start');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'gw.data.json'), dataJson);
+    const port = await freePort();
+    const f = join(sub, 'gw.yaml');
+    writeFileSync(f, `gateway: { listen: "127.0.0.1:${port}" }\n${VALID}`);
+    const gh = await startGatehouse(f, port);
+    try {
+      assert.equal(await (await fetch(`http://127.0.0.1:${port}/d`)).text(), 'd', 'the data file is in force');
+      assert.equal((await fetch(`http://127.0.0.1:${port}/ip`)).status, 404, 'the file\'s own route is not');
+      const warned = () => gh.logLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('the config file has data sections, but the data file')).length;
+      assert.equal(warned(), 1);
+      writeFileSync(f, `gateway: { listen: "127.0.0.1:${port}" }\n${VALID.replace('/ip', '/ip2')}`);
+      await eventually('a reload warned again', () => warned() === 2, 5000);
+      writeFileSync(f, `gateway: { listen: "127.0.0.1:${port}", access_log: false }\n${VALID.replace('/ip', '/ip2')}`);
+      await eventually('the second edit reloaded', () => gh.logLines().filter((l) => l.msg === 'config reloaded').length >= 2, 5000);
+      assert.equal(warned(), 2, 'an edit outside the data sections does not warn again');
+    } finally {
+      await gh.kill();
+    }
   });
 });
 

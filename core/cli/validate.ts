@@ -1,20 +1,41 @@
 // `gatehouse validate -c FILE`: every error with its path, exit 1; "ok" and exit 0 when valid.
+// With a data file of Admin API writes in force, the config file's own data sections are checked
+// too (a typo in them never passes silently, even while the data file replaces them).
 import { Gateway } from '../gateway';
 import { GatehouseError } from '../errors';
 import { silentLogger } from '../log';
+import { readConfigFile } from '../config/loader';
+import { FileConfigStore } from '../stores/file-store';
+
+function report(err: NodeJS.WritableStream, what: string, e: unknown): void {
+  if (e instanceof GatehouseError && e.issues.length) {
+    err.write(`${what}: ${e.issues.length} error${e.issues.length === 1 ? '' : 's'}\n`);
+    for (const i of e.issues) err.write(`${i.path ? `${i.path}: ` : ''}${i.message}\n`);
+  } else err.write(`${(e as Error).message}\n`);
+}
 
 export async function validateCommand(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  let n: number;
   try {
     const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false, dryRun: true });
-    const n = gw.snapshot.routes.length;
+    n = gw.snapshot.routes.length;
     await gw.close(0);
-    out.write(`${file}: ok (${n} route${n === 1 ? '' : 's'})\n`);
-    return 0;
   } catch (e) {
-    if (e instanceof GatehouseError && e.issues.length) {
-      err.write(`${file}: ${e.issues.length} error${e.issues.length === 1 ? '' : 's'}\n`);
-      for (const i of e.issues) err.write(`${i.path ? `${i.path}: ` : ''}${i.message}\n`);
-    } else err.write(`${(e as Error).message}\n`);
+    report(err, file, e);
     return 1;
   }
+  const raw = await readConfigFile(file);
+  const shadowedBy = (raw.config_store as { type?: unknown } | undefined)?.type === 'etcd' ? undefined : await new FileConfigStore(file).shadowedBy(raw);
+  if (shadowedBy !== undefined) {
+    try {
+      const own = await Gateway.create({ configPath: file, initialConfig: raw, store: new FileConfigStore(file, 100, false), logger: silentLogger(), watch: false, dryRun: true });
+      await own.close(0);
+    } catch (e) {
+      report(err, `${file}: its own data sections (not in force: ${shadowedBy} replaces them)`, e);
+      return 1;
+    }
+  }
+  out.write(`${file}: ok (${n} route${n === 1 ? '' : 's'})\n`);
+  if (shadowedBy !== undefined) out.write(`note: the data sections of ${file} are not in force: ${shadowedBy} (Admin API writes) replaces them\n`);
+  return 0;
 }

@@ -1,9 +1,11 @@
 // The file config store: gatehouse.yaml on disk, watched for changes (hot reload), plus the
 // embedded data file that Admin API writes persist to (atomically), unless the store is readonly.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { access, open, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import type { ConfigStore, DataSections, RawConfig } from '../contracts';
+import type { ConfigStore, DataSections, Logger, RawConfig } from '../contracts';
+
+const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
 
@@ -20,9 +22,27 @@ export class FileConfigStore implements ConfigStore {
    * @param debounceMs changes closer together than this cause one reload
    * @param withDataFile false: the file's own sections only, no data file (the etcd store keeps the data)
    */
-  constructor(path: string, private readonly debounceMs = 100, private readonly withDataFile = true) {
+  /** The file's own data sections last warned about as shadowed (JSON), so one edit warns once. */
+  private shadowWarned: string | undefined;
+
+  constructor(path: string, private readonly debounceMs = 100, private readonly withDataFile = true, private readonly logger?: Logger) {
     this.path = resolve(path);
     this.description = this.path;
+  }
+
+  /**
+   * The data file that replaces `raw`'s own data sections (routes, upstreams, consumers, secrets),
+   * or undefined when none does: no data file yet, `readonly`, or `raw` has no data sections.
+   */
+  async shadowedBy(raw: RawConfig): Promise<string | undefined> {
+    if (!this.withDataFile || (raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) return undefined;
+    if (!DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null)) return undefined;
+    try {
+      await access(this.dataFile(raw));
+      return this.dataFile(raw);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -54,6 +74,12 @@ export class FileConfigStore implements ConfigStore {
     } catch {
       throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.dataFile(raw)}: not valid JSON`);
     }
+    // the file's own data sections are not in force: say so once per edit of them (etcd mode does too)
+    const own = DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null) ? JSON.stringify(DATA_KINDS.map((k) => raw[k] ?? null)) : undefined;
+    if (own !== undefined && own !== this.shadowWarned) {
+      this.logger?.warn({ store: this.path, data_file: this.dataFile(raw) }, 'the config file has data sections, but the data file of Admin API writes replaces them: they are not in force (edit through the Admin API, or delete the data file to make the file the source again)');
+    }
+    this.shadowWarned = own;
     return { ...raw, routes: data.routes, upstreams: data.upstreams, consumers: data.consumers, secrets: data.secrets };
   }
 

@@ -16,7 +16,7 @@ const DEFAULT_TIMEOUT_S = 2;
  */
 export function storeForFile(path: string, fileDoc: RawConfig, logger: Logger, dryRun = false): ConfigStore {
   const cs = (fileDoc.config_store ?? {}) as { type?: unknown; endpoints?: unknown; prefix?: unknown; timeout?: unknown; encryption_key?: unknown; user?: unknown; password?: unknown; tls?: unknown };
-  if (cs.type !== 'etcd') return new FileConfigStore(path);
+  if (cs.type !== 'etcd') return new FileConfigStore(path, 100, true, logger);
   const endpoints = Array.isArray(cs.endpoints) && cs.endpoints.length ? cs.endpoints.map(String) : ['http://127.0.0.1:2379'];
   const prefix = typeof cs.prefix === 'string' && cs.prefix.startsWith('/') ? cs.prefix : '/gatehouse';
   const timeoutMs = (typeof cs.timeout === 'number' && cs.timeout > 0 ? cs.timeout : DEFAULT_TIMEOUT_S) * 1000;
