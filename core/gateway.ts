@@ -350,7 +350,13 @@ export class Gateway {
       try {
         await this.store.assertWritable?.();
       } catch (err) {
-        return { ok: false, status: 403, message: (err as Error).message, issues: [] };
+        // 403 only for a store that refuses writes by design (readonly); a config file that cannot be
+        // read or parsed right now is the same failure as the load below: 500, naming the cause
+        const code = (err as { code?: string }).code;
+        if (code === 'GH_ERR_STORE_READONLY') return { ok: false, status: 403, message: (err as Error).message, issues: [] };
+        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
+        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change refused: the stored config cannot be read');
+        return { ok: false, status: 500, message: (err as Error).message, issues: [] };
       }
       let raw: Record<string, unknown>;
       try {

@@ -2,7 +2,7 @@
 // secrets, plugin schemas, forced secret refresh and Prometheus metrics.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
@@ -216,6 +216,30 @@ test('Admin writes to a file-configured gateway survive a restart; a readonly st
     assert.match(((await r.body.json()) as { error_msg: string }).error_msg, /readonly/);
   } finally {
     await c.close();
+  }
+});
+
+test('a config file that cannot be parsed right now: Admin writes answer 500 naming the cause (not 403), store nothing, and work again once it is fixed', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'gatehouse.yaml');
+  const good = 'admin: { key: k }\nroutes: []\n';
+  writeFileSync(file, good);
+  const g2 = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' });
+  const put = (id: string) => request(`http://127.0.0.1:${g2.gw.adminAddress!.port}/admin/routes/${id}`, { method: 'PUT', headers: { 'x-api-key': 'k' }, body: JSON.stringify({ uri: `/${id}`, plugins: { mocking: { response_example: id } } }) });
+  try {
+    writeFileSync(file, 'admin: { key: k\nroutes: [\n');
+    const r = await put('during');
+    const body = (await r.body.json()) as { error_msg: string };
+    assert.equal(r.statusCode, 500);
+    assert.match(body.error_msg, /gatehouse\.yaml/);
+    assert.equal(existsSync(join(dir, 'gatehouse.data.json')), false, 'nothing stored');
+    writeFileSync(file, good);
+    const ok = await put('after');
+    await ok.body.text();
+    assert.equal(ok.statusCode, 201);
+    assert.equal(await request(`${g2.url}/after`).then((x) => x.body.text()), 'after');
+  } finally {
+    await g2.close();
   }
 });
 
