@@ -6,8 +6,11 @@ import { startGateway } from '../core/gateway';
 import { createLogger } from '../core/log';
 
 async function main(): Promise<void> {
-  // the demo consumer's key comes from $env://DEMO_API_KEY; this is its documented demo default
+  // the demo consumer's key comes from $env://DEMO_API_KEY; this is its documented demo default.
+  // A key of your own is never printed: the hint lets the shell put it in
+  const ownKey = process.env.DEMO_API_KEY !== undefined;
   process.env.DEMO_API_KEY ??= 'secret-key';
+  const keyHint = ownKey ? `-H "apikey: $DEMO_API_KEY"` : `-H 'apikey: secret-key'`;
   const configPath = process.env.GATEHOUSE_CONFIG ?? join(__dirname, '..', '..', 'examples', 'gatehouse.yaml');
   const upstream = await startDemoUpstream(Number(process.env.DEMO_UPSTREAM_PORT ?? 9081));
   const logger = createLogger();
@@ -16,7 +19,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nGatehouse quickstart is running on http://${address}:${port}\n` +
       `  curl -i http://127.0.0.1:${port}/ip                          # 401: no key\n` +
-      `  curl -i http://127.0.0.1:${port}/ip -H 'apikey: secret-key'  # 200 as consumer jack\n` +
+      `  curl -i http://127.0.0.1:${port}/ip ${keyHint}  # 200 as consumer jack\n` +
       `  curl -i http://127.0.0.1:${port}/anything/hello?x=1\n` +
       `Config: ${configPath} (edit it: changes apply live). Ctrl-C stops.\n\n`,
   );

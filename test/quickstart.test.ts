@@ -47,3 +47,31 @@ test('the quickstart protects /ip with key-auth (401 without a key, 200 with the
     await new Promise((r) => child.once('exit', r));
   }
 });
+
+test('with DEMO_API_KEY set, the quickstart takes that key and its banner never prints it (the curl hint lets the shell fill it in)', { timeout: 30000 }, async () => {
+  const [gwPort, upPort] = [await freePort(), await freePort()];
+  const yaml = readFileSync(join(root, 'examples', 'gatehouse.yaml'), 'utf8').replaceAll('127.0.0.1:9080', `127.0.0.1:${gwPort}`).replaceAll('127.0.0.1:9081', `127.0.0.1:${upPort}`);
+  const cfg = join(tempDir(), 'gatehouse.yaml');
+  writeFileSync(cfg, yaml);
+  const own = 'quickstart-own-demo-key-0001';
+  const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CONFIG: cfg, DEMO_UPSTREAM_PORT: String(upPort), DEMO_API_KEY: own };
+  const child = spawn(process.execPath, [join(root, 'dist', 'examples', 'quickstart.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (out += d));
+  try {
+    await waitForPort(gwPort, 15000);
+    const base = `http://127.0.0.1:${gwPort}`;
+    const ok = await request(`${base}/ip`, { headers: { apikey: own } });
+    await ok.body.text();
+    assert.equal(ok.statusCode, 200, 'the own key is the consumer key');
+    const demo = await request(`${base}/ip`, { headers: { apikey: 'secret-key' } });
+    await demo.body.text();
+    assert.equal(demo.statusCode, 401, 'the demo default is not in force');
+    assert.ok(out.includes(`curl -i http://127.0.0.1:${gwPort}/ip -H "apikey: $DEMO_API_KEY"  # 200 as consumer jack`), out);
+    assert.equal(out.includes(own), false, 'the own key is never printed');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
