@@ -45,6 +45,7 @@ function resolve(text: string, env: NodeJS.ProcessEnv): { value: string } | { is
     return { issue: (err as Error).message };
   }
   if (ref.manager !== 'env') return { issue: 'only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference' };
+  if (ref.version !== undefined) return { issue: `environment variables have no versions (asked for #${ref.version})` };
   const raw = env[ref.path];
   if (raw === undefined) return { issue: `environment variable ${ref.path} is not set` };
   if (ref.field === '') return { value: raw };

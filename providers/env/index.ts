@@ -5,7 +5,9 @@ import { schema } from './schema';
 /** A backend over an environment (process.env by default; tests pass their own). */
 export function envBackend(env: NodeJS.ProcessEnv = process.env): SecretBackend {
   return {
-    async get({ path: name, field }: SecretRequest): Promise<SecretValue | undefined> {
+    async get({ path: name, field, version }: SecretRequest): Promise<SecretValue | undefined> {
+      // a pinned version the backend cannot honour is an error, not silently the current value
+      if (version !== undefined) throw new Error(`env: environment variables have no versions (asked for #${version}); remove it from the reference`);
       const raw = env[name];
       if (raw === undefined || raw === '') return undefined;
       if (field === '') return { value: raw };

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { startTestGateway } from '../../core/testing';
 import type { Logger } from '../../core/sdk';
 import file, { fileBackend, MAX_SECRET_BYTES } from './index';
+import { envBackend } from '../env/index';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-file-provider-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -30,6 +31,17 @@ test('the value is the file content with one trailing newline trimmed', async ()
   assert.deepEqual(await backend.get({ path: '', field: 'crlf' }), { value: 'windows' });
   assert.deepEqual(await backend.get({ path: '', field: 'two-newlines' }), { value: 'kept\n' });
   assert.deepEqual(await backend.get({ path: '', field: 'no-newline' }), { value: 'exact' });
+});
+
+test('a pinned version (#3) is refused with a clear error: files have no versions (env variables neither)', async () => {
+  await assert.rejects(backend.get({ path: 'db', field: 'password', version: '3' }), /^Error: file: files have no versions \(asked for #3\); remove it from the reference$/);
+  process.env.GH_FILE_TEST_VERSIONLESS = 'v';
+  try {
+    await assert.rejects(envBackend().get({ path: 'GH_FILE_TEST_VERSIONLESS', field: '', version: '2' }), /environment variables have no versions \(asked for #2\)/);
+    assert.deepEqual(await envBackend().get({ path: 'GH_FILE_TEST_VERSIONLESS', field: '' }), { value: 'v' });
+  } finally {
+    delete process.env.GH_FILE_TEST_VERSIONLESS;
+  }
 });
 
 test('<name>/<field> reads a field of the JSON object in the file; non-strings come JSON-encoded', async () => {

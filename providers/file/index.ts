@@ -83,7 +83,9 @@ function jsonField(p: string, text: string, field: string): SecretValue | undefi
  */
 export function fileBackend(dir: string): SecretBackend {
   return {
-    async get({ path, field }: SecretRequest): Promise<SecretValue | undefined> {
+    async get({ path, field, version }: SecretRequest): Promise<SecretValue | undefined> {
+      // a pinned version the backend cannot honour is an error, not silently the current value
+      if (version !== undefined) throw new Error(`file: files have no versions (asked for #${version}); remove it from the reference`);
       const segments = path === '' ? [] : path.split('/');
       const target = inside(dir, [...segments, field]);
       if (segments.length > 0) {
