@@ -83,6 +83,15 @@ function firstLine(err: unknown): string {
   return ((err as { message?: string }).message ?? String(err)).split('\n')[0];
 }
 
+/**
+ * gRPC's message without its status prefix and trailing resolution note:
+ * "14 UNAVAILABLE: No connection established. Last error: … Resolution note: " → "No connection established. Last error: …".
+ */
+function grpcCause(line: string): string {
+  const cleaned = line.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:.*$/, '').trim();
+  return cleaned === '' ? line : cleaned;
+}
+
 /** What a failed TLS handshake means, from gRPC's "Last error: …" (Node's TLS error); undefined when it was no TLS failure. */
 function tlsCause(message: string): string | undefined {
   const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?(?:\. Resolution note|$)/m.exec(message)?.[1] ?? '';
@@ -148,7 +157,7 @@ export class EtcdConfigStore implements ConfigStore {
     if (msg.includes('etcdserver: authentication is not enabled')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: config_store.user is set but authentication is not enabled on etcd`);
     const tls = tlsCause(msg);
     if (tls) return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${tls}`);
-    return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `etcd is unreachable: ${firstLine(err)}`);
+    return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${grpcCause(firstLine(err))}`);
   }
 
   useSecretFields(paths: SecretFieldPaths): void {
