@@ -2,14 +2,14 @@
 // secrets, plugin schemas, forced secret refresh and Prometheus metrics.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { defineProvider, type SecretValue } from '../core/sdk';
 import type { Extension } from '../core/contracts';
-import { bootGateway, cliPath, freePort, startUpstream, tempDir, waitForPort, type TestGateway, type Upstream } from './helpers/harness';
+import { bootGateway, cliPath, delay, eventually, freePort, startUpstream, tempDir, waitForPort, type TestGateway, type Upstream } from './helpers/harness';
 
 const memValues = new Map<string, string>([['jack/key', 'planted-jack-key-1']]);
 const mem: Extension = {
@@ -238,6 +238,33 @@ test('a config file that cannot be parsed right now: Admin writes answer 500 nam
     await ok.body.text();
     assert.equal(ok.statusCode, 201);
     assert.equal(await request(`${g2.url}/after`).then((x) => x.body.text()), 'after');
+  } finally {
+    await g2.close();
+  }
+});
+
+test('an Admin write to the file store is built once: the gateway does not reload for its own data-file write, but does for a hand edit of it', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'gatehouse.yaml');
+  writeFileSync(file, 'admin: { key: k }\nroutes: []\n');
+  const g2 = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' });
+  const reloads = () => g2.logs.lines.filter((l) => l.msg === 'config reloaded').length;
+  try {
+    for (const id of ['one', 'two']) {
+      const r = await request(`http://127.0.0.1:${g2.gw.adminAddress!.port}/admin/routes/${id}`, { method: 'PUT', headers: { 'x-api-key': 'k' }, body: JSON.stringify({ uri: `/${id}`, plugins: { mocking: { response_example: id } } }) });
+      await r.body.text();
+      assert.equal(r.statusCode, 201);
+    }
+    await delay(600); // the store's debounce is 100 ms
+    assert.equal(reloads(), 0, 'each write was built once, by the write itself');
+    assert.equal(await request(`${g2.url}/two`).then((x) => x.body.text()), 'two');
+    // someone else's change to the data file (another worker, a hand edit) is reloaded
+    const dataFile = join(dir, 'gatehouse.data.json');
+    const data = JSON.parse(readFileSync(dataFile, 'utf8')) as { routes: Array<{ plugins: { mocking: { response_example: string } } }> };
+    data.routes[1].plugins.mocking.response_example = 'edited';
+    writeFileSync(dataFile, JSON.stringify(data));
+    await eventually('the hand edit reloaded', async () => (await request(`${g2.url}/two`).then((x) => x.body.text())) === 'edited', 5000);
+    assert.equal(reloads(), 1);
   } finally {
     await g2.close();
   }

@@ -236,3 +236,29 @@ test('workers: 2 without admin.key — one generated key, printed once, accepted
     await gw.kill();
   }
 });
+
+test('workers: 2 — an Admin write answered by one worker is served by every worker (each reloads the data file the other wrote)', { timeout: 60000 }, async () => {
+  const { gw, port, adminPort } = await twoWorkersWithMetrics();
+  try {
+    await bothAdminsUp(gw);
+    for (const [i, id] of ['w1', 'w2', 'w3'].entries()) {
+      const put = await request(`http://127.0.0.1:${adminPort}/admin/routes/${id}`, {
+        method: 'PUT',
+        headers: { 'x-api-key': 'metrics-test-admin-key' },
+        body: JSON.stringify({ uri: `/${id}`, plugins: { mocking: { response_example: `${id}-${i}` } } }),
+        reset: true,
+      });
+      await put.body.text();
+      assert.equal(put.statusCode, 201);
+      // new connections go to the workers in turn: all of them must serve it within a second
+      await until(async () => {
+        const got = await Promise.all(Array.from({ length: 6 }, () => fresh(`http://127.0.0.1:${port}/${id}`)));
+        return got.every((r) => r.status === 200 && r.body === `${id}-${i}`);
+      }, `${id} served by every worker`, 1000);
+    }
+    const served = new Set(accessLines(gw, 'w3').map((l) => l.worker));
+    assert.deepEqual([...served].sort(), [1, 2], 'both workers served the new route');
+  } finally {
+    await gw.kill();
+  }
+});

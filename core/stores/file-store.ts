@@ -22,6 +22,8 @@ export class FileConfigStore implements ConfigStore {
    * @param debounceMs changes closer together than this cause one reload
    * @param withDataFile false: the file's own sections only, no data file (the etcd store keeps the data)
    */
+  /** What this process last wrote to the data file: seeing its own write is no reason to reload. */
+  private lastWritten: { file: string; text: string } | undefined;
   /** The file's own data sections last warned about as shadowed (JSON), so one edit warns once. */
   private shadowWarned: string | undefined;
 
@@ -113,8 +115,10 @@ export class FileConfigStore implements ConfigStore {
     const target = this.dataFile(raw);
     const tmp = `${target}.${process.pid}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
+    const text = JSON.stringify(data, null, 2) + '\n';
+    this.lastWritten = { file: target, text };
     try {
-      await fh.writeFile(JSON.stringify(data, null, 2) + '\n');
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();
@@ -125,14 +129,29 @@ export class FileConfigStore implements ConfigStore {
   watch(onChange: () => void): void {
     const name = basename(this.path);
     let firstPending = 0;
+    // only the data file changed since the last reload (no config file event, no unnamed event)
+    let dataOnly = true;
     const fire = () => {
       firstPending = 0;
       this.timer = undefined;
-      onChange();
+      const onlyData = dataOnly;
+      dataOnly = true;
+      if (!onlyData || this.lastWritten === undefined) return onChange();
+      // this process's own Admin write is live already: reload only if the data file holds something
+      // else (another worker's write, a hand edit)
+      const own = this.lastWritten;
+      readFile(own.file, 'utf8').then(
+        (text) => {
+          if (text !== own.text) onChange();
+        },
+        () => onChange(),
+      );
     };
     this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
       // the config file, an editor's temp copy of it, or the data file (written by another worker)
-      if (file !== null && file !== name && !String(file).startsWith(name) && (this.dataName === undefined || !String(file).startsWith(this.dataName))) return;
+      const isData = file !== null && this.dataName !== undefined && String(file).startsWith(this.dataName);
+      if (file !== null && file !== name && !String(file).startsWith(name) && !isData) return;
+      if (!isData) dataOnly = false;
       clearTimeout(this.timer);
       const now = Date.now();
       if (firstPending === 0) firstPending = now;
