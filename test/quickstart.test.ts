@@ -2,7 +2,7 @@
 // examples/gatehouse.yaml) answers the README's requests exactly (ports moved to free ones).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -10,17 +10,24 @@ import { freePort, tempDir, waitForPort } from './helpers/harness';
 
 const root = join(__dirname, '..', '..');
 
-test('the quickstart protects /ip with key-auth (401 without a key, 200 with the demo key) and proxies /anything', { timeout: 30000 }, async () => {
+/** `npm start`'s quickstart on free ports (examples/gatehouse.yaml with its ports moved); `out()` is stdout + stderr. */
+async function startQuickstart(demoKey: string | undefined): Promise<{ gwPort: number; child: ChildProcess; out: () => string }> {
   const [gwPort, upPort] = [await freePort(), await freePort()];
   const yaml = readFileSync(join(root, 'examples', 'gatehouse.yaml'), 'utf8').replaceAll('127.0.0.1:9080', `127.0.0.1:${gwPort}`).replaceAll('127.0.0.1:9081', `127.0.0.1:${upPort}`);
   const cfg = join(tempDir(), 'gatehouse.yaml');
   writeFileSync(cfg, yaml);
   const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CONFIG: cfg, DEMO_UPSTREAM_PORT: String(upPort) };
-  delete env.DEMO_API_KEY; // the documented default applies
+  if (demoKey === undefined) delete env.DEMO_API_KEY; // the documented default applies
+  else env.DEMO_API_KEY = demoKey;
   const child = spawn(process.execPath, [join(root, 'dist', 'examples', 'quickstart.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (out += d));
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (out += d));
+  return { gwPort, child, out: () => out };
+}
+
+test('the quickstart protects /ip with key-auth (401 without a key, 200 with the demo key) and proxies /anything', { timeout: 30000 }, async () => {
+  const { gwPort, child, out } = await startQuickstart(undefined);
   try {
     await waitForPort(gwPort, 15000);
     const base = `http://127.0.0.1:${gwPort}`;
@@ -36,10 +43,10 @@ test('the quickstart protects /ip with key-auth (401 without a key, 200 with the
     const echo = (await (await request(`${base}/anything/hello?x=1`)).body.json()) as { url: string; headers: Record<string, string> };
     assert.equal(echo.url, '/anything/hello?x=1');
     assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
-    assert.match(out, /Gatehouse quickstart is running/);
+    assert.match(out(), /Gatehouse quickstart is running/);
     // the banner shows the demo's documented key as a curl example; the logs never carry it
     await new Promise((r) => setTimeout(r, 300)); // buffered log lines are flushed every 200 ms
-    const logLines = out.split('\n').filter((l) => l.startsWith('{'));
+    const logLines = out().split('\n').filter((l) => l.startsWith('{'));
     assert.ok(logLines.some((l) => l.includes('"consumer":"jack"')), 'the access log names the consumer');
     assert.equal(logLines.filter((l) => l.includes('secret-key')).length, 0, 'no log line carries the key');
   } finally {
@@ -49,16 +56,8 @@ test('the quickstart protects /ip with key-auth (401 without a key, 200 with the
 });
 
 test('with DEMO_API_KEY set, the quickstart takes that key and its banner never prints it (the curl hint lets the shell fill it in)', { timeout: 30000 }, async () => {
-  const [gwPort, upPort] = [await freePort(), await freePort()];
-  const yaml = readFileSync(join(root, 'examples', 'gatehouse.yaml'), 'utf8').replaceAll('127.0.0.1:9080', `127.0.0.1:${gwPort}`).replaceAll('127.0.0.1:9081', `127.0.0.1:${upPort}`);
-  const cfg = join(tempDir(), 'gatehouse.yaml');
-  writeFileSync(cfg, yaml);
   const own = 'quickstart-own-demo-key-0001';
-  const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CONFIG: cfg, DEMO_UPSTREAM_PORT: String(upPort), DEMO_API_KEY: own };
-  const child = spawn(process.execPath, [join(root, 'dist', 'examples', 'quickstart.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  child.stderr.on('data', (d: Buffer) => (out += d));
+  const { gwPort, child, out } = await startQuickstart(own);
   try {
     await waitForPort(gwPort, 15000);
     const base = `http://127.0.0.1:${gwPort}`;
@@ -68,8 +67,8 @@ test('with DEMO_API_KEY set, the quickstart takes that key and its banner never 
     const demo = await request(`${base}/ip`, { headers: { apikey: 'secret-key' } });
     await demo.body.text();
     assert.equal(demo.statusCode, 401, 'the demo default is not in force');
-    assert.ok(out.includes(`curl -i http://127.0.0.1:${gwPort}/ip -H "apikey: $DEMO_API_KEY"  # 200 as consumer jack`), out);
-    assert.equal(out.includes(own), false, 'the own key is never printed');
+    assert.ok(out().includes(`curl -i http://127.0.0.1:${gwPort}/ip -H "apikey: $DEMO_API_KEY"  # 200 as consumer jack`), out());
+    assert.equal(out().includes(own), false, 'the own key is never printed');
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
