@@ -256,8 +256,8 @@ test('workers: 2 — an Admin write answered by one worker is served by every wo
         return got.every((r) => r.status === 200 && r.body === `${id}-${i}`);
       }, `${id} served by every worker`, 3000);
     }
-    const served = new Set(accessLines(gw, 'w3').map((l) => l.worker));
-    assert.deepEqual([...served].sort(), [1, 2], 'both workers served the new route');
+    // (access lines reach stdout asynchronously: wait for them)
+    await until(() => new Set(accessLines(gw, 'w3').map((l) => l.worker)).size === 2, `both workers served the new route:\n${gw.stdout()}`, 3000);
   } finally {
     await gw.kill();
   }

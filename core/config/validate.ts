@@ -267,13 +267,15 @@ export function validateConfig(raw: unknown, registry: Registry, inPlace = false
   // admin.key stays a reference (resolved live)
   const settingIssues: ConfigIssue[] = [];
   if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) resolveSettingReferences(doc as Record<string, unknown>, settingIssues);
-  // (a setting whose reference failed is reported once, by what failed, not by the schema too)
+  // (a setting whose reference failed is reported once, by what failed, not by later checks too)
+  const failed = new Set(settingIssues.map((i) => i.path));
   const schemaIssues = checkDocument(doc, '', settingIssues.length ? ['/gateway', '/admin'] : ['/admin/key']);
   if (schemaIssues.length === 0) {
-    const issues: ConfigIssue[] = [...settingIssues];
+    const issues: ConfigIssue[] = [];
     checkReferences(doc, registry, issues);
-    const refs = issues.length ? [] : collectReferences(doc, registry, issues);
-    if (issues.length) return { issues };
+    const all = [...settingIssues, ...issues.filter((i) => !failed.has(i.path))];
+    const refs = all.length ? [] : collectReferences(doc, registry, all);
+    if (all.length) return { issues: all };
     return { config: deepFreeze(doc) as GatewayConfig, refs: Object.freeze(refs) };
   }
   schemaIssues.unshift(...settingIssues);
