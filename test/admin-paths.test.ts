@@ -559,7 +559,8 @@ const refusals = (): Refusal[] => [
   ]),
   { name: 'extra segments after a route id (GET)', method: 'GET', path: 'routes/fx/extra', status: 404, msg: 'not found' },
   { name: 'extra segments after a route id (PUT)', method: 'PUT', path: 'routes/fx/extra', body: { uri: '/fx' }, status: 404, msg: 'not found' },
-  { name: 'extra segments after an upstream id (PATCH)', method: 'PATCH', path: 'upstreams/fxu/extra', body: { desc: 'x' }, status: 404, msg: 'not found' },
+  // a PATCH with segments after the id is APISIX's SubPath PATCH (test/admin-subpatch.test.ts): here of an attribute upstreams do not have
+  { name: 'a sub-path PATCH of an unknown attribute', method: 'PATCH', path: 'upstreams/fxu/extra', body: { desc: 'x' }, status: 400, errors: (ix) => [`upstreams[${ix('upstreams', 'fxu')}].extra: is not a known field`] },
   { name: 'extra segments after a username (DELETE)', method: 'DELETE', path: 'consumers/fxc/extra', status: 404, msg: 'not found' },
   { name: 'extra segments after a secret id (GET)', method: 'GET', path: 'secrets/vault/fxs/extra', status: 404, msg: 'not found' },
   { name: 'extra segments after a secret id (PUT)', method: 'PUT', path: 'secrets/vault/fxs/extra', body: vaultResource('apisix', '******'), status: 404, msg: 'not found' },

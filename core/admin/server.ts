@@ -79,6 +79,41 @@ function restoreMasked(incoming: unknown, stored: unknown, paths: readonly strin
   }
 }
 
+/** Sub-path segments refused outright: as a key, JS reads and writes it as the prototype. */
+const FORBIDDEN_SEGMENT = '__proto__';
+
+function describeValue(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+}
+
+/**
+ * APISIX's SubPath PATCH: a copy of `stored` whose attribute at `path` is `value` (null deletes
+ * it). Missing objects on the way are created, as APISIX does; crossing anything but an object is
+ * refused. Own properties only, so "constructor" or "prototype" are plain keys, never inherited ones.
+ */
+function subPatch(stored: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
+  const out = structuredClone(stored);
+  let cur: Record<string, unknown> = out;
+  for (let i = 0; i < path.length - 1; i++) {
+    const seg = path[i];
+    let next = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
+    if (next === undefined) {
+      if (value === null) return out;
+      next = {};
+      Object.defineProperty(cur, seg, { value: next, writable: true, enumerable: true, configurable: true });
+    }
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+      throw new AdminError(400, `invalid sub-path "${path.join('/')}": "${path.slice(0, i + 1).join('/')}" is ${describeValue(next)}, not an object`);
+    }
+    cur = next as Record<string, unknown>;
+  }
+  const last = path[path.length - 1];
+  if (value === null) {
+    if (Object.hasOwn(cur, last)) delete cur[last];
+  } else Object.defineProperty(cur, last, { value, writable: true, enumerable: true, configurable: true });
+  return out;
+}
+
 const PREFIXES = ['/apisix/admin/', '/admin/'];
 const KINDS = new Set(['routes', 'upstreams', 'consumers', 'secrets', 'plugins']);
 
@@ -185,6 +220,19 @@ export class AdminServer {
       if (req.method === 'POST' && (rest.length > 0 || (kind !== 'routes' && kind !== 'upstreams'))) {
         return send(res, 405, { error_msg: rest.length > 0 ? 'POST creates with a generated id: use PUT to write a given id' : `POST is not supported for ${kind}: use PUT` });
       }
+      const idLen = kind === 'secrets' ? 2 : 1;
+      if (req.method === 'PATCH' && rest.length > idLen) {
+        // the raw segments after the id, empty ones kept: "plugins//x" is refused, not read as "plugins/x"
+        const raw = url.pathname.slice(prefix.length).split('/');
+        let i = 0;
+        for (let seen = 0; seen < 1 + idLen; i++) if (raw[i] !== '') seen++;
+        const sub = raw.slice(i).map(decodeURIComponent);
+        if (sub.includes('')) return send(res, 400, { error_msg: `the sub-path "${sub.join('/')}" has an empty segment` });
+        if (sub.includes(FORBIDDEN_SEGMENT)) return send(res, 400, { error_msg: `the sub-path segment "${FORBIDDEN_SEGMENT}" is not allowed` });
+        const idField = kind === 'consumers' ? 'username' : 'id';
+        if (sub[0] === idField) return send(res, 400, { error_msg: `the ${idField} cannot be changed through a sub-path: PUT the resource to its new ${idField}` });
+        return this.write(req, res, kind, rest.slice(0, idLen), sub);
+      }
       return this.write(req, res, kind, rest);
     }
     if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
@@ -207,8 +255,11 @@ export class AdminServer {
     return send(res, 200, { key: apisixKey(id), value: found[1] });
   }
 
-  /** PUT (create or replace), PATCH (merge), DELETE of one resource; live when answered. */
-  private async write(req: IncomingMessage, res: ServerResponse, kind: string, rest: string[]): Promise<void> {
+  /**
+   * PUT (create or replace), PATCH (merge, or with `sub` APISIX's SubPath PATCH: the body replaces
+   * the attribute `sub` names), DELETE of one resource; live when answered.
+   */
+  private async write(req: IncomingMessage, res: ServerResponse, kind: string, rest: string[], sub?: readonly string[]): Promise<void> {
     let body: unknown;
     if (req.method !== 'DELETE') {
       const declared = Number(req.headers['content-length']);
@@ -220,7 +271,7 @@ export class AdminServer {
       } catch {
         return send(res, 400, { error_msg: 'the body is not valid JSON' });
       }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) return send(res, 400, { error_msg: 'the body must be a JSON object' });
+      if (sub === undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) return send(res, 400, { error_msg: 'the body must be a JSON object' });
     }
     const idField = kind === 'consumers' ? 'username' : 'id';
     let id: string | undefined = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : undefined) : rest[0];
@@ -236,10 +287,11 @@ export class AdminServer {
     // APISIX: PUT /consumers takes the username from the body
     if (id === undefined && kind === 'consumers' && req.method === 'PUT') id = typeof (body as Record<string, unknown>).username === 'string' ? ((body as Record<string, unknown>).username as string) : undefined;
     if (id === undefined) return send(res, 400, { error_msg: kind === 'consumers' && req.method === 'PUT' && rest.length === 0 ? 'the username is missing from the body' : `the ${idField} is missing from the path` });
-    const given = body !== undefined ? (body as Record<string, unknown>)[idField] : undefined;
+    // a sub-path body is one attribute's value: its fields are not the resource's
+    const given = body !== undefined && sub === undefined && body !== null && typeof body === 'object' ? (body as Record<string, unknown>)[idField] : undefined;
     if (given !== undefined && String(given) !== id) return send(res, 400, { error_msg: `${idField} "${String(given)}" in the body does not match "${id}" in the path` });
     const what = `${kind}/${id}`;
-    const masks = this.maskPaths(kind, id, body ?? {});
+    const masks = sub === undefined ? this.maskPaths(kind, id, body ?? {}) : [];
     let created = false;
     const result = await this.host.change((doc) => {
       const list = doc[kind];
@@ -263,6 +315,14 @@ export class AdminServer {
         return;
       }
       if (req.method === 'PATCH' && idx === -1) throw new AdminError(404, `${what} not found`);
+      if (sub !== undefined) {
+        const stored = list[idx] as Record<string, unknown>;
+        const next = subPatch(sub.length === 1 ? (withoutAliases(stored, { [sub[0]]: body }) as Record<string, unknown>) : stored, sub, body);
+        // "******" anywhere in the new value keeps what is stored there, as a full PATCH does
+        restoreMasked(next, stored, this.maskPaths(kind, id!, next), what);
+        list[idx] = next;
+        return;
+      }
       const next = (req.method === 'PATCH' ? mergePatch(withoutAliases(list[idx], body), body) : structuredClone(body)) as Record<string, unknown>;
       next[idField] = kind === 'routes' || kind === 'upstreams' ? (typeof given === 'number' ? given : id) : id;
       restoreMasked(next, idx === -1 ? undefined : list[idx], masks, what);

@@ -382,6 +382,83 @@ test('random bytes and broken JSON as the body: 4xx (or a 2xx when they happen t
   await noEscapes();
 });
 
+// APISIX's SubPath PATCH (`PATCH /admin/{kind}/{id}/{path}`): the body, any JSON value, replaces
+// one attribute. Same promises as above, with sub-paths into every kind's attributes and plugin
+// configs, odd segments (prototype keys, empty, percent-encoded), and planted secrets as the
+// value of a secret field (or of an object holding one): only those must come back masked.
+const plain = fc.oneof({ weight: 3, arbitrary: ODD }, { weight: 1, arbitrary: fc.constant(null) });
+const SUB_PATHS: Record<Kind, Record<string, fc.Arbitrary<unknown>>> = {
+  routes: {
+    plugins: nearValid.routes.map((r) => r.plugins ?? {}),
+    'plugins/mocking': fc.record({ response_example: fc.constantFrom('fz', ''), response_status: fc.integer({ min: 99, max: 600 }) }, { requiredKeys: [] }),
+    'plugins/mocking/response_example': fc.oneof(fc.constantFrom('fz'), plain),
+    'plugins/key-auth': fc.constantFrom({}, { header: 'x-key' }),
+    uri: fc.oneof(uri, plain),
+    uris: fc.oneof(uri.map((u) => [u]), plain),
+    methods: fc.oneof(fc.constant(['GET']), plain),
+    upstream: nearValid.upstreams,
+    'upstream/nodes': nearValid.upstreams.map((u) => u.nodes),
+    upstream_id: fc.oneof(fc.constantFrom('fxu', 'nope'), plain),
+    'labels/x': plain,
+    priority: plain,
+  },
+  upstreams: {
+    nodes: nearValid.upstreams.map((u) => u.nodes),
+    'nodes/127.0.0.1:1': plain,
+    'nodes/127.0.0.1:1/x': plain,
+    type: plain,
+    retries: plain,
+    'timeout/connect': plain,
+  },
+  consumers: {
+    plugins: nearValid.consumers.map((c) => c.plugins ?? {}),
+    'plugins/key-auth': fc.record({ key: secretValue }),
+    'plugins/key-auth/key': secretValue,
+    'plugins/basic-auth': fc.record({ username: fc.constantFrom('fz', 'fxc'), password: secretValue }),
+    desc: plain,
+    labels: plain,
+  },
+  secrets: {
+    token: secretValue,
+    prefix: fc.oneof(fc.constantFrom('apisix', 'nope'), plain),
+    kv_version: plain,
+    auth: fc.record({ method: fc.constant('approle'), role_id: fc.constant('r'), secret_id: secretValue }),
+    'auth/secret_id': secretValue,
+    tls: fc.record({ key: secretValue, verify: fc.boolean() }, { requiredKeys: ['key'] }),
+    'tls/key': secretValue,
+    timeout: plain,
+  },
+};
+const ODD_SUB_PATHS = ['id', 'username', '__proto__', '__proto__/polluted', '%5F%5Fproto%5F%5F/x', 'constructor', 'constructor/prototype/polluted', 'labels/constructor', 'plugins//x', 'plugins/', 'desc/x', '%zz', 'a%2Fb', 'x'.repeat(200)];
+const subCall = fc.constantFrom(...KINDS).chain((kind) =>
+  fc.record({
+    prefix: fc.constantFrom(...PREFIXES),
+    kind: fc.constant(kind),
+    id: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...BASE_IDS[kind]) }, { weight: 1, arbitrary: fc.constantFrom(...ids[kind], ...ODD_IDS) }),
+    at: fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...Object.keys(SUB_PATHS[kind])).chain((sub) => fc.tuple(fc.constant(sub), SUB_PATHS[kind][sub])) },
+      { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...ODD_SUB_PATHS), plain) },
+    ),
+  }),
+);
+
+test('sub-path PATCH with any JSON value: 2xx or 4xx, a 4xx changes nothing, no planted secret answered, Object.prototype untouched', async () => {
+  const before = new Map<number, number>(statuses);
+  await fc.assert(
+    fc.asyncProperty(subCall, async ({ prefix, kind, id, at: [sub, body] }) => {
+      const text = render(body === undefined ? null : body).replace(/"VAULT"/g, JSON.stringify(vault.url));
+      count(await check({ method: 'PATCH', prefix, kind, id: `${id}/${sub}` }, text));
+      assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).filter((n) => n.includes('polluted')), [], 'Object.prototype is untouched');
+    }),
+    params('admin: sub-path PATCH', 300, { shrink: false }),
+  );
+  const ok = [...statuses].filter(([s]) => s < 300).reduce((n, [st, k]) => n + k - (before.get(st) ?? 0), 0);
+  const refused = [...statuses].filter(([s]) => s >= 400).reduce((n, [st, k]) => n + k - (before.get(st) ?? 0), 0);
+  console.log(`fuzz: admin: sub-path PATCH: accepted ${ok}, refused ${refused}`);
+  assert.ok(ok >= 10 && refused >= 10, `accepted ${ok}, refused ${refused}`);
+  await noEscapes();
+});
+
 test('found by the property above: a tls.key that is neither PEM text nor a file is not echoed in the log', async () => {
   // before the fix: "secret unavailable ... vault: tls.key: cannot read PEM file \"<the key>\" (ENOENT)", logged twice
   const tlsKey = `${MARK}-tls-key-without-its-BEGIN-line`;
