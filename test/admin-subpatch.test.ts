@@ -417,6 +417,10 @@ test('with config_store.readonly a sub-path PATCH on every kind is 403 (before t
       ro('consumers/spc/plugins/key-auth', { key: planted('ro') }),
       ro('secrets/vault/sps/prefix', 'apisix2'),
       ro('routes/nope/desc', 'x'),
+      // the path's shape is checked after the store: a readonly store answers 403 first, as for every write
+      ro('routes/sp/__proto__/x', 1),
+      ro('routes/sp/id', 'other'),
+      ro('routes/sp/plugins//x', 1),
     ]) {
       await t.test(`PATCH ${p}${c.path}`, () => refuse(p, c, base, g.url));
     }

@@ -226,12 +226,8 @@ export class AdminServer {
         const raw = url.pathname.slice(prefix.length).split('/');
         let i = 0;
         for (let seen = 0; seen < 1 + idLen; i++) if (raw[i] !== '') seen++;
-        const sub = raw.slice(i).map(decodeURIComponent);
-        if (sub.includes('')) return send(res, 400, { error_msg: `the sub-path "${sub.join('/')}" has an empty segment` });
-        if (sub.includes(FORBIDDEN_SEGMENT)) return send(res, 400, { error_msg: `the sub-path segment "${FORBIDDEN_SEGMENT}" is not allowed` });
-        const idField = kind === 'consumers' ? 'username' : 'id';
-        if (sub[0] === idField) return send(res, 400, { error_msg: `the ${idField} cannot be changed through a sub-path: PUT the resource to its new ${idField}` });
-        return this.write(req, res, kind, rest.slice(0, idLen), sub);
+        // its shape is checked in write(), after the readonly check (403 first, as for every write)
+        return this.write(req, res, kind, rest.slice(0, idLen), raw.slice(i).map(decodeURIComponent));
       }
       return this.write(req, res, kind, rest);
     }
@@ -316,6 +312,9 @@ export class AdminServer {
       }
       if (req.method === 'PATCH' && idx === -1) throw new AdminError(404, `${what} not found`);
       if (sub !== undefined) {
+        if (sub.includes('')) throw new AdminError(400, `the sub-path "${sub.join('/')}" has an empty segment`);
+        if (sub.includes(FORBIDDEN_SEGMENT)) throw new AdminError(400, `the sub-path segment "${FORBIDDEN_SEGMENT}" is not allowed`);
+        if (sub[0] === idField) throw new AdminError(400, `the ${idField} cannot be changed through a sub-path: PUT the resource to its new ${idField}`);
         const stored = list[idx] as Record<string, unknown>;
         const next = subPatch(sub.length === 1 ? (withoutAliases(stored, { [sub[0]]: body }) as Record<string, unknown>) : stored, sub, body);
         // "******" anywhere in the new value keeps what is stored there, as a full PATCH does
