@@ -9,6 +9,7 @@ import ipRestriction from '../plugins/ip-restriction';
 import basicAuth from '../plugins/basic-auth';
 import jwtAuth from '../plugins/jwt-auth';
 import limitCount from '../plugins/limit-count';
+import clientControl from '../plugins/client-control';
 import env from '../providers/env';
 import aws from '../providers/aws';
 import vault from '../providers/vault';
@@ -24,6 +25,7 @@ export const builtinExtensions: readonly Extension[] = [
   { kind: 'plugin', plugin: basicAuth },
   { kind: 'plugin', plugin: jwtAuth },
   { kind: 'plugin', plugin: limitCount },
+  { kind: 'plugin', plugin: clientControl },
   { kind: 'provider', provider: env },
   { kind: 'provider', provider: vault },
   { kind: 'provider', provider: aws },

@@ -40,6 +40,8 @@ export class Context implements RequestContext {
   /** Set when the upstream request must be aborted if the client goes away. */
   abortUpstream: ((reason: Error) => void) | undefined = undefined;
   consumer: Consumer | undefined = undefined;
+  /** This request's body limit in bytes (0: none): the route's, else `gateway.client_max_body_size`. */
+  readonly bodyLimit: number;
   private _vars: Map<string, unknown> | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
@@ -54,6 +56,7 @@ export class Context implements RequestContext {
     this.headers = req.headers;
     this.snapshot = snapshot;
     this.compiled = compiled;
+    this.bodyLimit = compiled === undefined ? snapshot.config.gateway.client_max_body_size : compiled.bodyLimit;
     this.startTime = startTime;
   }
 

@@ -142,6 +142,16 @@ export interface PluginHooks {
   response?: Hook;
   /** After the response is finished; must not throw or block. */
   log?: (ctx: RequestContext) => void;
+  /**
+   * The request body limit of this route, in bytes, instead of `gateway.client_max_body_size`
+   * (0 = no limit; smaller or larger than the gateway's). Declared here, not set from a hook,
+   * because the core needs it as soon as the route is matched: a declared `Content-Length` over
+   * it is `413` before any hook runs, before `100 Continue` and before a body byte is read; a
+   * chunked body is counted against it. When several plugins of a route declare one, the
+   * highest-priority plugin's wins. Must be an integer >= 0.
+   * @example create: (conf) => ({ maxBodySize: conf.max_body_size })
+   */
+  maxBodySize?: number;
 }
 
 /**

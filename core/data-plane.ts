@@ -69,6 +69,20 @@ export class DataPlane implements ProxyHost {
 
   /** The `request` listener of the proxy server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res, false);
+  };
+
+  /**
+   * The `checkContinue` listener: `Expect: 100-continue` is answered with `100 Continue` only
+   * when the declared body is within the request's limit (the matched route's, else
+   * `gateway.client_max_body_size`), so a client told 413 never sends the body at all. The
+   * route is matched first: its limit may be smaller or larger than the gateway's.
+   */
+  readonly handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res, true);
+  };
+
+  private serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const snap = this.current;
     snap.inflight++;
     const url = req.url ?? '/';
@@ -81,7 +95,7 @@ export class DataPlane implements ProxyHost {
     (res as any)[kCtx] = ctx;
     (res as any)[kPlane] = this;
     res.once('close', onResponseClose);
-    const max = snap.config.gateway.client_max_body_size;
+    const max = ctx.bodyLimit;
     if (max !== 0) {
       // a declared length over the limit is refused before any plugin runs and before the body is read (as nginx)
       const cl = req.headers['content-length'];
@@ -90,6 +104,7 @@ export class DataPlane implements ProxyHost {
         return;
       }
     }
+    if (expectContinue) res.writeContinue();
     if (m === null) {
       // a path above the root ("" from normalizePath) or with a malformed escape is 400, as nginx answers
       const status = path.charCodeAt(0) !== 47 || hasMalformedEscape(path) ? 400 : 404;
@@ -111,18 +126,7 @@ export class DataPlane implements ProxyHost {
     const r = this.runRequestHooks(ctx, 0);
     if (r !== undefined) r.then(() => this.afterRequestHooks(ctx), (err) => this.hookFailed(ctx, err, 'request'));
     else if (!ctx.aborted) this.afterRequestHooks(ctx);
-  };
-
-  /**
-   * The `checkContinue` listener: `Expect: 100-continue` is answered with `100 Continue` only
-   * when the declared body is within `gateway.client_max_body_size`, so a client told 413 never
-   * sends the body at all.
-   */
-  readonly handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
-    const max = this.current.config.gateway.client_max_body_size;
-    if (max === 0 || !(Number(req.headers['content-length']) > max)) res.writeContinue();
-    this.handle(req, res);
-  };
+  }
 
   /** Runs request hooks from index i; returns a promise only if a hook was asynchronous. */
   private runRequestHooks(ctx: Context, i: number): Promise<void> | undefined {
@@ -180,7 +184,7 @@ export class DataPlane implements ProxyHost {
       // Node drops an unread body itself to keep the connection, however long it is: with a
       // limit, drop at most that much (a 413 closes the connection instead: see rejectBody)
       if (!req.complete && req.readableFlowing === null && h.connection !== 'close') {
-        const max = ctx.snapshot.config.gateway.client_max_body_size;
+        const max = ctx.bodyLimit;
         if (max !== 0) discardRest(req, max, 0);
       }
       h['content-length'] = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
@@ -221,7 +225,7 @@ export class DataPlane implements ProxyHost {
   }
 
   /**
-   * 413: the body is over `gateway.client_max_body_size` (declared, or counted while streaming).
+   * 413: the body is over its limit, `ctx.bodyLimit` (declared, or counted while streaming).
    * The connection is closed after the answer, with the rest of the body unread but for a bounded
    * lingering close.
    */

@@ -211,7 +211,7 @@ export class Gateway {
     // runs every second (Node's default of 30 s would let it hold the socket much longer)
     const headerMs = this.config.gateway.client_header_timeout * 1000;
     const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, this.plane.handle);
-    // 100 Continue only for bodies within gateway.client_max_body_size (Node would send it for all)
+    // 100 Continue only for bodies within the request's limit (Node would send it for all)
     server.on('checkContinue', this.plane.handleContinue);
     this.server = server;
     await new Promise<void>((resolve, reject) => {

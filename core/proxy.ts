@@ -29,11 +29,11 @@ export class SendTimeoutError extends Error {
   }
 }
 
-/** The request body grew past `gateway.client_max_body_size`; the upstream request is abandoned. */
+/** The request body grew past its limit (the route's, else `gateway.client_max_body_size`); the upstream request is abandoned. */
 export class BodyTooLargeError extends Error {
   readonly code = 'GH_BODY_TOO_LARGE';
   constructor() {
-    super('request body larger than gateway.client_max_body_size');
+    super('request body larger than its size limit');
   }
 }
 
@@ -177,7 +177,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pending: Buffer[] | null = null;
   private done = false;
   private lastWasTimeout = false;
-  /** The client's body went over `gateway.client_max_body_size`. */
+  /** The client's body went over its limit (`ctx.bodyLimit`). */
   private tooLarge = false;
 
   constructor(private readonly ctx: Context, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
@@ -206,7 +206,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.started = false;
     up.balancer.acquire(node);
     let body: LazyBody | null = null;
-    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.snapshot.config.gateway.client_max_body_size, this.bodyTooLarge);
+    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge);
     const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
     up.pools.get(node.key)!.dispatch(
       {
@@ -391,6 +391,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (b === null || !b.started) return;
     this.body = null;
     b.destroy();
-    if (!this.ctx.req.complete) discardRest(this.ctx.req, this.ctx.snapshot.config.gateway.client_max_body_size, b.received);
+    if (!this.ctx.req.complete) discardRest(this.ctx.req, this.ctx.bodyLimit, b.received);
   }
 }

@@ -46,6 +46,8 @@ export interface CompiledRoute {
   readonly logHooks: ReadonlyArray<(ctx: RequestContext) => void>;
   readonly logHookNames: readonly string[];
   readonly upstream: CompiledUpstream | undefined;
+  /** Request body limit in bytes (0: none): a plugin's `maxBodySize`, else `gateway.client_max_body_size`. */
+  readonly bodyLimit: number;
   /** Set when a secret this route's plugins need cannot be resolved: the route answers 503. */
   readonly unavailable: { readonly reference: string; readonly reason: string } | undefined;
 }
@@ -250,6 +252,7 @@ export function compileSnapshot(
     if (r.status === 0) return; // disabled, as APISIX's status: 0
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
     let unavailable: { reference: string; reason: string } | undefined;
+    let bodyLimit: { size: number; priority: number; name: string } | undefined;
     const info: RouteInfo = Object.freeze({ id: r.id, uri: r.uris[0] });
     for (const name of Object.keys(r.plugins)) {
       const plugin = deps.registry.plugins.get(name)!;
@@ -268,6 +271,14 @@ export function compileSnapshot(
         const at = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
         issues.push({ path: typeof sub === 'string' && sub !== '' ? `${at}.${sub}` : at, message: (err as Error).message });
         continue;
+      }
+      const size = hooks.maxBodySize;
+      if (size !== undefined) {
+        if (!Number.isSafeInteger(size) || size < 0) {
+          issues.push({ path: pluginPath, message: `maxBodySize must be an integer >= 0 (plugin returned ${String(size)})` });
+          continue;
+        }
+        if (bodyLimit === undefined || plugin.priority > bodyLimit.priority || (plugin.priority === bodyLimit.priority && name < bodyLimit.name)) bodyLimit = { size, priority: plugin.priority, name };
       }
       for (const phase of Object.keys(phases) as (keyof typeof phases)[]) {
         const h = hooks[phase];
@@ -298,6 +309,7 @@ export function compileSnapshot(
       logHooks: phases.log.map((e) => e.hook as (ctx: RequestContext) => void),
       logHookNames: phases.log.map((e) => e.name),
       upstream,
+      bodyLimit: bodyLimit === undefined ? config.gateway.client_max_body_size : bodyLimit.size,
       unavailable,
     });
   });

@@ -1,0 +1,17 @@
+// client-control: a request body limit per route, as Apache APISIX's client-control (which sets
+// nginx's client_max_body_size for the request). The core applies it: a declared length over it is
+// 413 before any hook and before `100 Continue`, a chunked body is cut when it passes it.
+import { definePlugin } from '../../core/sdk';
+import { schema, type ClientControlConfig } from './schema';
+
+export default definePlugin<ClientControlConfig>({
+  name: 'client-control',
+  version: '1.0.0',
+  // APISIX's priority: before the authentication and traffic plugins
+  priority: 22000,
+  schema,
+  create(conf) {
+    // no hook: the limit is declared, so a route without max_body_size costs nothing per request
+    return conf.max_body_size === undefined ? {} : { maxBodySize: conf.max_body_size };
+  },
+});
