@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { bootGateway, freePort, refusedPort, startGatehouse, startUpstream, tempDir, waitForPort, type GatehouseProcess, type TestGateway, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
+import { adminCall, type Reply } from './helpers/admin-client';
 
 // ---------------------------------------------------------------------------------------------
 // planted secrets: every plaintext secret field written by this file contains MARK
@@ -47,32 +48,12 @@ const MiB = 1024 * 1024;
 /** Every Admin API answer of this file, scanned for MARK by the last test. */
 const answers: Array<{ call: string; text: string }> = [];
 
-interface Reply {
-  status: number;
-  text: string;
-  json: any;
-}
-
 class Admin {
   constructor(readonly base: string) {}
 
   /** One call: `body` is sent as JSON, `raw` as is; `key: null` sends no X-API-KEY. */
-  async call(method: string, path: string, o: { body?: unknown; raw?: string; key?: string | null } = {}): Promise<Reply> {
-    const headers: Record<string, string> = {};
-    const key = o.key === undefined ? ADMIN_KEY : o.key;
-    if (key !== null) headers['x-api-key'] = key;
-    const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await request(`${this.base}${path}`, { method: method as Dispatcher.HttpMethod, headers, body });
-    const text = await r.body.text();
-    answers.push({ call: `${method} ${path} -> ${r.statusCode}`, text });
-    let json: any;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: r.statusCode, text, json };
+  call(method: string, path: string, o: { body?: unknown; raw?: string; key?: string | null } = {}): Promise<Reply> {
+    return adminCall(answers, this.base, method, path, { ...o, key: o.key === undefined ? ADMIN_KEY : o.key });
   }
 
   /** GET of every list. */

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
+import { adminCall, type Reply } from './helpers/admin-client';
 
 const MARK = `planted${randomBytes(6).toString('hex')}`;
 const planted = (what: string) => `${MARK}-${what}`;
@@ -31,29 +32,9 @@ const MiB = 1024 * 1024;
 
 const answers: Array<{ call: string; text: string }> = [];
 
-interface Reply {
-  status: number;
-  text: string;
-  json: any;
-}
-
 /** One Admin API call: `body` is sent as JSON, `raw` as is; `key: null` sends no X-API-KEY. */
-async function call(base: string, method: string, path: string, o: { body?: unknown; raw?: string; key?: string | null } = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
-  const key = o.key === undefined ? ADMIN_KEY : o.key;
-  if (key !== null) headers['x-api-key'] = key;
-  const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await request(`${base}${path}`, { method: method as Dispatcher.HttpMethod, headers, body });
-  const text = await r.body.text();
-  answers.push({ call: `${method} ${path} -> ${r.statusCode}`, text });
-  let json: any;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: r.statusCode, text, json };
+function call(base: string, method: string, path: string, o: { body?: unknown; raw?: string; key?: string | null } = {}): Promise<Reply> {
+  return adminCall(answers, base, method, path, { ...o, key: o.key === undefined ? ADMIN_KEY : o.key });
 }
 
 async function hit(base: string, path: string, o: { headers?: Record<string, string>; method?: string } = {}) {

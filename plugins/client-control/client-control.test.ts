@@ -3,79 +3,15 @@
 // Expect: 100-continue and chunked bodies; a reload changing it; the config errors.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { definePlugin } from '../../core/sdk';
 import { MemoryConfigStore } from '../../core/stores/file-store';
 import { GatehouseError } from '../../core/errors';
-import { bootGateway, delay, eventually, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness';
+import { bootGateway, delay, eventually, type TestGateway } from '../../test/helpers/harness';
+import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from '../../test/helpers/raw-http';
 
 const GATEWAY_LIMIT = 4096;
 const ROUTE_LIMIT = 1024;
-const TOO_LARGE = '{"message":"413 Request Entity Too Large"}';
-
-/** A raw connection: everything received, a wait for a pattern, and the moment it closed. */
-interface Raw {
-  readonly socket: Socket;
-  text(): string;
-  until(re: RegExp, ms?: number): Promise<string>;
-  readonly closed: Promise<number>;
-}
-
-function rawConnect(port: number): Promise<Raw> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    let received = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (received += d));
-    socket.on('error', () => undefined);
-    const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
-    socket.once('connect', () =>
-      resolve({
-        socket,
-        text: () => received,
-        until: async (re, ms = 5000) => {
-          await eventually(`${re} (received ${JSON.stringify(received.slice(0, 200))})`, () => re.test(received), ms, 5);
-          return received;
-        },
-        closed,
-      }),
-    );
-    socket.once('error', reject);
-  });
-}
-
-/** Status line, lower-cased headers and body of the first response in `text`. */
-function parseResponse(text: string): { status: string; headers: Record<string, string>; body: string } {
-  const end = text.indexOf('\r\n\r\n');
-  const [status, ...lines] = text.slice(0, end).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-  return { status, headers, body: text.slice(end + 4, end + 4 + Number(headers['content-length'] ?? 0)) };
-}
-
-const chunk = (n: number) => `${n.toString(16)}\r\n${'a'.repeat(n)}\r\n`;
-
-/** An upstream that records every request body: its size and whether it arrived in full. */
-interface Recorder extends Upstream {
-  readonly bodies: Array<{ url: string; bytes: number; complete: boolean }>;
-}
-async function recordingUpstream(): Promise<Recorder> {
-  const bodies: Recorder['bodies'] = [];
-  const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
-    const rec = { url: req.url ?? '', bytes: 0, complete: false };
-    req.on('data', (d: Buffer) => (rec.bytes += d.length));
-    req.on('end', () => {
-      rec.complete = true;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ bytes: rec.bytes }));
-    });
-    req.on('close', () => bodies.push(rec));
-  });
-  return Object.assign(up, { bodies });
-}
-
 async function post(url: string, bytes: number): Promise<{ status: number; body: string; connection: unknown }> {
   const r = await request(url, { method: 'POST', body: Buffer.alloc(bytes, 0x61) });
   return { status: r.statusCode, body: await r.body.text(), connection: r.headers.connection };
@@ -132,7 +68,7 @@ describe('client-control: per-route body limits', () => {
       assert.equal(res.status, 'HTTP/1.1 413 Payload Too Large', path);
       assert.equal(res.headers.connection, 'close', path);
       assert.equal(res.body, TOO_LARGE, path);
-      const closed = await c.closed;
+      const closed = (await c.closed).at;
       assert.ok(closed - t0 < 3000, `${path}: closed after ${closed - t0} ms (idle linger is 1 s)`);
       assert.equal(c.text().match(/HTTP\/1\.1/g)?.length, 1, 'one answer only');
     }
