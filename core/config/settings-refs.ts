@@ -5,7 +5,7 @@
 // reference; `config_store` resolves its own (encryption_key, password).
 import type { ConfigIssue } from '../errors';
 import { joinPath } from './validate';
-import { looksLikeReference, parseReference } from '../secrets/reference';
+import { looksLikeReference, parseReference, type SecretRef } from '../secrets/reference';
 
 /** Settings resolved live elsewhere, left as written. */
 const LIVE = new Set(['admin.key']);
@@ -45,6 +45,15 @@ function resolve(text: string, env: NodeJS.ProcessEnv): { value: string } | { is
     return { issue: (err as Error).message };
   }
   if (ref.manager !== 'env') return { issue: 'only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference' };
+  return envReferenceValue(ref, env);
+}
+
+/**
+ * What an `$env://NAME` (or `$env://NAME/field`, a field of the JSON it holds) reference points at,
+ * or why there is nothing: unset, no JSON, no such field, a pinned version. Never the value in an issue.
+ * @param nonString what a JSON field that is not a string gives: its JSON text, or an issue
+ */
+export function envReferenceValue(ref: SecretRef, env: NodeJS.ProcessEnv = process.env, nonString: 'json' | 'refuse' = 'json'): { value: string } | { issue: string } {
   if (ref.version !== undefined) return { issue: `environment variables have no versions (asked for #${ref.version})` };
   const raw = env[ref.path];
   if (raw === undefined) return { issue: `environment variable ${ref.path} is not set` };
@@ -57,5 +66,6 @@ function resolve(text: string, env: NodeJS.ProcessEnv): { value: string } | { is
   }
   const f = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[ref.field] : undefined;
   if (f === undefined) return { issue: `environment variable ${ref.path} has no field "${ref.field}"` };
-  return { value: typeof f === 'string' ? f : JSON.stringify(f) };
+  if (typeof f === 'string') return { value: f };
+  return nonString === 'json' ? { value: JSON.stringify(f) } : { issue: `field "${ref.field}" of environment variable ${ref.path} is not a string` };
 }

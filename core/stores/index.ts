@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { ConfigStore, Logger, RawConfig } from '../contracts';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { parseReference } from '../secrets/reference';
+import { envReferenceValue } from '../config/settings-refs';
 import { FileConfigStore } from './file-store';
 import { parseKey } from './encryption';
 import type { EtcdAuth, EtcdTls } from './etcd-store';
@@ -33,46 +34,37 @@ export function storeForFile(path: string, fileDoc: RawConfig, logger: Logger, d
   return new EtcdConfigStore(new FileConfigStore(path, 100, false), { endpoints, prefix, timeoutMs, logger, dryRun, encryptionKey: key, auth, tls });
 }
 
-/** The value an `$env://NAME` (or `$env://NAME/field` of a JSON value) reference points at; undefined when unset or empty. */
-function envValue(ref: { path: string; field: string }): string | undefined {
-  let value = process.env[ref.path];
-  if (value !== undefined && ref.field !== '') {
-    try {
-      const f = (JSON.parse(value) as Record<string, unknown>)[ref.field];
-      value = typeof f === 'string' ? f : undefined;
-    } catch {
-      value = undefined;
-    }
+/**
+ * A config_store secret (the encryption key, the etcd password): an `$env://` reference only, as
+ * the store holds the secret resources, so its own secrets cannot come from one of them (and a
+ * literal would sit in the config file). Never echoes the value: it may be the secret itself.
+ */
+function envOnly(v: string, example: string, noun: string, why: string): { value: string } | { issue: string } {
+  let ref;
+  try {
+    ref = parseReference(v);
+  } catch {
+    return { issue: `must be a reference like ${example}, not the ${noun} itself` };
   }
-  return value === '' ? undefined : value;
+  if (ref.manager !== 'env') return { issue: `must be an $env:// reference: ${why}` };
+  if (ref.version !== undefined) return { issue: `environment variables have no versions (asked for #${ref.version})` };
+  const r = envReferenceValue(ref, process.env, 'refuse');
+  // unset, empty, no such field: not set
+  return 'value' in r && r.value !== '' ? r : { issue: `environment variable ${ref.path}${ref.field ? ` (field ${ref.field})` : ''} is not set` };
 }
 
-/**
- * config_store.encryption_key: an `$env://` reference (the key guards the store that holds the
- * secret resources, so it cannot come from one of them).
- */
+/** config_store.encryption_key: an `$env://` reference (see envOnly). */
 function encryptionKey(v: unknown): Buffer | undefined {
   if (v === undefined) return undefined;
   const where = 'config_store.encryption_key';
   const fail = (message: string) => new GatehouseError('GH_ERR_CONFIG_INVALID', `${where}: ${message}`, [{ path: where, message }]);
   if (typeof v !== 'string') throw fail('must be a string');
-  let ref;
-  try {
-    ref = parseReference(v);
-  } catch {
-    throw fail('must be a reference like $env://GATEHOUSE_ETCD_KEY, not the key itself');
-  }
-  if (ref.manager !== 'env') throw fail('must be an $env:// reference: the key protects the store that holds the secret resources');
-  const value = envValue(ref);
-  if (value === undefined) throw fail(`environment variable ${ref.path}${ref.field ? ` (field ${ref.field})` : ''} is not set`);
-  return parseKey(value, where);
+  const r = envOnly(v, '$env://GATEHOUSE_ETCD_KEY', 'key', 'the key protects the store that holds the secret resources');
+  if ('issue' in r) throw fail(r.issue);
+  return parseKey(r.value, where);
 }
 
-/**
- * config_store.user / password: both or neither. The password is an `$env://` reference only, for
- * the reason encryption_key is: the store holds the secret resources, so its own credentials
- * cannot come from one of them (and a literal would sit in the config file).
- */
+/** config_store.user / password: both or neither; the password an `$env://` reference (see envOnly). */
 function credentials(user: unknown, password: unknown, issues: ConfigIssue[]): EtcdAuth | undefined {
   if (user === undefined && password === undefined) return undefined;
   const add = (path: string, message: string) => void issues.push({ path, message });
@@ -88,23 +80,12 @@ function credentials(user: unknown, password: unknown, issues: ConfigIssue[]): E
     add(where, 'must be a string');
     return undefined;
   }
-  let ref;
-  try {
-    ref = parseReference(password);
-  } catch {
-    add(where, 'must be a reference like $env://GATEHOUSE_ETCD_PASSWORD, not the password itself');
+  const r = envOnly(password, '$env://GATEHOUSE_ETCD_PASSWORD', 'password', 'the password opens the store that holds the secret resources');
+  if ('issue' in r) {
+    add(where, r.issue);
     return undefined;
   }
-  if (ref.manager !== 'env') {
-    add(where, 'must be an $env:// reference: the password opens the store that holds the secret resources');
-    return undefined;
-  }
-  const value = envValue(ref);
-  if (value === undefined) {
-    add(where, `environment variable ${ref.path}${ref.field ? ` (field ${ref.field})` : ''} is not set`);
-    return undefined;
-  }
-  return typeof user === 'string' && user !== '' ? { username: user, password: value } : undefined;
+  return typeof user === 'string' && user !== '' ? { username: user, password: r.value } : undefined;
 }
 
 /**
