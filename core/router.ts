@@ -132,10 +132,9 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
   function prefer(a: { store: Entry<R>; params: Record<string, string | undefined> }, b: { store: Entry<R>; params: Record<string, string | undefined> }, path: string) {
     const x = a.store;
     const y = b.store;
-    if (x.shape === y.shape) {
-      if (x.route.priority !== y.route.priority) return x.route.priority > y.route.priority ? a : b;
-      return x.seq < y.seq ? a : b;
-    }
+    // the higher priority, then the earlier in config
+    const ranked = () => (x.route.priority !== y.route.priority ? (x.route.priority > y.route.priority ? a : b) : x.seq < y.seq ? a : b);
+    if (x.shape === y.shape) return ranked();
     const key = x.seq < y.seq ? `${x.seq} ${y.seq}` : `${y.seq} ${x.seq}`;
     let t = pairs.get(key);
     if (t === undefined) {
@@ -144,8 +143,8 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
       try {
         t.on('GET', y.uri, noop, y);
       } catch {
-        // find-my-way takes each alone but not both: the one of higher priority, then the earlier
-        return x.route.priority !== y.route.priority ? (x.route.priority > y.route.priority ? a : b) : x.seq < y.seq ? a : b;
+        // find-my-way takes each alone but not both
+        return ranked();
       }
       if (pairs.size < 10_000) pairs.set(key, t);
     }

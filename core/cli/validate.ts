@@ -16,15 +16,17 @@ function report(err: NodeJS.WritableStream, what: string, e: unknown): void {
 
 export async function validateCommand(file: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   let n: number;
+  let raw;
   try {
-    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false, dryRun: true });
+    // read once: the same document is checked whole, then (below) its own data sections
+    raw = await readConfigFile(file);
+    const gw = await Gateway.create({ configPath: file, initialConfig: raw, logger: silentLogger(), watch: false, dryRun: true });
     n = gw.snapshot.routes.length;
     await gw.close(0);
   } catch (e) {
     report(err, file, e);
     return 1;
   }
-  const raw = await readConfigFile(file);
   const shadowedBy = (raw.config_store as { type?: unknown } | undefined)?.type === 'etcd' ? undefined : await new FileConfigStore(file).shadowedBy(raw);
   if (shadowedBy !== undefined) {
     try {

@@ -6,6 +6,9 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { ConfigStore, DataSections, Logger, RawConfig } from '../contracts';
 
 const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
+
+/** Whether a config document has any data section of its own. */
+const hasDataSections = (raw: RawConfig): boolean => DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null);
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
 
@@ -38,7 +41,7 @@ export class FileConfigStore implements ConfigStore {
    */
   async shadowedBy(raw: RawConfig): Promise<string | undefined> {
     if (!this.withDataFile || (raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) return undefined;
-    if (!DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null)) return undefined;
+    if (!hasDataSections(raw)) return undefined;
     try {
       await access(this.dataFile(raw));
       return this.dataFile(raw);
@@ -77,7 +80,7 @@ export class FileConfigStore implements ConfigStore {
       throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.dataFile(raw)}: not valid JSON`);
     }
     // the file's own data sections are not in force: say so once per edit of them (etcd mode does too)
-    const own = DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null) ? JSON.stringify(DATA_KINDS.map((k) => raw[k] ?? null)) : undefined;
+    const own = hasDataSections(raw) ? JSON.stringify(DATA_KINDS.map((k) => raw[k] ?? null)) : undefined;
     if (own !== undefined && own !== this.shadowWarned) {
       this.logger?.warn({ store: this.path, data_file: this.dataFile(raw) }, 'the config file has data sections, but the data file of Admin API writes replaces them: they are not in force (edit through the Admin API, or delete the data file to make the file the source again)');
     }

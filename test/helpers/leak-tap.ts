@@ -160,20 +160,18 @@ function install(dir: string): LeakTap {
 
   // pino's destination (sonic-boom) writes fds 1 and 2 with fs.write / fs.writeSync
   const fdStream = (fd: unknown): TapStream | undefined => (inStreamWrite > 0 ? undefined : fd === 1 ? 'stdout' : fd === 2 ? 'stderr' : undefined);
-  (fs as { writeSync: unknown }).writeSync = function (fd: number, data: unknown, ...rest: unknown[]) {
+  const tapFd = (fd: number, data: unknown, rest: unknown[]): void => {
     const s = fdStream(fd);
-    if (s) {
-      const w = written(data, rest);
-      tap.record(s, w.chunk, w.encoding);
-    }
+    if (!s) return;
+    const w = written(data, rest);
+    tap.record(s, w.chunk, w.encoding);
+  };
+  (fs as { writeSync: unknown }).writeSync = function (fd: number, data: unknown, ...rest: unknown[]) {
+    tapFd(fd, data, rest);
     return (rawWriteSync as (...a: unknown[]) => number).call(fs, fd, data, ...rest);
   };
   (fs as { write: unknown }).write = function (fd: number, data: unknown, ...rest: unknown[]) {
-    const s = fdStream(fd);
-    if (s) {
-      const w = written(data, rest);
-      tap.record(s, w.chunk, w.encoding);
-    }
+    tapFd(fd, data, rest);
     return (rawWrite as (...a: unknown[]) => void).call(fs, fd, data, ...rest);
   };
 
