@@ -1,4 +1,4 @@
-// The `gatehouse` package entry: the plugin/provider SDK plus the embedding API.
+// The `gatehouse-gateway` package entry: the plugin/provider SDK plus the embedding API.
 import 'reflect-metadata';
 export * from './sdk';
 export { Gateway, startGateway, type GatewayOptions, type ReloadResult } from './gateway';

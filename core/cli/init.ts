@@ -1,8 +1,10 @@
 // `gatehouse init <dir>`: a new gateway project from templates/project — package.json depending on
-// this Gatehouse, gatehouse.yaml with a demo route, plugins/, providers/, a test — ready for
+// this Gatehouse's package by a semver range of the running version (or, with --link, on this
+// installation's folder), gatehouse.yaml with a demo route, plugins/, providers/, a test — ready for
 // `npm install && npm test && npm start`.
 import { basename, resolve } from 'node:path';
 import { EXTENSION_NAME } from '../sdk';
+import { nodeEngine, packageName, version } from './version';
 import { checkName, checkTarget, display, PACKAGE_ROOT, renderTemplate, ScaffoldError, writeFiles } from './new';
 
 /** The gateway port of a new project unless `--port` says otherwise. */
@@ -11,6 +13,12 @@ export const DEFAULT_PORT = 9080;
 export interface InitOptions {
   /** Port of `gateway.listen` (127.0.0.1); default 9080. */
   readonly port?: string;
+  /**
+   * Depend on this installation's folder (`file:<path>`) instead of `^<version>` from the registry:
+   * for people who develop Gatehouse itself, or try a checkout. The project then builds only
+   * where that folder is.
+   */
+  readonly link?: boolean;
 }
 
 /**
@@ -35,9 +43,10 @@ export function initCommand(dir: string, opts: InitOptions, out: NodeJS.Writable
     const files = renderTemplate('project', name, target, (rel, content) => {
       let text = content.replaceAll(`127.0.0.1:${DEFAULT_PORT}`, `127.0.0.1:${port}`);
       if (rel === 'package.json') {
-        // the template's "file:../.." points at this checkout from templates/project; from anywhere else, the absolute path
-        const pkg = JSON.parse(text) as { dependencies: Record<string, string> };
-        pkg.dependencies.gatehouse = `file:${PACKAGE_ROOT}`;
+        const pkg = JSON.parse(text) as { dependencies: Record<string, string>; engines?: Record<string, string> };
+        // a caret range of the running version: extensions' `gatehouse:` ranges are written the same way
+        pkg.dependencies[packageName] = opts.link === true ? `file:${PACKAGE_ROOT}` : `^${version}`;
+        if (nodeEngine !== undefined) pkg.engines = { ...pkg.engines, node: nodeEngine };
         text = `${JSON.stringify(pkg, null, 2)}\n`;
       }
       return text;

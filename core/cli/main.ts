@@ -5,7 +5,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { Command } from 'commander';
 import { startCommand } from './start';
 import { validateCommand } from './validate';
-import { version } from './version';
+import { packageName, version } from './version';
 import { secretResolveCommand } from './secret';
 import { newCommand } from './new';
 import { initCommand } from './init';
@@ -57,8 +57,9 @@ program
   .description('a new gateway project that depends on this Gatehouse, with its own plugins/, providers/, config and tests')
   .argument('<dir>', 'the project folder (must not exist, or be empty); its name becomes the package name')
   .option('--port <port>', 'port of gateway.listen on 127.0.0.1 (default 9080)')
-  .action((dir: string, o: { port?: string }) => {
-    process.exitCode = initCommand(dir, { port: o.port }, process.stdout, process.stderr);
+  .option('--link', `depend on this installation's folder (file:) instead of ${packageName}@^${version} from the registry; for developing Gatehouse itself`)
+  .action((dir: string, o: { port?: string; link?: boolean }) => {
+    process.exitCode = initCommand(dir, { port: o.port, link: o.link === true }, process.stdout, process.stderr);
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

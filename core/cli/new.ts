@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { builtinExtensions } from '../builtins';
 import { EXTENSION_NAME } from '../sdk';
+import { packageName } from './version';
 
 /** Root of the Gatehouse package (dist/core/cli → three levels up). */
 export const PACKAGE_ROOT = resolve(__dirname, '..', '..', '..');
@@ -109,7 +110,7 @@ function gatehouseCheckout(dir: string): string | undefined {
     if (existsSync(pkg)) {
       try {
         const name = (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name;
-        return name === 'gatehouse' && existsSync(join(d, 'core', 'sdk.ts')) ? d : undefined;
+        return name === packageName && existsSync(join(d, 'core', 'sdk.ts')) ? d : undefined;
       } catch {
         return undefined;
       }
@@ -118,14 +119,14 @@ function gatehouseCheckout(dir: string): string | undefined {
   }
 }
 
-/** Inside the Gatehouse repository: `'gatehouse'` imports become the relative core/sdk (core/testing in tests). */
+/** Inside the Gatehouse repository: imports of the package (`'gatehouse-gateway'`) become the relative core/sdk (core/testing in tests). */
 function firstPartyImports(repo: string, target: string): (rel: string, content: string) => string {
   return (rel, content) => {
     if (!rel.endsWith('.ts')) return content;
     const module = rel.endsWith('.test.ts') ? 'testing' : 'sdk';
     let spec = relative(dirname(join(target, rel)), join(repo, 'core', module)).split(sep).join('/');
     if (!spec.startsWith('.')) spec = `./${spec}`;
-    return content.replaceAll(`from 'gatehouse'`, `from '${spec}'`);
+    return content.replaceAll(`from '${packageName}'`, `from '${spec}'`);
   };
 }
 

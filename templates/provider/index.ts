@@ -2,7 +2,7 @@
 // is `<field>` of the object under `<key>` in the file (`<key>` may be several segments: nested objects).
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse';
+import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway';
 import { schema, type TemplateProviderConfig } from './schema';
 
 /** `obj[key]` for plain objects only, own properties only (no `__proto__`, no `constructor`). */

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { createLogger, FileConfigStore, startGateway } from 'gatehouse';
+import { createLogger, FileConfigStore, startGateway } from 'gatehouse-gateway';
 
 // compiled to dist/test/: the project is two levels up
 const root = join(__dirname, '..', '..');
