@@ -1,6 +1,7 @@
 // The Admin API listener (read side): resources with APISIX envelopes under /admin/ and
-// /apisix/admin/, plugin schemas, forced secret refresh, and Prometheus /metrics. Every call is
-// checked against admin.allow; every call but /metrics needs the X-API-KEY admin key.
+// /apisix/admin/, plugin schemas, forced secret refresh, the API's OpenAPI description
+// (openapi.ts), and Prometheus /metrics. Every call is checked against admin.allow; every call but
+// /metrics needs the X-API-KEY admin key.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,8 @@ import { allowList, generateAdminKey, inheritedAdminKey, keyChecker, printGenera
 import { lingerOnClose } from '../linger';
 import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
+import { ADMIN_KINDS, ADMIN_PREFIXES, OPENAPI_DOCUMENT } from './paths';
+import { adminOpenApi } from './openapi';
 
 /** What the Admin API reads from its gateway. */
 export interface AdminHost {
@@ -114,8 +117,7 @@ function subPatch(stored: Record<string, unknown>, path: readonly string[], valu
   return out;
 }
 
-const PREFIXES = ['/apisix/admin/', '/admin/'];
-const KINDS = new Set(['routes', 'upstreams', 'consumers', 'secrets', 'plugins']);
+const KINDS: ReadonlySet<string> = new Set(ADMIN_KINDS);
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -129,6 +131,8 @@ export class AdminServer {
   private generatedKey: string | undefined;
   private checker: { key: string; check: (k: string | string[] | undefined) => boolean } | undefined;
   private fields: SecretFieldPaths | undefined;
+  /** The OpenAPI description's text, made on first request (the registry is fixed for the server's life). */
+  private openapi: string | undefined;
 
   constructor(private readonly host: AdminHost, private readonly listenOverride?: string) {
     this.allowed = allowList(host.config().admin?.allow ?? ['127.0.0.0/8']);
@@ -195,7 +199,7 @@ export class AdminServer {
       res.writeHead(200, { 'content-type': this.host.metrics.contentType });
       return void res.end(req.method === 'HEAD' ? undefined : text);
     }
-    const prefix = PREFIXES.find((p) => url.pathname.startsWith(p));
+    const prefix = ADMIN_PREFIXES.find((p) => url.pathname.startsWith(p));
     if (!prefix) return send(res, 404, { error_msg: 'not found' });
     if (!this.keyOk(req.headers['x-api-key'])) return send(res, 401, { error_msg: 'failed to check token' });
     let segs: string[];
@@ -203,6 +207,12 @@ export class AdminServer {
       segs = url.pathname.slice(prefix.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
     } catch {
       return send(res, 400, { error_msg: 'the path has a malformed percent-encoding' });
+    }
+    if (segs.length === 1 && segs[0] === OPENAPI_DOCUMENT) {
+      if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
+      const text = (this.openapi ??= JSON.stringify(adminOpenApi(this.host.registry)));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      return void res.end(text);
     }
     const [kind, ...rest] = segs;
     if (!KINDS.has(kind)) return send(res, 404, { error_msg: `unknown resource "${kind ?? ''}"` });
