@@ -1,5 +1,6 @@
 // One load run with autocannon, keeping every response time at sub-millisecond resolution.
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
+import { benchPackage } from './packages';
 
 export interface LoadOptions {
   readonly url: string;
@@ -59,7 +60,8 @@ export function stopLoad(): void {
 export function runLoad(o: LoadOptions): Promise<LoadResult> {
   const samples = new Samples();
   return new Promise<LoadResult>(function run(ok, fail) {
-    const instance = autocannon({ url: o.url, connections: o.connections, duration: o.durationS, pipelining: 1, timeout: 10, headers: o.headers ?? {} }, function done(err, r) {
+    // loaded on first use: a bench that loads with wrk needs no autocannon
+    const instance = benchPackage<typeof autocannon>('autocannon')({ url: o.url, connections: o.connections, duration: o.durationS, pipelining: 1, timeout: 10, headers: o.headers ?? {} }, function done(err, r) {
       current = undefined;
       if (err) return fail(err);
       const sorted = samples.sorted();

@@ -1,6 +1,7 @@
 // The load generator of the peer and route benches: wrk when installed (`wrk -t2 -c<C> -d<S>s --latency`),
 // else autocannon in the bench process (bench/load.ts). One interface, so the benches do not care which.
 import { runLoad, type LoadResult } from './load';
+import { benchPackageVersion } from './packages';
 import { findBinary, runWrk, wrkVersion } from './wrk';
 
 export type LoadChoice = 'auto' | 'wrk' | 'autocannon';
@@ -20,8 +21,9 @@ export function parseLoadChoice(raw: string): LoadChoice {
   return raw;
 }
 
+/** Version of a package of bench/package.json (bench/packages.ts). */
 export function versionOf(pkg: string): string {
-  return (require(`${pkg}/package.json`) as { version: string }).version;
+  return benchPackageVersion(pkg);
 }
 
 export function loadGenerator(choice: LoadChoice): LoadGen {

@@ -24,6 +24,7 @@ import { benchDir, countInLog, freePort, getOnce, runBench, logTail, spawnGatewa
 import { median, writeJson } from './report';
 import { barChart } from './svg';
 import { UPSTREAM_BODY } from './upstream';
+import { BENCH_SRC } from './packages';
 import { LOAD_HELP, loadGenerator, parseLoadChoice, versionOf, type LoadChoice, type LoadGen } from './loadgen';
 import type { ChildProcess } from 'node:child_process';
 
@@ -287,7 +288,8 @@ async function startGatehouse(spec: GatehouseSpec, upstreamPort: number, vaultUr
 
 async function startPeer(name: string, label: string, script: string, upstreamPort: number): Promise<Target> {
   const t0 = performance.now();
-  const c = await startForked(name, join(__dirname, script), { UPSTREAM_PORT: String(upstreamPort), API_KEY: BENCH_KEY });
+  // the peers are compiled by bench/tsconfig.json into bench/dist/, where their packages resolve (bench/packages.ts)
+  const c = await startForked(name, join(BENCH_SRC, 'dist', script), { UPSTREAM_PORT: String(upstreamPort), API_KEY: BENCH_KEY });
   const headers = { [KEY_HEADER]: BENCH_KEY };
   await waitReady(c.proc, c.port, PATH, UPSTREAM_BODY, 10_000, headers);
   return { name, label, port: c.port, pid: c.proc.pid!, proc: c.proc, logFile: c.logFile, headers, keyed: true, startMs: performance.now() - t0 };

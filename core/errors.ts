@@ -48,3 +48,15 @@ export function configInvalid(issues: readonly ConfigIssue[]): GatehouseError {
   const n = issues.length;
   return new GatehouseError('GH_ERR_CONFIG_INVALID', `${n} error${n === 1 ? '' : 's'}\n${formatIssues(issues)}`, issues);
 }
+
+/**
+ * A TLS error's text without the hint Node.js 24 appends to certificate verification errors
+ * ("…; if the root CA is installed locally, try running Node.js with --use-system-ca"). Node adds it
+ * whatever CAs the connection was given, so next to a configured CA (config_store.tls.ca, a Vault
+ * provider's tls.ca) it points away from the setting that matters; Node 20 and 22 do not add it.
+ * Gatehouse's messages name their own settings instead, the same on every Node version.
+ * @example withoutNodeCaHint('self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca') // 'self-signed certificate'
+ */
+export function withoutNodeCaHint(text: string): string {
+  return text.replace(/; if the root CA is installed locally, try running Node\.js with\s+--use-system-ca/g, '');
+}

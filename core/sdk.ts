@@ -3,6 +3,7 @@ import type { JsonSchema, Plugin, PluginHooks, PluginServices, SecretProvider } 
 
 export type * from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
+export { withoutNodeCaHint } from './errors';
 
 /** Names of plugins and providers: lowercase, digits and dashes, starting with a letter. */
 export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;

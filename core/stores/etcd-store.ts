@@ -10,7 +10,7 @@
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IKeyValue, type Watcher } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
 import type { ClusterCommand, ConfigStore, DataSections, Logger, RawConfig, SecretFieldPaths } from '../contracts';
-import { GatehouseError } from '../errors';
+import { GatehouseError, withoutNodeCaHint } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { mapStringsAt } from '../admin/redact';
 import { ENC_PREFIX, decryptAll, encrypt } from './encryption';
@@ -22,7 +22,7 @@ export interface EtcdAuth {
   readonly password: string;
 }
 
-/** PEM contents of config_store.tls: the CA bundle that verifies etcd (system CAs without it) and a client certificate. */
+/** PEM contents of config_store.tls: the CA bundle that verifies etcd (Node's default CAs without it) and a client certificate. */
 export interface EtcdTls {
   readonly ca?: Buffer;
   readonly cert?: Buffer;
@@ -79,8 +79,9 @@ function kindOf(rel: string): Kind | undefined {
   return KINDS.includes(k) ? k : undefined;
 }
 
+/** The first line of an error's message, without Node 24's --use-system-ca hint (see withoutNodeCaHint). */
 function firstLine(err: unknown): string {
-  return ((err as { message?: string }).message ?? String(err)).split('\n')[0];
+  return withoutNodeCaHint(((err as { message?: string }).message ?? String(err)).split('\n')[0]);
 }
 
 /**
@@ -92,12 +93,19 @@ function grpcCause(line: string): string {
   return cleaned === '' ? line : cleaned;
 }
 
-/** What a failed TLS handshake means, from gRPC's "Last error: …" (Node's TLS error); undefined when it was no TLS failure. */
-function tlsCause(message: string): string | undefined {
-  const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?(?:\. Resolution note|$)/m.exec(message)?.[1] ?? '';
+/**
+ * What a failed TLS handshake means, from gRPC's "Last error: …" (Node's TLS error); undefined when it was no TLS failure.
+ * @param withCa whether config_store.tls.ca is set (else Node's default CAs verify etcd)
+ */
+function tlsCause(message: string, withCa: boolean): string | undefined {
+  const last = withoutNodeCaHint(/Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?(?:\. Resolution note|$)/m.exec(message)?.[1] ?? '');
   const alert = /alert ([a-z ]+?)(?::|$)/.exec(last)?.[1];
   if (alert) return `etcd refused the TLS handshake (alert: ${alert}): it requires a client certificate signed by a CA it trusts (config_store.tls.cert and key)`;
-  if (/certificate|self[- ]signed|issuer|Hostname\/IP does not match/i.test(last)) return `certificate verify failed (${last}): etcd's server certificate is not signed by config_store.tls.ca (or, without it, a system CA) or does not name the endpoint's host`;
+  if (/certificate|self[- ]signed|issuer|Hostname\/IP does not match/i.test(last)) {
+    // without tls.ca, Node's built-in CAs (plus NODE_EXTRA_CA_CERTS) verify etcd, not the operating system's store
+    const signer = withCa ? 'config_store.tls.ca' : 'a CA Node.js trusts by default (set config_store.tls.ca to the CA that signed it)';
+    return `certificate verify failed (${last}): etcd's server certificate is not signed by ${signer} or does not name the endpoint's host`;
+  }
   if (/wrong version number|packet length too long|EPROTO/i.test(last)) return `TLS handshake failed (${last}): is the endpoint http://?`;
   return undefined;
 }
@@ -134,7 +142,7 @@ export class EtcdConfigStore implements ConfigStore {
       grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
       // the token exchange gets the same deadline as every call (it has none of its own)
       auth: o.auth ? { username: o.auth.username, password: o.auth.password, callOptions: () => this.deadline() } : undefined,
-      // no ca: null makes gRPC use the system CAs (etcd3's type wants a Buffer)
+      // no ca: null makes gRPC use Node's default CAs (etcd3's type wants a Buffer)
       credentials: o.tls ? { rootCertificate: (o.tls.ca ?? null) as Buffer, privateKey: o.tls.key, certChain: o.tls.cert } : undefined,
     });
     if (!o.encryptionKey) o.logger.warn({ store: this.description }, 'config_store.encryption_key is not set: plaintext secret fields are stored in etcd unencrypted');
@@ -155,7 +163,7 @@ export class EtcdConfigStore implements ConfigStore {
     }
     if (msg.includes('etcdserver: user name is empty')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: authentication is enabled on etcd and this client has no credentials (set config_store.user and password)`);
     if (msg.includes('etcdserver: authentication is not enabled')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: config_store.user is set but authentication is not enabled on etcd`);
-    const tls = tlsCause(msg);
+    const tls = tlsCause(msg, this.o.tls?.ca !== undefined);
     if (tls) return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${tls}`);
     return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${grpcCause(firstLine(err))}`);
   }
@@ -442,7 +450,7 @@ export class EtcdConfigStore implements ConfigStore {
       if (changed) this.notify();
     });
     w.on('disconnected', (err: Error) => {
-      if (this.up) this.o.logger.warn({ store: this.description, err: err.message.split('\n')[0] }, 'etcd connection lost: serving the last config; admin writes answer 503 until it returns');
+      if (this.up) this.o.logger.warn({ store: this.description, err: firstLine(err) }, 'etcd connection lost: serving the last config; admin writes answer 503 until it returns');
       this.up = false;
     });
     w.on('connected', () => {
@@ -469,7 +477,7 @@ export class EtcdConfigStore implements ConfigStore {
       void this.watcher.cancel().catch(() => undefined);
       this.watcher = undefined;
     }
-    if (this.up) this.o.logger.warn({ store: this.description, err: ((err as Error).message ?? String(err)).split('\n')[0] }, 'etcd watch lost: serving the last config; resyncing');
+    if (this.up) this.o.logger.warn({ store: this.description, err: firstLine(err) }, 'etcd watch lost: serving the last config; resyncing');
     this.up = false;
     clearTimeout(this.rewatchTimer);
     this.rewatchTimer = setTimeout(() => {

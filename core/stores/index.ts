@@ -90,7 +90,7 @@ function credentials(user: unknown, password: unknown, issues: ConfigIssue[]): E
 
 /**
  * config_store.tls: PEM files read once at start (paths relative to the config file). Endpoints
- * must all be https:// with it; an https:// endpoint without it verifies etcd with the system CAs.
+ * must all be https:// with it; an https:// endpoint without it verifies etcd with Node's default CAs.
  */
 function tlsFiles(v: unknown, endpoints: readonly string[], base: string, issues: ConfigIssue[]): EtcdTls | undefined {
   const add = (path: string, message: string) => void issues.push({ path, message });

@@ -8,7 +8,7 @@ import type Redis from 'ioredis';
 function ioredis(): typeof Redis {
   return (require('ioredis') as { default: typeof Redis }).default;
 }
-import type { Logger } from '../../core/sdk';
+import { withoutNodeCaHint, type Logger } from '../../core/sdk';
 
 /** One key's window: requests counted so far and when the window ends (ms). */
 export interface Window {
@@ -158,8 +158,9 @@ export class RedisCounters {
   /** Log the first failure of an outage; later ones until recovery are not logged again. */
   failed(err: Error): void {
     if (this.failing !== undefined) return;
-    this.failing = err.message;
-    this.logger.error({ redis: this.where, err: err.message }, 'limit-count: redis unavailable; its routes answer 500, or let requests through where allow_degradation is true');
+    // a TLS failure's text without Node 24's --use-system-ca hint, as on Node 20 and 22 (redis_ssl_verify is the setting here)
+    this.failing = withoutNodeCaHint(err.message);
+    this.logger.error({ redis: this.where, err: this.failing }, 'limit-count: redis unavailable; its routes answer 500, or let requests through where allow_degradation is true');
   }
 
   /** Note that Redis answers again (logged once, after failures). */

@@ -377,7 +377,8 @@ describe('redis policy', () => {
       assert.equal((await call(g, '/w2')).status, 500, 'the self-signed certificate is not trusted');
       const lines = g.logs.lines.filter((l) => l.plugin === 'limit-count');
       assert.equal(lines.length, 1, JSON.stringify(lines));
-      assert.match(lines[0].err, /self[- ]signed/i);
+      // the whole text, the same on every Node version (without Node 24's --use-system-ca hint)
+      assert.equal(lines[0].err, 'self-signed certificate');
     } finally {
       await r.close();
     }

@@ -6,7 +6,7 @@ function nodeVault(): typeof NodeVault {
   return require('node-vault') as typeof NodeVault;
 }
 import { readFile } from 'node:fs/promises';
-import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, withoutNodeCaHint, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
 import { DEFAULT_JWT_PATH, schema, type VaultConfig } from './schema';
 
 export { schema } from './schema';
@@ -411,7 +411,8 @@ class VaultBackend implements SecretBackend {
     } else if (err.code === 'ECONNREFUSED') {
       cause = 'connection refused (ECONNREFUSED)';
     } else {
-      cause = `${String(err.message ?? 'request failed')}${err.code && !String(err.message).includes(err.code) ? ` (${err.code})` : ''}`;
+      // a TLS failure's text comes without Node 24's --use-system-ca hint: tls.ca is the setting here
+      cause = `${withoutNodeCaHint(String(err.message ?? 'request failed'))}${err.code && !String(err.message).includes(err.code) ? ` (${err.code})` : ''}`;
     }
     let text = cause.length > MAX_CAUSE ? `${cause.slice(0, MAX_CAUSE)}…` : cause;
     for (const s of this.secrets) if (s) text = text.split(s).join('[redacted]');
