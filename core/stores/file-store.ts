@@ -96,16 +96,6 @@ export class FileConfigStore implements ConfigStore {
     return this.withData(fileDoc);
   }
 
-  /**
-   * For reloads: an empty file is what an in-place write looks like half-way through, never a
-   * config anyone means to deploy over a running one (an empty document has no routes).
-   */
-  async reload(): Promise<RawConfig> {
-    const raw = await readConfigFile(this.path);
-    if (Object.keys(raw).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.path}: the file is empty`);
-    return this.withData(raw);
-  }
-
   async assertWritable(): Promise<void> {
     const raw = await readConfigFile(this.path);
     if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set: change the config file instead');

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { startTestGateway } from '../../core/testing';
 import type { Logger } from '../../core/sdk';
 import file, { fileBackend, MAX_SECRET_BYTES } from './index';
@@ -107,7 +107,7 @@ test('reads the file again at every fetch: a Kubernetes-style atomic swap of ..d
 test('a dir that is not a folder yet is logged as a warning, not refused', async () => {
   const warnings: unknown[] = [];
   const logger: Logger = { debug() {}, info() {}, warn: (o) => void warnings.push(o), error() {}, child: () => logger };
-  const b = await file.create({ dir: join(root, 'not-mounted') }, { logger, clock: { now: Date.now } });
+  const b = await file.create({ dir: join(root, 'not-mounted') }, { logger, clock: { now: Date.now }, resolvePath });
   assert.deepEqual(warnings, [{ dir: join(root, 'not-mounted') }]);
   assert.equal(await b.get({ path: '', field: 'x' }), undefined);
 });
