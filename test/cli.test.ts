@@ -245,6 +245,16 @@ describe('gatehouse start', () => {
     assert.equal((await failedStart(['-c', yaml])).line, `gatehouse: cannot start: configuration cannot be parsed: ${yaml}:3:5: Map keys must be unique; ${yaml}:5:5: Map keys must be unique\n`);
   });
 
+  test('with workers, a config no worker can start on gives one stderr line (from the primary), exit 1', async () => {
+    const f = file('start-workers-bad.yaml', 'gateway: { workers: 2 }\nroutes: [{ id: r, uri: /, plugins: { nope: {} } }]\n');
+    const r = await runCli(['start', '-c', f]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.stderr, 'gatehouse: cannot start: routes[0].plugins.nope: unknown plugin "nope"\n');
+    const failed = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg === 'gatehouse cannot start');
+    // the first worker to fail stops the others: one or both log why
+    assert.ok(failed.length >= 1, r.stdout);
+  });
+
   test('serves a valid config on gateway.listen', async () => {
     const port = await freePort();
     const f = file('start-ok.yaml', `gateway: { listen: "127.0.0.1:${port}" }\n${VALID}`);
