@@ -63,6 +63,18 @@ test('a missing file, folder or JSON field is not found; an empty file gives the
   assert.deepEqual(await backend.get({ path: '', field: 'empty' }), { value: '' });
 });
 
+test('locate names the path(s) a not-found reference was looked for, for the error; none for a reference that would leave the folder', () => {
+  assert.equal(backend.locate!({ path: '', field: 'nope' }), join(dir, 'nope'));
+  assert.equal(backend.locate!({ path: 'jill', field: 'auth-key' }), `${join(dir, 'jill', 'auth-key')} or field "auth-key" of ${join(dir, 'jill')}`);
+  assert.equal(backend.locate!({ path: '..', field: 'x' }), undefined);
+});
+
+test('a relative dir resolves with services.resolvePath (from the config file\'s folder), not from the working directory', async () => {
+  const logger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => logger };
+  const b = await file.create({ dir: 'secrets' }, { logger, clock: { now: Date.now }, resolvePath: (p) => join(dir, '..', p) });
+  assert.equal(b.locate!({ path: '', field: 'x' }), join(dir, '..', 'secrets', 'x'));
+});
+
 test('refuses path traversal: no segment may be "." or "..", and nothing outside the folder is read', async () => {
   for (const req of [
     { path: '', field: '..' },
