@@ -109,7 +109,7 @@ describe('gatehouse validate', () => {
     // the folder they live in, e.g. under /root), and of the file, whose mode 000 then refuses it
     const via = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--inh-caps', '-dac_override,-dac_read_search', '--'] : undefined;
     const r = await runCli(['validate', '-c', f], { via });
-    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.code, 1, via ? `as root the CLI runs under setpriv (util-linux), which must be installed: ${r.stdout}${r.stderr}` : r.stdout);
     assert.equal(r.stderr, `configuration cannot be read: ${f}: permission denied (EACCES)\n`);
   });
 
