@@ -47,9 +47,11 @@ export async function secretResolveCommand(text: string, file: string, reveal: b
     const ref = parseReference(text);
     const absent = fileOptional && !existsSync(file);
     if (absent && ref.manager !== 'env') throw new Error(`${file}: no such file: a $secret:// reference is resolved with the secret resources of a config file; name it with -c FILE`);
-    // an $env:// reference reads the environment only: no config is needed
+    // an $env:// reference reads the environment only: no config is needed, nor the data sections
+    // (no etcd round trip); the file is still checked when there is one
     const logger = silentLogger();
-    const raw = absent ? {} : await inForce(file, await readConfigFile(file), logger);
+    const fileDoc = absent ? {} : await readConfigFile(file);
+    const raw = ref.manager === 'env' ? fileDoc : await inForce(file, fileDoc, logger);
     const metrics = createMetrics();
     const container = createGatewayContainer({ logger, metrics, clock: systemClock, store: new MemoryConfigStore(raw) });
     const registry = createRegistry(resolveAll(container, PLUGIN), resolveAll(container, SECRET_PROVIDER));
