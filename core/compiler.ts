@@ -1,5 +1,6 @@
 // Turns config documents into snapshots: validate, bring the secret backends in line, resolve
 // every reference (batched), compile. Owns what outlives snapshots: pools, health, secret cache.
+import { resolve as resolvePath } from 'node:path';
 import type { PluginServices, PluginState, Logger, Metrics, Clock } from './contracts';
 import { parseReference } from './secrets/reference';
 import { validateConfig, type Registry, type ValidatedConfig } from './config/validate';
@@ -17,6 +18,8 @@ export interface CompilerOptions {
   readonly metrics: Metrics;
   readonly clock: Clock;
   readonly timers?: Timers;
+  /** Where relative paths in providers' configs resolve from: the config file's folder; default the working directory. */
+  readonly baseDir?: string;
 }
 
 const DEFAULT_CACHE = { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 };
@@ -29,7 +32,8 @@ export class Compiler {
   private readonly states: PluginStates;
 
   constructor(o: CompilerOptions) {
-    this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock }, o.logger);
+    const baseDir = resolvePath(o.baseDir ?? '.');
+    this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock, resolvePath: (p) => resolvePath(baseDir, p) }, o.logger);
     const resolver = (this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers }));
     const services: Omit<PluginServices, 'state'> = {
       logger: o.logger,

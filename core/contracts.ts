@@ -278,6 +278,13 @@ export interface SecretBackend {
    * `reqs`; each entry is a value, undefined (not found) or the Error for that request.
    */
   getMany?(reqs: readonly SecretRequest[]): Promise<Array<SecretValue | undefined | Error>>;
+  /**
+   * Where `get` looks for `req` (a file path, an API path): named after "not found" in errors and
+   * logs, so that an operator sees what was tried (a relative folder resolved from the wrong place,
+   * a typo). Never a value, never a credential.
+   * @example locate({ path: '', field: 'db-password' }) // '/etc/gatehouse/secrets/db-password'
+   */
+  locate?(req: SecretRequest): string | undefined;
   /** Release connections and timers (token renewal). */
   close?(): Promise<void> | void;
 }
@@ -286,6 +293,13 @@ export interface SecretBackend {
 export interface ProviderServices {
   readonly logger: Logger;
   readonly clock: Clock;
+  /**
+   * A path from the provider's config (a folder, a PEM file) made absolute: a relative one resolves
+   * from the config file's folder, whatever the process's working directory (for a config given in
+   * memory, from the working directory).
+   * @example services.resolvePath('./secrets') // '/etc/gatehouse/secrets' for /etc/gatehouse/gatehouse.yaml
+   */
+  resolvePath(path: string): string;
 }
 
 /** A secret provider: the factory of backends for one manager name (`vault`, `aws`, `env`). */

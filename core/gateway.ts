@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Extension, Logger, Metrics } from './contracts';
 import { createGatewayContainer, systemClock } from './container';
-import { createRegistry, type Registry, type ValidatedConfig } from './config/validate';
+import { createRegistry, parseListen, type Registry, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
 import type { Snapshot } from './snapshot';
 import { Compiler } from './compiler';
@@ -64,14 +64,6 @@ export type ChangeResult = { ok: true } | { ok: false; status: number; message: 
 const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
 
 export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
-
-/** Split "host:port", "[v6]:port" or ":port". */
-export function parseListen(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(':');
-  let host = s.slice(0, i);
-  if (host.startsWith('[')) host = host.slice(1, -1);
-  return { host: host || '0.0.0.0', port: Number(s.slice(i + 1)) };
-}
 
 export class Gateway {
   readonly container: DependencyContainer;
@@ -156,12 +148,15 @@ export class Gateway {
     const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
     const metrics = opts.metrics ?? createMetrics();
     const clock = opts.clock ?? systemClock;
+    // relative paths in the config (extensions, providers' folders and PEM files) are the file's own:
+    // they resolve from its folder, whatever the working directory
+    const baseDir = opts.configPath !== undefined ? dirname(resolvePath(opts.configPath)) : process.cwd();
     // extensions named by the config file, loaded relative to it (an embedding app may add its own)
     let loaded: Extension[] = [];
     const specs = first?.extensions;
     if (Array.isArray(specs) && specs.length) {
       try {
-        loaded = loadExtensions(specs, opts.configPath !== undefined ? dirname(resolvePath(opts.configPath)) : process.cwd(), builtinNames(opts.extensions));
+        loaded = loadExtensions(specs, baseDir, builtinNames(opts.extensions));
       } catch (err) {
         if (!opts.store) await store.close();
         throw err;
@@ -169,7 +164,7 @@ export class Gateway {
     }
     const container = createGatewayContainer({ logger, metrics, clock, store, extensions: [...(opts.extensions ?? []), ...loaded] });
     const registry = buildRegistry(container);
-    const compiler = new Compiler({ registry, logger, metrics, clock, timers: opts.timers });
+    const compiler = new Compiler({ registry, logger, metrics, clock, timers: opts.timers, baseDir });
     store.useSecretFields?.(secretFieldPaths(registry));
     let snapshot: Snapshot;
     let validated: ValidatedConfig;
@@ -484,4 +479,4 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   return gw;
 }
 
-export { errorSummary };
+export { errorSummary, parseListen };

@@ -36,9 +36,10 @@ export function startDemoUpstream(port = 9081, host = '127.0.0.1'): Promise<Serv
   });
 }
 
-// `node dist/examples/demo-upstream.js`: the demo upstream alone, for the Vault walkthrough
+// `node dist/examples/demo-upstream.js [--port 9081]`: the demo upstream alone, for the Vault walkthrough
 if (require.main === module) {
-  startDemoUpstream(Number(process.env.DEMO_UPSTREAM_PORT ?? 9081)).then(
+  const i = process.argv.indexOf('--port');
+  startDemoUpstream(i === -1 ? 9081 : Number(process.argv[i + 1])).then(
     (s) => process.stdout.write(`demo upstream listening on http://127.0.0.1:${(s.address() as { port: number }).port}\n`),
     (err: Error) => {
       process.stderr.write(`demo upstream: ${err.message}\n`);

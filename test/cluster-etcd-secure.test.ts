@@ -91,7 +91,7 @@ const served = (n: Node, path: string, body: string) => async () => {
   return r.status === 200 && r.text === body;
 };
 
-/** `gatehouse start` that must fail: exit 1, exactly one error-level log line (returned), no secret anywhere. */
+/** `gatehouse start` that must fail: exit 1, exactly one error-level log line (returned) and its stderr line, no secret anywhere. */
 async function failedStart(file: string): Promise<{ error: string; stdout: string; stderr: string }> {
   const t0 = Date.now();
   const r = await runCli(['start', '-c', file], { timeoutMs: 20000 });
@@ -102,6 +102,8 @@ async function failedStart(file: string): Promise<{ error: string; stdout: strin
   assert.equal(errors.length, 1, `one error line, got: ${JSON.stringify(errors)}`);
   assert.equal(errors[0].msg, 'gatehouse cannot start');
   assert.equal(errors[0].errors?.length, 1);
+  // (stderr may also hold Node's warnings about the etcd client's TLS options)
+  assert.deepEqual(r.stderr.split('\n').filter((l) => l.startsWith('gatehouse:')), [`gatehouse: cannot start: ${errors[0].errors![0]}`], 'the same error, one plain line on stderr');
   noSecrets(r.stdout + r.stderr);
   process.stdout.write(`# start refused in ${ms} ms: ${errors[0].errors![0]}\n`);
   return { error: errors[0].errors![0], stdout: r.stdout, stderr: r.stderr };

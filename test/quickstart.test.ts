@@ -16,7 +16,8 @@ async function startQuickstart(demoKey: string | undefined): Promise<{ gwPort: n
   const yaml = readFileSync(join(root, 'examples', 'gatehouse.yaml'), 'utf8').replaceAll('127.0.0.1:9080', `127.0.0.1:${gwPort}`).replaceAll('127.0.0.1:9081', `127.0.0.1:${upPort}`);
   const cfg = join(tempDir(), 'gatehouse.yaml');
   writeFileSync(cfg, yaml);
-  const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CONFIG: cfg, DEMO_UPSTREAM_PORT: String(upPort) };
+  // the demo upstream follows the config's node port: nothing else says where it listens
+  const env: NodeJS.ProcessEnv = { ...process.env, GATEHOUSE_CONFIG: cfg };
   if (demoKey === undefined) delete env.DEMO_API_KEY; // the documented default applies
   else env.DEMO_API_KEY = demoKey;
   const child = spawn(process.execPath, [join(root, 'dist', 'examples', 'quickstart.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
 import type { AdminLimits, GatewayConfig } from '../config/types';
-import type { Registry } from '../config/validate';
+import { parseListen, type Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { allowList, generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
@@ -158,9 +158,7 @@ export class AdminServer {
   async listen(): Promise<AddressInfo> {
     const cfg = this.host.config().admin;
     const spec = this.listenOverride ?? cfg?.listen ?? '127.0.0.1:9180';
-    const i = spec.lastIndexOf(':');
-    const hostPart = spec.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1';
-    const port = Number(spec.slice(i + 1));
+    const { host: hostPart, port } = parseListen(spec, '127.0.0.1');
     const server = createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
         this.host.logger.error({ err: err.message }, 'admin request failed');

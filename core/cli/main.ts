@@ -10,13 +10,16 @@ import { secretResolveCommand } from './secret';
 import { newCommand } from './new';
 import { initCommand } from './init';
 
+/** Every command that reads a config reads this one unless -c names another (in the working directory). */
+const DEFAULT_CONFIG = 'gatehouse.yaml';
+
 const program = new Command();
 program.name('gatehouse').description('API gateway whose config holds secret references, never secrets').version(version);
 
 program
   .command('start')
   .description('run the gateway')
-  .option('-c, --config <file>', 'configuration file', 'gatehouse.yaml')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (o: { config: string }) => {
     process.exit(await startCommand(o.config));
   });
@@ -24,7 +27,7 @@ program
 program
   .command('validate')
   .description('check a configuration file; exit 1 listing every error with its path')
-  .requiredOption('-c, --config <file>', 'configuration file')
+  .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
   .action(async (o: { config: string }) => {
     process.exitCode = await validateCommand(o.config, process.stdout, process.stderr);
   });
@@ -34,10 +37,12 @@ secret
   .command('resolve')
   .description('resolve one reference; print provider, latency and a sha256 fingerprint (the value only with --reveal)')
   .argument('<ref>', 'a reference: $secret://<manager>/<id>/<path>/<field> or $env://NAME')
-  .requiredOption('-c, --config <file>', 'configuration file holding the secret resources')
+  .option('-c, --config <file>', 'configuration file holding the secret resources (an $env:// reference needs none)', DEFAULT_CONFIG)
   .option('--reveal', 'also print the value')
-  .action(async (ref: string, o: { config: string; reveal?: boolean }) => {
-    process.exit(await secretResolveCommand(ref, o.config, o.reveal === true, process.stdout, process.stderr));
+  .action(async (ref: string, o: { config: string; reveal?: boolean }, cmd: Command) => {
+    // the default file may be absent for an $env:// reference; a file named with -c must exist
+    const optional = cmd.getOptionValueSource('config') === 'default';
+    process.exit(await secretResolveCommand(ref, o.config, o.reveal === true, process.stdout, process.stderr, optional));
   });
 
 const scaffold = program.command('new').description('scaffold a plugin or a secret provider from templates/');

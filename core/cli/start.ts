@@ -3,7 +3,8 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { parseListen, startGateway, type Gateway } from '../gateway';
+import { startGateway, type Gateway } from '../gateway';
+import { parseListen } from '../config/validate';
 import { GatehouseError } from '../errors';
 import { createLogger } from '../log';
 import type { Logger } from '../contracts';
@@ -55,9 +56,13 @@ export async function startCommand(file: string): Promise<number> {
     };
     gw = await startGateway({ configPath: file, logger, bus, metrics, takeInitialConfig: take });
   } catch (err) {
-    const issues = err instanceof GatehouseError ? err.issues : [];
-    logger.error({ errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message] }, 'gatehouse cannot start');
+    const errors = fatalErrors(err);
+    // the log line for whatever collects the logs (stdout); the plain line for the person or
+    // script that ran the command: stderr, from the primary alone when workers start
+    logger.error({ errors }, 'gatehouse cannot start');
     root.flush?.();
+    if (inCluster) await toPrimaryThenExit(errors);
+    else process.stderr.write(fatalLine(errors));
     return 1;
   }
   return new Promise<number>((resolve) => {
@@ -83,6 +88,31 @@ export async function startCommand(file: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void gw.reload());
+  });
+}
+
+/** What stops a start, one entry per problem: each config issue with its path, or the error's message. */
+function fatalErrors(err: unknown): string[] {
+  const issues = err instanceof GatehouseError ? err.issues : [];
+  return issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message];
+}
+
+/**
+ * The one stderr line of a failed start: `gatehouse: cannot start: <problems, "; " between>`. A
+ * message of several lines (a YAML file with several syntax errors) stays on that one line.
+ */
+export function fatalLine(errors: readonly string[]): string {
+  return `gatehouse: cannot start: ${errors.join('; ').replace(/\s*\n\s*/g, '; ')}\n`;
+}
+
+/** The IPC message a worker that cannot start sends its primary, which prints one line for all. */
+const FATAL = 'start-failed';
+
+/** A worker's failed start goes to the primary (which prints it once); resolves when it is sent. */
+function toPrimaryThenExit(errors: readonly string[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (typeof process.send !== 'function' || !process.connected) return resolve();
+    process.send({ gatehouse: FATAL, errors }, undefined, {}, () => resolve());
   });
 }
 
@@ -115,6 +145,11 @@ function runPrimary(n: number, logger: Logger, raw: Record<string, unknown>): Pr
   }
   // each worker asks for the generated key over IPC as it starts
   const stopRelay = relay({ logger, adminKey });
+  // the first worker that cannot start says why; the others fail the same way
+  let fatal: readonly string[] | undefined;
+  cluster.on('message', (_w, m: { gatehouse?: unknown; errors?: unknown }) => {
+    if (m?.gatehouse === FATAL && fatal === undefined && Array.isArray(m.errors)) fatal = m.errors.map(String);
+  });
   return new Promise<number>((resolve) => {
     let stopping = false;
     let failed = false;
@@ -128,6 +163,7 @@ function runPrimary(n: number, logger: Logger, raw: Record<string, unknown>): Pr
       }
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         stopRelay();
+        if (fatal !== undefined) process.stderr.write(fatalLine(fatal));
         resolve(failed && !stoppingBySignal ? 1 : 0);
       }
     });

@@ -54,7 +54,12 @@ const READ_ERRORS: Record<string, string> = {
   ENOTDIR: 'a parent of it is not a directory',
 };
 
-/** Read and parse a config file. @throws GatehouseError GH_ERR_CONFIG_READ / GH_ERR_CONFIG_PARSE */
+/**
+ * Read and parse a config file. A file with no settings (empty, only comments, `{}`) is refused, by
+ * start and validate as by a reload: it is what an in-place write looks like half-way through or a
+ * truncated file, never a gateway anyone means to run (0.0.0.0:9080 without routes).
+ * @throws GatehouseError GH_ERR_CONFIG_READ / GH_ERR_CONFIG_PARSE
+ */
 export async function readConfigFile(path: string): Promise<RawConfig> {
   let text: string;
   try {
@@ -64,5 +69,7 @@ export async function readConfigFile(path: string): Promise<RawConfig> {
     const why = code === undefined ? (err as Error).message : `${READ_ERRORS[code] ?? 'read failed'} (${code})`;
     throw new GatehouseError('GH_ERR_CONFIG_READ', `${path}: ${why}`);
   }
-  return parseConfigText(text, path);
+  const doc = parseConfigText(text, path);
+  if (Object.keys(doc).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${path}: the file is empty`);
+  return doc;
 }

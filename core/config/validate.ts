@@ -181,6 +181,38 @@ export function createRegistry(plugins: readonly Plugin[], providers: readonly S
   };
 }
 
+/**
+ * Split a listen address: "host:port", "[v6]:port" or ":port" (all interfaces: `anyHost`). The
+ * one parser of `gateway.listen` and `admin.listen`, for the check at load and for the listeners.
+ * @param anyHost the host of ":port" (default 0.0.0.0; the Admin API's is 127.0.0.1)
+ * @example parseListen('[::1]:9080') // { host: '::1', port: 9080 }
+ */
+export function parseListen(s: string, anyHost = '0.0.0.0'): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host || anyHost, port: Number(s.slice(i + 1)) };
+}
+
+/** Hosts that bind every interface: a listener there takes the port from every other host too. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+
+/**
+ * What a listen would fail on, found at load so that `validate` refuses what `start` would: a port
+ * outside 1-65535 (the schema's pattern admits 0 and 65536-99999) and the Admin API on the proxy's
+ * address. Runtime failures (a port in use by another process) remain start's alone.
+ */
+function checkListeners(c: any, issues: ConfigIssue[]): void {
+  const proxy = parseListen(c.gateway.listen);
+  const admin = c.admin ? parseListen(c.admin.listen, '127.0.0.1') : undefined;
+  for (const [path, l] of [['gateway.listen', proxy], ['admin.listen', admin]] as const) {
+    if (l !== undefined && !(Number.isInteger(l.port) && l.port >= 1 && l.port <= 65535)) issues.push({ path, message: `port ${l.port} is out of range (1-65535)` });
+  }
+  if (admin !== undefined && admin.port === proxy.port && (admin.host === proxy.host || WILDCARD_HOSTS.has(admin.host) || WILDCARD_HOSTS.has(proxy.host))) {
+    issues.push({ path: 'admin.listen', message: `is on port ${admin.port} of the proxy listener (gateway.listen): give the Admin API its own port` });
+  }
+}
+
 function splitHostPort(s: string): { host: string; port?: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(s);
   if (!m) return { host: s };
@@ -348,6 +380,7 @@ function checkReferences(c: any, registry: Registry, issues: ConfigIssue[]): voi
     issues.push({ path: 'gateway.client_max_body_size', message: why });
   } else c.gateway.client_max_body_size = bytes;
 
+  checkListeners(c, issues);
   if (c.admin) {
     (c.admin.allow as string[]).forEach((entry, i) => {
       try {

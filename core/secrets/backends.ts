@@ -98,6 +98,10 @@ class LazyBackend implements SecretBackend {
     return out;
   }
 
+  locate(req: SecretRequest): string | undefined {
+    return this.inner?.locate?.(req);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const b = this.inner;
@@ -215,7 +219,7 @@ export class SecretBackends {
   }
 
   private providerServices(resource: string): ProviderServices {
-    return { logger: this.logger.child({ secret_resource: resource }), clock: this.services.clock };
+    return { ...this.services, logger: this.logger.child({ secret_resource: resource }) };
   }
 
   /** Close every backend. */

@@ -314,8 +314,14 @@ export class SecretResolver {
   }
 
   private unavailable(e: Entry): SecretUnavailableError {
-    if (e.state === 'missing') return new SecretUnavailableError(e.ref.text, e.ref.manager, 'not found', true);
+    if (e.state === 'missing') return new SecretUnavailableError(e.ref.text, e.ref.manager, this.notFound(e.ref), true);
     return new SecretUnavailableError(e.ref.text, e.ref.manager, e.lastError ?? 'not fetched yet', false);
+  }
+
+  /** "not found", with where the backend looked when it can say (the file provider's path). */
+  private notFound(ref: SecretRef): string {
+    const where = this.backends(ref.resource)?.locate?.({ path: ref.path, field: ref.field, version: ref.version });
+    return where === undefined ? 'not found' : `not found (looked for ${where})`;
   }
 
   /** One backend call for this entry, shared by everyone who needs it meanwhile. */
@@ -387,7 +393,7 @@ export class SecretResolver {
     } else if (result === undefined || typeof result.value !== 'string' || result.value === '') {
       // not found is an answer, not a failure: nothing stale is served for a deleted secret
       this.m?.fetches.inc({ provider, result: 'not_found' });
-      if (e.state !== 'missing') this.logger.error({ reference: e.ref.text, provider, cause: result === undefined ? 'not found' : 'empty value' }, 'secret unavailable');
+      if (e.state !== 'missing') this.logger.error({ reference: e.ref.text, provider, cause: result === undefined ? this.notFound(e.ref) : 'empty value' }, 'secret unavailable');
       e.state = 'missing';
       e.value = undefined;
       e.missingUntil = now + s.neg_ttl * 1000;

@@ -293,7 +293,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** A reload uses the data as the watch keeps it: no etcd round trip, and it works while etcd is away. */
   async reload(): Promise<RawConfig> {
-    return this.merge(await this.file.reload());
+    return this.merge(await this.file.load());
   }
 
   private async seed(fileDoc: RawConfig): Promise<void> {

@@ -16,10 +16,10 @@ import { GatehouseError } from '../errors';
 export class FileConfigStore implements ConfigStore {
   readonly description: string;
   private readonly path: string;
-  private watcher: FSWatcher | undefined;
+  private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
-  /** Name of the data file, so that a write by another process (a worker) reloads this one. */
-  private dataName: string | undefined;
+  /** The data file, so that a write by another process (a worker) or a hand edit reloads this one. */
+  private dataPath: string | undefined;
 
   /**
    * @param debounceMs changes closer together than this cause one reload
@@ -64,7 +64,7 @@ export class FileConfigStore implements ConfigStore {
 
   private async withData(raw: RawConfig): Promise<RawConfig> {
     if (!this.withDataFile) return raw;
-    this.dataName = basename(this.dataFile(raw));
+    this.dataPath = this.dataFile(raw);
     if ((raw.config_store as { readonly?: unknown } | undefined)?.readonly === true) return raw;
     let text: string;
     try {
@@ -94,16 +94,6 @@ export class FileConfigStore implements ConfigStore {
 
   complete(fileDoc: RawConfig): Promise<RawConfig> {
     return this.withData(fileDoc);
-  }
-
-  /**
-   * For reloads: an empty file is what an in-place write looks like half-way through, never a
-   * config anyone means to deploy over a running one (an empty document has no routes).
-   */
-  async reload(): Promise<RawConfig> {
-    const raw = await readConfigFile(this.path);
-    if (Object.keys(raw).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${this.path}: the file is empty`);
-    return this.withData(raw);
   }
 
   async assertWritable(): Promise<void> {
@@ -150,10 +140,7 @@ export class FileConfigStore implements ConfigStore {
         () => onChange(),
       );
     };
-    this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
-      // the config file, an editor's temp copy of it, or the data file (written by another worker)
-      const isData = file !== null && this.dataName !== undefined && String(file).startsWith(this.dataName);
-      if (file !== null && file !== name && !String(file).startsWith(name) && !isData) return;
+    const changed = (isData: boolean) => {
       if (!isData) dataOnly = false;
       clearTimeout(this.timer);
       const now = Date.now();
@@ -161,12 +148,36 @@ export class FileConfigStore implements ConfigStore {
       // a file rewritten more often than the debounce still reloads at least every 5 debounces
       const wait = now - firstPending >= this.debounceMs * 5 ? 0 : this.debounceMs;
       this.timer = setTimeout(fire, wait);
-    });
+    };
+    // the data file's folder as it is now (a data_file moved by a reload is watched from the next start)
+    const dir = dirname(this.path);
+    const dataDir = this.dataPath === undefined ? undefined : dirname(this.dataPath);
+    const isData = (file: string | Buffer | null) => file !== null && this.dataPath !== undefined && String(file).startsWith(basename(this.dataPath));
+    this.watchers.push(
+      watch(dir, { persistent: false }, (_event, file) => {
+        // the config file, an editor's temp copy of it, or the data file (written by another worker)
+        const data = dataDir === dir && isData(file);
+        if (file !== null && file !== name && !String(file).startsWith(name) && !data) return;
+        changed(data);
+      }),
+    );
+    if (dataDir !== undefined && dataDir !== dir) {
+      try {
+        // a data_file in another folder (config_store.data_file: ./state/admin.json)
+        this.watchers.push(
+          watch(dataDir, { persistent: false }, (_event, file) => {
+            if (file === null || isData(file)) changed(true);
+          }),
+        );
+      } catch {
+        // no such folder: no Admin API write can land there either (the write fails, naming it)
+      }
+    }
   }
 
   async close(): Promise<void> {
     clearTimeout(this.timer);
-    this.watcher?.close();
+    for (const w of this.watchers) w.close();
   }
 }
 

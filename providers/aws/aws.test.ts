@@ -14,6 +14,7 @@ import type { AwsConfig } from './schema';
 import type { Logger, ProviderServices, SecretBackend, SecretValue } from '../../core/sdk';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../../test/servers/secrets-manager';
 import { tapLog } from '../../test/helpers/leak-tap';
+import { resolve as resolvePath } from 'node:path';
 
 const CREDS = { accessKeyId: 'test', secretAccessKey: 'test' };
 let sm: SecretsManagerServer;
@@ -32,7 +33,7 @@ function captureLogger(bindings: Record<string, unknown> = {}): Logger {
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (b) => captureLogger({ ...bindings, ...b }) };
 }
-const services: ProviderServices = { logger: captureLogger(), clock: { now: () => Date.now() } };
+const services: ProviderServices = { logger: captureLogger(), clock: { now: () => Date.now() }, resolvePath };
 
 async function backend(conf: Partial<AwsConfig> = {}, server: SecretsManagerServer = sm): Promise<SecretBackend> {
   const b = await aws.create({ region: server.region, endpoint_url: server.url, access_key_id: 'test', secret_access_key: 'test', ...conf }, services);

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { startTestGateway } from '../../core/testing';
 import type { Logger } from '../../core/sdk';
 import file, { fileBackend, MAX_SECRET_BYTES } from './index';
@@ -63,6 +63,18 @@ test('a missing file, folder or JSON field is not found; an empty file gives the
   assert.deepEqual(await backend.get({ path: '', field: 'empty' }), { value: '' });
 });
 
+test('locate names the path(s) a not-found reference was looked for, for the error; none for a reference that would leave the folder', () => {
+  assert.equal(backend.locate!({ path: '', field: 'nope' }), join(dir, 'nope'));
+  assert.equal(backend.locate!({ path: 'jill', field: 'auth-key' }), `${join(dir, 'jill', 'auth-key')} or field "auth-key" of ${join(dir, 'jill')}`);
+  assert.equal(backend.locate!({ path: '..', field: 'x' }), undefined);
+});
+
+test('a relative dir resolves with services.resolvePath (from the config file\'s folder), not from the working directory', async () => {
+  const logger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => logger };
+  const b = await file.create({ dir: 'secrets' }, { logger, clock: { now: Date.now }, resolvePath: (p) => join(dir, '..', p) });
+  assert.equal(b.locate!({ path: '', field: 'x' }), join(dir, '..', 'secrets', 'x'));
+});
+
 test('refuses path traversal: no segment may be "." or "..", and nothing outside the folder is read', async () => {
   for (const req of [
     { path: '', field: '..' },
@@ -107,7 +119,7 @@ test('reads the file again at every fetch: a Kubernetes-style atomic swap of ..d
 test('a dir that is not a folder yet is logged as a warning, not refused', async () => {
   const warnings: unknown[] = [];
   const logger: Logger = { debug() {}, info() {}, warn: (o) => void warnings.push(o), error() {}, child: () => logger };
-  const b = await file.create({ dir: join(root, 'not-mounted') }, { logger, clock: { now: Date.now } });
+  const b = await file.create({ dir: join(root, 'not-mounted') }, { logger, clock: { now: Date.now }, resolvePath });
   assert.deepEqual(warnings, [{ dir: join(root, 'not-mounted') }]);
   assert.equal(await b.get({ path: '', field: 'x' }), undefined);
 });

@@ -4,7 +4,7 @@
 // <dir>/<name>/<field> when <name> is a folder. Read again at every fetch; never outside <dir>.
 import { statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { join, relative, sep, isAbsolute } from 'node:path';
 import { defineProvider, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
 import { schema, type FileConfig } from './schema';
 
@@ -83,6 +83,16 @@ function jsonField(p: string, text: string, field: string): SecretValue | undefi
  */
 export function fileBackend(dir: string): SecretBackend {
   return {
+    locate({ path, field }: SecretRequest): string | undefined {
+      const segments = path === '' ? [] : path.split('/');
+      try {
+        // <dir>/<name>/<field>, or field <field> of the JSON file <dir>/<name> (see get)
+        const file = inside(dir, [...segments, field]);
+        return segments.length === 0 ? file : `${file} or field "${field}" of ${inside(dir, segments)}`;
+      } catch {
+        return undefined; // a reference that would leave dir: get says why
+      }
+    },
     async get({ path, field, version }: SecretRequest): Promise<SecretValue | undefined> {
       // a pinned version the backend cannot honour is an error, not silently the current value
       if (version !== undefined) throw new Error(`file: files have no versions (asked for #${version}); remove it from the reference`);
@@ -111,7 +121,7 @@ export default defineProvider<FileConfig>({
   pathOptional: true,
   schema,
   create(conf, services: ProviderServices) {
-    const dir = resolve(conf.dir);
+    const dir = services.resolvePath(conf.dir);
     let isDir = false;
     try {
       isDir = statSync(dir).isDirectory();

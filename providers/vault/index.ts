@@ -287,7 +287,7 @@ class VaultBackend implements SecretBackend {
       if (auth.method === 'approle') {
         res = await this.client.approleLogin({ mount_point: mount, role_id: auth.role_id, secret_id: auth.secret_id });
       } else {
-        const path = auth.jwt_path ?? DEFAULT_JWT_PATH;
+        const path = this.services.resolvePath(auth.jwt_path ?? DEFAULT_JWT_PATH);
         let jwt: string;
         try {
           jwt = (await readFile(path, 'utf8')).trim();
@@ -460,7 +460,8 @@ export default defineProvider<VaultConfig>({
     const requestOptions: NodeVault.VaultOptions['requestOptions'] = { timeout: Math.round(timeout * 1000) };
     if (n.uri.startsWith('https:')) {
       const tls = config.tls ?? {};
-      const [ca, cert, key] = await Promise.all([pemOrFile(tls.ca, 'tls.ca'), pemOrFile(tls.cert, 'tls.cert'), pemOrFile(tls.key, 'tls.key', true)]);
+      const file = (p: string | undefined) => (p === undefined || isPem(p) ? p : services.resolvePath(p));
+      const [ca, cert, key] = await Promise.all([pemOrFile(file(tls.ca), 'tls.ca'), pemOrFile(file(tls.cert), 'tls.cert'), pemOrFile(file(tls.key), 'tls.key', true)]);
       if (!!cert !== !!key) throw new Error('vault: tls.cert and tls.key go together');
       // verification is set from config alone, whatever VAULT_SKIP_VERIFY says
       Object.assign(requestOptions, { strictSSL: tls.verify !== false }, ca ? { ca } : {}, cert ? { cert, key } : {});

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { inspect } from 'node:util';
 import Ajv from 'ajv';
 import { request } from 'undici';
@@ -56,7 +56,7 @@ type Conf = Partial<VaultConfig> & Pick<VaultConfig, 'uri' | 'prefix'>;
 
 const backends: SecretBackend[] = [];
 async function backend(conf: Conf, logger: Logger = memoryLogger().logger): Promise<SecretBackend> {
-  const b = await vaultProvider.create({ kv_version: 'auto', timeout: 5, ...conf } as VaultConfig, { logger, clock: { now: () => Date.now() } });
+  const b = await vaultProvider.create({ kv_version: 'auto', timeout: 5, ...conf } as VaultConfig, { logger, clock: { now: () => Date.now() }, resolvePath });
   backends.push(b);
   return b;
 }
@@ -573,8 +573,15 @@ describe('TLS', () => {
     assert.ok(log.lines.some((l) => l.level === 'warn' && /verification is disabled/.test(String(l.msg))));
   });
 
+  test('reads a relative tls.ca from the folder services.resolvePath resolves from (the config file\'s), not the working directory', async () => {
+    const services = { logger: memoryLogger().logger, clock: { now: Date.now }, resolvePath: (p: string) => resolvePath(dir, p) };
+    const b = await vaultProvider.create({ uri: server.url, prefix: 'secret', token: server.rootToken, kv_version: 2, timeout: 5, tls: { ca: 'ca.pem' } }, services);
+    assert.equal((await b.get({ path: 'gw/jack', field: 'auth-key' }))?.value, 'over-tls');
+    await b.close?.();
+  });
+
   test('names an unreadable tls.ca file at create', async () => {
-    await assert.rejects(async () => vaultProvider.create({ uri: server.url, prefix: 'secret', token: 't', kv_version: 'auto', timeout: 5, tls: { ca: join(dir, 'missing.pem') } }, { logger: memoryLogger().logger, clock: { now: Date.now } }), /tls\.ca: cannot read PEM file ".*missing\.pem" \(ENOENT\)/);
+    await assert.rejects(async () => vaultProvider.create({ uri: server.url, prefix: 'secret', token: 't', kv_version: 'auto', timeout: 5, tls: { ca: join(dir, 'missing.pem') } }, { logger: memoryLogger().logger, clock: { now: Date.now }, resolvePath }), /tls\.ca: cannot read PEM file ".*missing\.pem" \(ENOENT\)/);
   });
 });
 
@@ -611,7 +618,7 @@ describe('configuration', () => {
   });
 
   test('create refuses configs the schema cannot see once references are resolved', async () => {
-    const services = { logger: memoryLogger().logger, clock: { now: Date.now } };
+    const services = { logger: memoryLogger().logger, clock: { now: Date.now }, resolvePath };
     const base = { uri: 'http://127.0.0.1:8200', prefix: 'kv', kv_version: 'auto', timeout: 5 } as const;
     await assert.rejects(async () => vaultProvider.create({ ...base, token: 't', auth: { method: 'approle', role_id: 'r', secret_id: 's' } }, services), /exactly one of "token" and "auth"/);
     await assert.rejects(async () => vaultProvider.create({ ...base }, services), /exactly one of "token" and "auth"/);

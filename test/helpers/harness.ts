@@ -243,10 +243,15 @@ export function cliPath(): string {
   return joinPath(__dirname, '..', '..', 'core', 'cli', 'main.js');
 }
 
-/** Run `gatehouse <args>` to completion (killed after `timeoutMs`), optionally as another user. */
-export function runCli(args: readonly string[], opts: { timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Run `gatehouse <args>` to completion (killed after `timeoutMs`).
+ * @param opts.cwd working directory (default this process's)
+ * @param opts.via a command the CLI runs under, e.g. `['setpriv', ...options, '--']`
+ */
+export function runCli(args: readonly string[], opts: { timeoutMs?: number; cwd?: string; via?: readonly string[] } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const argv = [...(opts.via ?? []), process.execPath, cliPath(), ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath(), ...args], { timeout: opts.timeoutMs ?? 15000, encoding: 'utf8', uid: opts.uid, gid: opts.gid }, (err, stdout, stderr) => {
+    execFile(argv[0], argv.slice(1), { timeout: opts.timeoutMs ?? 15000, encoding: 'utf8', cwd: opts.cwd }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
       resolve({ code, stdout, stderr });
     });
@@ -290,9 +295,10 @@ export async function waitForPort(port: number, timeoutMs = 10000, gaveUp: () =>
 /**
  * Start `gatehouse start -c <configPath>` as a child process and wait until `port` (the config's
  * `gateway.listen` port) accepts connections. Logs are captured from stdout/stderr.
+ * @param cwd its working directory (default this process's)
  */
-export async function startGatehouse(configPath: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<GatehouseProcess> {
-  const child = spawn(process.execPath, [cliPath(), 'start', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export async function startGatehouse(configPath: string, port: number, env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<GatehouseProcess> {
+  const child = spawn(process.execPath, [cliPath(), 'start', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
