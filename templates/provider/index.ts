@@ -1,7 +1,6 @@
 // template-provider: secrets served from a JSON file. `$secret://template-provider/<id>/<key>/<field>`
 // is `<field>` of the object under `<key>` in the file (`<key>` may be several segments: nested objects).
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway';
 import { schema, type TemplateProviderConfig } from './schema';
 
@@ -48,5 +47,6 @@ export default defineProvider<TemplateProviderConfig>({
   // the Gatehouse versions this provider is written for; `extensions:` refuses it on any other
   gatehouse: '^0.1.0',
   schema,
-  create: (conf) => templateProviderBackend(resolve(conf.path)),
+  // a relative path is relative to gatehouse.yaml's folder, as every path in the config
+  create: (conf, services) => templateProviderBackend(services.resolvePath(conf.path)),
 });
