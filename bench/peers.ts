@@ -451,7 +451,7 @@ function formatReport(flags: Flags, env: Record<string, unknown>, gen: LoadGen, 
   );
   out.push('* the reference row of the two "vs (b)" columns');
   out.push('');
-  out.push('targets (issue 7):');
+  out.push('targets (docs/performance.md):');
   for (const c of cs) out.push(`  ${c.info ? 'INFO' : c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'FAIL'}  ${c.what}: ${c.detail}`);
   return out.join('\n');
 }

@@ -1,4 +1,4 @@
-// `npm run bench:routes`: what the number of routes costs (issue 7 item 5). Gatehouse through its real
+// `npm run bench:routes`: what the number of routes costs. Gatehouse through its real
 // CLI with 10, 1 000 and 10 000 routes (by default), each a distinct uri to the same upstream: odd ones
 // exact (`/svc/r00001/items`), even ones with a parameter (`/svc/r00002/items/:id`). The load hits the
 // last-defined route. Measured per size: config load time (spawn until the "gatehouse proxy listening"

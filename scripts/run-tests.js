@@ -3,7 +3,7 @@
 // Node 20's `node --test` takes no globs and its default patterns would also pick up
 // the helpers under dist/test/, so the file list is made here.
 //
-// Leak scan (issue 8): every Node process of the run gets the leak tap preloaded (NODE_OPTIONS
+// Leak scan (docs/security.md): every Node process of the run gets the leak tap preloaded (NODE_OPTIONS
 // --require dist/test/helpers/leak-tap.js, GATEHOUSE_LEAK_TAP = a fresh directory). It copies
 // stdout/stderr, Admin API and /metrics bodies, uncaught errors and in-memory test logs there and
 // records the secrets the run plants; afterwards every planted value is looked for in all of it

@@ -1,4 +1,4 @@
-// GET /admin/openapi.json against a real gateway (PRODUCT.md §7): it needs the admin key, is valid
+// GET /admin/openapi.json against a real gateway: it needs the admin key, is valid
 // OpenAPI 3.1 to a third-party validator (@seriousme/openapi-schema-validator: the official OAS
 // 3.1 schema, every $ref resolved), describes the plugins registered at run time (a draft-07
 // extension included), holds no config value, and matches the router both ways:

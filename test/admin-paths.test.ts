@@ -1,4 +1,4 @@
-// The Admin API path by path (PRODUCT.md §7, docs/admin-api.md), on both prefixes (/admin/ and
+// The Admin API path by path (docs/admin-api.md), on both prefixes (/admin/ and
 // /apisix/admin/) and for every resource kind (routes, upstreams, consumers, secrets/{manager}/{id}):
 // - PUT creates (201) and replaces (200), GET, list, PATCH (RFC 7386 merge: null deletes) and
 //   DELETE answer APISIX envelopes, and each write is live on the data plane when it is answered;

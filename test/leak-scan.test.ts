@@ -1,4 +1,4 @@
-// The leak scan of the test run (issue 8) must be able to fail: the scanner finds planted values in
+// The leak scan of the test run must be able to fail: the scanner finds planted values in
 // every encoded form and reports them without the value; the tap catches what real processes let
 // out (pino on fd 1, Admin API bodies, in-memory logs, uncaught errors, children's env); and
 // scripts/run-tests.js exits non-zero when a child process of a test logs a planted value.

@@ -1,4 +1,4 @@
-// Hostile clients, the two limits (issue 8): gateway.client_max_body_size (413 before the body is
+// Hostile clients, the two limits: gateway.client_max_body_size (413 before the body is
 // read for a declared length, 413 and an aborted upstream request for a chunked body that grows
 // past it, a lingering close so the client reads the answer) and admin.limits (resource counts the
 // Admin API refuses to grow past, with the file store and with a real etcd shared by two gateways).

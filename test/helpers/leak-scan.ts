@@ -1,4 +1,4 @@
-// Leak scan (issue 8): after a test run, look for every planted secret (the canaries the leak tap
+// Leak scan (docs/security.md): after a test run, look for every planted secret (the canaries the leak tap
 // recorded, plus KNOWN_PLANTED) in everything the run's processes let out (the tap files), as
 // written and base64-, base64url-, URL- and JSON-string-encoded. A hit is reported by file, offset,
 // canary number and source, with its context redacted: a report never contains a canary's value.

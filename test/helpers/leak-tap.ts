@@ -1,4 +1,4 @@
-// Leak tap (issue 8). scripts/run-tests.js preloads this file into every Node process of a test run
+// Leak tap (docs/security.md, "How it is checked"). scripts/run-tests.js preloads this file into every Node process of a test run
 // (NODE_OPTIONS=--require) with GATEHOUSE_LEAK_TAP naming a directory. Each process then copies what
 // it lets out into files there — stdout and stderr (pino writes fd 1 directly, so fs writes to fds 1
 // and 2 too), Admin API and /metrics response bodies, uncaught errors and warnings, and the lines of
