@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import NodeVault from 'node-vault';
 import { SecretResolver } from '../core/secrets/resolver';
 import { parseReference } from '../core/secrets/reference';
-import { silentLogger } from '../core/log';
+import { silentLogger } from '../core/observe/log';
 import { startVaultServer } from '../test/servers/vault';
 import { benchDir, cleanup, freePort, getOnce } from './procs';
 import { runLoad, type LoadResult } from './load';

@@ -5,7 +5,7 @@ import { container as root, type DependencyContainer } from 'tsyringe';
 import type { Clock, ConfigStore, Extension, Logger, Metrics } from './contracts';
 import { CLOCK, CONFIG_STORE, LOGGER, METRICS, PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
 import { GatehouseError } from './errors';
-import { builtinExtensions } from './builtins';
+import { builtinExtensions } from './extensions/builtins';
 
 export interface ContainerOptions {
   readonly logger: Logger;

@@ -9,21 +9,21 @@ import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Extension, Logger,
 import { createGatewayContainer, systemClock } from './container';
 import { createRegistry, parseListen, type Registry, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
-import type { Snapshot } from './snapshot';
-import { Compiler } from './compiler';
+import type { Snapshot } from './build/snapshot';
+import { Compiler } from './build/compiler';
 import type { Timers } from './secrets/resolver';
-import { DataPlane, errorSummary } from './data-plane';
+import { DataPlane, errorSummary } from './request/data-plane';
 import { AdminServer } from './admin/server';
 import { GatehouseError, type ConfigIssue } from './errors';
-import { createLogger } from './log';
-import { createMetrics } from './metrics';
+import { createLogger } from './observe/log';
+import { createMetrics } from './observe/metrics';
 import { MemoryConfigStore } from './stores/file-store';
 import { storeForFile } from './stores';
 import { secretFieldPaths } from './admin/redact';
 import { PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
 import { readConfigFile } from './config/loader';
-import { loadExtensions } from './extensions';
-import { builtinExtensions } from './builtins';
+import { loadExtensions } from './extensions/load';
+import { builtinExtensions } from './extensions/builtins';
 import { dirname, resolve as resolvePath } from 'node:path';
 
 export interface GatewayOptions {

@@ -6,9 +6,9 @@ export { GatehouseError, ErrorCodes, type ErrorCode, type ConfigIssue } from './
 export { token, resolve, resolveAll, PLUGIN, SECRET_PROVIDER, LOGGER, METRICS, CONFIG_STORE, CLOCK, type Token } from './tokens';
 export { createGatewayContainer, registerExtension } from './container';
 export { FileConfigStore, MemoryConfigStore } from './stores/file-store';
-export { createLogger } from './log';
-export { createMetrics } from './metrics';
+export { createLogger } from './observe/log';
+export { createMetrics } from './observe/metrics';
 export type { GatewayConfig, RouteConfig, UpstreamConfig, ConsumerConfig } from './config/types';
 export { startTestGateway, captureLogs, type TestGateway, type TestGatewayOptions, type TestResponse, type EchoedRequest } from './testing';
-export { loadExtensions, type ExtensionModule } from './extensions';
+export { loadExtensions, type ExtensionModule } from './extensions/load';
 export { FakeClock } from './secrets/fake-clock';

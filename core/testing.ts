@@ -3,10 +3,10 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Clock, Extension, Logger, Plugin, SecretProvider } from './contracts';
-import { createLogger } from './log';
+import { createLogger } from './observe/log';
 import { FakeClock } from './secrets/fake-clock';
 import { startGateway, type Gateway } from './gateway';
-import { silentLogger } from './log';
+import { silentLogger } from './observe/log';
 
 /** What the echo upstream saw of one request. */
 export interface EchoedRequest {

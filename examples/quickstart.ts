@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { startDemoUpstream } from './demo-upstream';
 import { startGateway } from '../core/gateway';
-import { createLogger } from '../core/log';
+import { createLogger } from '../core/observe/log';
 import { readConfigFile } from '../core/config/loader';
 
 /**

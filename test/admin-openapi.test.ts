@@ -13,7 +13,7 @@ import { request, type Dispatcher } from 'undici';
 import type { ValidateFunction } from 'ajv';
 import { definePlugin } from '../core/sdk';
 import type { Extension } from '../core/contracts';
-import { builtinExtensions } from '../core/builtins';
+import { builtinExtensions } from '../core/extensions/builtins';
 import { adminOpenApi, extensionsOf } from '../core/admin/openapi';
 import { ADMIN_KINDS, ADMIN_PREFIXES, OPENAPI_DOCUMENT } from '../core/admin/paths';
 import { bootGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers/harness';

@@ -7,10 +7,10 @@ import { container as root } from 'tsyringe';
 import { createGatewayContainer, registerExtension, systemClock } from '../core/container';
 import { PLUGIN, LOGGER, METRICS, CLOCK, CONFIG_STORE, token, resolve, resolveAll } from '../core/tokens';
 import { definePlugin } from '../core/sdk';
-import { createMetrics } from '../core/metrics';
-import { silentLogger } from '../core/log';
+import { createMetrics } from '../core/observe/metrics';
+import { silentLogger } from '../core/observe/log';
 import { MemoryConfigStore } from '../core/stores/file-store';
-import { builtinExtensions } from '../core/builtins';
+import { builtinExtensions } from '../core/extensions/builtins';
 import type { Plugin } from '../core/contracts';
 
 const base = () => ({ logger: silentLogger(), metrics: createMetrics(), clock: systemClock, store: new MemoryConfigStore({}) });

@@ -9,7 +9,7 @@ import { Gateway, startGateway } from '../core/gateway';
 import { MemoryConfigStore } from '../core/stores/file-store';
 import { captureLogs, ConfigError, definePlugin, FakeClock, startTestGateway } from '../core';
 import { GatehouseError } from '../core/errors';
-import { silentLogger } from '../core/log';
+import { silentLogger } from '../core/observe/log';
 import { captureLogger, delay, eventually, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
 
 /** A CommonJS module defining one plugin that stamps a response header. */

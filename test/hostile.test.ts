@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
-import { normalizePath } from '../core/data-plane';
+import { normalizePath } from '../core/request/data-plane';
 
 let up: Upstream;
 let g: TestGateway;

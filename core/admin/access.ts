@@ -2,7 +2,7 @@
 // BlockList) and the X-API-KEY header against the admin key (constant-time, length-independent).
 import { BlockList, isIP } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { isGatehouseWorker } from '../cluster-bus';
+import { isGatehouseWorker } from '../stores/cluster-bus';
 
 /** A compiled `admin.allow` list. @throws Error naming the first entry that is not an address or CIDR */
 export function allowList(entries: readonly string[]): (address: string) => boolean {
@@ -49,7 +49,7 @@ let inherited: string | undefined;
 
 /**
  * In a worker of a `gatehouse start` primary: set the admin key the primary generated (and
- * printed), received over IPC before the gateway starts (core/cluster-bus adminKeyFromPrimary).
+ * printed), received over IPC before the gateway starts (core/stores/cluster-bus adminKeyFromPrimary).
  */
 export function setInheritedAdminKey(key: string | undefined): void {
   inherited = isGatehouseWorker() ? key : undefined;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { adminOpenApi, builtinOpenApiText, extensionsOf, toDraft2020 } from './openapi';
-import { builtinExtensions } from '../builtins';
+import { builtinExtensions } from '../extensions/builtins';
 import { configSchema, upstreamSchema } from '../config/schema';
 import { definePlugin } from '../sdk';
 import { componentRef, componentsAjv, legacySchema as legacy, legacySamples as samples } from '../../test/helpers/openapi';

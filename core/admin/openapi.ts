@@ -5,7 +5,7 @@
 import type { Extension, JsonSchema, Plugin, SecretProvider } from '../contracts';
 import { configSchema, upstreamSchema } from '../config/schema';
 import { version } from '../cli/version';
-import { builtinExtensions } from '../builtins';
+import { builtinExtensions } from '../extensions/builtins';
 import { ADMIN_PREFIXES, OPENAPI_DOCUMENT, type AdminKind } from './paths';
 
 /** An OpenAPI document, as plain JSON. */

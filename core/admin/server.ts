@@ -11,7 +11,7 @@ import { parseListen, type Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { allowList, generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
-import { lingerOnClose } from '../linger';
+import { lingerOnClose } from '../request/linger';
 import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_KINDS, ADMIN_PREFIXES, OPENAPI_DOCUMENT } from './paths';

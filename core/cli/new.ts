@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
-import { builtinExtensions } from '../builtins';
+import { builtinExtensions } from '../extensions/builtins';
 import { EXTENSION_NAME } from '../sdk';
 import { packageName } from './version';
 
@@ -219,7 +219,7 @@ export function newCommand(kind: 'plugin' | 'provider', name: string, opts: NewO
 function nextSteps(kind: 'plugin' | 'provider', name: string, w: { project: boolean; base: string; repo: string | undefined; address: string | undefined }): string {
   const lines = ['', 'next:'];
   if (w.repo !== undefined) {
-    lines.push(`  register it in core/builtins.ts (one import, one list entry), then: npm run build && node scripts/run-tests.js ${name}`);
+    lines.push(`  register it in core/extensions/builtins.ts (one import, one list entry), then: npm run build && node scripts/run-tests.js ${name}`);
   } else if (w.project) {
     if (display(w.base) !== '.') lines.push(`  cd ${display(w.base)}`);
     lines.push('  npm test      # builds, then runs its test with the others');

@@ -6,12 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { startGateway, type Gateway } from '../gateway';
 import { parseListen } from '../config/validate';
 import { GatehouseError } from '../errors';
-import { createLogger } from '../log';
+import { createLogger } from '../observe/log';
 import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
 import { resolveSettingReferences } from '../config/settings-refs';
-import { createMetrics } from '../metrics';
-import { adminKeyFromPrimary, createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../cluster-bus';
+import { createMetrics } from '../observe/metrics';
+import { adminKeyFromPrimary, createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../stores/cluster-bus';
 import { generateAdminKey, printGeneratedAdminKey, setInheritedAdminKey } from '../admin/access';
 
 function workerCount(raw: Record<string, unknown>): number {
@@ -125,7 +125,7 @@ function adminPort(admin: Record<string, unknown>): number | undefined {
 
 /**
  * node:cluster primary: workers share the listeners; signals are passed on; exit when all exit.
- * It relays cluster commands and aggregates metrics between the workers (core/cluster-bus), and
+ * It relays cluster commands and aggregates metrics between the workers (core/stores/cluster-bus), and
  * when the config has `admin:` without `key` it generates the admin key for all of them and prints
  * it once, when the first worker's Admin API listens.
  */

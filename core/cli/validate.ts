@@ -3,7 +3,7 @@
 // too (a typo in them never passes silently, even while the data file replaces them).
 import { Gateway } from '../gateway';
 import { GatehouseError } from '../errors';
-import { silentLogger } from '../log';
+import { silentLogger } from '../observe/log';
 import { readConfigFile } from '../config/loader';
 import { FileConfigStore } from '../stores/file-store';
 

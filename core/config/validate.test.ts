@@ -8,7 +8,7 @@ import vaultProvider from '../../providers/vault';
 import awsProvider from '../../providers/aws';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
-import { silentLogger } from '../log';
+import { silentLogger } from '../observe/log';
 import { parseConfigText } from './loader';
 import { createRegistry, validateConfig } from './validate';
 

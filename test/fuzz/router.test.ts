@@ -1,5 +1,5 @@
-// Property tests of route matching (core/router.ts) and path normalisation (normalizePath in
-// core/data-plane.ts) against a small reference model of docs/configuration.md:
+// Property tests of route matching (core/request/router.ts) and path normalisation (normalizePath in
+// core/request/data-plane.ts) against a small reference model of docs/configuration.md:
 // - hosts first: routes naming the request's host exactly, then `*.` wildcards (longest suffix
 //   first, never the bare domain), then routes without hosts; the first set with a match answers;
 // - within a set, among the routes accepting the method: an exact uri beats any prefix, a longer
@@ -13,8 +13,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { buildRouter, hasMalformedEscape } from '../../core/router';
-import { normalizePath } from '../../core/data-plane';
+import { buildRouter, hasMalformedEscape } from '../../core/request/router';
+import { normalizePath } from '../../core/request/data-plane';
 import { HTTP_METHODS } from '../../core/config/schema';
 import { bootGateway, startUpstream } from '../helpers/harness';
 import { fc, noEscapes, params, watchProcess } from './runs';

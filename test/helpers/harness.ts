@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { startGateway, type Gateway, type GatewayOptions } from '../../core/gateway';
-import { createLogger } from '../../core/log';
+import { createLogger } from '../../core/observe/log';
 import type { Logger } from '../../core/contracts';
 import { tapLog } from './leak-tap';
 

@@ -6,7 +6,7 @@
 // still gets (limit-count's counters for an unchanged window) lives on across the reload, and one
 // it no longer gets (a Redis connection made with a password that has since rotated) is closed
 // once the requests of the old config are finished, instead of living until the gateway closes.
-import type { Logger, PluginState } from './contracts';
+import type { Logger, PluginState } from '../contracts';
 
 interface StateEntry {
   readonly value: unknown;

@@ -13,8 +13,8 @@
 // and its own worker (a socketpair: no other process sees it). An environment variable would stay
 // readable in /proc/<pid>/environ for the worker's whole life.
 import cluster, { type Worker } from 'node:cluster';
-import type { ClusterBus, ClusterCommand, Logger } from './contracts';
-import { aggregateMetrics, type LocalMetrics, type MetricsJson } from './metrics';
+import type { ClusterBus, ClusterCommand, Logger } from '../contracts';
+import { aggregateMetrics, type LocalMetrics, type MetricsJson } from '../observe/metrics';
 
 /** Set by the `gatehouse start` primary in the environment of the workers it forks. */
 export const WORKER_ENV = 'GATEHOUSE_CLUSTER_WORKER';

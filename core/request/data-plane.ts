@@ -2,12 +2,12 @@
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Clock, Counter, Histogram, Logger, Metrics } from './contracts';
+import type { Clock, Counter, Histogram, Logger, Metrics } from '../contracts';
 import { Context } from './context';
 import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
-import type { Snapshot } from './snapshot';
+import type { Snapshot } from '../build/snapshot';
 import { hasMalformedEscape } from './router';
 
 const kCtx = Symbol('gatehouse.ctx');

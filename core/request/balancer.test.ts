@@ -1,4 +1,4 @@
-// Tests for upstream node selection (core/balancer.ts) and passive health checks (core/health.ts).
+// Tests for upstream node selection (core/request/balancer.ts) and passive health checks (core/request/health.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 // Logging: pino JSON lines, written asynchronously so a slow terminal never slows requests.
 import pino from 'pino';
-import type { Logger } from './contracts';
+import type { Logger } from '../contracts';
 
 export interface LogOptions {
   /** pino level; default 'info' (env GATEHOUSE_LOG_LEVEL overrides) */

@@ -2,15 +2,15 @@
 // (plugin instances with frozen config) and upstreams with their balancers and pools. Requests read
 // one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
-import type { ConsumerEntry, Hook, PluginServices, PluginState, RequestContext, RouteInfo } from './contracts';
-import { createBalancer, type Balancer, type UpstreamNode } from './balancer';
-import { PassiveHealth } from './health';
-import { buildRouter, RouteUriError, type Router } from './router';
-import type { GatewayConfig, RouteConfig, UpstreamConfig } from './config/types';
-import { deepFreeze, joinPath, type Registry } from './config/validate';
-import { hasReferences, referencesIn, substituteReferences } from './secrets/backends';
-import type { ConfigIssue } from './errors';
-import type { UpstreamPools } from './upstream-pools';
+import type { ConsumerEntry, Hook, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
+import { createBalancer, type Balancer, type UpstreamNode } from '../request/balancer';
+import { PassiveHealth } from '../request/health';
+import { buildRouter, RouteUriError, type Router } from '../request/router';
+import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types';
+import { deepFreeze, joinPath, type Registry } from '../config/validate';
+import { hasReferences, referencesIn, substituteReferences } from '../secrets/backends';
+import type { ConfigIssue } from '../errors';
+import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
 
 export interface CompiledUpstream {

@@ -1,8 +1,8 @@
 // The per-request context: one object per request, methods on the prototype (no per-request
 // closures), handed to every plugin hook.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Consumer, RequestContext, RouteInfo } from './contracts';
-import type { CompiledRoute, Snapshot } from './snapshot';
+import type { Consumer, RequestContext, RouteInfo } from '../contracts';
+import type { CompiledRoute, Snapshot } from '../build/snapshot';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 

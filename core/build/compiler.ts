@@ -1,16 +1,16 @@
 // Turns config documents into snapshots: validate, bring the secret backends in line, resolve
 // every reference (batched), compile. Owns what outlives snapshots: pools, health, secret cache.
 import { resolve as resolvePath } from 'node:path';
-import type { PluginServices, PluginState, Logger, Metrics, Clock } from './contracts';
-import { parseReference } from './secrets/reference';
-import { validateConfig, type Registry, type ValidatedConfig } from './config/validate';
+import type { PluginServices, PluginState, Logger, Metrics, Clock } from '../contracts';
+import { parseReference } from '../secrets/reference';
+import { validateConfig, type Registry, type ValidatedConfig } from '../config/validate';
 import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
 import { PluginStates } from './plugin-state';
-import { configInvalid } from './errors';
-import { SecretResolver, type Timers } from './secrets/resolver';
-import { SecretBackends } from './secrets/backends';
-import { UpstreamPools } from './upstream-pools';
-import type { PassiveHealth } from './health';
+import { configInvalid } from '../errors';
+import { SecretResolver, type Timers } from '../secrets/resolver';
+import { SecretBackends } from '../secrets/backends';
+import { UpstreamPools } from '../request/upstream-pools';
+import type { PassiveHealth } from '../request/health';
 
 export interface CompilerOptions {
   readonly registry: Registry;

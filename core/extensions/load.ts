@@ -6,11 +6,11 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import semver from 'semver';
-import type { Extension, Plugin, SecretProvider } from './contracts';
-import { compileSchema } from './config/validate';
-import { configInvalid, type ConfigIssue } from './errors';
-import { version as gatehouseVersion } from './cli/version';
-import { EXTENSION_NAME } from './sdk';
+import type { Extension, Plugin, SecretProvider } from '../contracts';
+import { compileSchema } from '../config/validate';
+import { configInvalid, type ConfigIssue } from '../errors';
+import { version as gatehouseVersion } from '../cli/version';
+import { EXTENSION_NAME } from '../sdk';
 
 /** What an extension module may export (as `default` or as the module itself). */
 export interface ExtensionModule {

@@ -1,6 +1,6 @@
 // Metrics: a prom-client registry per gateway behind the Metrics contract.
 import { AggregatorRegistry, Registry, Counter as PCounter, Histogram as PHistogram, Gauge as PGauge } from 'prom-client';
-import type { Counter, Gauge, Histogram, Metrics } from './contracts';
+import type { Counter, Gauge, Histogram, Metrics } from '../contracts';
 
 type Any = PCounter<string> | PHistogram<string> | PGauge<string>;
 
