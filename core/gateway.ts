@@ -9,7 +9,7 @@ import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Extension, Logger,
 import { createGatewayContainer, systemClock } from './container';
 import { createRegistry, parseListen, type Registry, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
-import type { Snapshot } from './build/snapshot';
+import type { Snapshot } from './request/snapshot';
 import { Compiler } from './build/compiler';
 import type { Timers } from './secrets/resolver';
 import { DataPlane, errorSummary } from './request/data-plane';

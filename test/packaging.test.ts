@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseDocument } from 'yaml';
-import { packageName, version } from '../core/cli/version';
+import { packageName, version } from '../core/version';
 import { freePort, tempDir, waitForPort } from './helpers/harness';
 import { sh, startGroup, testCounts } from './helpers/npm';
 

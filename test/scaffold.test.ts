@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import semver from 'semver';
 import { initCommand } from '../core/cli/init';
 import { newCommand, registerInConfig } from '../core/cli/new';
-import { nodeEngine, packageName, version } from '../core/cli/version';
+import { nodeEngine, packageName, version } from '../core/version';
 import { runCli, tempDir } from './helpers/harness';
 import { sh, testCounts } from './helpers/npm';
 

@@ -1,7 +1,8 @@
 // Admin API access rules: CIDR allow-lists and the constant-time admin key check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allowList, generateAdminKey, keyChecker } from './access';
+import { generateAdminKey, keyChecker } from './access';
+import { allowList } from '../config/allow-list';
 
 test('the default loopback allow-list admits 127.0.0.0/8 only, including IPv4-mapped IPv6 clients', () => {
   const allowed = allowList(['127.0.0.0/8']);

@@ -4,7 +4,7 @@
 // from what the validator accepts. Schemas only: it never holds a config value, so no secret.
 import type { Extension, JsonSchema, Plugin, SecretProvider } from '../contracts';
 import { configSchema, upstreamSchema } from '../config/schema';
-import { version } from '../cli/version';
+import { version } from '../version';
 import { builtinExtensions } from '../extensions/builtins';
 import { ADMIN_PREFIXES, OPENAPI_DOCUMENT, type AdminKind } from './paths';
 

@@ -2,6 +2,7 @@
 // token, a literal API key) are shown as "******"; references are shown as written.
 import type { JsonSchema, SecretFieldPaths } from '../contracts';
 import type { Registry } from '../config/validate';
+import { mapStringsAt } from '../config/paths';
 import { looksLikeReference } from '../secrets/reference';
 
 export const MASK = '******';
@@ -29,31 +30,6 @@ export function redact<T>(value: T, paths: readonly string[]): T {
   const copy = structuredClone(value) as unknown;
   mapStringsAt(copy, paths, (x) => (looksLikeReference(x) ? x : MASK));
   return copy as T;
-}
-
-/** Replace, in place, each string found at one of `paths` (dotted, `[]` for array items) by `fn(string)`. */
-export function mapStringsAt(value: unknown, paths: readonly string[], fn: (s: string) => string): void {
-  for (const p of paths) mapAt(value, p.split('.'), fn);
-}
-
-function mapAt(v: unknown, segs: string[], fn: (s: string) => string): void {
-  if (v === null || typeof v !== 'object') return;
-  const [head, ...rest] = segs;
-  if (head.endsWith('[]')) {
-    const key = head.slice(0, -2);
-    const arr = key ? (v as Record<string, unknown>)[key] : v;
-    if (Array.isArray(arr)) arr.forEach((x, i) => (rest.length ? mapAt(x, rest, fn) : mapValue(arr as unknown[], i, fn)));
-    return;
-  }
-  const o = v as Record<string, unknown>;
-  if (!Object.prototype.hasOwnProperty.call(o, head)) return;
-  if (rest.length) mapAt(o[head], rest, fn);
-  else mapValue(o, head, fn);
-}
-
-function mapValue(container: Record<string, unknown> | unknown[], key: string | number, fn: (s: string) => string): void {
-  const x = (container as Record<string | number, unknown>)[key];
-  if (typeof x === 'string') (container as Record<string | number, unknown>)[key] = fn(x);
 }
 
 /**

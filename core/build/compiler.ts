@@ -4,7 +4,8 @@ import { resolve as resolvePath } from 'node:path';
 import type { PluginServices, PluginState, Logger, Metrics, Clock } from '../contracts';
 import { parseReference } from '../secrets/reference';
 import { validateConfig, type Registry, type ValidatedConfig } from '../config/validate';
-import { compileSnapshot, type Snapshot, type SnapshotDeps } from './snapshot';
+import { compileSnapshot, type SnapshotDeps } from './snapshot';
+import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
 import { configInvalid } from '../errors';
 import { SecretResolver, type Timers } from '../secrets/resolver';
@@ -54,7 +55,16 @@ export class Compiler {
       fetch: globalThis.fetch,
     };
     const states = (this.states = new PluginStates(o.logger));
-    this.deps = { registry: o.registry, pools: new UpstreamPools(), healthStates: new Map<string, PassiveHealth>(), services, state: (name, hold) => states.view(name, hold), holdState: () => states.hold() };
+    let generations = 0;
+    this.deps = {
+      registry: o.registry,
+      pools: new UpstreamPools(),
+      healthStates: new Map<string, PassiveHealth>(),
+      services,
+      state: (name, hold) => states.view(name, hold),
+      holdState: () => states.hold(),
+      nextGeneration: () => ++generations,
+    };
   }
 
   /**

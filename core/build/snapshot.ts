@@ -1,56 +1,19 @@
-// Compiles a validated config into an immutable Snapshot: the router, per-route hook chains
-// (plugin instances with frozen config) and upstreams with their balancers and pools. Requests read
-// one snapshot at their start and use it to their end.
+// Compiles a validated config into an immutable Snapshot (its shape: core/request/snapshot.ts): the
+// router, per-route hook chains (plugin instances with frozen config) and upstreams with their
+// balancers and pools. Requests read one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
 import type { ConsumerEntry, Hook, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from '../request/balancer';
 import { PassiveHealth } from '../request/health';
 import { buildRouter, RouteUriError, type Router } from '../request/router';
 import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types';
-import { deepFreeze, joinPath, type Registry } from '../config/validate';
+import { deepFreeze, type Registry } from '../config/validate';
+import { joinPath } from '../config/paths';
 import { hasReferences, referencesIn, substituteReferences } from '../secrets/backends';
 import type { ConfigIssue } from '../errors';
 import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
-
-export interface CompiledUpstream {
-  /** Identity that survives reloads: the upstream id, or `route:<id>` for inline ones. */
-  readonly identity: string;
-  readonly config: UpstreamConfig;
-  readonly balancer: Balancer;
-  readonly nodes: readonly UpstreamNode[];
-  /** node.key → pool */
-  readonly pools: ReadonlyMap<string, Pool>;
-  readonly health: PassiveHealth;
-  readonly failStatuses: ReadonlySet<number> | null;
-  readonly sendTimeoutMs: number;
-  readonly readTimeoutMs: number;
-  /** Extra attempts after the first. */
-  readonly retries: number;
-  readonly isChash: boolean;
-}
-
-export interface CompiledRoute {
-  readonly info: RouteInfo;
-  readonly config: RouteConfig;
-  readonly id: string;
-  readonly uris: readonly string[];
-  readonly methods?: readonly string[];
-  readonly hosts?: readonly string[];
-  readonly priority: number;
-  /** rewrite, then access, then beforeProxy hooks, each phase in priority order. */
-  readonly requestHooks: readonly Hook[];
-  readonly requestHookNames: readonly string[];
-  readonly responseHooks: readonly Hook[];
-  readonly responseHookNames: readonly string[];
-  readonly logHooks: ReadonlyArray<(ctx: RequestContext) => void>;
-  readonly logHookNames: readonly string[];
-  readonly upstream: CompiledUpstream | undefined;
-  /** Request body limit in bytes (0: none): a plugin's `maxBodySize`, else `gateway.client_max_body_size`. */
-  readonly bodyLimit: number;
-  /** Set when a secret this route's plugins need cannot be resolved: the route answers 503. */
-  readonly unavailable: { readonly reference: string; readonly reason: string } | undefined;
-}
+import { nodeKey, Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 
 /** Resolved reference values for one compile, by reference text. */
 export type ResolvedValues = ReadonlyMap<string, string | Error>;
@@ -65,56 +28,13 @@ export interface SnapshotDeps {
   state(plugin: string, hold?: StateHold): PluginState;
   /** A new hold on plugin state, for one build; released with its snapshot (or when the build fails). */
   holdState(): StateHold;
+  /** The generation of the next snapshot of this gateway (1, 2, …). */
+  nextGeneration(): number;
 }
 
-let generations = 0;
 // shared empties: 100 000 consumers should not mean 300 000 empty collections
 const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
 const NO_TEXTS: string[] = [];
-
-export class Snapshot {
-  readonly generation = ++generations;
-  /** Requests currently using this snapshot. */
-  inflight = 0;
-  private retired = false;
-  private released = false;
-
-  constructor(
-    readonly config: GatewayConfig,
-    readonly router: Router<CompiledRoute>,
-    readonly routes: readonly CompiledRoute[],
-    /** Keys of every secret reference the config uses (a change to one rebuilds the snapshot). */
-    readonly refKeys: ReadonlySet<string>,
-    /** ms when a rotation grace in it ends (the snapshot must be rebuilt then); Infinity if none. */
-    readonly expiresAt: number,
-    private readonly ownedPools: readonly Pool[],
-    private readonly deps: SnapshotDeps,
-    /** The plugin state this config's plugins got: let go of when the snapshot is released. */
-    private readonly stateHold?: StateHold,
-  ) {}
-
-  /** A request finished with this snapshot. */
-  done(): void {
-    if (--this.inflight === 0 && this.retired) this.release();
-  }
-
-  /** This snapshot was replaced: free its pools once its last request is done. */
-  retire(): void {
-    this.retired = true;
-    if (this.inflight === 0) this.release();
-  }
-
-  private release(): void {
-    if (this.released) return;
-    this.released = true;
-    for (const p of this.ownedPools) this.deps.pools.release(p);
-    this.stateHold?.release();
-  }
-}
-
-export function nodeKey(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
   const nodes: UpstreamNode[] = u.nodes.map((n) => {
@@ -314,23 +234,26 @@ export function compileSnapshot(
     });
   });
 
-  if (issues.length) {
+  // what this build holds: let go of by a failed build at once, by a snapshot when it is released
+  const release = () => {
     for (const p of owned) deps.pools.release(p);
     hold.release();
+  };
+  if (issues.length) {
+    release();
     return { issues };
   }
   let router: Router<CompiledRoute>;
   try {
     router = buildRouter(routes);
   } catch (err) {
-    for (const p of owned) deps.pools.release(p);
-    hold.release();
+    release();
     if (!(err instanceof RouteUriError)) throw err;
     const i = config.routes.findIndex((r) => r.id === err.routeId);
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(config, router, routes, refKeys, expiresAt, owned, deps, hold) };
+  return { snapshot: new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release) };
 }
 
 interface Entry {

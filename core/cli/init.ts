@@ -4,7 +4,7 @@
 // `npm install && npm test && npm start`.
 import { basename, resolve } from 'node:path';
 import { EXTENSION_NAME } from '../sdk';
-import { nodeEngine, packageName, version } from './version';
+import { nodeEngine, packageName, version } from '../version';
 import { checkName, checkTarget, display, PACKAGE_ROOT, renderTemplate, ScaffoldError, writeFiles } from './new';
 
 /** The gateway port of a new project unless `--port` says otherwise. */

@@ -5,7 +5,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { Command } from 'commander';
 import { startCommand } from './start';
 import { validateCommand } from './validate';
-import { packageName, version } from './version';
+import { packageName, version } from '../version';
 import { secretResolveCommand } from './secret';
 import { newCommand } from './new';
 import { initCommand } from './init';

@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { builtinExtensions } from '../extensions/builtins';
 import { EXTENSION_NAME } from '../sdk';
-import { packageName } from './version';
+import { packageName } from '../version';
 
 /** Root of the Gatehouse package (dist/core/cli → three levels up). */
 export const PACKAGE_ROOT = resolve(__dirname, '..', '..', '..');

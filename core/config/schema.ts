@@ -1,8 +1,7 @@
 // JSON schema of gatehouse.yaml (data sections follow Apache APISIX's standalone format).
 // Plugin and secret-provider sections are checked by each extension's own schema.
 import type { JsonSchema } from '../contracts';
-
-export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE', 'PURGE'] as const;
+import { HTTP_METHODS } from './types';
 
 const listen: JsonSchema = {
   type: 'string',

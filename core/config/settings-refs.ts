@@ -4,7 +4,7 @@
 // `admin.key` is the exception: it is resolved live, through the secret cache, and may be any
 // reference; `config_store` resolves its own (encryption_key, password).
 import type { ConfigIssue } from '../errors';
-import { joinPath } from './validate';
+import { joinPath } from './paths';
 import { looksLikeReference, parseReference, type SecretRef } from '../secrets/reference';
 
 /** Settings resolved live elsewhere, left as written. */

@@ -77,3 +77,6 @@ export interface GatewayConfig {
   readonly consumers: readonly ConsumerConfig[];
   readonly secrets: readonly SecretConfig[];
 }
+
+/** The request methods a route's `methods` may list (APISIX's). */
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE', 'PURGE'] as const;

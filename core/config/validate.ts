@@ -3,12 +3,13 @@
 // it returns all issues, or a normalised, deeply frozen config.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonSchema, Plugin, SecretProvider } from '../contracts';
-import { allowList } from '../admin/access';
+import { allowList } from './allow-list';
 import { looksLikeReference, parseReference, ReferenceSyntaxError, type ReferenceSite } from '../secrets/reference';
 import type { ConfigIssue } from '../errors';
 import { resolveSettingReferences } from './settings-refs';
 import { configSchema } from './schema';
 import type { GatewayConfig, NodeConfig } from './types';
+import { joinPath } from './paths';
 
 /**
  * A compiled validator that applies defaults and reports path-prefixed issues. With
@@ -53,15 +54,6 @@ export function compileSchema(schema: JsonSchema): SchemaCheck {
   };
 }
 
-/**
- * Join a config path and one key: `routes[0]` + `upstream` → `routes[0].upstream`. A number is an
- * array index (`[0]`); a string is an object key, quoted when it is not an identifier (`["0"]`).
- */
-export function joinPath(base: string, key: string | number): string {
-  if (typeof key === 'number') return `${base}[${key}]`;
-  if (/^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key)) return base ? `${base}.${key}` : key;
-  return `${base}[${JSON.stringify(key)}]`;
-}
 
 /** A JSON pointer into `data` as a config path; the data tells array indexes from digit keys. */
 function pointerToPath(base: string, pointer: string, data: unknown): string {

@@ -9,7 +9,7 @@ import semver from 'semver';
 import type { Extension, Plugin, SecretProvider } from '../contracts';
 import { compileSchema } from '../config/validate';
 import { configInvalid, type ConfigIssue } from '../errors';
-import { version as gatehouseVersion } from '../cli/version';
+import { version as gatehouseVersion } from '../version';
 import { EXTENSION_NAME } from '../sdk';
 
 /** What an extension module may export (as `default` or as the module itself). */

@@ -2,7 +2,7 @@
 // closures), handed to every plugin hook.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Consumer, RequestContext, RouteInfo } from '../contracts';
-import type { CompiledRoute, Snapshot } from '../build/snapshot';
+import type { CompiledRoute, Snapshot } from './snapshot';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 

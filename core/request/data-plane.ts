@@ -7,7 +7,7 @@ import { Context } from './context';
 import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
-import type { Snapshot } from '../build/snapshot';
+import type { Snapshot } from './snapshot';
 import { hasMalformedEscape } from './router';
 
 const kCtx = Symbol('gatehouse.ctx');

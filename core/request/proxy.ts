@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import type { Dispatcher } from 'undici';
 import type { HashSource, UpstreamNode } from './balancer';
 import type { Context } from './context';
-import type { CompiledUpstream } from '../build/snapshot';
+import type { CompiledUpstream } from './snapshot';
 import { discardRest } from './linger';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`

@@ -3,7 +3,7 @@
 // naming the request's host are searched first (exact host, then `*.` wildcards, most specific
 // first), then routes without hosts. Routes sharing method, uri and host are ordered by priority.
 import FindMyWay from 'find-my-way';
-import { HTTP_METHODS } from '../config/schema';
+import { HTTP_METHODS } from '../config/types';
 
 /** What a route contributes to the router. */
 export interface RoutableRoute {

@@ -12,7 +12,7 @@ import { ExponentialBackoff, noop } from 'cockatiel';
 import type { ClusterCommand, ConfigStore, DataSections, Logger, RawConfig, SecretFieldPaths } from '../contracts';
 import { GatehouseError, withoutNodeCaHint } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
-import { mapStringsAt } from '../admin/redact';
+import { mapStringsAt } from '../config/paths';
 import { ENC_PREFIX, decryptAll, encrypt } from './encryption';
 import type { FileConfigStore } from './file-store';
 

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { buildRouter, hasMalformedEscape } from '../../core/request/router';
 import { normalizePath } from '../../core/request/data-plane';
-import { HTTP_METHODS } from '../../core/config/schema';
+import { HTTP_METHODS } from '../../core/config/types';
 import { bootGateway, startUpstream } from '../helpers/harness';
 import { fc, noEscapes, params, watchProcess } from './runs';
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { name: string; version: string; engines?: { node?: string } };
+const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { name: string; version: string; engines?: { node?: string } };
 
 /** The npm name Gatehouse is installed under (`gatehouse-gateway`; the command is `gatehouse`). */
 export const packageName: string = pkg.name;
