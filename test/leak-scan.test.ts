@@ -88,7 +88,7 @@ test('the tap, preloaded into a real process, catches pino on fd 1, Admin API bo
     `'use strict';
 const http = require('node:http');
 const { spawnSync } = require('node:child_process');
-const { createLogger } = require(${JSON.stringify(join(dist, 'core', 'log.js'))});
+const { createLogger } = require(${JSON.stringify(join(dist, 'core', 'observe', 'log.js'))});
 const { captureLogs } = require(${JSON.stringify(join(dist, 'core', 'testing.js'))});
 const secret = process.env.GH_LEAK_INPUT;
 process.env.GH_LEAK_PLANTED = secret; // a test planting a secret
@@ -144,7 +144,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 test('a child process logs a line', async () => {
-  const code = 'const l = require(${JSON.stringify(join(dist, 'core', 'log.js'))}).createLogger(); l.info(process.env.GH_E2E_MODE === "leak" ? { password: process.env.GH_E2E_SECRET } : { password: "[redacted]" }, "connected"); l.flush();';
+  const code = 'const l = require(${JSON.stringify(join(dist, 'core', 'observe', 'log.js'))}).createLogger(); l.info(process.env.GH_E2E_MODE === "leak" ? { password: process.env.GH_E2E_SECRET } : { password: "[redacted]" }, "connected"); l.flush();';
   const child = spawn(process.execPath, ['-e', code], { env: { ...process.env, GH_E2E_SECRET: process.env.GH_E2E_INPUT }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
