@@ -18,6 +18,27 @@ export const ErrorCodes = {
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
+/**
+ * The HTTP status each code answers with where a request caused it (an Admin API write), as
+ * Fastify's `createError(code, message, statusCode)`: one table, so no component maps codes to
+ * statuses by hand. A store that refuses writes by design is 403; one that is down, 503; a write
+ * that lost a race, 409; a config, a store or credentials that are broken are the server's fault, 500.
+ */
+export const ErrorStatus: Readonly<Record<ErrorCode, number>> = {
+  GH_ERR_CONFIG_INVALID: 400,
+  GH_ERR_CONFIG_PARSE: 500,
+  GH_ERR_CONFIG_READ: 500,
+  GH_ERR_PLUGIN_UNKNOWN: 400,
+  GH_ERR_PLUGIN_DUPLICATE: 500,
+  GH_ERR_PROVIDER_DUPLICATE: 500,
+  GH_ERR_LISTEN: 500,
+  GH_ERR_SECRET_UNRESOLVED: 503,
+  GH_ERR_STORE_READONLY: 403,
+  GH_ERR_STORE_UNAVAILABLE: 503,
+  GH_ERR_STORE_CONFLICT: 409,
+  GH_ERR_STORE_DENIED: 500,
+};
+
 /** One problem found in a configuration, with the path to the field at fault. */
 export interface ConfigIssue {
   /** e.g. `routes[0].upstream.nodes` ('' for the document itself) */
@@ -33,14 +54,22 @@ export function formatIssues(issues: readonly ConfigIssue[]): string {
 /** An error with a code from the catalogue. */
 export class GatehouseError extends Error {
   readonly code: ErrorCode;
+  /** The HTTP status of the code ({@link ErrorStatus}). */
+  readonly statusCode: number;
   /** For GH_ERR_CONFIG_INVALID: every problem found. */
   readonly issues: readonly ConfigIssue[];
   constructor(code: ErrorCode, detail?: string, issues: readonly ConfigIssue[] = []) {
     super(detail ? `${ErrorCodes[code]}: ${detail}` : ErrorCodes[code]);
     this.name = 'GatehouseError';
     this.code = code;
+    this.statusCode = ErrorStatus[code];
     this.issues = issues;
   }
+}
+
+/** The HTTP status of any error: a coded error's own, 500 for anything else. */
+export function statusOf(err: unknown): number {
+  return err instanceof GatehouseError ? err.statusCode : 500;
 }
 
 /** A GH_ERR_CONFIG_INVALID error listing every issue. */

@@ -14,7 +14,7 @@ import { Compiler } from './build/compiler';
 import type { Timers } from './secrets/resolver';
 import { DataPlane, errorSummary } from './request/data-plane';
 import { AdminServer } from './admin/server';
-import { GatehouseError, type ConfigIssue } from './errors';
+import { GatehouseError, statusOf, type ConfigIssue } from './errors';
 import { createLogger } from './observe/log';
 import { createMetrics } from './observe/metrics';
 import { MemoryConfigStore } from './stores/file-store';
@@ -345,23 +345,16 @@ export class Gateway {
       try {
         await this.store.assertWritable?.();
       } catch (err) {
-        // 403 only for a store that refuses writes by design (readonly); a config file that cannot be
-        // read or parsed right now is the same failure as the load below: 500, naming the cause
-        const code = (err as { code?: string }).code;
-        if (code === 'GH_ERR_STORE_READONLY') return { ok: false, status: 403, message: (err as Error).message, issues: [] };
-        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
-        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change refused: the stored config cannot be read');
-        return { ok: false, status: 500, message: (err as Error).message, issues: [] };
+        // 403 for a store that refuses writes by design (readonly), 503 for one that is down; a config
+        // file that cannot be read or parsed right now is the same failure as the load below: 500
+        return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
       }
       let raw: Record<string, unknown>;
       try {
         raw = (await this.store.load()) as Record<string, unknown>;
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
         // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
-        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change refused: the stored config cannot be read');
-        return { ok: false, status: 500, message: (err as Error).message, issues: [] };
+        return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
       }
       for (const k of DATA_KINDS) if (!Array.isArray(raw[k])) raw[k] = [];
       try {
@@ -385,14 +378,9 @@ export class Gateway {
       } catch (err) {
         snapshot.retire();
         await this.compiler.revert(this.validated).catch(noop);
-        const code = (err as { code?: string }).code;
-        if (code === 'GH_ERR_STORE_READONLY') return { ok: false, status: 403, message: (err as Error).message, issues: [] };
-        if (code === 'GH_ERR_STORE_UNAVAILABLE') return { ok: false, status: 503, message: (err as Error).message, issues: [] };
-        if (code === 'GH_ERR_STORE_CONFLICT') return { ok: false, status: 409, message: (err as Error).message, issues: [] };
-        this.logger.error({ store: this.store.description, err: (err as Error).message }, 'admin change not persisted');
-        // the store's credentials lack the right (an etcd user with a read-only role): say so, as APISIX answers 500 with etcd's error
-        if (code === 'GH_ERR_STORE_DENIED') return { ok: false, status: 500, message: (err as Error).message, issues: [] };
-        return { ok: false, status: 500, message: 'the change could not be persisted', issues: [] };
+        // a store's own refusal is answered with its message (an etcd user with a read-only role: 500
+        // with etcd's error, as APISIX); anything else is not for the client to read
+        return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
       }
       const old = this.plane.current;
       this.validated = v;
@@ -402,6 +390,18 @@ export class Gateway {
       this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, 'admin change applied');
       return { ok: true };
     });
+  }
+
+  /**
+   * The answer to an Admin API write that the config store refused: the coded error's own status
+   * and message (errors.ts), logged when it is the server's fault (5xx).
+   * @param otherwise the message for an error that is not a store's coded refusal (default: its own)
+   */
+  private storeRefusal(err: unknown, logged: string, otherwise?: string): ChangeResult {
+    const status = statusOf(err);
+    const message = (err as Error).message;
+    if (status >= 500) this.logger.error({ store: this.store.description, err: message }, logged);
+    return { ok: false, status, message: err instanceof GatehouseError || otherwise === undefined ? message : otherwise, issues: [] };
   }
 
   /**
