@@ -63,7 +63,7 @@ async function walkthrough(t: { after(fn: () => unknown): void; diagnostic(msg: 
 
   // A gateway with an admin section and no data sections, in a fresh directory (the data file
   // for Admin API writes goes beside the config)
-  const dir = tempDir('gatehouse-seed-admin-');
+  const dir = tempDir('gatehouse-apisix-walkthrough-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const [port, adminPort] = [await freePort(), await freePort()];
   const config = join(dir, 'gatehouse.yaml');

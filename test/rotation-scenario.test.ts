@@ -78,7 +78,7 @@ async function get(g: TestGateway, key?: string): Promise<{ status: number; body
 }
 
 for (const b of backends) {
-  describe(`seed scenario with ${b.name}`, () => {
+  describe(`key rotation under load with ${b.name}`, () => {
     let g: TestGateway;
     before(async () => {
       await b.write('secret-key');
