@@ -142,16 +142,6 @@ export interface PluginHooks {
   response?: Hook;
   /** After the response is finished; must not throw or block. */
   log?: (ctx: RequestContext) => void;
-  /**
-   * The request body limit of this route, in bytes, instead of `gateway.client_max_body_size`
-   * (0 = no limit; smaller or larger than the gateway's). Declared here, not set from a hook,
-   * because the core needs it as soon as the route is matched: a declared `Content-Length` over
-   * it is `413` before any hook runs, before `100 Continue` and before a body byte is read; a
-   * chunked body is counted against it. When several plugins of a route declare one, the
-   * highest-priority plugin's wins. Must be an integer >= 0.
-   * @example create: (conf) => ({ maxBodySize: conf.max_body_size })
-   */
-  maxBodySize?: number;
 }
 
 /**
@@ -203,6 +193,15 @@ export interface PluginServices<Index = unknown> {
   readonly route?: RouteInfo;
 }
 
+/** What `create` receives: the plugin services, and what the plugin's `buildStart` returned. */
+export interface CreateServices<Index = unknown, Build = unknown> extends PluginServices<Index> {
+  /**
+   * The value `buildStart` returned for the build this `create` is part of (undefined without a
+   * `buildStart`): the same for every route of one build, a new one for the next build.
+   */
+  readonly build: Build;
+}
+
 /**
  * A plugin: a named, versioned factory of hooks, configured per route.
  * @example
@@ -212,7 +211,7 @@ export interface PluginServices<Index = unknown> {
  *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader('x-hello', conf.name) }),
  * };
  */
-export interface Plugin<Conf = any, ConsumerConf = any, Index = any> {
+export interface Plugin<Conf = any, ConsumerConf = any, Index = any, Build = any> {
   /** Unique name, the key under a route's `plugins:` (`^[a-z][a-z0-9-]*$`). */
   readonly name: string;
   /** Semver of the plugin itself. */
@@ -229,10 +228,30 @@ export interface Plugin<Conf = any, ConsumerConf = any, Index = any> {
   /** JSON schema of the per-consumer config, for plugins that attach to consumers. */
   readonly consumerSchema?: JsonSchema;
   /**
+   * Called once at the start of every build (each config load or reload), before any `create` of
+   * that build; what it returns is `services.build` in each of them. State that belongs to one
+   * load (what the routes built so far declared) lives there, not in a module variable that every
+   * load, and every gateway of the process, would share. Synchronous.
+   * @throws to reject the config (the message is reported with the plugin's name)
+   * @example buildStart: () => new Map<string, Conf>(), // every group met by this load's routes
+   */
+  buildStart?(): Build;
+  /**
    * Build the hooks for one route, at config-load time. `config` is validated and frozen.
    * @throws to reject the config (the message is reported with the config path)
    */
-  create(config: Readonly<Conf>, services: PluginServices<Index>): PluginHooks;
+  create(config: Readonly<Conf>, services: CreateServices<Index, Build>): PluginHooks;
+  /**
+   * The request body limit of a route using this plugin, in bytes, instead of
+   * `gateway.client_max_body_size` (0 = no limit; smaller or larger than the gateway's), or
+   * undefined to declare none. Called once per route at config-load time, with the config
+   * `create` got, not from a hook: the core needs it as soon as the route is matched, so a declared
+   * `Content-Length` over it is `413` before any hook runs, before `100 Continue` and before a body
+   * byte is read; a chunked body is counted against it. When several plugins of a route declare
+   * one, the highest-priority plugin's wins. Must be an integer >= 0.
+   * @example maxBodySize: (conf) => conf.max_body_size
+   */
+  maxBodySize?(config: Readonly<Conf>): number | undefined;
   /**
    * Build the plugin's lookup over every consumer that configures it (e.g. key → consumer), once
    * per config version, off the request path; `create` receives it as `services.consumers`.

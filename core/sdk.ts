@@ -1,5 +1,5 @@
 // The public SDK: what plugin and provider authors import. First-party plugins use only this.
-import type { JsonSchema, Plugin, PluginHooks, PluginServices, SecretProvider } from './contracts';
+import type { CreateServices, JsonSchema, Plugin, PluginHooks, SecretProvider } from './contracts';
 
 export type * from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
@@ -19,14 +19,17 @@ export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;
  *   create: (conf) => ({ response: (ctx) => ctx.setResponseHeader(conf.header, 'yes') }),
  * });
  */
-export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = never, Index = undefined>(
-  plugin: Plugin<Conf, ConsumerConf, Index> & { create(config: Readonly<Conf>, services: PluginServices<Index>): PluginHooks },
-): Plugin<Conf, ConsumerConf, Index> {
+export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = never, Index = undefined, Build = undefined>(
+  plugin: Plugin<Conf, ConsumerConf, Index, Build> & { create(config: Readonly<Conf>, services: CreateServices<Index, Build>): PluginHooks },
+): Plugin<Conf, ConsumerConf, Index, Build> {
   if (typeof plugin.name !== 'string' || !EXTENSION_NAME.test(plugin.name)) throw new TypeError(`plugin name ${JSON.stringify(plugin.name)} must match ${EXTENSION_NAME}`);
   if (typeof plugin.version !== 'string' || !plugin.version) throw new TypeError(`plugin "${plugin.name}": version is required`);
   if (!Number.isFinite(plugin.priority)) throw new TypeError(`plugin "${plugin.name}": priority must be a finite number`);
   if (!plugin.schema || typeof plugin.schema !== 'object') throw new TypeError(`plugin "${plugin.name}": schema is required`);
   if (typeof plugin.create !== 'function') throw new TypeError(`plugin "${plugin.name}": create() is required`);
+  for (const f of ['buildStart', 'maxBodySize'] as const) {
+    if (plugin[f] !== undefined && typeof plugin[f] !== 'function') throw new TypeError(`plugin "${plugin.name}": ${f} must be a function`);
+  }
   return Object.freeze({ ...plugin });
 }
 

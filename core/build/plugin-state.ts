@@ -6,6 +6,10 @@
 // still gets (limit-count's counters for an unchanged window) lives on across the reload, and one
 // it no longer gets (a Redis connection made with a password that has since rotated) is closed
 // once the requests of the old config are finished, instead of living until the gateway closes.
+//
+// State of one build only (limit-count's check that the routes of a group agree) is not kept here:
+// it is the plugin's `buildStart` value (services.build), made and dropped by the build itself
+// (build/snapshot.ts), so nothing of it is counted, held or disposed.
 import type { Logger, PluginState } from '../contracts';
 
 interface StateEntry {

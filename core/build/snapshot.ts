@@ -2,12 +2,12 @@
 // router, per-route hook chains (plugin instances with frozen config) and upstreams with their
 // balancers and pools. Requests read one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
-import type { ConsumerEntry, Hook, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
+import type { ConsumerEntry, CreateServices, Hook, Logger, PluginHooks, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from '../request/balancer';
 import { PassiveHealth } from '../request/health';
 import { buildRouter, RouteUriError, type Router } from '../request/router';
-import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types';
-import { deepFreeze, type Registry } from '../config/validate';
+import type { GatewayConfig, UpstreamConfig } from '../config/types';
+import { deepFreeze, type Registry, type SchemaCheck } from '../config/validate';
 import { joinPath } from '../config/paths';
 import { hasReferences, referencesIn, substituteReferences } from '../secrets/backends';
 import type { ConfigIssue } from '../errors';
@@ -73,26 +73,15 @@ function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps
   };
 }
 
-/**
- * Build a snapshot. Plugin `create` runs here, once per route, never per request.
- * @returns the snapshot, or the issues found (plugin factories may reject their config)
- */
-export function compileSnapshot(
-  config: GatewayConfig,
-  deps: SnapshotDeps,
-  values: ResolvedValues = new Map(),
-  refKeys: ReadonlySet<string> = new Set(),
-  /** The value a reference had before its last rotation, while the grace lasts. */
-  previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
-): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
-  const issues: ConfigIssue[] = [];
-  const logger = deps.services.logger;
+/** The plugin config with its references replaced by their values, or why it cannot be had. */
+type ResolveConfig = (conf: unknown, check: SchemaCheck | undefined, path: string, owner: Record<string, string>) => { conf: unknown } | { failed: { reference: string; reason: string } };
 
-  /**
-   * The plugin config with its references replaced by their values, checked again by the plugin's
-   * schema (rules a reference could not meet apply to its value), or why it cannot be had.
-   */
-  function resolveConfig(conf: unknown, check: ((d: unknown, p: string, r?: boolean) => ConfigIssue[]) | undefined, path: string, owner: Record<string, string>): { conf: unknown } | { failed: { reference: string; reason: string } } {
+/**
+ * Resolution of plugin configs for one compile: references replaced by their values, checked again
+ * by the plugin's schema (rules a reference could not meet apply to its value).
+ */
+function configResolver(values: ResolvedValues, logger: Logger): ResolveConfig {
+  return (conf, check, path, owner) => {
     if (!hasReferences(conf)) return { conf };
     let failed: { reference: string; reason: string } | undefined;
     const resolved = substituteReferences(conf, (text) => {
@@ -112,24 +101,34 @@ export function compileSnapshot(
       return { failed: { reference: bad[0].path, reason } };
     }
     return { conf: resolved };
-  }
+  };
+}
 
-  const owned: Pool[] = [];
-  const hold = deps.holdState();
-  const shared = new Map<string, CompiledUpstream>();
-  const routes: CompiledRoute[] = [];
-  const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
+/** The consumers step's output: each plugin's consumer entries, and when the first rotation grace among them ends. */
+interface CompiledConsumers {
+  readonly entries: ReadonlyMap<string, ConsumerEntry[]>;
+  readonly expiresAt: number;
+}
 
-  // consumers first: plugins that authenticate them get their index before routes create them
-  const consumerEntries = new Map<string, ConsumerEntry[]>();
+/**
+ * Step 1, consumers: each consumer's resolved plugin configs, grouped by plugin for the plugins'
+ * indexes (built in step 2, before any route's `create`). Nothing per consumer is kept beyond what
+ * those indexes keep (100 000 consumers: no 100 000 Maps in the snapshot).
+ */
+function compileConsumers(
+  consumers: GatewayConfig['consumers'],
+  registry: Registry,
+  resolve: ResolveConfig,
+  values: ResolvedValues,
+  previousValue: (text: string) => { value: string; until: number } | undefined,
+): CompiledConsumers {
+  const entries = new Map<string, ConsumerEntry[]>();
   let expiresAt = Number.POSITIVE_INFINITY;
-  // each consumer's resolved plugin configs go to the plugins' indexes; nothing per consumer is kept
-  // beyond what those indexes keep (100 000 consumers: no 100 000 Maps in the snapshot)
-  config.consumers.forEach((k, i) => {
+  consumers.forEach((k, i) => {
     for (const name of Object.keys(k.plugins)) {
       const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
-      const check = deps.registry.pluginConsumerCheck(name);
-      const res = resolveConfig(k.plugins[name], check, path, { consumer: k.username, plugin: name });
+      const check = registry.pluginConsumerCheck(name);
+      const res = resolve(k.plugins[name], check, path, { consumer: k.username, plugin: name });
       // an unresolvable credential leaves this consumer out of that plugin's index (fail closed; logged)
       if ('failed' in res) continue;
       const conf = deepFreeze(res.conf) as object;
@@ -145,29 +144,60 @@ export function compileSnapshot(
         expiresAt = Math.min(expiresAt, p.until);
       }
       if (previous.length > 1) previous.sort((a, b) => b.until - a.until);
-      let list = consumerEntries.get(name);
-      if (!list) consumerEntries.set(name, (list = []));
+      let list = entries.get(name);
+      if (!list) entries.set(name, (list = []));
       list.push({ username: k.username, config: conf, previous, path });
     }
   });
+  return { entries, expiresAt };
+}
 
-  const usernames = new Set(config.consumers.map((k) => k.username));
-  const common: Omit<PluginServices, 'state'> = { ...deps.services, hasConsumer: (u) => usernames.has(u) };
-  const servicesOf = new Map<string, PluginServices>();
+/** What every `create` of one plugin in one build receives, but its route. */
+type BuildServices = Omit<CreateServices, 'route'>;
+
+/**
+ * Step 2, plugins: each registered plugin's services for this build — its `buildStart` value, its
+ * state (counted for this build's hold) and its consumer index. Issues: a `buildStart` or an
+ * `indexConsumers` that threw.
+ */
+function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: CompiledConsumers, usernames: ReadonlySet<string>, issues: ConfigIssue[]): Map<string, BuildServices> {
+  const { consumers: _none, ...rest } = deps.services;
+  const common = { ...rest, hasConsumer: (u: string) => usernames.has(u) };
+  const servicesOf = new Map<string, BuildServices>();
   for (const [name, plugin] of deps.registry.plugins) {
-    const { consumers: _none, ...rest } = common;
-    const base = { ...rest, state: deps.state(name, hold) };
-    if (!plugin.indexConsumers) {
-      servicesOf.set(name, { ...base, consumers: undefined });
-      continue;
-    }
+    let build: unknown;
     try {
-      servicesOf.set(name, { ...base, consumers: plugin.indexConsumers(consumerEntries.get(name) ?? [], base) });
+      build = plugin.buildStart?.();
     } catch (err) {
-      issues.push({ path: (err as { path?: string }).path ?? 'consumers', message: (err as Error).message });
+      issues.push({ path: '', message: `plugin "${name}": buildStart failed: ${(err as Error).message}` });
     }
+    const base = { ...common, state: deps.state(name, hold) };
+    let index: unknown;
+    if (plugin.indexConsumers) {
+      try {
+        index = plugin.indexConsumers(consumers.entries.get(name) ?? [], base);
+      } catch (err) {
+        issues.push({ path: (err as { path?: string }).path ?? 'consumers', message: (err as Error).message });
+      }
+    }
+    servicesOf.set(name, { ...base, consumers: index, build });
   }
+  return servicesOf;
+}
 
+/** An enabled route's plugin side: its hook chains, body limit, and what makes it fail closed. */
+type RouteHooks = Pick<CompiledRoute, 'info' | 'requestHooks' | 'requestHookNames' | 'responseHooks' | 'responseHookNames' | 'logHooks' | 'logHookNames' | 'bodyLimit' | 'unavailable'> & {
+  /** The route's index in `config.routes`. */
+  readonly index: number;
+};
+
+/**
+ * Step 3, hook chains: every enabled route's plugins created (once per route, never per request)
+ * and their hooks in phase then priority order, with the route's body limit. Issues: a `create`
+ * (or a `maxBodySize`) that threw, or an invalid body limit.
+ */
+function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf: ReadonlyMap<string, BuildServices>, resolve: ResolveConfig, issues: ConfigIssue[]): RouteHooks[] {
+  const chains: RouteHooks[] = [];
   config.routes.forEach((r, i) => {
     if (r.status === 0) return; // disabled, as APISIX's status: 0
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
@@ -175,24 +205,30 @@ export function compileSnapshot(
     let bodyLimit: { size: number; priority: number; name: string } | undefined;
     const info: RouteInfo = Object.freeze({ id: r.id, uri: r.uris[0] });
     for (const name of Object.keys(r.plugins)) {
-      const plugin = deps.registry.plugins.get(name)!;
+      const plugin = registry.plugins.get(name)!;
       const pluginPath = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
-      const res = resolveConfig(r.plugins[name], deps.registry.pluginCheck(name), pluginPath, { route: r.id, plugin: name });
+      const res = resolve(r.plugins[name], registry.pluginCheck(name), pluginPath, { route: r.id, plugin: name });
       if ('failed' in res) {
         unavailable ??= res.failed;
         continue;
       }
-      let hooks;
+      let hooks: PluginHooks;
+      let size: number | undefined;
       try {
-        hooks = plugin.create(deepFreeze(res.conf) as any, { ...(servicesOf.get(name) ?? { ...common, state: deps.state(name, hold) }), route: info });
+        const conf = deepFreeze(res.conf) as any;
+        hooks = plugin.create(conf, { ...servicesOf.get(name)!, route: info });
+        size = plugin.maxBodySize?.(conf);
       } catch (err) {
         // a plugin may name the field at fault (ConfigError from the SDK): report it there
         const sub = (err as { path?: unknown }).path;
-        const at = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
-        issues.push({ path: typeof sub === 'string' && sub !== '' ? `${at}.${sub}` : at, message: (err as Error).message });
+        issues.push({ path: typeof sub === 'string' && sub !== '' ? `${pluginPath}.${sub}` : pluginPath, message: (err as Error).message });
         continue;
       }
-      const size = hooks.maxBodySize;
+      if ((hooks as { maxBodySize?: unknown }).maxBodySize !== undefined) {
+        // the limit is declared on the plugin: one still returned by create would be silently lost
+        issues.push({ path: pluginPath, message: 'maxBodySize is declared on the plugin (maxBodySize(config)), not returned by create' });
+        continue;
+      }
       if (size !== undefined) {
         if (!Number.isSafeInteger(size) || size < 0) {
           issues.push({ path: pluginPath, message: `maxBodySize must be an integer >= 0 (plugin returned ${String(size)})` });
@@ -207,53 +243,95 @@ export function compileSnapshot(
     }
     for (const list of Object.values(phases)) list.sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : 1));
     const request = [...phases.rewrite, ...phases.access, ...phases.beforeProxy];
-
-    let upstream: CompiledUpstream | undefined;
-    if (r.upstream) upstream = compileUpstream(r.upstream, `route:${r.id}`, deps, owned);
-    else if (r.upstream_id !== undefined) {
-      upstream = shared.get(r.upstream_id);
-      if (!upstream) shared.set(r.upstream_id, (upstream = compileUpstream(upstreamById.get(r.upstream_id)!, `upstream:${r.upstream_id}`, deps, owned)));
-    }
-    routes.push({
+    chains.push({
+      index: i,
       info,
-      config: r,
-      id: r.id,
-      uris: r.uris,
-      methods: r.methods,
-      hosts: r.hosts,
-      priority: r.priority,
       requestHooks: request.map((e) => e.hook),
       requestHookNames: request.map((e) => e.name),
       responseHooks: phases.response.map((e) => e.hook),
       responseHookNames: phases.response.map((e) => e.name),
       logHooks: phases.log.map((e) => e.hook as (ctx: RequestContext) => void),
       logHookNames: phases.log.map((e) => e.name),
-      upstream,
       bodyLimit: bodyLimit === undefined ? config.gateway.client_max_body_size : bodyLimit.size,
       unavailable,
     });
   });
+  return chains;
+}
 
-  // what this build holds: let go of by a failed build at once, by a snapshot when it is released
-  const release = () => {
-    for (const p of owned) deps.pools.release(p);
-    hold.release();
-  };
-  if (issues.length) {
-    release();
-    return { issues };
-  }
-  let router: Router<CompiledRoute>;
+/**
+ * Step 4, upstreams: the upstream of each route of `chains` (same order), with its balancer and
+ * pools; an `upstreams:` entry is compiled once however many routes use it. The pools taken are
+ * pushed to `owned`.
+ */
+function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): Array<CompiledUpstream | undefined> {
+  const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
+  const shared = new Map<string, CompiledUpstream>();
+  return chains.map(({ index }) => {
+    const r = config.routes[index];
+    if (r.upstream) return compileUpstream(r.upstream, `route:${r.id}`, deps, owned);
+    if (r.upstream_id === undefined) return undefined;
+    let upstream = shared.get(r.upstream_id);
+    if (!upstream) shared.set(r.upstream_id, (upstream = compileUpstream(upstreamById.get(r.upstream_id)!, `upstream:${r.upstream_id}`, deps, owned)));
+    return upstream;
+  });
+}
+
+/**
+ * Step 5, routes: each route's hook chains and upstream together, and the router over them.
+ * Issues: a uri the router refuses (named at that uri).
+ */
+function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], upstreams: ReadonlyArray<CompiledUpstream | undefined>): { routes: CompiledRoute[]; router: Router<CompiledRoute> } | { issues: ConfigIssue[] } {
+  const routes = chains.map(({ index, ...hooks }, k): CompiledRoute => {
+    const r = config.routes[index];
+    return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream: upstreams[k] };
+  });
   try {
-    router = buildRouter(routes);
+    return { routes, router: buildRouter(routes) };
   } catch (err) {
-    release();
     if (!(err instanceof RouteUriError)) throw err;
     const i = config.routes.findIndex((r) => r.id === err.routeId);
     const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
     return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
   }
-  return { snapshot: new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release) };
+}
+
+/**
+ * Build a snapshot, in steps: consumers, plugins, hook chains (plugin `create` runs here, once per
+ * route, never per request), upstreams, routes.
+ * @returns the snapshot, or the issues found (plugin factories may reject their config)
+ */
+export function compileSnapshot(
+  config: GatewayConfig,
+  deps: SnapshotDeps,
+  values: ResolvedValues = new Map(),
+  refKeys: ReadonlySet<string> = new Set(),
+  /** The value a reference had before its last rotation, while the grace lasts. */
+  previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
+): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
+  const issues: ConfigIssue[] = [];
+  const resolve = configResolver(values, deps.services.logger);
+  const hold = deps.holdState();
+  // consumers first: plugins that authenticate them get their index before routes create them
+  const consumers = compileConsumers(config.consumers, deps.registry, resolve, values, previousValue);
+  const servicesOf = pluginServices(deps, hold, consumers, new Set(config.consumers.map((k) => k.username)), issues);
+  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, issues);
+  if (issues.length) {
+    hold.release();
+    return { issues };
+  }
+  // what this build holds: let go of by a failed build at once, by a snapshot when it is released
+  const owned: Pool[] = [];
+  const release = () => {
+    for (const p of owned) deps.pools.release(p);
+    hold.release();
+  };
+  const compiled = compileRoutes(config, chains, compileUpstreams(config, chains, deps, owned));
+  if ('issues' in compiled) {
+    release();
+    return { issues: compiled.issues };
+  }
+  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release) };
 }
 
 interface Entry {

@@ -199,7 +199,7 @@ test('schema errors name the field', async () => {
 });
 
 test("the core checks a plugin's maxBodySize; of two plugins declaring one, the higher priority wins", async () => {
-  const declare = (name: string, priority: number, size: number) => ({ kind: 'plugin' as const, plugin: definePlugin({ name, version: '1.0.0', priority, schema: { type: 'object' }, create: () => ({ maxBodySize: size }) }) });
+  const declare = (name: string, priority: number, size: number) => ({ kind: 'plugin' as const, plugin: definePlugin({ name, version: '1.0.0', priority, schema: { type: 'object' }, maxBodySize: () => size, create: () => ({}) }) });
   assert.deepEqual(await issuesOf(undefined, [declare('other-limit', 1, 10), declare('bad-limit', 2, -5)]), ['routes[0].plugins.bad-limit: maxBodySize must be an integer >= 0 (plugin returned -5)']);
 
   const up = await recordingUpstream();

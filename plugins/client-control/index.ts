@@ -10,8 +10,7 @@ export default definePlugin<ClientControlConfig>({
   // APISIX's priority: before the authentication and traffic plugins
   priority: 22000,
   schema,
-  create(conf) {
-    // no hook: the limit is declared, so a route without max_body_size costs nothing per request
-    return conf.max_body_size === undefined ? {} : { maxBodySize: conf.max_body_size };
-  },
+  // no hook: the limit is declared, so a route with client-control costs nothing per request
+  maxBodySize: (conf) => conf.max_body_size,
+  create: () => ({}),
 });

@@ -17,22 +17,15 @@ const STORE_FAILED = '{"error_msg":"failed to limit count"}';
 /** Every config field: routes of one group must agree on all of them (as APISIX). */
 const FIELDS = Object.keys((schema as { properties: object }).properties) as ReadonlyArray<keyof LimitCountConfig>;
 
-/**
- * The group configs met by the `create` calls of the config being loaded. The core creates every
- * route's hooks in one synchronous pass, so the set is forgotten when that pass is over.
- */
-let groupsOfThisLoad: Map<string, Readonly<LimitCountConfig>> | undefined;
+/** The group configs met by the `create` calls of one build (its `buildStart` value). */
+type GroupConfigs = Map<string, Readonly<LimitCountConfig>>;
 
 /** @throws Error when another route of the same group has a different config (names the fields, not values) */
-function checkGroup(conf: Readonly<LimitCountConfig>): void {
+function checkGroup(groups: GroupConfigs, conf: Readonly<LimitCountConfig>): void {
   if (conf.group === undefined) return;
-  if (groupsOfThisLoad === undefined) {
-    groupsOfThisLoad = new Map();
-    queueMicrotask(() => (groupsOfThisLoad = undefined));
-  }
-  const first = groupsOfThisLoad.get(conf.group);
+  const first = groups.get(conf.group);
   if (first === undefined) {
-    groupsOfThisLoad.set(conf.group, conf);
+    groups.set(conf.group, conf);
     return;
   }
   const differ = FIELDS.filter((f) => first[f] !== conf[f]);
@@ -44,16 +37,18 @@ function scopeName(kind: 'group' | 'route', name: string): string {
   return `${kind}:${name.length}:${name}:`;
 }
 
-export default definePlugin<LimitCountConfig>({
+export default definePlugin<LimitCountConfig, never, undefined, GroupConfigs>({
   name: 'limit-count',
   version: '1.0.0',
   // as APISIX: access phase, after authentication (key-auth 2500) so consumer_name is known
   priority: 1002,
   schema,
+  // each load checks its own routes' groups: a reload may change a group's config on all of them
+  buildStart: (): GroupConfigs => new Map(),
 
-  create(conf, { state, clock, logger }) {
+  create(conf, { state, clock, logger, build: groups }) {
     const keyFn = keyOf(conf.key_type, conf.key);
-    checkGroup(conf);
+    checkGroup(groups, conf);
     const limit = conf.count;
     const limitText = String(limit);
     const windowMs = conf.time_window * 1000;

@@ -31,3 +31,21 @@ definePlugin<{ header: string }>({
 
 // a valid plugin compiles
 export const ok = definePlugin({ name: 'ok', version: '1.0.0', priority: 1, schema: {}, create: () => ({ access: (ctx) => ctx.respond(204) }) });
+
+// buildStart's value is services.build in every create of that build, typed by the fourth parameter
+definePlugin<{ group?: string }, never, undefined, Map<string, number>>({
+  name: 'load-state',
+  version: '1.0.0',
+  priority: 1,
+  schema: {},
+  buildStart: () => new Map(),
+  create(conf, { build }) {
+    // @ts-expect-error build is the Map buildStart returns, not a string
+    const s: string = build;
+    build.set(conf.group ?? s, 1);
+    return {};
+  },
+});
+
+// the body limit is declared on the plugin, a function of the route's config
+definePlugin<{ limit: number }>({ name: 'limit', version: '1.0.0', priority: 1, schema: {}, maxBodySize: (conf) => conf.limit, create: () => ({}) });
