@@ -260,11 +260,11 @@ const mutated = (kind: Kind) =>
       const parent = at.slice(0, -1).reduce<any>((o, k) => o[k], body);
       const target = at.length === 0 ? body : parent[at[at.length - 1]];
       if (op === 'add-key' || at.length === 0) {
-        if (target !== null && typeof target === 'object' && !Array.isArray(target)) setOwn(target, gen(() => oddKey), gen(() => ODD));
+        if (target !== null && typeof target === 'object' && !Array.isArray(target)) setOwn(target, gen(() => oddKey), structuredClone(gen(() => ODD)));
       } else if (op === 'delete') {
         if (Array.isArray(parent)) parent.splice(at[at.length - 1] as number, 1);
         else delete parent[at[at.length - 1]];
-      } else setOwn(parent, String(at[at.length - 1]), gen(() => ODD));
+      } else setOwn(parent, String(at[at.length - 1]), structuredClone(gen(() => ODD)));
     }
     return body;
   });
