@@ -88,7 +88,7 @@ export class Context implements RequestContext {
 
 /**
  * The core's per-request state, written by the data plane and the proxy only; plugins get the same
- * object as a RequestContext. What a hook may see changes here only through the methods below.
+ * object as a RequestContext. The core sets the fields a hook reads only through the methods below.
  */
 export class RequestState extends Context {
   readonly res: ServerResponse;
