@@ -2,11 +2,11 @@
 // RequestContext are there, the core's own per-request state is not.
 import { definePlugin, type RequestContext } from '../../core/sdk';
 
+const definition = { version: '1.0.0', priority: 1, schema: {} };
+
 export const reads = definePlugin({
+  ...definition,
   name: 'reads',
-  version: '1.0.0',
-  priority: 1,
-  schema: {},
   create: () => ({
     access(ctx: RequestContext) {
       ctx.path = `${ctx.method} ${ctx.host} ${ctx.clientIp} ${ctx.route.id} ${ctx.params.id ?? ''} ${ctx.query}`;
@@ -23,10 +23,8 @@ export const reads = definePlugin({
 });
 
 export const reachesForTheCore = definePlugin({
+  ...definition,
   name: 'reaches-for-the-core',
-  version: '1.0.0',
-  priority: 1,
-  schema: {},
   create: () => ({
     access(ctx) {
       // @ts-expect-error the body limit is the core's (a plugin declares maxBodySize instead)
