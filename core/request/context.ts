@@ -16,7 +16,9 @@ const NO_ROUTE: RouteInfo = Object.freeze({ id: '', uri: '' });
 type ContextFields = { -readonly [K in keyof RequestContext as RequestContext[K] extends (...args: never[]) => unknown ? never : K extends 'vars' ? never : K]: RequestContext[K] };
 
 // Declaration merging: the class takes its fields from RequestContext instead of listing them a
-// second time (the constructor sets every one, always in the same order: one hidden class).
+// second time. The compiler does not check that they are initialised: the constructor sets every
+// one (a data member added to RequestContext is set there too), always in the same order, so every
+// request has one hidden class.
 export interface Context extends ContextFields {}
 
 export class Context implements RequestContext {
