@@ -56,8 +56,10 @@ export interface RouteInfo {
 }
 
 /**
- * The per-request context given to plugin hooks. Built once per request by the core; hooks read
- * and change it. Changes to `path`, `query` and the upstream headers affect the proxied request.
+ * The per-request context given to plugin hooks: all a plugin reads and calls during a request.
+ * Built once per request by the core; hooks read and change it. Changes to `path`, `query` and the
+ * upstream headers affect the proxied request. The core's own per-request state (the compiled
+ * route, the snapshot, the body limit, how far the response got) is not part of it.
  */
 export interface RequestContext {
   /** The raw Node request (read-only use: do not consume its body in a hook). */

@@ -12,7 +12,7 @@ import type { GatewayConfig } from './config/types';
 import type { Snapshot } from './request/snapshot';
 import { Compiler } from './build/compiler';
 import type { Timers } from './secrets/resolver';
-import { DataPlane, errorSummary } from './request/data-plane';
+import { DataPlane, GatewayResponse, errorSummary } from './request/data-plane';
 import { AdminServer } from './admin/server';
 import { GatehouseError, statusOf, type ConfigIssue } from './errors';
 import { createLogger } from './observe/log';
@@ -205,7 +205,7 @@ export class Gateway {
     // headersTimeout: a client that trickles its headers (slowloris) gets 408; the connection check
     // runs every second (Node's default of 30 s would let it hold the socket much longer)
     const headerMs = this.config.gateway.client_header_timeout * 1000;
-    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, this.plane.handle);
+    const server = createServer({ ServerResponse: GatewayResponse, requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, this.plane.handle);
     // 100 Continue only for bodies within the request's limit (Node would send it for all)
     server.on('checkContinue', this.plane.handleContinue);
     this.server = server;

@@ -1,67 +1,53 @@
-// The per-request context: one object per request, methods on the prototype (no per-request
-// closures), handed to every plugin hook.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+// The per-request object: one per request, methods on the prototype (no per-request closures).
+// It has two layers. `Context` is what plugin hooks get: RequestContext as the SDK declares it
+// (its documentation is there), plus the changes plugins asked for, kept until the core applies
+// them. `RequestState` extends it with what only the core reads and writes: the matched route, the
+// snapshot, the body limit, how far the response got, the proxy exchange. Hooks are typed with
+// RequestContext, so none of the core's state shows in a plugin's types; and the two layers being
+// one object, the split costs the request path no allocation.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Consumer, RequestContext, RouteInfo } from '../contracts';
 import type { CompiledRoute, Snapshot } from './snapshot';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
+const NO_ROUTE: RouteInfo = Object.freeze({ id: '', uri: '' });
+
+/** RequestContext's data members (but the lazy `vars`), writable here: this file sets them. */
+type ContextFields = { -readonly [K in keyof RequestContext as RequestContext[K] extends (...args: never[]) => unknown ? never : K extends 'vars' ? never : K]: RequestContext[K] };
+
+// Declaration merging: the class takes its fields from RequestContext instead of listing them a
+// second time. The compiler does not check that they are initialised: the constructor sets every
+// one (a data member added to RequestContext is set there too), always in the same order, so every
+// request has one hidden class.
+export interface Context extends ContextFields {}
 
 export class Context implements RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  method: string;
-  path: string;
-  query: string;
-  readonly host: string;
-  readonly clientIp: string;
-  readonly params: Readonly<Record<string, string | undefined>>;
-  readonly headers: IncomingHttpHeaders;
-  readonly startTime: number;
-  readonly snapshot: Snapshot;
-  readonly compiled: CompiledRoute | undefined;
-  status = 0;
-  responded = false;
-  responseHeaders: OutgoingHttpHeaders = {};
-  upstreamNode: string | undefined = undefined;
-  /** Body of a local (plugin or core) response. */
-  localBody: string | Buffer | undefined = undefined;
   /** Header changes for the upstream request, applied when it is built. */
-  upstreamHeaderChanges: Array<[string, string | undefined]> | null = null;
+  protected upstreamHeaderChanges: Array<[string, string | undefined]> | null = null;
   /** Response header changes made before the response is known. */
-  pendingResponseHeaders: Array<[string, string | string[] | undefined]> | null = null;
+  protected pendingResponseHeaders: Array<[string, string | string[] | undefined]> | null = null;
   /** True once response headers are in `responseHeaders` (response phase). */
-  headersReady = false;
-  /** A local response is being sent (set once, by the data plane). */
-  sent = false;
-  /** The client went away before the response finished. */
-  aborted = false;
-  /** The upstream failed after the head went to the client, and the gateway cut the response short. */
-  upstreamCut = false;
-  /** Set when the upstream request must be aborted if the client goes away. */
-  abortUpstream: ((reason: Error) => void) | undefined = undefined;
-  consumer: Consumer | undefined = undefined;
-  /** This request's body limit in bytes (0: none): the route's, else `gateway.client_max_body_size`. */
-  readonly bodyLimit: number;
+  protected headersReady = false;
+  /** Body of a local (plugin or core) response. */
+  protected localBody: string | Buffer | undefined = undefined;
   private _vars: Map<string, unknown> | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
+  constructor(req: IncomingMessage, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, route: RouteInfo, startTime: number) {
     this.req = req;
-    this.res = res;
     this.method = req.method ?? 'GET';
     this.path = path;
     this.query = query;
     this.host = host;
     this.clientIp = req.socket.remoteAddress ?? '';
     this.params = params ?? EMPTY_PARAMS;
+    this.route = route;
     this.headers = req.headers;
-    this.snapshot = snapshot;
-    this.compiled = compiled;
-    this.bodyLimit = compiled === undefined ? snapshot.config.gateway.client_max_body_size : compiled.bodyLimit;
+    this.responded = false;
+    this.status = 0;
+    this.responseHeaders = {};
+    this.upstreamNode = undefined;
     this.startTime = startTime;
-  }
-
-  get route(): RouteInfo {
-    return this.compiled?.info ?? NO_ROUTE;
+    this.consumer = undefined;
   }
 
   get vars(): Map<string, unknown> {
@@ -100,8 +86,66 @@ export class Context implements RequestContext {
     if (h['content-type'] === undefined && this.localBody !== undefined) h['content-type'] = 'text/plain; charset=utf-8';
     this.responseHeaders = h;
   }
+}
 
-  /** Move pending header changes into `responseHeaders` and mark them ready. */
+/**
+ * The core's per-request state, written by the data plane and the proxy only; plugins get the same
+ * object as a RequestContext. The core sets the fields a hook reads only through the methods below.
+ */
+export class RequestState extends Context {
+  readonly res: ServerResponse;
+  /** The snapshot the request started on: counted in when it starts, out by the log phase. */
+  readonly snapshot: Snapshot;
+  /** The matched route, if any (none: the request is answered 400 or 404). */
+  readonly compiled: CompiledRoute | undefined;
+  /** This request's body limit in bytes (0: none): the route's, else `gateway.client_max_body_size`. */
+  readonly bodyLimit: number;
+  /** A local response is being sent (set once, by the data plane). */
+  sent = false;
+  /** The client went away before the response finished. */
+  aborted = false;
+  /** The upstream failed after the head went to the client, and the gateway cut the response short. */
+  upstreamCut = false;
+  /** The proxy's exchange once the request went upstream: the log phase aborts it if the client left. */
+  exchange: { abort(): void } | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
+    super(req, path, query, host, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
+    this.res = res;
+    this.snapshot = snapshot;
+    this.compiled = compiled;
+    this.bodyLimit = compiled === undefined ? snapshot.config.gateway.client_max_body_size : compiled.bodyLimit;
+  }
+
+  /** The body of the local response `respond` set, if any. */
+  get responseBody(): string | Buffer | undefined {
+    return this.localBody;
+  }
+
+  /** Answer with the core's own response instead of whatever a plugin responded. */
+  replaceResponse(status: number, body: string, headers: OutgoingHttpHeaders): void {
+    this.responded = false;
+    this.respond(status, body, headers);
+  }
+
+  /** The upstream's response head arrived from `node` ("host:port"); hop-by-hop headers already dropped. */
+  upstreamResponded(status: number, headers: OutgoingHttpHeaders, node: string): void {
+    this.status = status;
+    this.responseHeaders = headers;
+    this.upstreamNode = node;
+  }
+
+  /** Apply the hooks' upstream header changes, in call order, to the headers sent upstream. */
+  applyUpstreamHeaderChanges(out: Record<string, string | string[]>): void {
+    const changes = this.upstreamHeaderChanges;
+    if (changes === null) return;
+    for (const [n, v] of changes) {
+      if (v === undefined) delete out[n];
+      else out[n] = v;
+    }
+  }
+
+  /** Move pending header changes into `responseHeaders` and mark them ready (the response phase starts). */
   applyPendingResponseHeaders(): void {
     this.headersReady = true;
     const p = this.pendingResponseHeaders;
@@ -113,5 +157,3 @@ export class Context implements RequestContext {
     this.pendingResponseHeaders = null;
   }
 }
-
-const NO_ROUTE: RouteInfo = Object.freeze({ id: '', uri: '' });

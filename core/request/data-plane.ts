@@ -1,17 +1,14 @@
 // The request path: one pointer read of the current snapshot, route lookup, the route's pre-built
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Clock, Counter, Histogram, Logger, Metrics } from '../contracts';
-import { Context } from './context';
+import { RequestState } from './context';
 import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
 import { hasMalformedEscape } from './router';
-
-const kCtx = Symbol('gatehouse.ctx');
-const kExchange = Symbol('gatehouse.exchange');
 
 const STATUS_BODIES: Record<number, string> = {
   400: '{"message":"400 Bad Request"}',
@@ -35,6 +32,15 @@ function hostOf(h: string | undefined): string {
   return (c === -1 ? h : h.slice(0, c)).toLowerCase();
 }
 
+/**
+ * The proxy server's response class (`createServer({ ServerResponse: GatewayResponse })`): Node's
+ * response with one declared link to its request's state, which the `close` listener (one function
+ * for all the plane's responses) follows to run the log phase, with no closure per request.
+ */
+export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  state: RequestState | undefined = undefined;
+}
+
 export interface DataPlaneOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -55,6 +61,8 @@ export class DataPlane implements ProxyHost {
   private readonly requests: Counter<'route' | 'status'>;
   private readonly latency: Histogram<'route'>;
   private readonly upstreamErrors: Counter<'route' | 'node' | 'code'>;
+  /** The `close` listener of every response (`this` is the response): the log phase. */
+  private readonly onResponseClose = closeListener(this);
 
   constructor(initial: Snapshot, opts: DataPlaneOptions) {
     this.current = initial;
@@ -68,7 +76,7 @@ export class DataPlane implements ProxyHost {
   }
 
   /** The `request` listener of the proxy server. */
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  readonly handle = (req: IncomingMessage, res: GatewayResponse): void => {
     this.serve(req, res, false);
   };
 
@@ -78,11 +86,11 @@ export class DataPlane implements ProxyHost {
    * `gateway.client_max_body_size`), so a client told 413 never sends the body at all. The
    * route is matched first: its limit may be smaller or larger than the gateway's.
    */
-  readonly handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
+  readonly handleContinue = (req: IncomingMessage, res: GatewayResponse): void => {
     this.serve(req, res, true);
   };
 
-  private serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  private serve(req: IncomingMessage, res: GatewayResponse, expectContinue: boolean): void {
     const snap = this.current;
     snap.inflight++;
     const url = req.url ?? '/';
@@ -91,10 +99,9 @@ export class DataPlane implements ProxyHost {
     const query = qi === -1 ? '' : url.slice(qi + 1);
     const host = hostOf(req.headers.host);
     const m = path.charCodeAt(0) === 47 /* / */ ? snap.router.find(req.method ?? 'GET', host, path) : null;
-    const ctx = new Context(req, res, snap, m === null ? undefined : m.route, path, query, host, m === null ? undefined : m.params, this.now());
-    (res as any)[kCtx] = ctx;
-    (res as any)[kPlane] = this;
-    res.once('close', onResponseClose);
+    const ctx = new RequestState(req, res, snap, m === null ? undefined : m.route, path, query, host, m === null ? undefined : m.params, this.now());
+    res.state = ctx;
+    res.once('close', this.onResponseClose);
     const max = ctx.bodyLimit;
     if (max !== 0) {
       // a declared length over the limit is refused before any plugin runs and before the body is read (as nginx)
@@ -129,7 +136,7 @@ export class DataPlane implements ProxyHost {
   }
 
   /** Runs request hooks from index i; returns a promise only if a hook was asynchronous. */
-  private runRequestHooks(ctx: Context, i: number): Promise<void> | undefined {
+  private runRequestHooks(ctx: RequestState, i: number): Promise<void> | undefined {
     const route = ctx.compiled!;
     const hooks = route.requestHooks;
     for (; i < hooks.length; i++) {
@@ -149,7 +156,7 @@ export class DataPlane implements ProxyHost {
     return undefined;
   }
 
-  private afterRequestHooks(ctx: Context): void {
+  private afterRequestHooks(ctx: RequestState): void {
     if (ctx.aborted || ctx.sent) return;
     if (ctx.responded) {
       this.sendLocal(ctx);
@@ -161,24 +168,23 @@ export class DataPlane implements ProxyHost {
       return;
     }
     const ex = new Exchange(ctx, up, this, this.now);
-    (ctx.res as any)[kExchange] = ex;
+    ctx.exchange = ex;
     ex.start();
   }
 
-  private hookFailed(ctx: Context, err: unknown, plugin: string): void {
+  private hookFailed(ctx: RequestState, err: unknown, plugin: string): void {
     this.logger.error({ route: ctx.route.id, plugin, err: errorSummary(err) }, 'plugin hook failed');
     if (ctx.sent || ctx.aborted) return;
-    ctx.responded = false;
-    ctx.respond(500, STATUS_BODIES[500], { 'content-type': JSON_HEADERS });
+    ctx.replaceResponse(500, STATUS_BODIES[500], { 'content-type': JSON_HEADERS });
     this.sendLocal(ctx);
   }
 
   /** Send `ctx`'s local response after the response hooks. */
-  sendLocal(ctx: Context): void {
+  sendLocal(ctx: RequestState): void {
     ctx.sent = true;
     this.startResponse(ctx, () => {
       if (ctx.aborted || ctx.res.headersSent) return;
-      const body = ctx.localBody;
+      const body = ctx.responseBody;
       const h = ctx.responseHeaders;
       const req = ctx.req;
       // Node drops an unread body itself to keep the connection, however long it is: with a
@@ -193,7 +199,7 @@ export class DataPlane implements ProxyHost {
     });
   }
 
-  startResponse(ctx: Context, write: () => void): void {
+  startResponse(ctx: RequestState, write: () => void): void {
     ctx.applyPendingResponseHeaders();
     if (this.draining) ctx.responseHeaders.connection = 'close';
     const route = ctx.compiled;
@@ -229,32 +235,30 @@ export class DataPlane implements ProxyHost {
    * The connection is closed after the answer, with the rest of the body unread but for a bounded
    * lingering close.
    */
-  rejectBody(ctx: Context): void {
+  rejectBody(ctx: RequestState): void {
     if (ctx.aborted || ctx.sent) return;
-    ctx.responded = false;
-    ctx.respond(413, STATUS_BODIES[413], { 'content-type': JSON_HEADERS, connection: 'close' });
+    ctx.replaceResponse(413, STATUS_BODIES[413], { 'content-type': JSON_HEADERS, connection: 'close' });
     if (!ctx.req.complete) lingerOnClose(ctx.req, ctx.res);
     this.sendLocal(ctx);
   }
 
-  respondError(ctx: Context, status: 502 | 503 | 504): void {
+  respondError(ctx: RequestState, status: 502 | 503 | 504): void {
     if (ctx.aborted || ctx.sent) return;
-    ctx.responded = false;
-    ctx.respond(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
+    ctx.replaceResponse(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
     this.sendLocal(ctx);
   }
 
-  upstreamError(ctx: Context, node: UpstreamNode, code: string, willRetry: boolean): void {
+  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean): void {
     this.upstreamErrors.inc({ route: ctx.route.id, node: node.key, code });
     this.logger.warn({ route: ctx.route.id, upstream: node.key, code, retry: willRetry }, 'upstream request failed');
   }
 
   /** Log phase: runs once per request when the response is finished or the client left. */
-  finish(ctx: Context): void {
+  finish(ctx: RequestState): void {
     const res = ctx.res;
     if (!res.writableFinished) {
       ctx.aborted = true;
-      const ex = (res as any)[kExchange] as Exchange | undefined;
+      const ex = ctx.exchange;
       if (ex !== undefined) ex.abort();
     }
     const route = ctx.compiled;
@@ -281,8 +285,6 @@ export class DataPlane implements ProxyHost {
     ctx.snapshot.done();
   }
 }
-
-const kPlane = Symbol('gatehouse.plane');
 
 /** Anything that can hide a dot-segment or an extra separator: "/.", "%2e", "%2f", "%5c", "\\", "//". */
 const SUSPECT = /\/\.|%2[ef]|%5c|\\|\/\//i;
@@ -319,9 +321,10 @@ export function normalizePath(path: string): string {
   return '/' + out.join('/');
 }
 
-function onResponseClose(this: ServerResponse): void {
-  const ctx = (this as any)[kCtx] as Context;
-  ((this as any)[kPlane] as DataPlane).finish(ctx);
+function closeListener(plane: DataPlane): (this: GatewayResponse) => void {
+  return function onResponseClose(this: GatewayResponse): void {
+    plane.finish(this.state!);
+  };
 }
 
 /** Error details safe to log: name, code and message (never values from a request or a secret). */

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { HashSource, UpstreamNode } from './balancer';
-import type { Context } from './context';
+import type { RequestState } from './context';
 import type { CompiledUpstream } from './snapshot';
 import { discardRest } from './linger';
 
@@ -48,13 +48,13 @@ export class ClientGoneError extends Error {
 /** What the proxy needs from the data plane. */
 export interface ProxyHost {
   /** Run response hooks, then `write` (sync or after async hooks). */
-  startResponse(ctx: Context, write: () => void): void;
+  startResponse(ctx: RequestState, write: () => void): void;
   /** Answer with a gateway error (502/504) through the normal local-response path. */
-  respondError(ctx: Context, status: 502 | 503 | 504): void;
+  respondError(ctx: RequestState, status: 502 | 503 | 504): void;
   /** Answer 413 (body over the limit) through the local-response path and close the connection. */
-  rejectBody(ctx: Context): void;
+  rejectBody(ctx: RequestState): void;
   /** An upstream attempt failed (for logs and metrics); never given secret values. */
-  upstreamError(ctx: Context, node: UpstreamNode, code: string, willRetry: boolean): void;
+  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean): void;
 }
 
 function connectionTokens(v: string | string[] | undefined): Set<string> | null {
@@ -69,7 +69,7 @@ function connectionTokens(v: string | string[] | undefined): Set<string> | null 
   return out.size ? out : null;
 }
 
-function upstreamHeaders(ctx: Context, up: CompiledUpstream, node: UpstreamNode): Record<string, string | string[]> {
+function upstreamHeaders(ctx: RequestState, up: CompiledUpstream, node: UpstreamNode): Record<string, string | string[]> {
   const src = ctx.req.headers;
   const extra = connectionTokens(src.connection);
   const out: Record<string, string | string[]> = {};
@@ -89,13 +89,7 @@ function upstreamHeaders(ctx: Context, up: CompiledUpstream, node: UpstreamNode)
   out['x-forwarded-proto'] = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   if (src.host !== undefined) out['x-forwarded-host'] = src.host;
   out['x-real-ip'] = ip;
-  const changes = ctx.upstreamHeaderChanges;
-  if (changes !== null) {
-    for (const [n, v] of changes) {
-      if (v === undefined) delete out[n];
-      else out[n] = v;
-    }
-  }
+  ctx.applyUpstreamHeaderChanges(out);
   return out;
 }
 
@@ -150,8 +144,8 @@ class LazyBody extends Readable {
   }
 }
 
-/** What chash hashes on. Context names the client address and path differently, so it is not one. */
-function hashSource(ctx: Context): HashSource {
+/** What chash hashes on. RequestContext names the client address and path differently, so it is not one. */
+function hashSource(ctx: RequestState): HashSource {
   return { remoteAddr: ctx.clientIp, uri: ctx.path, host: ctx.host, headers: ctx.headers, query: ctx.query };
 }
 /** roundrobin and least_conn never read the source. */
@@ -180,7 +174,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The client's body went over its limit (`ctx.bodyLimit`). */
   private tooLarge = false;
 
-  constructor(private readonly ctx: Context, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
+  constructor(private readonly ctx: RequestState, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
 
   /** Start the first attempt. */
   start(): void {
@@ -292,9 +286,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (RESPONSE_HOP_BY_HOP.has(k) || (extra !== null && extra.has(k))) continue;
       h[k] = headers[k];
     }
-    ctx.status = statusCode;
-    ctx.responseHeaders = h;
-    ctx.upstreamNode = node.key;
+    ctx.upstreamResponded(statusCode, h, node.key);
     if (ctx.aborted) return;
     this.pending = [];
     this.host.startResponse(ctx, this.writeHead);
