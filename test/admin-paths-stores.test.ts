@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootGateway, freePort, refusedPort, startGatehouse, tempDir, waitForPort, type GatehouseProcess } from './helpers/harness';
+import { freePort, refusedPort, startGatehouse, tempDir, waitForPort, type GatehouseProcess } from './helpers/harness';
 import type { Reply } from './helpers/admin-client';
-import { Admin, ADMIN_KEY, adminPathsFixture, answer, hit, planted, PREFIXES, refuse, RO_KEY, scanAnswers, servedBy, stateOf, vaultKey, withKey, type Refusal, type Rig } from './helpers/admin-paths';
+import { Admin, ADMIN_KEY, adminPathsFixture, answer, hit, planted, PREFIXES, refuse, RO_KEY, scanAnswers, servedBy, stateOf, vaultKey, withKey, type Refusal } from './helpers/admin-paths';
 
 const fx = adminPathsFixture({ main: false });
 
@@ -16,27 +16,11 @@ const fx = adminPathsFixture({ main: false });
 // 1. config_store.readonly: every write method on every kind is 403, and nothing changes
 
 function readonlyConfig(): Record<string, unknown> {
-  return {
-    admin: { key: ADMIN_KEY },
+  return fx.config('ro', RO_KEY, {
     config_store: { readonly: true },
-    upstreams: [
-      { id: 'rou', nodes: { [fx.A.node]: 1 } },
-      { id: 'rou-free', nodes: { [fx.B.node]: 1 } },
-    ],
-    routes: [
-      { id: 'ro', uri: '/ro', plugins: { mocking: { response_example: 'ro' } } },
-      { id: 'ro-up', uri: '/ro-up', upstream_id: 'rou' },
-      { id: 'ro-ka', uri: '/ro-ka', plugins: { 'key-auth': {}, mocking: { response_example: 'ro-ka' } } },
-    ],
-    consumers: [
-      { username: 'roc', plugins: { 'key-auth': { key: RO_KEY } } },
-      { username: 'rov', plugins: { 'key-auth': { key: '$secret://vault/ros/ro/auth-key' } } },
-    ],
-    secrets: [
-      { id: 'vault/ros', ...fx.vaultResource('apisix') },
-      { id: 'vault/ros-free', ...fx.vaultResource('apisix') },
-    ],
-  };
+    upstreams: [{ id: 'rou-free', nodes: { [fx.B.node]: 1 } }],
+    secrets: [{ id: 'vault/ros-free', ...fx.vaultResource('apisix') }],
+  });
 }
 
 function readonlyWrites(deadVault: string): Refusal[] {
@@ -67,25 +51,15 @@ function readonlyWrites(deadVault: string): Refusal[] {
 
 for (const p of PREFIXES) {
   test(`${p}: with config_store.readonly every write method on every kind is 403 and changes nothing`, async (t) => {
-    const dir = tempDir('gatehouse-admin-paths-ro-');
-    fx.dirs.push(dir);
-    writeFileSync(join(dir, 'gitops.yaml'), JSON.stringify(readonlyConfig(), null, 2));
-    const g = await bootGateway({}, { configPath: join(dir, 'gitops.yaml'), adminListen: '127.0.0.1:0' });
+    const { gateway: g, rig, dir } = await fx.boot('gitops.yaml', readonlyConfig(), 'vault/ros', (url) => ({
+      'GET /ro': () => answer(url, '/ro'),
+      'GET /ro-new': () => hit(url, '/ro-new').then((h) => h.status),
+      'GET /ro-up (upstream rou)': () => servedBy(url, '/ro-up'),
+      'ro-ka with the key of roc': () => withKey(url, '/ro-ka', RO_KEY),
+      'ro-ka with the Vault key of rov': () => withKey(url, '/ro-ka', vaultKey('apisix', 'ro')),
+      'ro-ka with a refused key': () => withKey(url, '/ro-ka', planted('ro-key-2')),
+    }));
     t.after(() => g.close());
-    const url = g.url;
-    const rig: Rig = {
-      admin: new Admin(`http://127.0.0.1:${g.gw.adminAddress!.port}`),
-      url,
-      refresh: 'vault/ros',
-      probes: {
-        'GET /ro': () => answer(url, '/ro'),
-        'GET /ro-new': () => hit(url, '/ro-new').then((h) => h.status),
-        'GET /ro-up (upstream rou)': () => servedBy(url, '/ro-up'),
-        'ro-ka with the key of roc': () => withKey(url, '/ro-ka', RO_KEY),
-        'ro-ka with the Vault key of rov': () => withKey(url, '/ro-ka', vaultKey('apisix', 'ro')),
-        'ro-ka with a refused key': () => withKey(url, '/ro-ka', planted('ro-key-2')),
-      },
-    };
     const initial = await stateOf(rig);
     assert.deepEqual(initial.plane, {
       'GET /ro': '200 ro',

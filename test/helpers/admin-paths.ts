@@ -155,6 +155,14 @@ export interface Fixture {
   dirs: string[];
   /** A vault secret resource on the test Vault. */
   vaultResource(prefix: 'apisix' | 'apisix2', token?: string, extra?: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * A gateway config: routes `/<t>` (mocking), `/<t>-up` (on upstream `<t>u`, node A) and `/<t>-ka`
+   * (key-auth), consumers `<t>c` (literal `key`) and `<t>v` (a key from the Vault resource
+   * `vault/<t>s`), then the `more` items of each list.
+   */
+  config(t: 'fx' | 'ro', key: string, more?: { config_store?: unknown; upstreams?: unknown[]; consumers?: unknown[]; secrets?: unknown[] }): Record<string, unknown>;
+  /** A gateway on `config` (written as `name` in a fresh directory), and the rig over its `probes`; closed by the caller. */
+  boot(name: string, config: Record<string, unknown>, refresh: string, probes: (url: string) => Rig['probes']): Promise<{ gateway: TestGateway; rig: Rig; dir: string }>;
   /** PUT to the main gateway, expecting `status`. */
   put(path: string, body: unknown, status: number): Promise<Reply>;
   /** DELETE on the main gateway, expecting 200. */
@@ -169,6 +177,29 @@ export function adminPathsFixture(o: { main: boolean }): Fixture {
   let mainGw: TestGateway | undefined;
   const fx = { dirs: [] as string[] } as unknown as Fixture;
   fx.vaultResource = (prefix, token = VAULT_TOKEN, extra = {}) => ({ uri: fx.vault.url, prefix, token, kv_version: 1, ...extra });
+  fx.config = (t, key, more = {}) => ({
+    admin: { key: ADMIN_KEY },
+    ...(more.config_store === undefined ? {} : { config_store: more.config_store }),
+    upstreams: [{ id: `${t}u`, nodes: { [fx.A.node]: 1 } }, ...(more.upstreams ?? [])],
+    routes: [
+      { id: t, uri: `/${t}`, plugins: { mocking: { response_example: t } } },
+      { id: `${t}-up`, uri: `/${t}-up`, upstream_id: `${t}u` },
+      { id: `${t}-ka`, uri: `/${t}-ka`, plugins: { 'key-auth': {}, mocking: { response_example: `${t}-ka` } } },
+    ],
+    consumers: [
+      { username: `${t}c`, plugins: { 'key-auth': { key } } },
+      { username: `${t}v`, plugins: { 'key-auth': { key: `$secret://vault/${t}s/${t}/auth-key` } } },
+      ...(more.consumers ?? []),
+    ],
+    secrets: [{ id: `vault/${t}s`, ...fx.vaultResource('apisix') }, ...(more.secrets ?? [])],
+  });
+  fx.boot = async (name, config, refresh, probes) => {
+    const dir = tempDir('gatehouse-admin-paths-');
+    fx.dirs.push(dir);
+    writeFileSync(join(dir, name), JSON.stringify(config, null, 2));
+    const gateway = await bootGateway({}, { configPath: join(dir, name), adminListen: '127.0.0.1:0' });
+    return { gateway, dir, rig: { admin: new Admin(`http://127.0.0.1:${gateway.gw.adminAddress!.port}`), url: gateway.url, refresh, probes: probes(gateway.url) } };
+  };
   fx.put = async (path, body, status) => {
     const r = await fx.main.admin.call('PUT', path, { body });
     assert.equal(r.status, status, `PUT ${path}: ${r.text}`);
@@ -185,24 +216,6 @@ export function adminPathsFixture(o: { main: boolean }): Fixture {
     assert.ok(r.statusCode === 200 || r.statusCode === 204, `vault ${method} ${path}: ${r.statusCode} ${text}`);
   }
 
-  function mainConfig(): Record<string, unknown> {
-    return {
-      admin: { key: ADMIN_KEY },
-      upstreams: [{ id: 'fxu', nodes: { [fx.A.node]: 1 } }],
-      routes: [
-        { id: 'fx', uri: '/fx', plugins: { mocking: { response_example: 'fx' } } },
-        { id: 'fx-up', uri: '/fx-up', upstream_id: 'fxu' },
-        { id: 'fx-ka', uri: '/fx-ka', plugins: { 'key-auth': {}, mocking: { response_example: 'fx-ka' } } },
-      ],
-      consumers: [
-        { username: 'fxc', plugins: { 'key-auth': { key: FX_KEY } } },
-        { username: 'fxv', plugins: { 'key-auth': { key: '$secret://vault/fxs/fx/auth-key' } } },
-        { username: 'fxn', desc: 'no plugins' },
-      ],
-      secrets: [{ id: 'vault/fxs', ...fx.vaultResource('apisix') }],
-    };
-  }
-
   before(async () => {
     fx.A = await startUpstream(undefined, 'A');
     fx.B = await startUpstream(undefined, 'B');
@@ -212,27 +225,19 @@ export function adminPathsFixture(o: { main: boolean }): Fixture {
       for (const p of VAULT_PATHS) await vaultCall('PUT', `${mount}/${p}`, { 'auth-key': vaultKey(mount, p) });
     }
     if (!o.main) return;
-    const mainDir = tempDir('gatehouse-admin-paths-');
-    fx.dirs.push(mainDir);
-    const file = join(mainDir, 'gatehouse.yaml');
-    writeFileSync(file, JSON.stringify(mainConfig(), null, 2));
-    mainGw = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' });
-    const url = mainGw.url;
-    const main: Rig = (fx.main = {
-      admin: new Admin(`http://127.0.0.1:${mainGw.gw.adminAddress!.port}`),
-      url,
-      refresh: 'vault/fxs',
-      probes: {
-        'GET /fx': () => answer(url, '/fx'),
-        'GET /fx-up (upstream fxu)': () => servedBy(url, '/fx-up'),
-        'fx-ka with the literal key of fxc': () => withKey(url, '/fx-ka', FX_KEY),
-        'fx-ka with the Vault key of fxv': () => withKey(url, '/fx-ka', vaultKey('apisix', 'fx')),
-        'fx-ka with the apisix2 value': () => withKey(url, '/fx-ka', vaultKey('apisix2', 'jack-a')),
-        'fx-ka without a key': () => withKey(url, '/fx-ka'),
-        'fx-ka with a wrong key': () => withKey(url, '/fx-ka', 'wrong'),
-        'GET /nowhere': () => answer(url, '/nowhere'),
-      },
-    });
+    const booted = await fx.boot('gatehouse.yaml', fx.config('fx', FX_KEY, { consumers: [{ username: 'fxn', desc: 'no plugins' }] }), 'vault/fxs', (url) => ({
+      'GET /fx': () => answer(url, '/fx'),
+      'GET /fx-up (upstream fxu)': () => servedBy(url, '/fx-up'),
+      'fx-ka with the literal key of fxc': () => withKey(url, '/fx-ka', FX_KEY),
+      'fx-ka with the Vault key of fxv': () => withKey(url, '/fx-ka', vaultKey('apisix', 'fx')),
+      'fx-ka with the apisix2 value': () => withKey(url, '/fx-ka', vaultKey('apisix2', 'jack-a')),
+      'fx-ka without a key': () => withKey(url, '/fx-ka'),
+      'fx-ka with a wrong key': () => withKey(url, '/fx-ka', 'wrong'),
+      'GET /nowhere': () => answer(url, '/nowhere'),
+    }));
+    mainGw = booted.gateway;
+    const main = (fx.main = booted.rig);
+    const url = main.url;
     // the fixture is what the data plane serves
     assert.deepEqual(await stateOf(main), {
       lists: await main.admin.lists(),
