@@ -173,7 +173,7 @@ export class AdminServer {
     } catch (err) {
       // a refusal thrown by a handler (the body, the id rules): its own status and message
       if (!(err instanceof AdminError)) throw err;
-      if (err instanceof BodyTooLarge) return this.tooLarge(req, res);
+      if (err instanceof BodyTooLarge) return this.tooLarge(req, res, err.message);
       send(res, err.status, { error_msg: err.message });
     }
   }
@@ -279,8 +279,8 @@ export class AdminServer {
   }
 
   /** 413 with `Connection: close`, then a lingering close: the client sees the answer, not a reset. */
-  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
-    const text = JSON.stringify({ error_msg: `request body larger than ${MAX_BODY} bytes` });
+  private tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
+    const text = JSON.stringify({ error_msg: message });
     lingerOnClose(req, res);
     res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
     res.end(text);
