@@ -1,9 +1,9 @@
-// The Admin API listener (read side): resources with APISIX envelopes under /admin/ and
-// /apisix/admin/, plugin schemas, forced secret refresh, the API's OpenAPI description
-// (openapi.ts), and Prometheus /metrics. Every call is checked against admin.allow; every call but
-// /metrics needs the X-API-KEY admin key.
+// The Admin API listener: resources with APISIX envelopes under /admin/ and /apisix/admin/, plugin
+// schemas, forced secret refresh, the API's OpenAPI description (openapi.ts), and Prometheus
+// /metrics. Every call is checked against admin.allow; every call but /metrics needs the X-API-KEY
+// admin key. Then the route table (routes.ts) picks the handler; a write runs its document
+// operation (documents.ts) inside the gateway's change(), which validates, persists and swaps.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
 import type { AdminLimits, GatewayConfig } from '../config/types';
@@ -13,10 +13,15 @@ import { looksLikeReference, parseReference } from '../secrets/reference';
 import { generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
-import { MASK, redact, secretFieldPaths, writeOnlyPaths } from './redact';
+import { redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
-import { ADMIN_KINDS, ADMIN_PREFIXES, OPENAPI_DOCUMENT } from './paths';
+import { ADMIN_PREFIXES } from './paths';
 import { adminOpenApi } from './openapi';
+import { adminRouter, type AdminAction } from './routes';
+import { AdminError, deleteResource, patchResource, postedId, putResource, subPatchResource, writeTarget, type DataDocument, type WriteOnlyPaths } from './documents';
+
+/** The outcome of a change: applied, or refused with the status to answer. */
+type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: ReadonlyArray<{ path: string; message: string }> };
 
 /** What the Admin API reads from its gateway. */
 export interface AdminHost {
@@ -27,7 +32,7 @@ export interface AdminHost {
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Apply a change to the data sections (validated, persisted, live when it resolves). */
-  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<{ ok: true } | { ok: false; status: number; message: string; issues: ReadonlyArray<{ path: string; message: string }> }>;
+  change(mutate: (doc: DataDocument) => void): Promise<ChangeResult>;
   /** Refresh one secret resource here and on every other gateway process. */
   refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }>;
 }
@@ -35,95 +40,42 @@ export interface AdminHost {
 /** Largest Admin API request body. */
 const MAX_BODY = 1024 * 1024;
 
-class AdminError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
+/** A body past MAX_BODY: answered 413 with a lingering close. */
+class BodyTooLarge extends AdminError {
+  constructor() {
+    super(413, `request body larger than ${MAX_BODY} bytes`);
   }
 }
 
-/** RFC 7386 JSON merge patch. */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
+/** The APISIX etcd key of a resource, as its envelopes name it. */
+function apisixKey(kind: string, id: string): string {
+  return `/apisix/${kind}/${id}`;
 }
 
-/** Fields that are two spellings of one setting: a PATCH setting one drops the other from the stored value. */
-const ALIASES: ReadonlyArray<readonly [string, string]> = [['uri', 'uris'], ['host', 'hosts'], ['remote_addr', 'remote_addrs']];
-
-function withoutAliases(stored: unknown, patch: unknown): unknown {
-  if (stored === null || typeof stored !== 'object' || patch === null || typeof patch !== 'object') return stored;
-  const out = { ...(stored as Record<string, unknown>) };
-  for (const [a, b] of ALIASES) {
-    if (a in (patch as object) && (patch as Record<string, unknown>)[a] !== null) delete out[b];
-    if (b in (patch as object) && (patch as Record<string, unknown>)[b] !== null) delete out[a];
-  }
-  return out;
+function describePlugin(p: { name: string; version: string; priority: number; schema: unknown; consumerSchema?: unknown }) {
+  return { name: p.name, version: p.version, priority: p.priority, schema: p.schema, consumer_schema: p.consumerSchema ?? null };
 }
-
-/** Put back stored values where a write sends "******" for a writeOnly field. */
-function restoreMasked(incoming: unknown, stored: unknown, paths: readonly string[], what: string): void {
-  for (const p of paths) {
-    const segs = p.split('.');
-    let inc: any = incoming;
-    let old: any = stored;
-    for (const seg of segs.slice(0, -1)) {
-      inc = inc?.[seg];
-      old = old?.[seg];
-    }
-    const last = segs[segs.length - 1];
-    if (inc && typeof inc === 'object' && inc[last] === MASK) {
-      if (old && typeof old === 'object' && typeof old[last] === 'string') inc[last] = old[last];
-      else throw new AdminError(400, `${what}.${p} is "******" but no value is stored to keep`);
-    }
-  }
-}
-
-/** Sub-path segments refused outright: as a key, JS reads and writes it as the prototype. */
-const FORBIDDEN_SEGMENT = '__proto__';
-
-function describeValue(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
-}
-
-/**
- * APISIX's SubPath PATCH: a copy of `stored` whose attribute at `path` is `value` (null deletes
- * it). Missing objects on the way are created, as APISIX does; crossing anything but an object is
- * refused. Own properties only, so "constructor" or "prototype" are plain keys, never inherited ones.
- */
-function subPatch(stored: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
-  const out = structuredClone(stored);
-  let cur: Record<string, unknown> = out;
-  for (let i = 0; i < path.length - 1; i++) {
-    const seg = path[i];
-    let next = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
-    if (next === undefined) {
-      if (value === null) return out;
-      next = {};
-      Object.defineProperty(cur, seg, { value: next, writable: true, enumerable: true, configurable: true });
-    }
-    if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-      throw new AdminError(400, `invalid sub-path "${path.join('/')}": "${path.slice(0, i + 1).join('/')}" is ${describeValue(next)}, not an object`);
-    }
-    cur = next as Record<string, unknown>;
-  }
-  const last = path[path.length - 1];
-  if (value === null) {
-    if (Object.hasOwn(cur, last)) delete cur[last];
-  } else Object.defineProperty(cur, last, { value, writable: true, enumerable: true, configurable: true });
-  return out;
-}
-
-const KINDS: ReadonlySet<string> = new Set(ADMIN_KINDS);
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** One routed call: what its handler reads. */
+interface Call {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly kind: string;
+  readonly params: Record<string, string | undefined>;
+  /** The raw path after the prefix (still escaped, empty segments kept). */
+  readonly rest: string;
+}
+
+/** The resource id a path names: `{manager}/{id}` for secrets; undefined when it names none. */
+function pathId(kind: string, params: Call['params']): string | undefined {
+  if (kind !== 'secrets') return params.id;
+  return params.id === undefined ? undefined : `${params.manager}/${params.id}`;
 }
 
 export class AdminServer {
@@ -132,6 +84,7 @@ export class AdminServer {
   private generatedKey: string | undefined;
   private checker: { key: string; check: (k: string | string[] | undefined) => boolean } | undefined;
   private fields: SecretFieldPaths | undefined;
+  private readonly match = adminRouter();
   /** The OpenAPI description's text, made on first request (the registry is fixed for the server's life). */
   private openapi: string | undefined;
 
@@ -201,169 +154,150 @@ export class AdminServer {
     const prefix = ADMIN_PREFIXES.find((p) => url.pathname.startsWith(p));
     if (!prefix) return send(res, 404, { error_msg: 'not found' });
     if (!this.keyOk(req.headers['x-api-key'])) return send(res, 401, { error_msg: 'failed to check token' });
+    const rest = url.pathname.slice(prefix.length);
     let segs: string[];
     try {
-      segs = url.pathname.slice(prefix.length).split('/').filter((s) => s !== '').map(decodeURIComponent);
+      segs = rest.split('/').filter((s) => s !== '').map(decodeURIComponent);
     } catch {
       return send(res, 400, { error_msg: 'the path has a malformed percent-encoding' });
     }
-    if (segs.length === 1 && segs[0] === OPENAPI_DOCUMENT) {
-      if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
-      const text = (this.openapi ??= JSON.stringify(adminOpenApi(this.host.registry)));
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      return void res.end(text);
-    }
-    const [kind, ...rest] = segs;
-    if (!KINDS.has(kind)) return send(res, 404, { error_msg: `unknown resource "${kind ?? ''}"` });
-    const apisixKey = (id: string) => `/apisix/${kind}/${id}`;
-    if (kind === 'secrets' && rest.length === 3 && rest[2] === 'refresh') {
-      if (req.method !== 'POST') return send(res, 405, { error_msg: 'method not allowed' });
-      const id = `${rest[0]}/${rest[1]}`;
-      if (!this.host.config().secrets.some((s) => s.id === id)) return send(res, 404, { error_msg: `secret resource "${id}" not found` });
-      const r = await this.host.refreshSecret(id);
-      return send(res, 200, { key: apisixKey(id), refreshed: r.refreshed, failed: r.failed, published: r.published });
-    }
-    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE' || req.method === 'POST') {
-      if (kind === 'plugins') return send(res, 405, { error_msg: 'method not allowed' });
-      // APISIX: POST creates a route or upstream with a generated id; with an id, use PUT
-      if (req.method === 'POST' && (rest.length > 0 || (kind !== 'routes' && kind !== 'upstreams'))) {
-        return send(res, 405, { error_msg: rest.length > 0 ? 'POST creates with a generated id: use PUT to write a given id' : `POST is not supported for ${kind}: use PUT` });
+    try {
+      const m = this.match(req.method ?? '', segs);
+      if ('refusal' in m) {
+        if (m.refusal.readsBody) await this.body(req, true);
+        return send(res, m.refusal.status, { error_msg: m.refusal.message });
       }
-      const idLen = kind === 'secrets' ? 2 : 1;
-      if (req.method === 'PATCH' && rest.length > idLen) {
-        // the raw segments after the id, empty ones kept: "plugins//x" is refused, not read as "plugins/x"
-        const raw = url.pathname.slice(prefix.length).split('/');
-        let i = 0;
-        for (let seen = 0; seen < 1 + idLen; i++) if (raw[i] !== '') seen++;
-        // its shape is checked in write(), after the readonly check (403 first, as for every write)
-        return this.write(req, res, kind, rest.slice(0, idLen), raw.slice(i).map(decodeURIComponent));
-      }
-      return this.write(req, res, kind, rest);
+      const { route, params } = m;
+      if (route.action === 'refuse') return send(res, route.refusal!.status, { error_msg: route.refusal!.message });
+      await this.actions[route.action]({ req, res, kind: route.kind, params, rest });
+    } catch (err) {
+      // a refusal thrown by a handler (the body, the id rules): its own status and message
+      if (!(err instanceof AdminError)) throw err;
+      if (err instanceof BodyTooLarge) return this.tooLarge(req, res, err.message);
+      send(res, err.status, { error_msg: err.message });
     }
-    if (req.method !== 'GET') return send(res, 405, { error_msg: 'method not allowed' });
-    if (kind === 'plugins') {
-      const describe = (p: { name: string; version: string; priority: number; schema: unknown; consumerSchema?: unknown }) => ({ name: p.name, version: p.version, priority: p.priority, schema: p.schema, consumer_schema: p.consumerSchema ?? null });
-      if (rest.length === 0) {
-        const list = [...this.host.registry.plugins.values()].map(describe);
-        return send(res, 200, { total: list.length, list });
-      }
-      const one = rest.length === 1 ? this.host.registry.plugins.get(rest[0]) : undefined;
-      if (!one) return send(res, 404, { error_msg: rest.length === 1 ? `plugin "${rest[0]}" not found` : 'not found' });
-      return send(res, 200, describe(one));
-    }
-    const items = this.items(kind);
-    const id = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : rest.length === 0 ? undefined : null) : rest.length === 1 ? rest[0] : rest.length === 0 ? undefined : null;
-    if (id === null) return send(res, 404, { error_msg: 'not found' });
-    if (id === undefined) return send(res, 200, { total: items.length, list: items.map(([k, v]) => ({ key: apisixKey(k), value: v })) });
-    const found = items.find(([k]) => k === id);
-    if (!found) return send(res, 404, { error_msg: `${kind.slice(0, -1)} "${id}" not found` });
-    return send(res, 200, { key: apisixKey(id), value: found[1] });
   }
 
+  /** The handler of each action of the route table (routes.ts). */
+  private readonly actions: Record<Exclude<AdminAction, 'refuse'>, (c: Call) => Promise<void> | void> = {
+    openapi: ({ res }) => {
+      const text = (this.openapi ??= JSON.stringify(adminOpenApi(this.host.registry)));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    plugins: ({ res }) => {
+      const list = [...this.host.registry.plugins.values()].map(describePlugin);
+      send(res, 200, { total: list.length, list });
+    },
+    plugin: ({ res, params }) => {
+      const one = this.host.registry.plugins.get(params.name!);
+      if (!one) return send(res, 404, { error_msg: `plugin "${params.name}" not found` });
+      send(res, 200, describePlugin(one));
+    },
+    list: ({ res, kind }) => {
+      const items = this.items(kind);
+      send(res, 200, { total: items.length, list: items.map(([k, v]) => ({ key: apisixKey(kind, k), value: v })) });
+    },
+    get: ({ res, kind, params }) => {
+      const id = pathId(kind, params)!;
+      const found = this.items(kind).find(([k]) => k === id);
+      if (!found) return send(res, 404, { error_msg: `${kind.slice(0, -1)} "${id}" not found` });
+      send(res, 200, { key: apisixKey(kind, id), value: found[1] });
+    },
+    refresh: async ({ res, params }) => {
+      const id = pathId('secrets', params)!;
+      if (!this.host.config().secrets.some((s) => s.id === id)) return send(res, 404, { error_msg: `secret resource "${id}" not found` });
+      const r = await this.host.refreshSecret(id);
+      send(res, 200, { key: apisixKey('secrets', id), refreshed: r.refreshed, failed: r.failed, published: r.published });
+    },
+    put: async ({ req, res, kind, params }) => {
+      const body = (await this.body(req, true)) as Record<string, unknown>;
+      const id = writeTarget(kind, 'PUT', pathId(kind, params), body);
+      let created = false;
+      const result = await this.host.change((doc) => {
+        created = putResource(doc, kind, id, body, { writeOnly: this.writeOnly(kind, id), limit: this.limitOf(kind) }).created;
+      });
+      this.answerWrite(res, result, kind, id, created ? 201 : 200);
+    },
+    post: async ({ req, res, kind }) => {
+      const body = (await this.body(req, true)) as Record<string, unknown>;
+      const id = postedId(body);
+      const result = await this.host.change((doc) => void putResource(doc, kind, id, body, { writeOnly: this.writeOnly(kind, id), limit: this.limitOf(kind) }));
+      this.answerWrite(res, result, kind, id, 201);
+    },
+    patch: async ({ req, res, kind, params }) => {
+      const body = (await this.body(req, true)) as Record<string, unknown>;
+      const id = writeTarget(kind, 'PATCH', pathId(kind, params), body);
+      const result = await this.host.change((doc) => patchResource(doc, kind, id, body, this.writeOnly(kind, id)));
+      this.answerWrite(res, result, kind, id, 200);
+    },
+    subpatch: async ({ req, res, kind, params, rest }) => {
+      const value = await this.body(req, false);
+      const id = pathId(kind, params)!;
+      // the raw segments after the id, empty ones kept: "plugins//x" is refused, not read as "plugins/x";
+      // their shape is checked inside the change, after the store's own refusal (403 first, as for every write)
+      const raw = rest.split('/');
+      let i = 0;
+      for (let seen = 0; seen < (kind === 'secrets' ? 3 : 2); i++) if (raw[i] !== '') seen++;
+      const sub = raw.slice(i).map(decodeURIComponent);
+      const result = await this.host.change((doc) => subPatchResource(doc, kind, id, sub, value, this.writeOnly(kind, id)));
+      this.answerWrite(res, result, kind, id, 200);
+    },
+    delete: async ({ res, kind, params }) => {
+      const id = writeTarget(kind, 'DELETE', pathId(kind, params), undefined);
+      const result = await this.host.change((doc) => deleteResource(doc, kind, id));
+      this.answerWrite(res, result, kind, id, 'deleted');
+    },
+  };
+
   /**
-   * PUT (create or replace), PATCH (merge, or with `sub` APISIX's SubPath PATCH: the body replaces
-   * the attribute `sub` names), DELETE of one resource; live when answered.
+   * The parsed JSON body; throws the 413 or 400 to answer.
+   * @param object whether it must be a JSON object (every write but a sub-path PATCH, whose body is one attribute's value)
    */
-  private async write(req: IncomingMessage, res: ServerResponse, kind: string, rest: string[], sub?: readonly string[]): Promise<void> {
+  private async body(req: IncomingMessage, object: boolean): Promise<unknown> {
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY) throw new BodyTooLarge();
+    const raw = await readUpTo(req, MAX_BODY);
+    if (raw === null) throw new BodyTooLarge();
     let body: unknown;
-    if (req.method !== 'DELETE') {
-      const declared = Number(req.headers['content-length']);
-      if (declared > MAX_BODY) return this.tooLarge(req, res);
-      const raw = await readUpTo(req, MAX_BODY);
-      if (raw === null) return this.tooLarge(req, res);
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch {
-        return send(res, 400, { error_msg: 'the body is not valid JSON' });
-      }
-      if (sub === undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) return send(res, 400, { error_msg: 'the body must be a JSON object' });
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new AdminError(400, 'the body is not valid JSON');
     }
-    const idField = kind === 'consumers' ? 'username' : 'id';
-    let id: string | undefined = kind === 'secrets' ? (rest.length === 2 ? `${rest[0]}/${rest[1]}` : undefined) : rest[0];
-    let generated = false;
-    if (req.method === 'POST') {
-      // APISIX-style generated id: time-ordered and unique
-      const given = (body as Record<string, unknown>).id;
-      if (given !== undefined) return send(res, 400, { error_msg: 'POST generates the id: remove "id" from the body, or PUT to the id' });
-      id = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
-      generated = true;
-    }
-    if (rest.length > (kind === 'secrets' ? 2 : 1)) return send(res, 404, { error_msg: 'not found' });
-    // APISIX: PUT /consumers takes the username from the body
-    if (id === undefined && kind === 'consumers' && req.method === 'PUT') id = typeof (body as Record<string, unknown>).username === 'string' ? ((body as Record<string, unknown>).username as string) : undefined;
-    if (id === undefined) return send(res, 400, { error_msg: kind === 'consumers' && req.method === 'PUT' && rest.length === 0 ? 'the username is missing from the body' : `the ${idField} is missing from the path` });
-    // a sub-path body is one attribute's value: its fields are not the resource's
-    const given = body !== undefined && sub === undefined && body !== null && typeof body === 'object' ? (body as Record<string, unknown>)[idField] : undefined;
-    if (given !== undefined && String(given) !== id) return send(res, 400, { error_msg: `${idField} "${String(given)}" in the body does not match "${id}" in the path` });
-    const what = `${kind}/${id}`;
-    const masks = sub === undefined ? this.maskPaths(kind, id, body ?? {}) : [];
-    let created = false;
-    const result = await this.host.change((doc) => {
-      const list = doc[kind];
-      const idx = list.findIndex((x) => x !== null && typeof x === 'object' && String((x as Record<string, unknown>)[idField]) === id);
-      if (req.method === 'DELETE') {
-        if (idx === -1) throw new AdminError(404, `${what} not found`);
-        if (kind === 'upstreams') {
-          const users = (doc.routes as Array<Record<string, unknown>>).filter((r) => String(r.upstream_id) === id).map((r) => String(r.id));
-          if (users.length) throw new AdminError(400, `upstream "${id}" is still used by routes: ${users.join(', ')}`);
-        }
-        if (kind === 'secrets') {
-          const uses = (x: unknown) => JSON.stringify(x ?? null).includes(`"$secret://${id}/`);
-          const users = [
-            ...(doc.routes as Array<Record<string, unknown>>).filter(uses).map((r) => `route ${String(r.id)}`),
-            ...(doc.consumers as Array<Record<string, unknown>>).filter(uses).map((c) => `consumer ${String(c.username)}`),
-            ...(doc.secrets as Array<Record<string, unknown>>).filter((x) => String(x.id) !== id && uses(x)).map((x) => `secret ${String(x.id)}`),
-          ];
-          if (users.length) throw new AdminError(400, `secret resource "${id}" is still referenced by ${users.join(', ')}`);
-        }
-        list.splice(idx, 1);
-        return;
-      }
-      if (req.method === 'PATCH' && idx === -1) throw new AdminError(404, `${what} not found`);
-      if (sub !== undefined) {
-        if (sub.includes('')) throw new AdminError(400, `the sub-path "${sub.join('/')}" has an empty segment`);
-        if (sub.includes(FORBIDDEN_SEGMENT)) throw new AdminError(400, `the sub-path segment "${FORBIDDEN_SEGMENT}" is not allowed`);
-        if (sub[0] === idField) throw new AdminError(400, `the ${idField} cannot be changed through a sub-path: PUT the resource to its new ${idField}`);
-        const stored = list[idx] as Record<string, unknown>;
-        const next = subPatch(sub.length === 1 ? (withoutAliases(stored, { [sub[0]]: body }) as Record<string, unknown>) : stored, sub, body);
-        // "******" anywhere in the new value keeps what is stored there, as a full PATCH does
-        restoreMasked(next, stored, this.maskPaths(kind, id!, next), what);
-        list[idx] = next;
-        return;
-      }
-      const next = (req.method === 'PATCH' ? mergePatch(withoutAliases(list[idx], body), body) : structuredClone(body)) as Record<string, unknown>;
-      next[idField] = kind === 'routes' || kind === 'upstreams' ? (typeof given === 'number' ? given : id) : id;
-      restoreMasked(next, idx === -1 ? undefined : list[idx], masks, what);
-      if (idx === -1) {
-        // counted on the document just read from the store: in etcd mode, every node's writes
-        const limit = this.host.config().admin?.limits?.[kind as keyof AdminLimits];
-        if (limit !== undefined && list.length >= limit) {
-          throw new AdminError(400, `the ${kind} limit is reached (admin.limits.${kind}: ${limit}, stored: ${list.length}): delete ${kind}, or raise admin.limits.${kind} in the config file`);
-        }
-        created = true;
-        list.push(next);
-      } else list[idx] = next;
-    });
+    if (object && (body === null || typeof body !== 'object' || Array.isArray(body))) throw new AdminError(400, 'the body must be a JSON object');
+    return body;
+  }
+
+  /** The answer to a write: the change's refusal, or the resource as now served (DELETE: which one went). */
+  private answerWrite(res: ServerResponse, result: ChangeResult, kind: string, id: string, status: number | 'deleted'): void {
     if (!result.ok) return send(res, result.status, { error_msg: result.message, ...(result.issues.length ? { errors: result.issues.map((i) => `${i.path}: ${i.message}`) } : {}) });
-    const key = `/apisix/${kind}/${id}`;
-    if (req.method === 'DELETE') return send(res, 200, { deleted: '1', key });
+    const key = apisixKey(kind, id);
+    if (status === 'deleted') return send(res, 200, { deleted: '1', key });
     const value = this.items(kind).find(([k]) => k === id)?.[1];
-    return send(res, created || generated ? 201 : 200, { key, value });
+    send(res, status, { key, value });
   }
 
   /** 413 with `Connection: close`, then a lingering close: the client sees the answer, not a reset. */
-  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
-    const text = JSON.stringify({ error_msg: `request body larger than ${MAX_BODY} bytes` });
+  private tooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
+    const text = JSON.stringify({ error_msg: message });
     lingerOnClose(req, res);
     res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
     res.end(text);
   }
 
   /** writeOnly paths of a resource (by its plugins or provider), for masking and "******" round trips. */
-  private maskPaths(kind: string, id: string, item: unknown): readonly string[] {
-    const o = { ...((item ?? {}) as Record<string, unknown>) };
-    if (kind === 'secrets') o.id = id;
-    return (this.fields ??= secretFieldPaths(this.host.registry))(kind as 'routes', o);
+  private writeOnly(kind: string, id: string): WriteOnlyPaths {
+    return (item) => {
+      const o = { ...((item ?? {}) as Record<string, unknown>) };
+      if (kind === 'secrets') o.id = id;
+      return (this.fields ??= secretFieldPaths(this.host.registry))(kind as 'routes', o);
+    };
+  }
+
+  /** The kind's `admin.limits` entry, read when the change runs. */
+  private limitOf(kind: string): number | undefined {
+    return this.host.config().admin?.limits?.[kind as keyof AdminLimits];
   }
 
   /** [id, redacted value] pairs of one resource kind from the live config. */

@@ -1,4 +1,4 @@
-// One Admin API call for tests that check every answer afterwards (the admin-paths and
+// One Admin API call for tests that check every answer afterwards (the admin-paths-* and
 // admin-subpatch redaction scans): status, text and parsed JSON, each answer recorded.
 import { request, type Dispatcher } from 'undici';
 
