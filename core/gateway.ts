@@ -11,11 +11,12 @@ import { DATA_KINDS, type Clock, type ClusterBus, type ClusterCommand, type Conf
 import { createGatewayContainer, systemClock } from './container';
 import { parseListen, REGISTRY, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
+import { restartOnlyChanges } from './config/restart-only';
 import type { Snapshot } from './request/snapshot';
 import { SnapshotBuilder } from './build/snapshot-builder';
 import type { Timers } from './secrets/resolver';
 import { DataPlane, errorSummary } from './request/data-plane';
-import { listenProxy } from './request/listener';
+import { drain, listenProxy } from './request/listener';
 import { AdminServer } from './admin/server';
 import { GatehouseError, statusOf, type ConfigIssue } from './errors';
 import { createLogger } from './observe/log';
@@ -77,24 +78,6 @@ export type ChangeResult = { ok: true } | { ok: false; status: number; message: 
 
 export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
 
-/**
- * The settings read once, when the gateway starts (its listeners and their options, the process
- * model, the store, the logger, loaded modules): a new config that changes one logs that it takes
- * effect at the next restart. Every other setting applies with the snapshot that carries it.
- * `shown`: the warning carries the new value (never for a section that may hold a secret).
- */
-const RESTART_ONLY: ReadonlyArray<{ readonly path: string; readonly get: (c: GatewayConfig) => unknown; readonly shown: boolean }> = [
-  // a module cannot be unloaded from a running process
-  { path: 'extensions', get: (c) => c.extensions, shown: true },
-  { path: 'gateway.listen', get: (c) => c.gateway.listen, shown: true },
-  { path: 'gateway.workers', get: (c) => c.gateway.workers, shown: true },
-  { path: 'gateway.client_header_timeout', get: (c) => c.gateway.client_header_timeout, shown: true },
-  { path: 'gateway.log_level', get: (c) => c.gateway.log_level, shown: true },
-  { path: 'admin.listen', get: (c) => c.admin?.listen, shown: true },
-  { path: 'admin.allow', get: (c) => c.admin?.allow, shown: true },
-  { path: 'config_store', get: (c) => c.config_store, shown: false },
-];
-
 @injectable()
 export class Gateway {
   /** This process's name in cluster commands (so it ignores its own). */
@@ -136,13 +119,7 @@ export class Gateway {
    */
   private install(v: ValidatedConfig, snapshot: Snapshot, why?: string): void {
     const old = this.plane.current as Snapshot | undefined;
-    if (old) {
-      for (const s of RESTART_ONLY) {
-        const next = s.get(snapshot.config);
-        if (JSON.stringify(next) === JSON.stringify(s.get(old.config))) continue;
-        this.logger.warn(s.shown ? { setting: s.path, value: next } : { setting: s.path }, `${s.path} changed: takes effect at the next restart`);
-      }
-    }
+    if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
     this.validated = v;
     this.plane.current = snapshot;
     old?.retire();
@@ -445,19 +422,7 @@ export class Gateway {
     const wasListening = server?.listening === true;
     if (server) {
       this.plane.draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const sweep = setInterval(() => server.closeIdleConnections(), 25);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs)));
-      const late = await Promise.race([closed.then(() => false), timedOut]);
-      clearInterval(sweep);
-      clearTimeout(timer);
-      if (late) {
-        this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections');
-        server.closeAllConnections();
-        await closed;
-      }
+      await drain(server, drainTimeoutMs, () => this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections'));
     }
     clearTimeout(this.rebuildTimer);
     clearTimeout(this.expiryTimer);

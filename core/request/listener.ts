@@ -1,5 +1,6 @@
 // The proxy's HTTP listener: Node's server over a data plane, with the timeouts that bound a
-// client, `Expect: 100-continue` handed to the data plane, and malformed requests answered here.
+// client, `Expect: 100-continue` handed to the data plane, malformed requests answered here, and
+// the drain that closes it.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -25,6 +26,26 @@ export async function listenProxy(plane: DataPlane, host: string, port: number, 
   });
   server.on('clientError', onClientError);
   return { server, address: server.address() as AddressInfo };
+}
+
+/**
+ * Stop accepting connections and close each one as it goes idle; after `timeoutMs`, call `onLate`
+ * and close the rest. Resolves when every connection is closed.
+ */
+export async function drain(server: Server, timeoutMs: number, onLate: () => void): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const sweep = setInterval(() => server.closeIdleConnections(), 25);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
+  const late = await Promise.race([closed.then(() => false), timedOut]);
+  clearInterval(sweep);
+  clearTimeout(timer);
+  if (late) {
+    onLate();
+    server.closeAllConnections();
+    await closed;
+  }
 }
 
 /** Malformed requests never reach the data plane: answer them here, as nginx does. */
