@@ -124,4 +124,7 @@ test('no type of the SDK mentions the DI container', () => {
   };
   visit(join(__dirname, '..', 'core', 'sdk.d.ts'));
   assert.ok(seen.size > 1, 'the SDK re-exports the contracts');
+  // nor do its values: the token helpers take a container
+  const sdk = require('../core/sdk') as Record<string, unknown>;
+  for (const name of ['resolve', 'resolveAll', 'token', 'createGatewayContainer', 'registerExtension']) assert.equal(name in sdk, false, `the SDK exports ${name}`);
 });
