@@ -26,12 +26,8 @@ async function timePerCall(n: number, fn: () => Promise<unknown>): Promise<numbe
 
 async function cacheHit(): Promise<void> {
   const ref = parseReference('$secret://mem/one/jack/auth-key');
-  const resolver = new SecretResolver({
-    settings: { ttl: 3600, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 },
-    backends: () => ({ get: async () => ({ value: 'bench-value' }) }),
-    clock: { now: () => Date.now() },
-    logger: silentLogger(),
-  });
+  const resolver = new SecretResolver(() => ({ get: async () => ({ value: 'bench-value' }) }), { now: () => Date.now() }, silentLogger());
+  resolver.configure({ ttl: 3600, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 });
   await resolver.resolve(ref);
   const map = new Map([[ref.key, 'bench-value']]);
   const n = 2_000_000;

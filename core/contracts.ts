@@ -341,13 +341,17 @@ export interface SecretProvider<Conf = any> {
   create(config: Readonly<Conf>, services: ProviderServices): SecretBackend | Promise<SecretBackend>;
 }
 
+/**
+ * The data sections of a config, the one list of them: what the Admin API changes, what a config
+ * store keeps apart from the file's own sections (a data file, etcd keys).
+ */
+export const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
+
+/** One of {@link DATA_KINDS}. */
+export type DataKind = (typeof DATA_KINDS)[number];
+
 /** The sections the Admin API changes, as raw documents. */
-export interface DataSections {
-  readonly routes: unknown[];
-  readonly upstreams: unknown[];
-  readonly consumers: unknown[];
-  readonly secrets: unknown[];
-}
+export type DataSections = { readonly [K in DataKind]: unknown[] };
 
 /** The raw configuration document (already parsed from YAML/JSON, not yet validated). */
 export type RawConfig = Record<string, unknown>;
@@ -382,7 +386,7 @@ export interface ConfigStore {
 }
 
 /** writeOnly (secret) field paths, dot-separated, of one resource of a data section. */
-export type SecretFieldPaths = (kind: 'routes' | 'upstreams' | 'consumers' | 'secrets', item: unknown) => readonly string[];
+export type SecretFieldPaths = (kind: DataKind, item: unknown) => readonly string[];
 
 /** Something every gateway process must do: other nodes (through the store) and workers (through the bus). */
 export type ClusterCommand = { readonly type: 'secret-refresh'; readonly resource: string; readonly origin: string };

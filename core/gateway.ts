@@ -1,26 +1,30 @@
-// A gateway instance: its container, config store, the current snapshot, the proxy listener,
-// hot reload (validated, compiled, swapped atomically) and graceful drain.
-import { createServer, type Server } from 'node:http';
+// A gateway instance: assembled by its container (core/container.ts) from the services the
+// options name; it installs snapshots (start, hot reload, Admin API writes, secret changes), runs
+// the proxy and Admin API listeners and drains on close.
+import 'reflect-metadata';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DependencyContainer } from 'tsyringe';
+import { inject, injectable, Lifecycle, type DependencyContainer } from 'tsyringe';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Extension, Logger, Metrics } from './contracts';
+import { DATA_KINDS, type Clock, type ClusterBus, type ClusterCommand, type ConfigStore, type Extension, type Logger, type Metrics } from './contracts';
 import { createGatewayContainer, systemClock } from './container';
-import { createRegistry, parseListen, type Registry, type ValidatedConfig } from './config/validate';
+import { parseListen, REGISTRY, type ValidatedConfig } from './config/validate';
 import type { GatewayConfig } from './config/types';
+import { restartOnlyChanges } from './config/restart-only';
 import type { Snapshot } from './request/snapshot';
-import { Compiler } from './build/compiler';
+import { SnapshotBuilder } from './build/snapshot-builder';
 import type { Timers } from './secrets/resolver';
-import { DataPlane, GatewayResponse, errorSummary } from './request/data-plane';
+import { DataPlane, errorSummary } from './request/data-plane';
+import { drain, listenProxy } from './request/listener';
 import { AdminServer } from './admin/server';
 import { GatehouseError, statusOf, type ConfigIssue } from './errors';
 import { createLogger } from './observe/log';
 import { createMetrics } from './observe/metrics';
-import { MemoryConfigStore } from './stores/file-store';
+import { dataSections, MemoryConfigStore } from './stores/file-store';
 import { storeForFile } from './stores';
 import { secretFieldPaths } from './admin/redact';
-import { PLUGIN, SECRET_PROVIDER, resolveAll } from './tokens';
+import { CLOCK, CLUSTER_BUS, CONFIG_STORE, LOGGER, METRICS, resolve, token } from './tokens';
 import { readConfigFile } from './config/loader';
 import { loadExtensions } from './extensions/load';
 import { builtinExtensions } from './extensions/builtins';
@@ -41,6 +45,12 @@ export interface GatewayOptions {
   readonly listen?: string;
   /** Overrides `admin.listen`; the Admin API runs when the config has an `admin:` section. */
   readonly adminListen?: string;
+  /**
+   * The admin key a `gatehouse start` primary generated for its workers (the config has `admin:`
+   * without `key`): the Admin API uses it instead of generating one, and does not print it (the
+   * primary does, once).
+   */
+  readonly generatedAdminKey?: string;
   /** The store's document, already read by the caller (the CLI reads it once for `workers`). */
   readonly initialConfig?: Record<string, unknown>;
   /**
@@ -58,56 +68,63 @@ export interface GatewayOptions {
   readonly dryRun?: boolean;
 }
 
+/** The options a gateway was created with, registered in its container. */
+export const GATEWAY_OPTIONS = token<GatewayOptions>('GatewayOptions');
+/** The container that resolves it (a gateway exposes its own). */
+const CONTAINER = token<DependencyContainer>('Container');
+
 /** Outcome of an Admin API change. */
 export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
 
-const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
-
 export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
 
+@injectable()
 export class Gateway {
-  readonly container: DependencyContainer;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly plane: DataPlane;
-  private readonly store: ConfigStore;
-  /** Validation, secrets and compilation; owns what outlives snapshots. */
-  readonly compiler: Compiler;
+  /** This process's name in cluster commands (so it ignores its own). */
+  readonly nodeId = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
   /** The config the live snapshot was built from (secret changes rebuild from it). */
-  private validated: ValidatedConfig;
+  private validated: ValidatedConfig | undefined;
   private unsubscribe: () => void = () => undefined;
   private rebuildTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private readonly clock: Clock;
-  private readonly listenOverride: string | undefined;
-  private readonly adminListenOverride: string | undefined;
   private admin: AdminServer | undefined;
   private server: Server | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private reloadQueued: Promise<ReloadResult> | undefined;
   private closed = false;
-  /** This process's name in cluster commands (so it ignores its own). */
-  readonly nodeId = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
-  private readonly bus: ClusterBus | undefined;
 
-  private constructor(o: {
-    container: DependencyContainer; logger: Logger; metrics: Metrics; store: ConfigStore; compiler: Compiler; validated: ValidatedConfig; plane: DataPlane; listen?: string; adminListen?: string; clock: Clock; bus?: ClusterBus;
-  }) {
-    this.bus = o.bus;
-    this.adminListenOverride = o.adminListen;
-    this.clock = o.clock;
-    this.container = o.container;
-    this.logger = o.logger;
-    this.metrics = o.metrics;
-    this.store = o.store;
-    this.compiler = o.compiler;
-    this.validated = o.validated;
-    this.plane = o.plane;
-    this.listenOverride = o.listen;
+  constructor(
+    @inject(CONTAINER) readonly container: DependencyContainer,
+    @inject(GATEWAY_OPTIONS) private readonly opts: GatewayOptions,
+    @inject(LOGGER) readonly logger: Logger,
+    @inject(METRICS) readonly metrics: Metrics,
+    @inject(CLOCK) private readonly clock: Clock,
+    @inject(CONFIG_STORE) private readonly store: ConfigStore,
+    /** Validation, secrets and snapshot builds; owns what outlives snapshots. */
+    readonly builder: SnapshotBuilder,
+    readonly plane: DataPlane,
+    @inject(CLUSTER_BUS, { isOptional: true }) private readonly bus?: ClusterBus,
+  ) {
     // a secret the live config uses changed: rebuild from the same config with the new values
-    this.unsubscribe = this.compiler.resolver.onChange((c) => {
-      if (this.plane.current.refKeys.has(c.ref.key)) this.scheduleRebuild();
+    this.unsubscribe = this.builder.resolver.onChange((c) => {
+      if (this.plane.current?.refKeys.has(c.ref.key)) this.scheduleRebuild();
     });
+  }
+
+  /**
+   * Make `snapshot` (built from `v`) the one new requests use: the one path of the first build, a
+   * reload, an Admin API change and a rebuild after a secret change. The replaced snapshot is
+   * retired (its pools close when its last request finishes); a changed restart-only setting is
+   * reported; `why` is logged (the first install logs nothing: listen() does).
+   */
+  private install(v: ValidatedConfig, snapshot: Snapshot, why?: string): void {
+    const old = this.plane.current as Snapshot | undefined;
+    if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
+    this.validated = v;
+    this.plane.current = snapshot;
+    old?.retire();
+    this.armExpiry(snapshot);
+    if (why !== undefined) this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
   }
 
   /** When a rotation grace in the live snapshot ends, rebuild so the old credential stops working. */
@@ -118,7 +135,7 @@ export class Gateway {
     const wait = Math.max(0, s.expiresAt - this.clock.now()) + 5;
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
-      void this.enqueue(() => this.swap(this.validated, 'rotation grace ended'));
+      void this.enqueue(() => this.swap(this.validated!, 'rotation grace ended'));
     }, Math.min(wait, 2 ** 31 - 1));
     this.expiryTimer.unref();
   }
@@ -128,13 +145,14 @@ export class Gateway {
     if (this.closed || this.rebuildTimer) return;
     this.rebuildTimer = setTimeout(() => {
       this.rebuildTimer = undefined;
-      void this.enqueue(() => this.swap(this.validated, 'secrets changed'));
+      void this.enqueue(() => this.swap(this.validated!, 'secrets changed'));
     }, 10);
     this.rebuildTimer.unref();
   }
 
   /**
-   * Load, validate and compile the config; does not listen yet.
+   * Load, validate and compile the config; does not listen yet. The options become registrations
+   * of the gateway's own container, which builds the gateway and everything it uses.
    * @throws GatehouseError GH_ERR_CONFIG_INVALID (with every issue), GH_ERR_CONFIG_PARSE, GH_ERR_CONFIG_READ
    */
   static async create(opts: GatewayOptions): Promise<Gateway> {
@@ -146,8 +164,6 @@ export class Gateway {
     const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
     const logger = opts.logger ?? createLogger({ level });
     const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
-    const metrics = opts.metrics ?? createMetrics();
-    const clock = opts.clock ?? systemClock;
     // relative paths in the config (extensions, providers' folders and PEM files) are the file's own:
     // they resolve from its folder, whatever the working directory
     const baseDir = opts.configPath !== undefined ? dirname(resolvePath(opts.configPath)) : process.cwd();
@@ -162,30 +178,38 @@ export class Gateway {
         throw err;
       }
     }
-    const container = createGatewayContainer({ logger, metrics, clock, store, extensions: [...(opts.extensions ?? []), ...loaded] });
-    const registry = buildRegistry(container);
-    const compiler = new Compiler({ registry, logger, metrics, clock, timers: opts.timers, baseDir });
-    store.useSecretFields?.(secretFieldPaths(registry));
-    let snapshot: Snapshot;
-    let validated: ValidatedConfig;
+    const c = createGatewayContainer({
+      logger,
+      metrics: opts.metrics ?? createMetrics(),
+      clock: opts.clock ?? systemClock,
+      timers: opts.timers,
+      bus: opts.bus,
+      store,
+      baseDir,
+      extensions: [...(opts.extensions ?? []), ...loaded],
+    });
+    c.register(GATEWAY_OPTIONS, { useValue: opts });
+    c.register(CONTAINER, { useFactory: (d) => d });
+    c.register(Gateway, { useClass: Gateway }, { lifecycle: Lifecycle.ContainerScoped });
+    const builder = c.resolve(SnapshotBuilder);
+    store.useSecretFields?.(secretFieldPaths(resolve(c, REGISTRY)));
+    const gw = c.resolve(Gateway);
     try {
       const viaFirst = store.complete !== undefined && first !== undefined;
       // store.load() always returns a fresh document; complete(first) is fresh only when first is ours
-      validated = compiler.validate(viaFirst ? await store.complete!(first!) : await store.load(), viaFirst ? ownFirst : true);
+      const v = builder.validate(viaFirst ? await store.complete!(first!) : await store.load(), viaFirst ? ownFirst : true);
       // the raw document is garbage from here on: let it go before the build allocates
       first = undefined;
-      snapshot = await compiler.build(validated);
+      gw.install(v, await builder.build(v));
     } catch (err) {
-      await compiler.close();
+      gw.unsubscribe();
+      await builder.close();
       if (!opts.store) await store.close();
       throw err;
     }
-    const plane = new DataPlane(snapshot, { logger, metrics, clock, accessLog: snapshot.config.gateway.access_log });
-    const gw = new Gateway({ container, logger, metrics, store, compiler, validated, plane, listen: opts.listen, adminListen: opts.adminListen, clock, bus: opts.bus });
-    gw.armExpiry(snapshot);
     const onCommand = (cmd: ClusterCommand) => gw.command(cmd);
     if (opts.watch !== false) store.watch(() => void gw.reload(), onCommand);
-    opts.bus?.subscribe(onCommand);
+    gw.bus?.subscribe(onCommand);
     return gw;
   }
 
@@ -200,33 +224,30 @@ export class Gateway {
 
   /** Start the proxy listener. @returns the bound address (port 0 → the real port) */
   async listen(): Promise<AddressInfo> {
-    const { host, port } = parseListen(this.listenOverride ?? this.config.gateway.listen);
-    // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
-    // headersTimeout: a client that trickles its headers (slowloris) gets 408; the connection check
-    // runs every second (Node's default of 30 s would let it hold the socket much longer)
-    const headerMs = this.config.gateway.client_header_timeout * 1000;
-    const server = createServer({ ServerResponse: GatewayResponse, requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, this.plane.handle);
-    // 100 Continue only for bodies within the request's limit (Node would send it for all)
-    server.on('checkContinue', this.plane.handleContinue);
+    const { host, port } = parseListen(this.opts.listen ?? this.config.gateway.listen);
+    const { server, address: addr } = await listenProxy(this.plane, host, port, this.config.gateway.client_header_timeout);
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
-      server.listen(port, host, () => resolve());
-    });
-    server.on('clientError', onClientError);
-    const addr = server.address() as AddressInfo;
     this.logger.info({ listen: `${addr.address}:${addr.port}`, routes: this.snapshot.routes.length, generation: this.snapshot.generation }, 'gatehouse proxy listening');
     if (this.config.admin !== undefined) {
       // one admin listener per gateway; node:cluster workers share it like the proxy port
-      const c = this.compiler;
+      const b = this.builder;
       this.admin = new AdminServer(
-        { config: () => this.config, registry: c.deps.registry, resolver: c.resolver, metrics: this.metrics, logger: this.logger, change: (m) => this.change(m), refreshSecret: (id) => this.refreshSecret(id) },
-        this.adminListenOverride,
+        {
+          config: () => this.config,
+          registry: b.deps.registry,
+          resolver: b.resolver,
+          metrics: this.metrics,
+          logger: this.logger,
+          generatedKey: this.opts.generatedAdminKey,
+          change: (m) => this.change(m),
+          refreshSecret: (id) => this.refreshSecret(id),
+        },
+        this.opts.adminListen,
       );
       try {
         await this.admin.listen();
       } catch (err) {
-        throw new GatehouseError('GH_ERR_LISTEN', `admin ${this.adminListenOverride ?? this.config.admin.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new GatehouseError('GH_ERR_LISTEN', `admin ${this.opts.adminListen ?? this.config.admin.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
     return addr;
@@ -258,7 +279,7 @@ export class Gateway {
         this.logger.warn({ resource, err: (err as Error).message }, 'secret refresh not published to the other nodes');
       }
     }
-    const r = await this.compiler.resolver.refreshResource(resource);
+    const r = await this.builder.resolver.refreshResource(resource);
     return { ...r, published };
   }
 
@@ -267,7 +288,7 @@ export class Gateway {
     if (this.closed || cmd.origin === this.nodeId) return;
     if (cmd.type === 'secret-refresh') {
       this.logger.info({ resource: cmd.resource, from: cmd.origin }, 'secret refresh requested by another gateway process');
-      void this.compiler.resolver.refreshResource(cmd.resource);
+      void this.builder.resolver.refreshResource(cmd.resource);
     }
   }
 
@@ -281,7 +302,7 @@ export class Gateway {
       this.reloadQueued = undefined;
       let v: ValidatedConfig;
       try {
-        v = this.compiler.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
+        v = this.builder.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
       } catch (err) {
         return this.rejected(err);
       }
@@ -309,27 +330,16 @@ export class Gateway {
     if (this.closed) return { ok: false, issues: [], message: 'gateway is closed' };
     let snapshot: Snapshot;
     try {
-      snapshot = await this.compiler.build(v);
+      snapshot = await this.builder.build(v);
     } catch (err) {
-      await this.compiler.revert(this.validated).catch(noop);
+      await this.builder.revert(this.validated!).catch(noop);
       return this.rejected(err);
     }
     if (this.closed) {
       snapshot.retire();
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
-    const old = this.plane.current;
-    if (JSON.stringify(snapshot.config.extensions) !== JSON.stringify(old.config.extensions)) {
-      this.logger.warn({ extensions: snapshot.config.extensions }, 'extensions changed: takes effect at the next restart');
-    }
-    if (snapshot.config.gateway.listen !== old.config.gateway.listen) {
-      this.logger.warn({ listen: snapshot.config.gateway.listen }, 'gateway.listen changed: takes effect at the next restart');
-    }
-    this.validated = v;
-    this.plane.current = snapshot;
-    old.retire();
-    this.armExpiry(snapshot);
-    this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
+    this.install(v, snapshot, why);
     return { ok: true, generation: snapshot.generation };
   }
 
@@ -365,29 +375,24 @@ export class Gateway {
       let v: ValidatedConfig;
       let snapshot: Snapshot;
       try {
-        v = this.compiler.validate(raw);
-        snapshot = await this.compiler.build(v);
+        v = this.builder.validate(raw);
+        snapshot = await this.builder.build(v);
       } catch (err) {
         // a refused change leaves nothing behind: not even the secret backends the build touched
-        await this.compiler.revert(this.validated).catch(noop);
+        await this.builder.revert(this.validated!).catch(noop);
         const issues = err instanceof GatehouseError ? err.issues : [];
         return { ok: false, status: 400, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
       try {
-        await this.store.writeData({ routes: raw.routes as unknown[], upstreams: raw.upstreams as unknown[], consumers: raw.consumers as unknown[], secrets: raw.secrets as unknown[] });
+        await this.store.writeData(dataSections(raw));
       } catch (err) {
         snapshot.retire();
-        await this.compiler.revert(this.validated).catch(noop);
+        await this.builder.revert(this.validated!).catch(noop);
         // a store's own refusal is answered with its message (an etcd user with a read-only role: 500
         // with etcd's error, as APISIX); anything else is not for the client to read
         return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
       }
-      const old = this.plane.current;
-      this.validated = v;
-      this.plane.current = snapshot;
-      old.retire();
-      this.armExpiry(snapshot);
-      this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, 'admin change applied');
+      this.install(v, snapshot, 'admin change applied');
       return { ok: true };
     });
   }
@@ -417,40 +422,16 @@ export class Gateway {
     const wasListening = server?.listening === true;
     if (server) {
       this.plane.draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const sweep = setInterval(() => server.closeIdleConnections(), 25);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs)));
-      const late = await Promise.race([closed.then(() => false), timedOut]);
-      clearInterval(sweep);
-      clearTimeout(timer);
-      if (late) {
-        this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections');
-        server.closeAllConnections();
-        await closed;
-      }
+      await drain(server, drainTimeoutMs, () => this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections'));
     }
     clearTimeout(this.rebuildTimer);
     clearTimeout(this.expiryTimer);
     this.unsubscribe();
     this.plane.current.retire();
-    await this.compiler.close();
+    await this.builder.close();
     if (wasListening) this.logger.info({}, 'gatehouse stopped');
     (this.logger as { flush?: () => void }).flush?.();
   }
-}
-
-/** Malformed requests never reach the data plane: answer them here, as nginx does. */
-function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
-  if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
-    socket.destroy();
-    return;
-  }
-  const [status, text] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-  const body = JSON.stringify({ message: `${status} ${text}` });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** Names taken before config extensions load: the built-ins and the embedder's own. */
@@ -459,10 +440,6 @@ function builtinNames(extra: readonly Extension[] = []): { plugins: Set<string>;
   const providers = new Set<string>();
   for (const e of [...builtinExtensions, ...extra]) (e.kind === 'plugin' ? plugins.add(e.plugin.name) : providers.add(e.provider.name));
   return { plugins, providers };
-}
-
-function buildRegistry(c: DependencyContainer): Registry {
-  return createRegistry(resolveAll(c, PLUGIN), resolveAll(c, SECRET_PROVIDER));
 }
 
 function noop(): void {}

@@ -3,7 +3,7 @@ import 'reflect-metadata';
 export * from './sdk';
 export { Gateway, startGateway, type GatewayOptions, type ReloadResult } from './gateway';
 export { GatehouseError, ErrorCodes, ErrorStatus, statusOf, type ErrorCode, type ConfigIssue } from './errors';
-export { token, resolve, resolveAll, PLUGIN, SECRET_PROVIDER, LOGGER, METRICS, CONFIG_STORE, CLOCK, type Token } from './tokens';
+export { token, resolve, resolveAll, PLUGIN, SECRET_PROVIDER, LOGGER, METRICS, CONFIG_STORE, CLOCK, TIMERS, CLUSTER_BUS, type Token, type Timers } from './tokens';
 export { createGatewayContainer, registerExtension } from './container';
 export { FileConfigStore, MemoryConfigStore } from './stores/file-store';
 export { createLogger } from './observe/log';

@@ -1,11 +1,19 @@
 // The DI kernel: a child container per gateway, built-ins registered through the same function as
-// extensions, typed tokens, duplicates refused.
+// extensions, typed tokens, duplicates refused, a service swapped by registering another in a
+// child container, and no trace of the container in the SDK's types.
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { container as root } from 'tsyringe';
 import { createGatewayContainer, registerExtension, systemClock } from '../core/container';
-import { PLUGIN, LOGGER, METRICS, CLOCK, CONFIG_STORE, token, resolve, resolveAll } from '../core/tokens';
+import { PLUGIN, LOGGER, METRICS, CLOCK, CONFIG_STORE, TIMERS, token, resolve, resolveAll } from '../core/tokens';
+import { SnapshotBuilder } from '../core/build/snapshot-builder';
+import { DataPlane } from '../core/request/data-plane';
+import { listenProxy } from '../core/request/listener';
+import { FakeClock } from '../core/secrets/fake-clock';
+import { captureLogger, eventually } from './helpers/harness';
 import { definePlugin } from '../core/sdk';
 import { createMetrics } from '../core/observe/metrics';
 import { silentLogger } from '../core/observe/log';
@@ -66,4 +74,55 @@ test('metrics registries are per gateway and render Prometheus text', async () =
   const text = await m1.render();
   assert.match(text, /gatehouse_things_total\{kind="a"\} 3/);
   assert.doesNotMatch(await m2.render(), /things_total/);
+});
+
+test('a service registered over the default in a child container is the one the classes resolved there use', async (t) => {
+  const parentLogs = captureLogger();
+  const logs = captureLogger();
+  const clock = new FakeClock();
+  // a plugin that answers locally after the fake clock moved 1234 ms: the request's latency
+  const tick = definePlugin({ name: 'tick', version: '0.0.1', priority: 1, schema: { type: 'object' }, create: () => ({ access: (ctx) => (clock.advance(1234), ctx.respond(200, 'ticked')) }) });
+  const parent = createGatewayContainer({ ...base(), logger: parentLogs.logger, extensions: [{ kind: 'plugin', plugin: tick }] });
+  const child = parent.createChildContainer();
+  child.register(LOGGER, { useValue: logs.logger });
+  child.register(CLOCK, { useValue: clock });
+  child.register(TIMERS, { useValue: clock });
+
+  const builder = child.resolve(SnapshotBuilder);
+  assert.equal(child.resolve(SnapshotBuilder), builder, 'one builder per container');
+  assert.notEqual(parent.resolve(SnapshotBuilder), builder, 'the parent builds its own from its own services');
+  const plane = child.resolve(DataPlane);
+  plane.current = await builder.build(builder.validate({ routes: [{ id: 't', uri: '/t', plugins: { tick: {} } }] }));
+  t.after(() => builder.close());
+
+  const { server, address } = await listenProxy(plane, '127.0.0.1', 0, 60);
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const res = await fetch(`http://127.0.0.1:${address.port}/t`);
+  assert.equal(await res.text(), 'ticked');
+
+  await eventually('the access log line', () => logs.lines.some((l) => l.type === 'access'), 2000);
+  const line = logs.lines.find((l) => l.type === 'access')!;
+  assert.equal(line.latency_ms, 1234, 'the request was timed by the fake clock');
+  assert.equal(line.path, '/t');
+  assert.equal(parentLogs.lines.length, 0, 'nothing went to the parent container\'s logger');
+});
+
+test('no type of the SDK mentions the DI container', () => {
+  // sdk.d.ts and every declaration file it reaches through relative imports
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    assert.doesNotMatch(text, /tsyringe|DependencyContainer/, `${file} mentions the DI container`);
+    for (const m of text.matchAll(/from '(\.[^']+)'/g)) {
+      const next = resolvePath(dirname(file), `${m[1].replace(/\.js$/, '')}.d.ts`);
+      if (existsSync(next)) visit(next);
+    }
+  };
+  visit(join(__dirname, '..', 'core', 'sdk.d.ts'));
+  assert.ok(seen.size > 1, 'the SDK re-exports the contracts');
+  // nor do its values: the token helpers take a container
+  const sdk = require('../core/sdk') as Record<string, unknown>;
+  for (const name of ['resolve', 'resolveAll', 'token', 'createGatewayContainer', 'registerExtension']) assert.equal(name in sdk, false, `the SDK exports ${name}`);
 });

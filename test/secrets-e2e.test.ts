@@ -151,7 +151,7 @@ test('an AWS rotation (new AWSCURRENT version) is served after a forced refresh,
   const g = await boot();
   assert.equal((await value(g, '/aws')).value, PLANTED.aws);
   await smClient.send(new PutSecretValueCommand({ SecretId: 'gateway/jack', SecretString: JSON.stringify({ 'auth-key': PLANTED.awsRotated }) }));
-  await g.gw.compiler.resolver.refreshResource('aws/prod');
+  await g.gw.builder.resolver.refreshResource('aws/prod');
   let seen: string | undefined;
   for (let i = 0; i < 50 && seen !== PLANTED.awsRotated; i++) {
     await delay(20);
@@ -168,7 +168,7 @@ test('no planted secret value or credential appears in any log line, error or me
   }
   // errors from unreachable backends, as a caller would see them
   const g = gateways[0];
-  const bad = await g.gw.compiler.resolver.resolve(parseReference('$secret://vault/v1/nobody/auth-key')).catch((e: Error) => e);
+  const bad = await g.gw.builder.resolver.resolve(parseReference('$secret://vault/v1/nobody/auth-key')).catch((e: Error) => e);
   assert.ok(bad instanceof Error);
   texts.push(String(bad.message), String(bad.stack));
   const all = texts.join('\n');

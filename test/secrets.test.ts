@@ -117,7 +117,7 @@ test('a rotated value is served after a forced refresh with no restart, and the 
   const g = await boot({ secrets: [{ id: 'mem/rot', token: '$env://GH_TEST_MEM_TOKEN' }], routes: [route('rot', '$secret://mem/rot/rot/key')] });
   assert.equal((await get(g, '/rot')).value, 'sk-old');
   store.set('rot', { key: 'sk-new' });
-  await g.gw.compiler.resolver.refreshResource('mem/rot');
+  await g.gw.builder.resolver.refreshResource('mem/rot');
   let seen: string | undefined;
   for (let i = 0; i < 50 && seen !== 'sk-new'; i++) {
     await delay(20);

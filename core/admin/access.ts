@@ -1,7 +1,6 @@
 // Who may call the Admin API: the client address against `admin.allow` (compiled by
 // config/allow-list) and the X-API-KEY header against the admin key (constant-time, length-independent).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { isGatehouseWorker } from '../stores/cluster-bus';
 
 /**
  * A constant-time check of a presented key against the admin key: both are hashed first, so the
@@ -18,21 +17,6 @@ export function keyChecker(adminKey: string): (presented: string | string[] | un
 /** A random admin key for a gateway started without one (printed once, never logged again). */
 export function generateAdminKey(): string {
   return randomBytes(24).toString('base64url');
-}
-
-let inherited: string | undefined;
-
-/**
- * In a worker of a `gatehouse start` primary: set the admin key the primary generated (and
- * printed), received over IPC before the gateway starts (core/stores/cluster-bus adminKeyFromPrimary).
- */
-export function setInheritedAdminKey(key: string | undefined): void {
-  inherited = isGatehouseWorker() ? key : undefined;
-}
-
-/** In a worker of a `gatehouse start` primary: the admin key the primary generated, else undefined. */
-export function inheritedAdminKey(): string | undefined {
-  return inherited;
 }
 
 /** Print a generated admin key, once per run, on stderr (the only place it ever appears). */

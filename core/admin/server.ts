@@ -10,7 +10,7 @@ import type { AdminLimits, GatewayConfig } from '../config/types';
 import { parseListen, type Registry } from '../config/validate';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
-import { generateAdminKey, inheritedAdminKey, keyChecker, printGeneratedAdminKey } from './access';
+import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
 import { redact, secretFieldPaths, writeOnlyPaths } from './redact';
@@ -31,6 +31,8 @@ export interface AdminHost {
   readonly resolver: SecretResolver;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** The admin key a `gatehouse start` primary generated (and printed) for its workers, used when `admin.key` is not set. */
+  readonly generatedKey?: string;
   /** Apply a change to the data sections (validated, persisted, live when it resolves). */
   change(mutate: (doc: DataDocument) => void): Promise<ChangeResult>;
   /** Refresh one secret resource here and on every other gateway process. */
@@ -95,7 +97,7 @@ export class AdminServer {
   /** The admin key in force: `admin.key` (resolved when it is a reference) or a generated one. */
   private currentKey(): string | undefined {
     const configured = this.host.config().admin?.key;
-    if (configured === undefined) return (this.generatedKey ??= inheritedAdminKey() ?? generateAdminKey());
+    if (configured === undefined) return (this.generatedKey ??= this.host.generatedKey ?? generateAdminKey());
     if (!looksLikeReference(configured)) return configured;
     // fail closed: an admin key reference that cannot be resolved admits nobody
     return this.host.resolver.peek(parseReference(configured));
@@ -126,7 +128,7 @@ export class AdminServer {
     });
     const addr = server.address() as AddressInfo;
     // a workers-mode key comes from the primary, which prints it once
-    if (cfg?.key === undefined && inheritedAdminKey() === undefined) printGeneratedAdminKey(this.currentKey()!);
+    if (cfg?.key === undefined && this.host.generatedKey === undefined) printGeneratedAdminKey(this.currentKey()!);
     this.host.logger.info({ listen: `${addr.address}:${addr.port}` }, 'gatehouse admin API listening');
     return addr;
   }

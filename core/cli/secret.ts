@@ -5,9 +5,8 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import 'reflect-metadata';
-import { Compiler } from '../build/compiler';
+import { SnapshotBuilder } from '../build/snapshot-builder';
 import { createGatewayContainer, systemClock } from '../container';
-import { createRegistry } from '../config/validate';
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
 import { silentLogger } from '../observe/log';
@@ -16,7 +15,6 @@ import { parseReference, ReferenceSyntaxError } from '../secrets/reference';
 import { MemoryConfigStore } from '../stores/file-store';
 import { storeForFile } from '../stores';
 import type { Logger, RawConfig } from '../contracts';
-import { PLUGIN, SECRET_PROVIDER, resolveAll } from '../tokens';
 
 /** sha256 of the value, first 12 hex digits: enough to compare two values, useless to recover one. */
 export function fingerprint(value: string): string {
@@ -42,7 +40,7 @@ async function inForce(file: string, fileDoc: RawConfig, logger: Logger): Promis
  *   reference is resolved without it, and a `$secret://` one is refused naming the file
  */
 export async function secretResolveCommand(text: string, file: string, reveal: boolean, out: NodeJS.WritableStream, err: NodeJS.WritableStream, fileOptional = false): Promise<number> {
-  let compiler: Compiler | undefined;
+  let builder: SnapshotBuilder | undefined;
   try {
     const ref = parseReference(text);
     const absent = fileOptional && !existsSync(file);
@@ -52,16 +50,14 @@ export async function secretResolveCommand(text: string, file: string, reveal: b
     const logger = silentLogger();
     const fileDoc = absent ? {} : await readConfigFile(file);
     const raw = ref.manager === 'env' ? fileDoc : await inForce(file, fileDoc, logger);
-    const metrics = createMetrics();
-    const container = createGatewayContainer({ logger, metrics, clock: systemClock, store: new MemoryConfigStore(raw) });
-    const registry = createRegistry(resolveAll(container, PLUGIN), resolveAll(container, SECRET_PROVIDER));
-    compiler = new Compiler({ registry, logger, metrics, clock: systemClock, baseDir: dirname(resolve(file)) });
-    const v = compiler.validate(raw);
-    if (ref.manager !== 'env' && !registry.providers.has(ref.manager)) throw new Error(`unknown secret manager "${ref.manager}"`);
+    const container = createGatewayContainer({ logger, metrics: createMetrics(), clock: systemClock, store: new MemoryConfigStore(raw), baseDir: dirname(resolve(file)) });
+    builder = container.resolve(SnapshotBuilder);
+    const v = builder.validate(raw);
+    if (ref.manager !== 'env' && !builder.deps.registry.providers.has(ref.manager)) throw new Error(`unknown secret manager "${ref.manager}"`);
     if (ref.manager !== 'env' && !v.config.secrets.some((s) => s.id === ref.resource)) throw new Error(`${file} has no secret resource "${ref.resource}"`);
-    await compiler.backends.sync(v.config, v.refs, compiler.resolver);
+    await builder.backends.sync(v.config, v.refs, builder.resolver);
     const t0 = performance.now();
-    const value = await compiler.resolver.resolve(ref);
+    const value = await builder.resolver.resolve(ref);
     const ms = performance.now() - t0;
     const lines = [
       ['reference', ref.text],
@@ -80,6 +76,6 @@ export async function secretResolveCommand(text: string, file: string, reveal: b
     else err.write(`${(e as Error).message}\n`);
     return 1;
   } finally {
-    await compiler?.close();
+    await builder?.close();
   }
 }

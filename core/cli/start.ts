@@ -11,8 +11,8 @@ import type { Logger } from '../contracts';
 import { readConfigFile } from '../config/loader';
 import { resolveSettingReferences } from '../config/settings-refs';
 import { createMetrics } from '../observe/metrics';
-import { adminKeyFromPrimary, createWorkerBus, isGatehouseWorker, relay, workerMetrics, WORKER_ENV } from '../stores/cluster-bus';
-import { generateAdminKey, printGeneratedAdminKey, setInheritedAdminKey } from '../admin/access';
+import { isGatehouseWorker, relay, WorkerChannel, WORKER_ENV } from '../stores/cluster-bus';
+import { generateAdminKey, printGeneratedAdminKey } from '../admin/access';
 
 function workerCount(raw: Record<string, unknown>): number {
   const w = (raw.gateway as { workers?: unknown } | undefined)?.workers;
@@ -38,9 +38,9 @@ export async function startCommand(file: string): Promise<number> {
   const workers = cluster.isPrimary ? workerCount(raw) : 1;
   if (cluster.isPrimary && workers > 1) return runPrimary(workers, logger, raw);
   // a worker of our primary: secret refreshes fan out to the other workers, /metrics sums them all
-  const inCluster = isGatehouseWorker();
-  const bus = inCluster ? createWorkerBus(logger) : undefined;
-  const metrics = inCluster ? workerMetrics(createMetrics()) : undefined;
+  const channel = isGatehouseWorker() ? new WorkerChannel() : undefined;
+  const bus = channel?.bus(logger);
+  const metrics = channel?.metrics(createMetrics());
   let gw: Gateway;
   try {
     // hand the document over: with no reference left here the gateway validates it in place and
@@ -48,20 +48,20 @@ export async function startCommand(file: string): Promise<number> {
     let handoff: Record<string, unknown> | undefined = readOk ? raw : undefined;
     raw = {};
     // the key the primary generated, if any, comes over IPC (never through the environment)
-    if (inCluster) setInheritedAdminKey(await adminKeyFromPrimary());
+    const generatedAdminKey = await channel?.adminKey();
     const take = () => {
       const d = handoff;
       handoff = undefined;
       return d;
     };
-    gw = await startGateway({ configPath: file, logger, bus, metrics, takeInitialConfig: take });
+    gw = await startGateway({ configPath: file, logger, bus, metrics, generatedAdminKey, takeInitialConfig: take });
   } catch (err) {
     const errors = fatalErrors(err);
     // the log line for whatever collects the logs (stdout); the plain line for the person or
     // script that ran the command: stderr, from the primary alone when workers start
     logger.error({ errors }, 'gatehouse cannot start');
     root.flush?.();
-    if (inCluster) await toPrimaryThenExit(errors);
+    if (channel) await toPrimaryThenExit(errors);
     else process.stderr.write(fatalLine(errors));
     return 1;
   }

@@ -6,6 +6,7 @@ import type { JsonSchema, Plugin, SecretProvider } from '../contracts';
 import { allowList } from './allow-list';
 import { looksLikeReference, parseReference, ReferenceSyntaxError, type ReferenceSite } from '../secrets/reference';
 import type { ConfigIssue } from '../errors';
+import { token } from '../tokens';
 import { resolveSettingReferences } from './settings-refs';
 import { configSchema } from './schema';
 import type { GatewayConfig, NodeConfig } from './types';
@@ -152,6 +153,9 @@ export interface Registry {
   pluginConsumerCheck(name: string): SchemaCheck | undefined;
   providerCheck(manager: string): SchemaCheck | undefined;
 }
+
+/** A gateway's extension registry, built by its container from the PLUGIN and SECRET_PROVIDER registrations. */
+export const REGISTRY = token<Registry>('ExtensionRegistry');
 
 /** Build a Registry over the given plugins/provider schemas, compiling each schema once. */
 export function createRegistry(plugins: readonly Plugin[], providers: readonly SecretProvider[]): Registry {

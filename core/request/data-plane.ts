@@ -1,8 +1,11 @@
 // The request path: one pointer read of the current snapshot, route lookup, the route's pre-built
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
+import 'reflect-metadata';
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import { inject, injectable } from 'tsyringe';
 import type { Clock, Counter, Histogram, Logger, Metrics } from '../contracts';
+import { CLOCK, LOGGER, METRICS } from '../tokens';
 import { RequestState } from './context';
 import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
@@ -41,22 +44,16 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
   state: RequestState | undefined = undefined;
 }
 
-export interface DataPlaneOptions {
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly clock: Clock;
-  /** One JSON line per request. */
-  readonly accessLog: boolean;
-}
-
 /** Serves requests from whatever snapshot `current` points to when each request starts. */
+@injectable()
 export class DataPlane implements ProxyHost {
-  /** The live snapshot: swapped atomically by the gateway on reload. */
-  current: Snapshot;
+  /** The live snapshot: installed by the gateway before it listens, swapped atomically on reload. */
+  current!: Snapshot;
   /** Set while draining: responses ask clients to close their connections. */
   draining = false;
   private readonly logger: Logger;
-  private readonly accessLogger: Logger | null;
+  /** One JSON line per request, when the request's snapshot has `gateway.access_log`. */
+  private readonly accessLogger: Logger;
   private readonly now: () => number;
   private readonly requests: Counter<'route' | 'status'>;
   private readonly latency: Histogram<'route'>;
@@ -64,15 +61,13 @@ export class DataPlane implements ProxyHost {
   /** The `close` listener of every response (`this` is the response): the log phase. */
   private readonly onResponseClose = closeListener(this);
 
-  constructor(initial: Snapshot, opts: DataPlaneOptions) {
-    this.current = initial;
-    this.logger = opts.logger;
-    this.accessLogger = opts.accessLog ? opts.logger.child({ type: 'access' }) : null;
-    const clock = opts.clock;
+  constructor(@inject(LOGGER) logger: Logger, @inject(METRICS) metrics: Metrics, @inject(CLOCK) clock: Clock) {
+    this.logger = logger;
+    this.accessLogger = logger.child({ type: 'access' });
     this.now = () => clock.now();
-    this.requests = opts.metrics.counter('http_requests_total', 'HTTP requests by route and status', ['route', 'status']);
-    this.latency = opts.metrics.histogram('http_request_duration_seconds', 'Request latency by route', ['route'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
-    this.upstreamErrors = opts.metrics.counter('upstream_errors_total', 'Failed upstream attempts', ['route', 'node', 'code']);
+    this.requests = metrics.counter('http_requests_total', 'HTTP requests by route and status', ['route', 'status']);
+    this.latency = metrics.histogram('http_request_duration_seconds', 'Request latency by route', ['route'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    this.upstreamErrors = metrics.counter('upstream_errors_total', 'Failed upstream attempts', ['route', 'node', 'code']);
   }
 
   /** The `request` listener of the proxy server. */
@@ -278,7 +273,7 @@ export class DataPlane implements ProxyHost {
     const routeId = ctx.route.id;
     this.requests.inc({ route: routeId, status });
     this.latency.observe({ route: routeId }, seconds);
-    if (this.accessLogger !== null) {
+    if (ctx.snapshot.config.gateway.access_log) {
       // the path only: query strings may carry credentials (?apikey=)
       this.accessLogger.info({ route: routeId || null, method: ctx.method, path: ctx.path, status, latency_ms: Math.round(seconds * 1e6) / 1e3, upstream: ctx.upstreamNode ?? null, consumer: ctx.consumer?.username ?? null, client: ctx.clientIp, request_id: (ctx.vars.get('request_id') as string | undefined) ?? null });
     }

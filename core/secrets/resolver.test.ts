@@ -40,7 +40,8 @@ function setup(settings: Partial<SecretCacheSettings> = {}) {
   const clock = new FakeClock();
   const backend = new MemBackend();
   const logs = captureLogger('debug');
-  const resolver = new SecretResolver({ settings: { ...SETTINGS, ...settings }, backends: (r) => (r === 'mem/one' ? backend : undefined), clock, logger: logs.logger, timers: clock });
+  const resolver = new SecretResolver((r) => (r === 'mem/one' ? backend : undefined), clock, logs.logger, undefined, clock);
+  resolver.configure({ ...SETTINGS, ...settings });
   const changes: SecretChange[] = [];
   resolver.onChange((c) => changes.push(c));
   return { clock, backend, resolver, logs, changes };

@@ -3,8 +3,13 @@
 // failures for `stale_if_error`; "not found" is cached for `neg_ttl`; concurrent misses share one
 // backend call; values in use are refreshed ahead of expiry; a changed value emits an event that
 // carries the previous one for `rotation_grace`. Values never reach logs, errors or metrics.
+import 'reflect-metadata';
+import { inject, injectable } from 'tsyringe';
 import type { Clock, Logger, Metrics, Counter, SecretBackend, SecretValue } from '../contracts';
+import { CLOCK, LOGGER, METRICS, SECRET_BACKEND_LOOKUP, TIMERS, type Timers } from '../tokens';
 import type { SecretRef } from './reference';
+
+export type { Timers };
 
 /** Cache settings in seconds (`secret_cache` in gatehouse.yaml). `ttl: 0` = keep until refreshed by force. */
 export interface SecretCacheSettings {
@@ -19,12 +24,6 @@ export interface SecretCacheSettings {
  * and then again every millisecond. A timer cut to this fires early, finds nothing due and re-arms.
  */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Timer functions; tests inject fake ones driven by a fake clock. */
-export interface Timers {
-  set(fn: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
 
 export const realTimers: Timers = {
   set(fn, ms) {
@@ -91,30 +90,21 @@ interface Entry {
 /** Where the resolver finds the backend of a resource (`vault/gateway`, `env`). */
 export type BackendLookup = (resource: string) => SecretBackend | undefined;
 
-export interface ResolverOptions {
-  readonly settings: SecretCacheSettings;
-  readonly backends: BackendLookup;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly metrics?: Metrics;
-  readonly timers?: Timers;
-  /** Background refresh batches run at once (each one backend batch call); default 4. */
-  readonly concurrency?: number;
-}
+/** The schema's `secret_cache` defaults: the settings until the first build configures its own. */
+export const DEFAULT_CACHE_SETTINGS: SecretCacheSettings = { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 };
 
+/** Background refresh batches run at once (each one backend batch call). */
+const REFRESH_CONCURRENCY = 4;
 const MAX_ERROR_BACKOFF_MS = 60_000;
 /** References refreshed per backend call in the background (one getMany per batch). */
 const REFRESH_BATCH = 200;
 
+@injectable()
 export class SecretResolver {
-  private settings: SecretCacheSettings;
+  private settings: SecretCacheSettings = DEFAULT_CACHE_SETTINGS;
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<(c: SecretChange) => void>();
-  private readonly backends: BackendLookup;
-  private readonly clock: Clock;
-  private readonly logger: Logger;
   private readonly timers: Timers;
-  private readonly concurrency: number;
   private timer: unknown = null;
   private timerAt = 0;
   private running = 0;
@@ -127,14 +117,15 @@ export class SecretResolver {
     errors: Counter<'provider'>;
   } | null;
 
-  constructor(o: ResolverOptions) {
-    this.settings = o.settings;
-    this.backends = o.backends;
-    this.clock = o.clock;
-    this.logger = o.logger;
-    this.timers = o.timers ?? realTimers;
-    this.concurrency = o.concurrency ?? 4;
-    const mm = o.metrics;
+  /** The settings are {@link DEFAULT_CACHE_SETTINGS} until {@link configure} replaces them. */
+  constructor(
+    @inject(SECRET_BACKEND_LOOKUP) private readonly backends: BackendLookup,
+    @inject(CLOCK) private readonly clock: Clock,
+    @inject(LOGGER) private readonly logger: Logger,
+    @inject(METRICS, { isOptional: true }) mm?: Metrics,
+    @inject(TIMERS, { isOptional: true }) timers?: Timers,
+  ) {
+    this.timers = timers ?? realTimers;
     this.m = mm
       ? {
           fetches: mm.counter('secret_fetches_total', 'Secret backend fetches by provider and result', ['provider', 'result']),
@@ -516,7 +507,7 @@ export class SecretResolver {
     const worker = async (): Promise<void> => {
       while (t < tasks.length && !this.closed) await tasks[t++]();
     };
-    for (let i = 0; i < Math.min(this.concurrency, tasks.length); i++) {
+    for (let i = 0; i < Math.min(REFRESH_CONCURRENCY, tasks.length); i++) {
       this.running++;
       void worker().finally(() => this.running--);
     }

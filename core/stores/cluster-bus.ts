@@ -43,22 +43,6 @@ function asCommand(c: unknown): ClusterCommand | undefined {
 
 // ---- worker side ---------------------------------------------------------------------------
 
-const handlers = new Map<string, Set<(m: Tagged) => void>>();
-let listening = false;
-
-/** Handle tagged messages of one channel from the primary (one process listener for all). */
-function fromPrimary(channel: string, fn: (m: Tagged) => void): void {
-  let set = handlers.get(channel);
-  if (!set) handlers.set(channel, (set = new Set()));
-  set.add(fn);
-  if (listening) return;
-  listening = true;
-  process.on('message', (m: unknown) => {
-    if (!tagged(m)) return;
-    for (const h of handlers.get(m.gatehouse) ?? []) h(m);
-  });
-}
-
 /** Send to the primary; failures (no channel, channel closed) go to `onError`, never to 'error'. */
 function toPrimary(msg: Tagged, onError: (err: Error) => void): void {
   if (typeof process.send !== 'function' || !process.connected) {
@@ -79,103 +63,124 @@ function requireWorker(what: string): void {
 }
 
 /**
- * The ClusterBus of a worker: `publish` sends a command to the primary, which relays it to every
- * other worker (not back to this one); `subscribe` receives the commands the other workers publish.
+ * A worker's end of the IPC pipe to its primary: one per worker process (`gatehouse start`
+ * creates it), with one process `message` listener that hands each tagged message to the handlers
+ * of its channel. The bus, the aggregated metrics and the admin key all go through it.
  */
-export function createWorkerBus(logger?: Logger): ClusterBus {
-  requireWorker('createWorkerBus');
-  const subscribers: Array<(cmd: ClusterCommand) => void> = [];
-  fromPrimary('bus', (m) => {
-    const cmd = asCommand(m.cmd);
-    if (!cmd) return;
-    for (const fn of subscribers) {
-      try {
-        fn(cmd);
-      } catch (err) {
-        logger?.error({ type: cmd.type, err: (err as Error).message }, 'cluster command handler failed');
-      }
+export class WorkerChannel {
+  private readonly handlers = new Map<string, Set<(m: Tagged) => void>>();
+  private listening = false;
+  /** Metrics requests waiting for the primary's answer, by request id. */
+  private readonly waiting = new Map<number, (m: Tagged) => void>();
+  private nextRequest = 0;
+
+  constructor() {
+    requireWorker('WorkerChannel');
+  }
+
+  /** Handle tagged messages of one channel from the primary. @returns a function that stops handling them */
+  private on(channel: string, fn: (m: Tagged) => void): () => void {
+    const set = this.handlers.get(channel) ?? new Set();
+    this.handlers.set(channel, set);
+    set.add(fn);
+    if (!this.listening) {
+      this.listening = true;
+      process.on('message', (m: unknown) => {
+        if (!tagged(m)) return;
+        for (const h of this.handlers.get(m.gatehouse) ?? []) h(m);
+      });
+      // the primary's answers to this worker's metrics requests (see metrics())
+      this.on('metrics', (m) => {
+        if (m.op === 'response' && typeof m.id === 'number') this.waiting.get(m.id)?.(m);
+      });
     }
-  });
-  return {
-    publish(cmd) {
-      const c = asCommand(cmd);
-      if (!c) throw new Error(`not a cluster command: ${JSON.stringify(cmd?.type)}`);
-      toPrimary({ gatehouse: 'bus', cmd: c }, (err) => logger?.warn({ type: c.type, err: err.message }, 'cluster command not sent to the other workers'));
-    },
-    subscribe(fn) {
-      subscribers.push(fn);
-    },
-  };
-}
+    return () => set.delete(fn);
+  }
 
-/**
- * In a worker: the admin key the primary generated, or undefined when it generated none (the
- * config has an `admin.key`, or no `admin:`).
- * @throws Error when the primary does not answer within `timeoutMs`
- */
-export function adminKeyFromPrimary(timeoutMs = 10_000): Promise<string | undefined> {
-  requireWorker('adminKeyFromPrimary');
-  return new Promise<string | undefined>((resolve, reject) => {
-    let settled = false;
-    const settle = (err: Error | undefined, key?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      handlers.get('admin-key')?.delete(onAnswer);
-      if (err) reject(err);
-      else resolve(key);
+  /**
+   * The ClusterBus of this worker: `publish` sends a command to the primary, which relays it to
+   * every other worker (not back to this one); `subscribe` receives the commands the others publish.
+   */
+  bus(logger?: Logger): ClusterBus {
+    const subscribers: Array<(cmd: ClusterCommand) => void> = [];
+    this.on('bus', (m) => {
+      const cmd = asCommand(m.cmd);
+      if (!cmd) return;
+      for (const fn of subscribers) {
+        try {
+          fn(cmd);
+        } catch (err) {
+          logger?.error({ type: cmd.type, err: (err as Error).message }, 'cluster command handler failed');
+        }
+      }
+    });
+    return {
+      publish(cmd) {
+        const c = asCommand(cmd);
+        if (!c) throw new Error(`not a cluster command: ${JSON.stringify(cmd?.type)}`);
+        toPrimary({ gatehouse: 'bus', cmd: c }, (err) => logger?.warn({ type: c.type, err: err.message }, 'cluster command not sent to the other workers'));
+      },
+      subscribe(fn) {
+        subscribers.push(fn);
+      },
     };
-    const onAnswer = (m: Tagged) => {
-      if (m.op === 'key') settle(undefined, typeof m.key === 'string' && m.key !== '' ? m.key : undefined);
-    };
-    const timer = setTimeout(() => settle(new Error(`the cluster primary did not send the admin key within ${timeoutMs} ms`)), timeoutMs);
-    fromPrimary('admin-key', onAnswer);
-    toPrimary({ gatehouse: 'admin-key', op: 'request' }, (err) => settle(new Error(`admin key request not sent to the cluster primary: ${err.message}`)));
-  });
-}
+  }
 
-let nextRequest = 0;
-const waiting = new Map<number, (m: Tagged) => void>();
-let metricsWired = false;
-
-/**
- * Metrics of a worker: the same counters, histograms and gauges as `local` (they count what this
- * worker does), but `render()` answers with every worker's registry summed, via the primary (see
- * {@link relay}). `local` also answers the primary's collection requests.
- * @param opts.timeoutMs how long render() waits for the primary (default: the primary's timeout + 1 s)
- */
-export function workerMetrics(local: LocalMetrics, opts: { timeoutMs?: number } = {}): LocalMetrics {
-  requireWorker('workerMetrics');
-  const timeoutMs = opts.timeoutMs ?? METRICS_TIMEOUT_MS + 1000;
-  if (!metricsWired) {
-    metricsWired = true;
-    fromPrimary('metrics', (m) => {
-      if (typeof m.id !== 'number') return;
-      if (m.op === 'response') waiting.get(m.id)?.(m);
+  /**
+   * The admin key the primary generated, or undefined when it generated none (the config has an
+   * `admin.key`, or no `admin:`).
+   * @throws Error when the primary does not answer within `timeoutMs`
+   */
+  adminKey(timeoutMs = 10_000): Promise<string | undefined> {
+    return new Promise<string | undefined>((resolve, reject) => {
+      let settled = false;
+      const settle = (err: Error | undefined, key?: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        stop();
+        if (err) reject(err);
+        else resolve(key);
+      };
+      const timer = setTimeout(() => settle(new Error(`the cluster primary did not send the admin key within ${timeoutMs} ms`)), timeoutMs);
+      const stop = this.on('admin-key', (m) => {
+        if (m.op === 'key') settle(undefined, typeof m.key === 'string' && m.key !== '' ? m.key : undefined);
+      });
+      toPrimary({ gatehouse: 'admin-key', op: 'request' }, (err) => settle(new Error(`admin key request not sent to the cluster primary: ${err.message}`)));
     });
   }
-  fromPrimary('metrics', (m) => {
-    if (m.op !== 'collect' || typeof m.id !== 'number') return;
-    const id = m.id;
-    local.json().then(
-      (metrics) => toPrimary({ gatehouse: 'metrics', op: 'report', id, metrics }, () => undefined),
-      () => toPrimary({ gatehouse: 'metrics', op: 'report', id, metrics: [] }, () => undefined),
-    );
-  });
-  const render = (): Promise<string> =>
-    new Promise<string>((resolve, reject) => {
-      const id = nextRequest++;
-      const done = (err: Error | undefined, text?: string) => {
-        if (!waiting.delete(id)) return;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(text!);
-      };
-      const timer = setTimeout(() => done(new Error(`the cluster primary did not answer a metrics request within ${timeoutMs} ms`)), timeoutMs);
-      waiting.set(id, (m) => (typeof m.text === 'string' ? done(undefined, m.text) : done(new Error(`the cluster primary could not aggregate the metrics: ${String(m.error)}`))));
-      toPrimary({ gatehouse: 'metrics', op: 'request', id }, (err) => done(new Error(`metrics request not sent to the cluster primary: ${err.message}`)));
+
+  /**
+   * Metrics of this worker: the same counters, histograms and gauges as `local` (they count what
+   * this worker does), but `render()` answers with every worker's registry summed, via the primary
+   * (see {@link relay}). `local` also answers the primary's collection requests.
+   * @param opts.timeoutMs how long render() waits for the primary (default: the primary's timeout + 1 s)
+   */
+  metrics(local: LocalMetrics, opts: { timeoutMs?: number } = {}): LocalMetrics {
+    const timeoutMs = opts.timeoutMs ?? METRICS_TIMEOUT_MS + 1000;
+    this.on('metrics', (m) => {
+      if (m.op !== 'collect' || typeof m.id !== 'number') return;
+      const id = m.id;
+      local.json().then(
+        (metrics) => toPrimary({ gatehouse: 'metrics', op: 'report', id, metrics }, () => undefined),
+        () => toPrimary({ gatehouse: 'metrics', op: 'report', id, metrics: [] }, () => undefined),
+      );
     });
-  return { ...local, render };
+    const render = (): Promise<string> =>
+      new Promise<string>((resolve, reject) => {
+        const id = this.nextRequest++;
+        const done = (err: Error | undefined, text?: string) => {
+          if (!this.waiting.delete(id)) return;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve(text!);
+        };
+        const timer = setTimeout(() => done(new Error(`the cluster primary did not answer a metrics request within ${timeoutMs} ms`)), timeoutMs);
+        this.waiting.set(id, (m) => (typeof m.text === 'string' ? done(undefined, m.text) : done(new Error(`the cluster primary could not aggregate the metrics: ${String(m.error)}`))));
+        toPrimary({ gatehouse: 'metrics', op: 'request', id }, (err) => done(new Error(`metrics request not sent to the cluster primary: ${err.message}`)));
+      });
+    return { ...local, render };
+  }
 }
 
 // ---- primary side --------------------------------------------------------------------------

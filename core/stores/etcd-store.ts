@@ -9,7 +9,7 @@
 // verifies etcd's certificate and may present its own.
 import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IKeyValue, type Watcher } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
-import type { ClusterCommand, ConfigStore, DataSections, Logger, RawConfig, SecretFieldPaths } from '../contracts';
+import { DATA_KINDS, type ClusterCommand, type ConfigStore, type DataKind, type DataSections, type Logger, type RawConfig, type SecretFieldPaths } from '../contracts';
 import { GatehouseError, withoutNodeCaHint } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { mapStringsAt } from '../config/paths';
@@ -45,8 +45,8 @@ export interface EtcdStoreOptions {
   readonly tls?: EtcdTls;
 }
 
-type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets';
-const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets'];
+type Kind = DataKind;
+const KINDS: readonly Kind[] = DATA_KINDS;
 /** Keys under <prefix>/_gatehouse/ are bookkeeping and commands, not data. */
 const META = '_gatehouse/';
 const SEEDED = `${META}seeded`;
@@ -232,7 +232,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** The data sections, in creation order; throws when a stored value is unusable (the last good config keeps serving). */
   private data(): DataSections {
-    const out: Record<Kind, Array<{ v: Record<string, unknown>; c: number }>> = { routes: [], upstreams: [], consumers: [], secrets: [] };
+    const out = Object.fromEntries(KINDS.map((k) => [k, []])) as unknown as Record<Kind, Array<{ v: Record<string, unknown>; c: number }>>;
     const errors: string[] = [];
     for (const it of this.items.values()) {
       if (it.error !== undefined) errors.push(it.error);
@@ -242,7 +242,7 @@ export class EtcdConfigStore implements ConfigStore {
       throw new GatehouseError('GH_ERR_CONFIG_READ', errors.join('; '));
     }
     const sorted = (k: Kind) => out[k].sort((a, b) => a.c - b.c).map((x) => x.v);
-    return { routes: sorted('routes'), upstreams: sorted('upstreams'), consumers: sorted('consumers'), secrets: sorted('secrets') };
+    return Object.fromEntries(KINDS.map((k) => [k, sorted(k)])) as unknown as DataSections;
   }
 
   private merge(fileDoc: RawConfig): RawConfig {

@@ -3,9 +3,12 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { access, open, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import type { ConfigStore, DataSections, Logger, RawConfig } from '../contracts';
+import { DATA_KINDS, type ConfigStore, type DataSections, type Logger, type RawConfig } from '../contracts';
 
-const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
+/** The data sections of a document, each as it is there; the file's own sections left out. */
+export function dataSections(doc: Readonly<Record<string, unknown>>): DataSections {
+  return Object.fromEntries(DATA_KINDS.map((k) => [k, doc[k]])) as unknown as DataSections;
+}
 
 /** Whether a config document has any data section of its own. */
 const hasDataSections = (raw: RawConfig): boolean => DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null);
@@ -85,7 +88,7 @@ export class FileConfigStore implements ConfigStore {
       this.logger?.warn({ store: this.path, data_file: this.dataFile(raw) }, 'the config file has data sections, but the data file of Admin API writes replaces them: they are not in force (edit through the Admin API, or delete the data file to make the file the source again)');
     }
     this.shadowWarned = own;
-    return { ...raw, routes: data.routes, upstreams: data.upstreams, consumers: data.consumers, secrets: data.secrets };
+    return { ...raw, ...dataSections(data) };
   }
 
   async load(): Promise<RawConfig> {

@@ -200,7 +200,7 @@ test('rotation in Vault: the new password works at once, the previous one during
   );
   assert.equal((await call(g, '/ip', { authorization: basic('jack', JACK_V1) })).status, 200);
   await vaultClient.write('gw/jack', { password: JACK_V2 });
-  await g.gw.compiler.resolver.refreshResource('vault/gw');
+  await g.gw.builder.resolver.refreshResource('vault/gw');
   let status = 0;
   for (let i = 0; i < 100 && status !== 200; i++) {
     await delay(10);
@@ -238,7 +238,7 @@ test('a username rotated out of one consumer never identifies the consumer that 
   assert.equal(await as(basic('user-b', 'jill-pw')), 'jill');
   // jill takes jack's username, jack gets a new one
   await vaultClient.write('gw/swap', { jack: 'user-c', jill: 'user-a' });
-  await g.gw.compiler.resolver.refreshResource('vault/gw');
+  await g.gw.builder.resolver.refreshResource('vault/gw');
   let now: string | undefined;
   for (let i = 0; i < 100 && now !== 'jill'; i++) {
     await delay(10);

@@ -376,7 +376,7 @@ test('rotation in Vault: tokens signed with the new HS secret work at once, thos
   await accepted(g, 'jack', { authorization: v1 });
   await refused(g, 'failed to verify jwt', { authorization: v2 });
   await vaultClient.write('gw/jack', { 'jwt-secret': JACK_SECRET_V2 });
-  await g.gw.compiler.resolver.refreshResource('vault/gw');
+  await g.gw.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', { authorization: v2 })).status === 200, 'the new secret is accepted without a restart');
   clock.offset = 59_000;
   await accepted(g, 'jack', { authorization: v1 }, '/ip', 'the previous secret during the grace');
@@ -396,7 +396,7 @@ test('rotation in Vault of an RS256 public key: the new key pair works at once, 
   const next = jwt('RS256', { rs: rsa2.privateKey }, { key: 'kerouac-key' });
   await accepted(g, 'kerouac', { authorization: old });
   await vaultClient.write('gw/kerouac', { 'public-key': pem(rsa2.publicKey) });
-  await g.gw.compiler.resolver.refreshResource('vault/gw');
+  await g.gw.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', { authorization: next })).status === 200, 'the new public key is accepted without a restart');
   clock.offset = 29_000;
   await accepted(g, 'kerouac', { authorization: old }, '/ip', 'the previous public key during the grace');
@@ -422,7 +422,7 @@ test('a key rotated out of one consumer never identifies the consumer that now h
   await accepted(g, 'jill', token('key-b', 'jill-hs'));
   // jill takes jack's key, jack gets a new one
   await vaultClient.write('gw/swap', { jack: 'key-c', jill: 'key-a' });
-  await g.gw.compiler.resolver.refreshResource('vault/gw');
+  await g.gw.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', token('key-a', 'jill-hs'))).status === 200, 'jill is found by her new key');
   await accepted(g, 'jill', token('key-a', 'jill-hs'));
   await accepted(g, 'jack', token('key-c', 'jack-hs'));

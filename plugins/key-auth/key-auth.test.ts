@@ -136,7 +136,7 @@ test('rotation: the new key works at once, the previous one until rotation_grace
   });
   assert.equal((await call(g, '/ip', { apikey: 'key-v1' })).status, 200);
   values.set('jack/auth-key', 'key-v2');
-  await g.gw.compiler.resolver.refreshResource('mem/main');
+  await g.gw.builder.resolver.refreshResource('mem/main');
   let ok = false;
   for (let i = 0; i < 50 && !ok; i++) {
     await delay(10);

@@ -203,7 +203,7 @@ describe('local policy', () => {
   test('memory stays bounded: the keys of ended windows are dropped when the window rolls over', async () => {
     const clock = new FakeClock();
     const g = await boot({ routes: [route('q', { count: 5, time_window: 1, key: 'http_x_api_user' })] }, { clock });
-    const counters = () => g.gw.compiler.stateOf('limit-count').get<LocalCounters>('local:1000', () => assert.fail('no local counters'));
+    const counters = () => g.gw.builder.stateOf('limit-count').get<LocalCounters>('local:1000', () => assert.fail('no local counters'));
     const perRound = 100;
     let most = 0;
     for (let round = 0; round < 8; round++) {

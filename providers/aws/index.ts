@@ -2,10 +2,12 @@
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 
 type Sdk = typeof import('@aws-sdk/client-secrets-manager');
-let sdk: Sdk | undefined;
-/** The AWS SDK, loaded when the first aws secret resource is created (it is large; most gateways never use it). */
+/**
+ * The AWS SDK, loaded when the first aws secret resource is created (it is large; most gateways
+ * never use it). Node's module cache keeps it after the first call.
+ */
 function awsSdk(): Sdk {
-  return (sdk ??= require('@aws-sdk/client-secrets-manager') as Sdk);
+  return require('@aws-sdk/client-secrets-manager') as Sdk;
 }
 import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_VERSION_STAGE, schema, type AwsConfig } from './schema';

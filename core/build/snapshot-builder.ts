@@ -1,45 +1,41 @@
 // Turns config documents into snapshots: validate, bring the secret backends in line, resolve
-// every reference (batched), compile. Owns what outlives snapshots: pools, health, secret cache.
-import { resolve as resolvePath } from 'node:path';
+// every reference (batched), compile. Owns what outlives snapshots: pools, health, plugin state;
+// the secret cache and backends are the gateway container's, injected here.
+import 'reflect-metadata';
+import { inject, injectable } from 'tsyringe';
 import type { PluginServices, PluginState, Logger, Metrics, Clock } from '../contracts';
+import { CLOCK, LOGGER, METRICS } from '../tokens';
 import { parseReference } from '../secrets/reference';
-import { validateConfig, type Registry, type ValidatedConfig } from '../config/validate';
+import { REGISTRY, validateConfig, type Registry, type ValidatedConfig } from '../config/validate';
 import { compileSnapshot, type SnapshotDeps } from './snapshot';
 import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
 import { configInvalid } from '../errors';
-import { SecretResolver, type Timers } from '../secrets/resolver';
+import { SecretResolver } from '../secrets/resolver';
 import { SecretBackends } from '../secrets/backends';
 import { UpstreamPools } from '../request/upstream-pools';
 import type { PassiveHealth } from '../request/health';
 
-export interface CompilerOptions {
-  readonly registry: Registry;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly clock: Clock;
-  readonly timers?: Timers;
-  /** Where relative paths in providers' configs resolve from: the config file's folder; default the working directory. */
-  readonly baseDir?: string;
-}
-
-const DEFAULT_CACHE = { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 };
-
-export class Compiler {
-  readonly resolver: SecretResolver;
-  readonly backends: SecretBackends;
+/** Builds the snapshots of one gateway: one per gateway container, every service injected. */
+@injectable()
+export class SnapshotBuilder {
   readonly deps: SnapshotDeps;
   /** Plugins' reload-surviving state (services.state), released when no live config uses it. */
   private readonly states: PluginStates;
 
-  constructor(o: CompilerOptions) {
-    const baseDir = resolvePath(o.baseDir ?? '.');
-    this.backends = new SecretBackends(o.registry, { logger: o.logger, clock: o.clock, resolvePath: (p) => resolvePath(baseDir, p) }, o.logger);
-    const resolver = (this.resolver = new SecretResolver({ settings: DEFAULT_CACHE, backends: this.backends.lookup, clock: o.clock, logger: o.logger, metrics: o.metrics, timers: o.timers }));
+  constructor(
+    @inject(REGISTRY) registry: Registry,
+    @inject(LOGGER) logger: Logger,
+    @inject(METRICS) metrics: Metrics,
+    @inject(CLOCK) clock: Clock,
+    readonly resolver: SecretResolver,
+    readonly backends: SecretBackends,
+    pools: UpstreamPools,
+  ) {
     const services: Omit<PluginServices, 'state'> = {
-      logger: o.logger,
-      metrics: o.metrics,
-      clock: o.clock,
+      logger,
+      metrics,
+      clock,
       consumers: undefined,
       hasConsumer: () => false,
       secrets: {
@@ -54,11 +50,11 @@ export class Compiler {
       },
       fetch: globalThis.fetch,
     };
-    const states = (this.states = new PluginStates(o.logger));
+    const states = (this.states = new PluginStates(logger));
     let generations = 0;
     this.deps = {
-      registry: o.registry,
-      pools: new UpstreamPools(),
+      registry,
+      pools,
       healthStates: new Map<string, PassiveHealth>(),
       services,
       state: (name, hold) => states.view(name, hold),
