@@ -20,8 +20,14 @@ import { joinPath } from './paths';
  */
 export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: boolean | readonly string[]) => ConfigIssue[];
 
-// verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+/**
+ * A schema compiler. Each registry has its own (ajv caches what it compiled, so a shared one would
+ * be state every gateway of the process adds to and none can drop).
+ * verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
+ */
+function schemaCompiler(): Ajv {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+}
 
 /** Keywords a reference string cannot be expected to satisfy before it is resolved. */
 const VALUE_KEYWORDS = new Set(['pattern', 'format', 'minLength', 'maxLength', 'enum', 'const']);
@@ -36,8 +42,11 @@ function valueAt(data: unknown, pointer: string): unknown {
   return v;
 }
 
-/** Compile a JSON schema once; the returned check mutates `data` to apply defaults. */
-export function compileSchema(schema: JsonSchema): SchemaCheck {
+/**
+ * Compile a JSON schema once; the returned check mutates `data` to apply defaults.
+ * @param ajv the compiler to use (a registry's own; default a fresh one, for a one-off check)
+ */
+export function compileSchema(schema: JsonSchema, ajv: Ajv = schemaCompiler()): SchemaCheck {
   const validate: ValidateFunction = ajv.compile(schema);
   return (data, basePath, allowReferences = false) => {
     if (validate(data)) return [];
@@ -142,12 +151,12 @@ function toIssues(errors: ErrorObject[], basePath: string, data: unknown): Confi
   return out;
 }
 
-const checkDocument = compileSchema(configSchema);
-
 /** The extensions a config may use, keyed by name. */
 export interface Registry {
   readonly plugins: ReadonlyMap<string, Plugin>;
   readonly providers: ReadonlyMap<string, SecretProvider>;
+  /** The config document's own schema (core/config/schema.ts), compiled with the registry's compiler. */
+  readonly documentCheck: SchemaCheck;
   /** Returns the per-plugin route-config check (compiled once per plugin). */
   pluginCheck(name: string): SchemaCheck | undefined;
   pluginConsumerCheck(name: string): SchemaCheck | undefined;
@@ -163,13 +172,15 @@ export function createRegistry(plugins: readonly Plugin[], providers: readonly S
   const routeChecks = new Map<string, SchemaCheck>();
   const consumerChecks = new Map<string, SchemaCheck>();
   const providerChecks = new Map<string, SchemaCheck>();
+  const ajv = schemaCompiler();
   for (const p of plugins) {
-    routeChecks.set(p.name, compileSchema(p.schema));
-    if (p.consumerSchema) consumerChecks.set(p.name, compileSchema(p.consumerSchema));
+    routeChecks.set(p.name, compileSchema(p.schema, ajv));
+    if (p.consumerSchema) consumerChecks.set(p.name, compileSchema(p.consumerSchema, ajv));
   }
-  for (const p of providers) providerChecks.set(p.name, compileSchema(p.schema));
+  for (const p of providers) providerChecks.set(p.name, compileSchema(p.schema, ajv));
   return {
     plugins: pluginMap,
+    documentCheck: compileSchema(configSchema, ajv),
     providers: new Map(providers.map((p) => [p.name, p])),
     pluginCheck: (n) => routeChecks.get(n),
     pluginConsumerCheck: (n) => consumerChecks.get(n),
@@ -297,7 +308,7 @@ export function validateConfig(raw: unknown, registry: Registry, inPlace = false
   if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) resolveSettingReferences(doc as Record<string, unknown>, settingIssues);
   // (a setting whose reference failed is reported once, by what failed, not by later checks too)
   const failed = new Set(settingIssues.map((i) => i.path));
-  const schemaIssues = checkDocument(doc, '', settingIssues.length ? ['/gateway', '/admin'] : ['/admin/key']);
+  const schemaIssues = registry.documentCheck(doc, '', settingIssues.length ? ['/gateway', '/admin'] : ['/admin/key']);
   if (schemaIssues.length === 0) {
     const issues: ConfigIssue[] = [];
     checkReferences(doc, registry, issues);
