@@ -7,7 +7,7 @@ let sdk: Sdk | undefined;
 function awsSdk(): Sdk {
   return (sdk ??= require('@aws-sdk/client-secrets-manager') as Sdk);
 }
-import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_VERSION_STAGE, schema, type AwsConfig } from './schema';
 
 /** One way of reading a reference: the secret `name`, and the JSON path inside its value (empty = whole value). */
