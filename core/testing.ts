@@ -3,7 +3,7 @@
 // capture and a fake clock — so a plugin's test is ten lines. This repository's own tests use the
 // same kit (test/helpers/harness.ts only adds what drives processes and sockets).
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { resolve } from 'node:path';
 import type { Clock, Extension, Logger, Plugin, ProviderServices, SecretProvider } from './contracts';
 import { createLogger } from './observe/log';
@@ -46,13 +46,12 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     h(req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const { port, node } = await listenOnLoopback(server);
   return {
     server,
     port,
-    node: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    node,
+    url: `http://${node}`,
     seen,
     close: () =>
       new Promise<void>((r) => {
@@ -60,6 +59,16 @@ export async function startUpstream(handler?: (req: IncomingMessage, res: Server
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * Start `server` listening on 127.0.0.1, on a free port.
+ * @returns the port, and `node`: "127.0.0.1:<port>"
+ */
+export async function listenOnLoopback(server: NetServer): Promise<{ port: number; node: string }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return { port, node: `127.0.0.1:${port}` };
 }
 
 /** What the echo upstream saw of one request. */

@@ -3,9 +3,8 @@
 // with; this file adds what only the repository needs: raw TCP servers, the CLI as a child
 // process, /proc readers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Gateway } from '../../core/gateway';
-import { bootTestGateway, captureLogs, delay, eventually, startUpstream, type BootOptions, type CapturedLogs, type GatewayUnderTest, type Upstream } from '../../core/testing';
+import { bootTestGateway, captureLogs, delay, eventually, listenOnLoopback, startUpstream, type BootOptions, type CapturedLogs, type GatewayUnderTest, type Upstream } from '../../core/testing';
 
 export { delay, eventually, startUpstream, type Upstream };
 
@@ -53,12 +52,11 @@ export async function startTcpServer(onConnection: (socket: Socket) => void): Pr
     socket.on('error', () => undefined);
     onConnection(socket);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const { port, node } = await listenOnLoopback(server);
   return {
     server,
     port,
-    node: `127.0.0.1:${port}`,
+    node,
     accepted: () => accepted,
     open: () => sockets.size,
     close: () =>
@@ -72,8 +70,7 @@ export async function startTcpServer(onConnection: (socket: Socket) => void): Pr
 /** A loopback port with nothing listening on it (bound, then closed): connections are refused. */
 export async function refusedPort(): Promise<number> {
   const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
+  const { port } = await listenOnLoopback(s);
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
