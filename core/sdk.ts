@@ -1,9 +1,36 @@
-// The public SDK: what plugin and provider authors import. First-party plugins use only this.
+// The public SDK (`gatehouse-gateway/sdk`): what plugin and provider authors import, and all that
+// first-party plugins and providers import. Named one by one: the contracts the core keeps for
+// itself (config stores, the cluster bus, raw documents) and the DI container stay out, so they
+// can change without breaking an extension (test: core/sdk.test.ts).
 import type { CreateServices, JsonSchema, Plugin, PluginHooks, SecretProvider } from './contracts';
 
-export type * from './contracts';
+export type {
+  JsonSchema,
+  Logger,
+  Clock,
+  Metrics,
+  Counter,
+  Histogram,
+  Gauge,
+  RouteInfo,
+  RequestContext,
+  Consumer,
+  ConsumerEntry,
+  Hook,
+  PluginHooks,
+  PluginState,
+  SecretLookup,
+  PluginServices,
+  CreateServices,
+  Plugin,
+  SecretValue,
+  SecretRequest,
+  SecretBackend,
+  ProviderServices,
+  SecretProvider,
+} from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
-export { withoutNodeCaHint } from './errors';
+export { GatehouseError, ErrorCodes, withoutNodeCaHint, type ErrorCode, type ConfigIssue } from './errors';
 
 /** Names of plugins and providers: lowercase, digits and dashes, starting with a letter. */
 export const EXTENSION_NAME = /^[a-z][a-z0-9-]*$/;

@@ -1,8 +1,10 @@
 // The import rules of docs/architecture.md's map, checked against the source: the table's third
 // column says what each folder or file may import, and every relative import of every source file
-// under core/, plugins/ and providers/ (tests aside) must be allowed by its row; no import cycle
-// either, and no source file that no row covers. The imports are read by TypeScript's own
-// pre-processor (static imports and exports, `import()`, `require()`), not by a pattern.
+// under core/ (tests aside), plugins/ and providers/ (their tests too) must be allowed by its row; no
+// import cycle either, and no source file that no row covers. The package's own name counts as a
+// relative import of the entry it names (`gatehouse-gateway/sdk` is core/sdk.ts); other packages
+// are not checked. The imports are read by TypeScript's own pre-processor (static imports and
+// exports, `import()`, `require()`), not by a pattern.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -13,9 +15,12 @@ const root = join(__dirname, '..', '..');
 
 /** One row of the map: the places it covers and what they may import. */
 interface Row {
-  /** Repository paths: a folder ends with `/` (`core/request/`), else a file (`core/gateway.ts`). */
+  /**
+   * Repository paths: a folder ends with `/` (`core/request/`); the folder, `*` and a suffix are its
+   * files of that suffix at any depth (`plugins/*.test.ts`); else a file (`core/gateway.ts`).
+   */
   readonly places: readonly string[];
-  /** Allowed targets: folders and files as above, or the words `contracts` and `anything`. */
+  /** Allowed targets: folders and files as above (`test/...` from the root, the rest under core/), or the words `contracts` and `anything`. */
   readonly may: readonly string[];
 }
 
@@ -42,27 +47,36 @@ function readMap(markdown: string): Row[] {
 
 /** Where an allowed item of the third column points, as a repository path (`sdk.ts` is `core/sdk.ts`). */
 function target(item: string): string {
-  if (item === 'plugins/' || item === 'providers/') return item;
+  if (item === 'plugins/' || item === 'providers/' || item.startsWith('test/')) return item;
   return `core/${item}`;
 }
 
-/** Source files (not tests, not declarations) under `dir`, as repository paths. */
-function sources(dir: string, out: string[] = []): string[] {
+/** Source files (not declarations; tests only with `tests`) under `dir`, as repository paths. */
+function sources(dir: string, tests = false, out: string[] = []): string[] {
   for (const name of readdirSync(join(root, dir))) {
     const rel = `${dir}/${name}`;
-    if (statSync(join(root, rel)).isDirectory()) sources(rel, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(rel);
+    if (statSync(join(root, rel)).isDirectory()) sources(rel, tests, out);
+    else if (name.endsWith('.ts') && (tests || !name.endsWith('.test.ts')) && !name.endsWith('.d.ts')) out.push(rel);
   }
   return out;
 }
 
-/** The repository files a source file imports by relative path (packages are not followed). */
+/** The package's own name and its `exports` subpaths, as the repository files they stand for. */
+const selfName = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string };
+const ENTRIES: Record<string, string> = { '': 'core/index.ts', '/sdk': 'core/sdk.ts', '/testing': 'core/testing.ts' };
+
+/** The repository files a source file imports by relative path or by the package's own name (other packages are not followed). */
 function importsOf(file: string): string[] {
   const info = ts.preProcessFile(readFileSync(join(root, file), 'utf8'), true, true);
   return info.importedFiles
     .map((f) => f.fileName)
-    .filter((spec) => spec.startsWith('.'))
+    .filter((spec) => spec.startsWith('.') || spec === selfName.name || spec.startsWith(`${selfName.name}/`))
     .map((spec) => {
+      if (!spec.startsWith('.')) {
+        const entry = ENTRIES[spec.slice(selfName.name.length)];
+        assert.ok(entry, `${file} imports ${spec}, which package.json does not export`);
+        return entry;
+      }
       const abs = resolve(root, dirname(file), spec.replace(/\.js$/, ''));
       const path = [`${abs}.ts`, join(abs, 'index.ts'), abs].find((p) => existsSync(p) && statSync(p).isFile());
       assert.ok(path, `${file} imports ${spec}, which is no file of the repository`);
@@ -75,9 +89,11 @@ function rowOf(rows: readonly Row[], file: string): { row: Row; own: string } | 
   let best: { row: Row; own: string; len: number } | undefined;
   for (const row of rows) {
     for (const place of row.places) {
-      if (place === file || (place.endsWith('/') && file.startsWith(place))) {
+      const star = place.indexOf('/*');
+      const suffixed = star !== -1 && file.startsWith(place.slice(0, star + 1)) && file.endsWith(place.slice(star + 2));
+      if (place === file || (place.endsWith('/') && file.startsWith(place)) || suffixed) {
         // plugins/ and providers/ hold one extension per folder: a plugin's own folder is plugins/<name>/
-        const own = place === 'plugins/' || place === 'providers/' ? file.split('/').slice(0, 2).join('/') + '/' : place;
+        const own = /^(?:plugins|providers)\//.test(place) ? file.split('/').slice(0, 2).join('/') + '/' : place;
         if (!best || place.length > best.len) best = { row, own, len: place.length };
       }
     }
@@ -147,10 +163,13 @@ function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
 }
 
 const rows = readMap(readFileSync(join(root, 'docs', 'architecture.md'), 'utf8'));
-const graph = new Map([...sources('core'), ...sources('plugins'), ...sources('providers')].map((f) => [f, importsOf(f)] as const));
+const graph = new Map([...sources('core'), ...sources('plugins', true), ...sources('providers', true)].map((f) => [f, importsOf(f)] as const));
 
-test('every import of core/, plugins/ and providers/ is one the map in docs/architecture.md allows', () => {
+test('every import of core/, plugins/ and providers/ (with their tests) is one the map in docs/architecture.md allows', () => {
   assert.ok(graph.size > 50, `read ${graph.size} source files`);
+  assert.ok(graph.has('plugins/cors/cors.test.ts'), 'plugin tests are read');
+  // the package's own name is followed, not skipped as a package
+  assert.ok(graph.get('plugins/cors/index.ts')?.includes('core/sdk.ts'), 'gatehouse-gateway/sdk is core/sdk.ts');
   assert.deepEqual(violations(rows, graph), []);
 });
 
@@ -165,12 +184,19 @@ test('the checks can fail: a forbidden direction, a file no row covers and a cyc
   bad.set('core/config/validate.ts', [...(graph.get('core/config/validate.ts') ?? []), 'core/cli/main.ts']);
   bad.set('plugins/key-auth/index.ts', [...(graph.get('plugins/key-auth/index.ts') ?? []), 'core/secrets/resolver.ts', 'plugins/basic-auth/index.ts']);
   bad.set('core/unmapped/thing.ts', []);
+  // a plugin's test reaching into the core's internals and the repository's own test helpers
+  bad.set('plugins/key-auth/key-auth.test.ts', [...(graph.get('plugins/key-auth/key-auth.test.ts') ?? []), 'core/stores/file-store.ts', 'test/helpers/harness.ts']);
+  // a plugin's source may not use the test kit, which its test may
+  bad.set('plugins/cors/index.ts', [...(graph.get('plugins/cors/index.ts') ?? []), 'core/testing.ts']);
   assert.deepEqual(violations(rows, bad).sort(), [
     'core/config/validate.ts → core/cli/main.ts',
     'core/request/router.ts → core/admin/access.ts',
     'core/unmapped/thing.ts: no row of the map covers it',
+    'plugins/cors/index.ts → core/testing.ts',
     'plugins/key-auth/index.ts → core/secrets/resolver.ts',
     'plugins/key-auth/index.ts → plugins/basic-auth/index.ts',
+    'plugins/key-auth/key-auth.test.ts → core/stores/file-store.ts',
+    'plugins/key-auth/key-auth.test.ts → test/helpers/harness.ts',
   ]);
   bad.set('core/config/paths.ts', [...(graph.get('core/config/paths.ts') ?? []), 'core/config/validate.ts']);
   const found = cycles(bad);

@@ -12,7 +12,7 @@ import { createRegistry, parseSize, validateConfig } from '../core/config/valida
 import mocking from '../plugins/mocking';
 import { MemoryConfigStore } from '../core/stores/file-store';
 import { bootGateway, delay, tempDir, type TestGateway } from './helpers/harness';
-import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from './helpers/raw-http';
+import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from './servers/raw-http';
 import { startEtcd, type EtcdServer } from './helpers/etcd';
 import { Etcd3 } from 'etcd3';
 

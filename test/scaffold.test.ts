@@ -99,7 +99,7 @@ describe('gatehouse new and init: names, targets and output', () => {
     assert.match(index, /name: 'rate-guard'/);
     assert.match(index, /function rateGuard\(/);
     assert.match(readFileSync(join(dir, 'plugins/rate-guard/schema.ts'), 'utf8'), /interface RateGuardConfig/);
-    assert.ok(index.includes(`from '${packageName}'`), 'the plugin imports the SDK by the package name');
+    assert.ok(index.includes(`from '${packageName}/sdk'`), 'the plugin imports the SDK by the package name');
     for (const f of added) assert.doesNotMatch(readFileSync(join(dir, f), 'utf8'), /template-?plugin/i, f);
     const yaml = readFileSync(join(dir, 'gatehouse.yaml'), 'utf8');
     assert.match(yaml, /extensions:\n {2}- \.\/dist\/plugins\/rate-guard\n/);

@@ -119,14 +119,19 @@ function gatehouseCheckout(dir: string): string | undefined {
   }
 }
 
-/** Inside the Gatehouse repository: imports of the package (`'gatehouse-gateway'`) become the relative core/sdk (core/testing in tests). */
+/**
+ * Inside the Gatehouse repository: imports of the package's entries (`'gatehouse-gateway/sdk'`,
+ * `'gatehouse-gateway/testing'`; the bare name as core/sdk, or core/testing in tests) become the
+ * relative core/sdk and core/testing.
+ */
 function firstPartyImports(repo: string, target: string): (rel: string, content: string) => string {
   return (rel, content) => {
     if (!rel.endsWith('.ts')) return content;
-    const module = rel.endsWith('.test.ts') ? 'testing' : 'sdk';
-    let spec = relative(dirname(join(target, rel)), join(repo, 'core', module)).split(sep).join('/');
-    if (!spec.startsWith('.')) spec = `./${spec}`;
-    return content.replaceAll(`from '${packageName}'`, `from '${spec}'`);
+    return content.replace(new RegExp(`from '${packageName}(/sdk|/testing)?'`, 'g'), (_, sub: string | undefined) => {
+      const module = sub ? sub.slice(1) : rel.endsWith('.test.ts') ? 'testing' : 'sdk';
+      const spec = relative(dirname(join(target, rel)), join(repo, 'core', module)).split(sep).join('/');
+      return `from '${spec.startsWith('.') ? spec : `./${spec}`}'`;
+    });
   };
 }
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import NodeVault from 'node-vault';
 import { request } from 'undici';
-import type { Clock } from '../../core/sdk';
-import { bootGateway, delay, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness';
+import type { Clock } from 'gatehouse-gateway/sdk';
+import { bootTestGateway, delay, startUpstream, type GatewayUnderTest, type Upstream } from 'gatehouse-gateway/testing';
 import { startVaultServer, type VaultServer } from '../../test/servers/vault';
 import plugin from './index';
 
@@ -30,7 +30,7 @@ class ShiftedClock implements Clock {
 let up: Upstream;
 let vault: VaultServer;
 let vaultClient: NodeVault.client;
-const gateways: TestGateway[] = [];
+const gateways: GatewayUnderTest[] = [];
 
 before(async () => {
   up = await startUpstream();
@@ -47,8 +47,8 @@ after(async () => {
   await vault?.close();
 });
 
-async function boot(config: Record<string, unknown>, opts: Parameters<typeof bootGateway>[1] = {}): Promise<TestGateway> {
-  const g = await bootGateway(config, opts);
+async function boot(config: Record<string, unknown>, opts: Parameters<typeof bootTestGateway>[1] = {}): Promise<GatewayUnderTest> {
+  const g = await bootTestGateway(config, opts);
   gateways.push(g);
   return g;
 }
@@ -58,7 +58,7 @@ const route = (conf: Record<string, unknown> = {}) => ({ id: 'ip', uri: '/ip', p
 const consumer = (username: string, user: string, password: string) => ({ username, plugins: { 'basic-auth': { username: user, password } } });
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 
-async function call(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+async function call(g: GatewayUnderTest, path: string, headers: Record<string, string> = {}) {
   const r = await request(`${g.url}${path}`, { headers });
   const text = await r.body.text();
   return { status: r.statusCode, headers: r.headers, text, echo: r.statusCode === 200 ? (JSON.parse(text) as { url: string; headers: Record<string, string> }) : undefined };
@@ -200,7 +200,7 @@ test('rotation in Vault: the new password works at once, the previous one during
   );
   assert.equal((await call(g, '/ip', { authorization: basic('jack', JACK_V1) })).status, 200);
   await vaultClient.write('gw/jack', { password: JACK_V2 });
-  await g.gw.builder.resolver.refreshResource('vault/gw');
+  await g.gateway.builder.resolver.refreshResource('vault/gw');
   let status = 0;
   for (let i = 0; i < 100 && status !== 200; i++) {
     await delay(10);
@@ -238,7 +238,7 @@ test('a username rotated out of one consumer never identifies the consumer that 
   assert.equal(await as(basic('user-b', 'jill-pw')), 'jill');
   // jill takes jack's username, jack gets a new one
   await vaultClient.write('gw/swap', { jack: 'user-c', jill: 'user-a' });
-  await g.gw.builder.resolver.refreshResource('vault/gw');
+  await g.gateway.builder.resolver.refreshResource('vault/gw');
   let now: string | undefined;
   for (let i = 0; i < 100 && now !== 'jill'; i++) {
     await delay(10);
@@ -260,7 +260,7 @@ test('the Admin API masks a literal password and shows a reference as written; t
     { admin: { key: '$env://GH_BA_ADMIN_KEY' }, secrets: [vaultSecret()], routes: [route()], consumers: [consumer('jack', 'jack', '$secret://vault/gw/jack/password'), consumer('jill', 'jill-user', JILL_PW)] },
     { adminListen: '127.0.0.1:0' },
   );
-  const admin = `http://127.0.0.1:${g.gw.adminAddress!.port}`;
+  const admin = `http://127.0.0.1:${g.gateway.adminAddress!.port}`;
   const get = async (name: string) => {
     const r = await request(`${admin}/apisix/admin/consumers/${name}`, { headers: { 'x-api-key': ADMIN_KEY } });
     const text = await r.body.text();
@@ -276,7 +276,7 @@ test('no password, Vault token or admin key appears in any log line or metric th
   const texts: string[] = [];
   for (const g of gateways) {
     texts.push(g.logs.text());
-    texts.push(await g.gw.metrics.render());
+    texts.push(await g.gateway.metrics.render());
   }
   const all = texts.join('\n');
   assert.ok(all.includes('"type":"access"'), 'there is something to scan');

@@ -1,7 +1,7 @@
 // basic-auth: authenticate a request by HTTP Basic credentials (RFC 7617) against the usernames and
 // passwords of the consumers (passwords may come from Vault, AWS or the environment, and rotate live).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { definePlugin, type ConsumerEntry, type RequestContext } from '../../core/sdk';
+import { definePlugin, type ConsumerEntry, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type BasicAuthConfig, type BasicAuthConsumerConfig } from './schema';
 
 interface Who {

@@ -1,5 +1,5 @@
 // Route and consumer config of basic-auth (Apache APISIX's basic-auth).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface BasicAuthConfig {
   /** Remove the `Authorization` header before proxying; default false. */

@@ -4,11 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { definePlugin } from '../../core/sdk';
-import { MemoryConfigStore } from '../../core/stores/file-store';
-import { GatehouseError } from '../../core/errors';
-import { bootGateway, delay, eventually, type TestGateway } from '../../test/helpers/harness';
-import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from '../../test/helpers/raw-http';
+import { MemoryConfigStore } from 'gatehouse-gateway';
+import { definePlugin, GatehouseError } from 'gatehouse-gateway/sdk';
+import { bootTestGateway, delay, eventually, type GatewayUnderTest } from 'gatehouse-gateway/testing';
+import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from '../../test/servers/raw-http';
 
 const GATEWAY_LIMIT = 4096;
 const ROUTE_LIMIT = 1024;
@@ -19,12 +18,12 @@ async function post(url: string, bytes: number): Promise<{ status: number; body:
 
 describe('client-control: per-route body limits', () => {
   let up: Recorder;
-  let g: TestGateway;
+  let g: GatewayUnderTest;
 
   before(async () => {
     up = await recordingUpstream();
     const nodes = { [up.node]: 1 };
-    g = await bootGateway({
+    g = await bootTestGateway({
       gateway: { client_max_body_size: GATEWAY_LIMIT },
       routes: [
         { id: 'a', uri: '/a/*', plugins: { 'client-control': { max_body_size: ROUTE_LIMIT } }, upstream: { nodes } },
@@ -154,11 +153,11 @@ test('a reload changing max_body_size applies to the next request; removing the 
   const up = await recordingUpstream();
   const doc = (plugins: Record<string, unknown>) => ({ gateway: { client_max_body_size: GATEWAY_LIMIT }, routes: [{ id: 'r', uri: '/r', plugins, upstream: { nodes: { [up.node]: 1 } } }] });
   const store = new MemoryConfigStore(doc({ 'client-control': { max_body_size: ROUTE_LIMIT } }));
-  const g = await bootGateway({}, { store });
+  const g = await bootTestGateway({}, { store });
   const reload = async (d: Record<string, unknown>) => {
-    const gen = g.gw.snapshot.generation;
+    const gen = g.gateway.snapshot.generation;
     store.set(d);
-    await eventually('reloaded', () => g.gw.snapshot.generation > gen, 5000);
+    await eventually('reloaded', () => g.gateway.snapshot.generation > gen, 5000);
   };
   try {
     assert.equal((await post(`${g.url}/r`, 2000)).status, 413);
@@ -177,10 +176,10 @@ test('a reload changing max_body_size applies to the next request; removing the 
 });
 
 /** The issues a config with this client-control config is refused with. */
-async function issuesOf(conf: unknown, extensions: NonNullable<Parameters<typeof bootGateway>[1]>['extensions'] = []): Promise<string[]> {
+async function issuesOf(conf: unknown, extensions: NonNullable<Parameters<typeof bootTestGateway>[1]>['extensions'] = []): Promise<string[]> {
   const plugins = conf === undefined ? { 'other-limit': {}, 'bad-limit': {} } : { 'client-control': conf };
   try {
-    const g = await bootGateway({ routes: [{ id: 'r', uri: '/r', plugins, upstream: { nodes: { '127.0.0.1:1': 1 } } }] }, { extensions });
+    const g = await bootTestGateway({ routes: [{ id: 'r', uri: '/r', plugins, upstream: { nodes: { '127.0.0.1:1': 1 } } }] }, { extensions });
     await g.close();
     return [];
   } catch (err) {
@@ -203,7 +202,7 @@ test("the core checks a plugin's maxBodySize; of two plugins declaring one, the 
   assert.deepEqual(await issuesOf(undefined, [declare('other-limit', 1, 10), declare('bad-limit', 2, -5)]), ['routes[0].plugins.bad-limit: maxBodySize must be an integer >= 0 (plugin returned -5)']);
 
   const up = await recordingUpstream();
-  const g = await bootGateway(
+  const g = await bootTestGateway(
     { routes: [{ id: 'r', uri: '/r', plugins: { 'client-control': { max_body_size: 100 }, 'low-limit': {} }, upstream: { nodes: { [up.node]: 1 } } }] },
     { extensions: [declare('low-limit', 1, 10)] },
   );

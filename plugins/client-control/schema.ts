@@ -1,5 +1,5 @@
 // Route config of client-control (Apache APISIX's client-control).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface ClientControlConfig {
   /**

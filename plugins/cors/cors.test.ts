@@ -4,8 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { startTestGateway, type TestGateway } from '../../core/testing';
-import type { ConfigIssue } from '../../core/errors';
+import { startTestGateway, type TestGateway } from 'gatehouse-gateway/testing';
+import type { ConfigIssue } from 'gatehouse-gateway/sdk';
 
 const CORS_HEADERS = ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers', 'access-control-expose-headers', 'access-control-max-age', 'access-control-allow-credentials'];
 

@@ -1,6 +1,6 @@
 // cors: Cross-Origin Resource Sharing, as Apache APISIX's cors. Preflight (OPTIONS) requests are
 // answered by the gateway; every response of the route gets the CORS headers its origin earns.
-import { definePlugin, type RequestContext } from '../../core/sdk';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type CorsConfig } from './schema';
 
 /** `allow_methods: "**"` as APISIX spells it out. */

@@ -1,5 +1,5 @@
 // Route config of cors (Apache APISIX's cors, minus allow_origins_by_metadata).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface CorsConfig {
   /** `*` (any, without credentials), `**` (any, echoed, even with credentials), or `scheme://host[:port]` list; default `*`. */

@@ -1,7 +1,7 @@
 // ip-restriction: let only listed client addresses in (whitelist), or keep listed ones out
 // (blacklist), by IP or CIDR, IPv4 and IPv6 (as Apache APISIX's ip-restriction).
 import { BlockList, isIP } from 'node:net';
-import { definePlugin, type RequestContext } from '../../core/sdk';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type IpRestrictionConfig } from './schema';
 
 const JSON_TYPE = { 'content-type': 'application/json' };

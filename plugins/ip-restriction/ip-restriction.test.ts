@@ -4,9 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { startTestGateway, type TestGateway } from '../../core/testing';
-import type { ConfigIssue } from '../../core/errors';
-import { bootGateway, startUpstream, type TestGateway as HarnessGateway, type Upstream } from '../../test/helpers/harness';
+import { startTestGateway, type TestGateway } from 'gatehouse-gateway/testing';
+import type { ConfigIssue } from 'gatehouse-gateway/sdk';
+import { bootTestGateway, startUpstream, type GatewayUnderTest, type Upstream } from 'gatehouse-gateway/testing';
 
 interface Answer {
   readonly status: number;
@@ -46,7 +46,7 @@ before(async () => {
 });
 after(() => gw?.close());
 
-const ipv6: HarnessGateway[] = [];
+const ipv6: GatewayUnderTest[] = [];
 let up: Upstream;
 before(async () => {
   up = await startUpstream();
@@ -57,8 +57,8 @@ after(async () => {
 });
 
 /** A gateway listening on `listen` (e.g. "[::1]:0") with one route "/" guarded by `conf`. */
-async function bootOn(listen: string, conf: Record<string, unknown>): Promise<HarnessGateway> {
-  const g = await bootGateway({ routes: [{ id: 'r', uri: '/', plugins: { 'ip-restriction': conf }, upstream: { nodes: { [up.node]: 1 } } }] }, { listen });
+async function bootOn(listen: string, conf: Record<string, unknown>): Promise<GatewayUnderTest> {
+  const g = await bootTestGateway({ routes: [{ id: 'r', uri: '/', plugins: { 'ip-restriction': conf }, upstream: { nodes: { [up.node]: 1 } } }] }, { listen });
   ipv6.push(g);
   return g;
 }

@@ -1,5 +1,5 @@
 // Route config of ip-restriction (Apache APISIX's ip-restriction).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface IpRestrictionConfig {
   /** Only these IPs / CIDRs may pass (exclusive with blacklist). */

@@ -2,7 +2,7 @@
 // cookie, verified with the key material of the consumer its key claim names (HMAC secrets and public
 // keys may come from Vault, AWS or the environment, and rotate live). Verification uses node:crypto.
 import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { definePlugin, withoutQueryArg, type ConsumerEntry, type RequestContext } from '../../core/sdk';
+import { definePlugin, withoutQueryArg, type ConsumerEntry, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type JwtAlgorithm, type JwtAuthConfig, type JwtAuthConsumerConfig } from './schema';
 
 interface Who {

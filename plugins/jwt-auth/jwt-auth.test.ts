@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import NodeVault from 'node-vault';
 import { request } from 'undici';
-import type { Clock } from '../../core/sdk';
-import { bootGateway, delay, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness';
+import type { Clock } from 'gatehouse-gateway/sdk';
+import { bootTestGateway, delay, startUpstream, type GatewayUnderTest, type Upstream } from 'gatehouse-gateway/testing';
 import { startVaultServer, type VaultServer } from '../../test/servers/vault';
 import plugin from './index';
 
@@ -58,7 +58,7 @@ const seconds = (ms: number) => Math.floor(ms / 1000);
 let up: Upstream;
 let vault: VaultServer;
 let vaultClient: NodeVault.client;
-const gateways: TestGateway[] = [];
+const gateways: GatewayUnderTest[] = [];
 
 before(async () => {
   up = await startUpstream();
@@ -76,8 +76,8 @@ after(async () => {
   await vault?.close();
 });
 
-async function boot(config: Record<string, unknown>, opts: Parameters<typeof bootGateway>[1] = {}): Promise<TestGateway> {
-  const g = await bootGateway(config, opts);
+async function boot(config: Record<string, unknown>, opts: Parameters<typeof bootTestGateway>[1] = {}): Promise<GatewayUnderTest> {
+  const g = await bootTestGateway(config, opts);
   gateways.push(g);
   return g;
 }
@@ -95,14 +95,14 @@ const consumers = () => [
   consumer('hana', { key: 'hana-key', algorithm: 'HS512', secret: 'hana-secret' }),
 ];
 
-async function call(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+async function call(g: GatewayUnderTest, path: string, headers: Record<string, string> = {}) {
   const r = await request(`${g.url}${path}`, { headers });
   const text = await r.body.text();
   return { status: r.statusCode, headers: r.headers, text, echo: r.statusCode === 200 ? (JSON.parse(text) as { url: string; headers: Record<string, string> }) : undefined };
 }
 
 /** Expect the exact APISIX 401 for a request, and that it reached nothing upstream. */
-async function refused(g: TestGateway, message: string, headers: Record<string, string>, path = '/ip', why = '') {
+async function refused(g: GatewayUnderTest, message: string, headers: Record<string, string>, path = '/ip', why = '') {
   const before = up.seen.length;
   const r = await call(g, path, headers);
   assert.equal(r.status, 401, `${why} ${JSON.stringify(headers)}`);
@@ -113,7 +113,7 @@ async function refused(g: TestGateway, message: string, headers: Record<string, 
 }
 
 /** Expect a 200 for `consumer`, and return what the upstream saw. */
-async function accepted(g: TestGateway, consumerName: string, headers: Record<string, string>, path = '/ip', why = '') {
+async function accepted(g: GatewayUnderTest, consumerName: string, headers: Record<string, string>, path = '/ip', why = '') {
   const r = await call(g, path, headers);
   assert.equal(r.status, 200, `${why} ${r.text}`);
   assert.equal(r.echo!.headers['x-consumer-username'], consumerName, why);
@@ -376,7 +376,7 @@ test('rotation in Vault: tokens signed with the new HS secret work at once, thos
   await accepted(g, 'jack', { authorization: v1 });
   await refused(g, 'failed to verify jwt', { authorization: v2 });
   await vaultClient.write('gw/jack', { 'jwt-secret': JACK_SECRET_V2 });
-  await g.gw.builder.resolver.refreshResource('vault/gw');
+  await g.gateway.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', { authorization: v2 })).status === 200, 'the new secret is accepted without a restart');
   clock.offset = 59_000;
   await accepted(g, 'jack', { authorization: v1 }, '/ip', 'the previous secret during the grace');
@@ -396,7 +396,7 @@ test('rotation in Vault of an RS256 public key: the new key pair works at once, 
   const next = jwt('RS256', { rs: rsa2.privateKey }, { key: 'kerouac-key' });
   await accepted(g, 'kerouac', { authorization: old });
   await vaultClient.write('gw/kerouac', { 'public-key': pem(rsa2.publicKey) });
-  await g.gw.builder.resolver.refreshResource('vault/gw');
+  await g.gateway.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', { authorization: next })).status === 200, 'the new public key is accepted without a restart');
   clock.offset = 29_000;
   await accepted(g, 'kerouac', { authorization: old }, '/ip', 'the previous public key during the grace');
@@ -422,7 +422,7 @@ test('a key rotated out of one consumer never identifies the consumer that now h
   await accepted(g, 'jill', token('key-b', 'jill-hs'));
   // jill takes jack's key, jack gets a new one
   await vaultClient.write('gw/swap', { jack: 'key-c', jill: 'key-a' });
-  await g.gw.builder.resolver.refreshResource('vault/gw');
+  await g.gateway.builder.resolver.refreshResource('vault/gw');
   await eventually(async () => (await call(g, '/ip', token('key-a', 'jill-hs'))).status === 200, 'jill is found by her new key');
   await accepted(g, 'jill', token('key-a', 'jill-hs'));
   await accepted(g, 'jack', token('key-c', 'jack-hs'));
@@ -447,7 +447,7 @@ test('the Admin API masks a literal secret and shows references and public keys 
     },
     { adminListen: '127.0.0.1:0' },
   );
-  const admin = `http://127.0.0.1:${g.gw.adminAddress!.port}`;
+  const admin = `http://127.0.0.1:${g.gateway.adminAddress!.port}`;
   const get = async (name: string) => {
     const r = await request(`${admin}/apisix/admin/consumers/${name}`, { headers: { 'x-api-key': ADMIN_KEY } });
     const text = await r.body.text();
@@ -464,7 +464,7 @@ test('no secret, Vault token or admin key appears in any log line or metric the 
   const texts: string[] = [];
   for (const g of gateways) {
     texts.push(g.logs.text());
-    texts.push(await g.gw.metrics.render());
+    texts.push(await g.gateway.metrics.render());
   }
   const all = texts.join('\n');
   assert.ok(all.includes('"type":"access"'), 'there is something to scan');

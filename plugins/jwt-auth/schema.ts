@@ -1,5 +1,5 @@
 // Route and consumer config of jwt-auth (Apache APISIX's jwt-auth).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 /** Signature algorithms a consumer may use: HMAC with `secret`, or RSA / ECDSA P-256 with `public_key`. */
 export const ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'ES256'] as const;

@@ -1,6 +1,6 @@
 // key-auth: authenticate a request by an API key in a header or query argument, against the keys
 // of the consumers (which may come from Vault, AWS or the environment, and rotate live).
-import { credentialIndex, definePlugin, withoutQueryArg, type CredentialIndex, type RequestContext } from '../../core/sdk';
+import { credentialIndex, definePlugin, withoutQueryArg, type CredentialIndex, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type KeyAuthConfig, type KeyAuthConsumerConfig } from './schema';
 
 interface Who {

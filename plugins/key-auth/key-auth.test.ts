@@ -3,29 +3,25 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { defineProvider, type SecretValue } from '../../core/sdk';
-import type { Extension } from '../../core/contracts';
-import { bootGateway, delay, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness';
+import { defineProvider, type SecretValue } from 'gatehouse-gateway/sdk';
+import { bootTestGateway, delay, startUpstream, type GatewayUnderTest, type Upstream } from 'gatehouse-gateway/testing';
 
 /** A test secret provider whose values the test changes in place. */
 const values = new Map<string, string>();
-const mem: Extension = {
-  kind: 'provider',
-  provider: defineProvider({
-    name: 'mem',
-    version: '1.0.0',
-    schema: { type: 'object' },
-    create: () => ({
-      async get({ path, field }): Promise<SecretValue | undefined> {
-        const v = values.get(`${path}/${field}`);
-        return v === undefined ? undefined : { value: v };
-      },
-    }),
+const mem = defineProvider({
+  name: 'mem',
+  version: '1.0.0',
+  schema: { type: 'object' },
+  create: () => ({
+    async get({ path, field }): Promise<SecretValue | undefined> {
+      const v = values.get(`${path}/${field}`);
+      return v === undefined ? undefined : { value: v };
+    },
   }),
-};
+});
 
 let up: Upstream;
-const gateways: TestGateway[] = [];
+const gateways: GatewayUnderTest[] = [];
 before(async () => {
   up = await startUpstream();
 });
@@ -34,8 +30,8 @@ after(async () => {
   await up.close();
 });
 
-async function boot(config: Record<string, unknown>): Promise<TestGateway> {
-  const g = await bootGateway(config, { extensions: [mem] });
+async function boot(config: Record<string, unknown>): Promise<GatewayUnderTest> {
+  const g = await bootTestGateway(config, { extensions: [mem] });
   gateways.push(g);
   return g;
 }
@@ -43,7 +39,7 @@ async function boot(config: Record<string, unknown>): Promise<TestGateway> {
 const protectedRoute = (keyAuth: Record<string, unknown> = {}, uri = '/ip') => ({ id: 'ip', uri, plugins: { 'key-auth': keyAuth }, upstream: { nodes: { [up.node]: 1 } } });
 const consumer = (username: string, key: string) => ({ username, plugins: { 'key-auth': { key } } });
 
-async function call(g: TestGateway, path: string, headers: Record<string, string> = {}) {
+async function call(g: GatewayUnderTest, path: string, headers: Record<string, string> = {}) {
   const r = await request(`${g.url}${path}`, { headers });
   const text = await r.body.text();
   return { status: r.statusCode, headers: r.headers, text, echo: r.statusCode === 200 ? (JSON.parse(text) as { url: string; headers: Record<string, string> }) : undefined };
@@ -136,7 +132,7 @@ test('rotation: the new key works at once, the previous one until rotation_grace
   });
   assert.equal((await call(g, '/ip', { apikey: 'key-v1' })).status, 200);
   values.set('jack/auth-key', 'key-v2');
-  await g.gw.builder.resolver.refreshResource('mem/main');
+  await g.gateway.builder.resolver.refreshResource('mem/main');
   let ok = false;
   for (let i = 0; i < 50 && !ok; i++) {
     await delay(10);

@@ -1,5 +1,5 @@
 // Route and consumer config of key-auth (Apache APISIX's key-auth).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface KeyAuthConfig {
   /** Header carrying the key; default `apikey`. */

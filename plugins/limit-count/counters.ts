@@ -8,7 +8,7 @@ import type Redis from 'ioredis';
 function ioredis(): typeof Redis {
   return (require('ioredis') as { default: typeof Redis }).default;
 }
-import { withoutNodeCaHint, type Logger } from '../../core/sdk';
+import { withoutNodeCaHint, type Logger } from 'gatehouse-gateway/sdk';
 
 /** One key's window: requests counted so far and when the window ends (ms). */
 export interface Window {

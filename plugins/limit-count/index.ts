@@ -1,7 +1,7 @@
 // limit-count: at most `count` requests per `time_window` seconds and key (client address, consumer,
 // header…), counted in fixed windows in this gateway's memory or in Redis for the whole cluster.
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
-import { definePlugin, type RequestContext } from '../../core/sdk';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { LocalCounters, RedisCounters, redisTargetId, type RedisTarget } from './counters';
 import { keyOf } from './key';
 import { schema, type LimitCountConfig } from './schema';

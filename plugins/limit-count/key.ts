@@ -1,6 +1,6 @@
 // The counting key of limit-count: APISIX-style variables (`remote_addr`, `http_x_api_user`, …)
 // compiled once, at config-load time, into a function of the request.
-import type { RequestContext } from '../../core/sdk';
+import type { RequestContext } from 'gatehouse-gateway/sdk';
 
 /** Reads one variable of a request; undefined when the request has none. */
 export type Variable = (ctx: RequestContext) => string | undefined;

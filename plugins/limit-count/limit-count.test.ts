@@ -3,15 +3,13 @@
 // shared by two gateways, outages with and without allow_degradation, and the password's handling.
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../core/secrets/fake-clock';
-import { MemoryConfigStore } from '../../core/stores/file-store';
-import { bootGateway, delay, startUpstream, type TestGateway, type Upstream } from '../../test/helpers/harness';
-import { startRedis, type RedisServer } from '../../test/helpers/redis';
+import { MemoryConfigStore } from 'gatehouse-gateway';
+import { bootTestGateway, delay, FakeClock, startUpstream, type BootOptions, type GatewayUnderTest, type Upstream } from 'gatehouse-gateway/testing';
+import { startRedis, type RedisServer } from '../../test/servers/redis';
 import type { LocalCounters } from './counters';
-import type { GatewayOptions } from '../../core/gateway';
 
 let up: Upstream;
-const gateways: TestGateway[] = [];
+const gateways: GatewayUnderTest[] = [];
 before(async () => {
   up = await startUpstream();
 });
@@ -20,13 +18,13 @@ after(async () => {
   await up.close();
 });
 
-async function boot(config: Record<string, unknown>, opts: Partial<GatewayOptions> = {}): Promise<TestGateway> {
-  const g = await bootGateway(config, opts);
+async function boot(config: Record<string, unknown>, opts: BootOptions = {}): Promise<GatewayUnderTest> {
+  const g = await bootTestGateway(config, opts);
   gateways.push(g);
   return g;
 }
 
-async function closeGateway(g: TestGateway): Promise<void> {
+async function closeGateway(g: GatewayUnderTest): Promise<void> {
   gateways.splice(gateways.indexOf(g), 1);
   await g.close();
 }
@@ -47,7 +45,7 @@ interface Reply {
   reset: string | null;
 }
 
-async function call(g: TestGateway, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+async function call(g: GatewayUnderTest, path: string, headers: Record<string, string> = {}): Promise<Reply> {
   const r = await fetch(g.url + path, { headers });
   const body = await r.text();
   const h = r.headers;
@@ -55,7 +53,7 @@ async function call(g: TestGateway, path: string, headers: Record<string, string
 }
 
 /** Statuses of `n` sequential requests. */
-async function statuses(g: TestGateway, path: string, n: number, headers: Record<string, string> = {}): Promise<number[]> {
+async function statuses(g: GatewayUnderTest, path: string, n: number, headers: Record<string, string> = {}): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push((await call(g, path, headers)).status);
   return out;
@@ -179,7 +177,7 @@ describe('local policy', () => {
     const g = await boot({}, { store });
     assert.deepEqual([(await call(g, '/n1')).status, (await call(g, '/n2')).status, (await call(g, '/n1')).status], [200, 200, 503]);
     store.set(doc(4));
-    assert.equal((await g.gw.reload()).ok, true, 'every route of the group changed together');
+    assert.equal((await g.gateway.reload()).ok, true, 'every route of the group changed together');
     assert.deepEqual([(await call(g, '/n2')).status, (await call(g, '/n1')).status], [200, 503], 'the shared count (3) went on: one more, then rejected');
   });
 
@@ -189,13 +187,13 @@ describe('local policy', () => {
     const g = await boot({}, { store });
     assert.deepEqual(await statuses(g, '/p', 2), [200, 200]);
     store.set(doc(3, [route('other', { count: 1, time_window: 60 })]));
-    assert.equal((await g.gw.reload()).ok, true);
+    assert.equal((await g.gateway.reload()).ok, true);
     assert.equal((await call(g, '/other')).status, 200, 'the reload took effect');
     const third = await call(g, '/p');
     assert.deepEqual([third.status, third.remaining], [200, '0'], 'the count went on across the reload');
     assert.equal((await call(g, '/p')).status, 503);
     store.set(doc(6));
-    assert.equal((await g.gw.reload()).ok, true);
+    assert.equal((await g.gateway.reload()).ok, true);
     const after = await call(g, '/p');
     assert.deepEqual([after.status, after.remaining], [200, '1'], '4 counted before + this one = 5 of 6');
   });
@@ -203,7 +201,7 @@ describe('local policy', () => {
   test('memory stays bounded: the keys of ended windows are dropped when the window rolls over', async () => {
     const clock = new FakeClock();
     const g = await boot({ routes: [route('q', { count: 5, time_window: 1, key: 'http_x_api_user' })] }, { clock });
-    const counters = () => g.gw.builder.stateOf('limit-count').get<LocalCounters>('local:1000', () => assert.fail('no local counters'));
+    const counters = () => g.gateway.builder.stateOf('limit-count').get<LocalCounters>('local:1000', () => assert.fail('no local counters'));
     const perRound = 100;
     let most = 0;
     for (let round = 0; round < 8; round++) {
@@ -284,7 +282,7 @@ describe('redis policy', () => {
       assert.equal(await clientsOf(r), 1);
       await r.command('ACL', 'SETUSER', 'gh', '>rot-pass-two-0002');
       store.set({ routes: [route('t1', conf('$env://GH_LC_ROT_TWO'))] });
-      assert.equal((await g.gw.reload()).ok, true);
+      assert.equal((await g.gateway.reload()).ok, true);
       const after = await call(g, '/t1');
       assert.deepEqual([after.status, after.remaining], [200, '98'], 'the same counter in Redis, through the new connection');
       // before, the first connection stayed open until the gateway closed: one more per rotation
@@ -310,7 +308,7 @@ describe('redis policy', () => {
       for (const p of ['/s1', '/s2', '/s3']) assert.equal((await call(g, p)).status, 200);
       assert.equal(await clientsOf(r), 1);
       store.set({ routes: [...doc.routes, route('s4', conf)] });
-      assert.equal((await g.gw.reload()).ok, true);
+      assert.equal((await g.gateway.reload()).ok, true);
       assert.equal((await call(g, '/s4')).status, 200);
       assert.equal((await call(g, '/s1')).remaining, '98', 'the count went on across the reload');
       assert.equal(await clientsOf(r), 1, 'still one connection');
@@ -389,7 +387,7 @@ describe('redis policy', () => {
       { admin: { key: 'admin-key' }, routes: [route('v1', redisConf({ redis_password: 'literal-pass' })), route('v2', redisConf())] },
       { adminListen: '127.0.0.1:0' },
     );
-    const get = async (id: string) => (await fetch(`http://127.0.0.1:${g.gw.adminAddress!.port}/admin/routes/${id}`, { headers: { 'x-api-key': 'admin-key' } })).text();
+    const get = async (id: string) => (await fetch(`http://127.0.0.1:${g.gateway.adminAddress!.port}/admin/routes/${id}`, { headers: { 'x-api-key': 'admin-key' } })).text();
     const v1 = await get('v1');
     assert.ok(!v1.includes('literal-pass') && v1.includes('"redis_password":"******"'), v1);
     assert.ok((await get('v2')).includes('"redis_password":"$env://GH_LC_REDIS_PASSWORD"'));

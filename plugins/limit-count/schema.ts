@@ -1,5 +1,5 @@
 // Route config of limit-count (Apache APISIX's limit-count: fixed windows, local or Redis counters).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface LimitCountConfig {
   /** Requests allowed per window and key (> 0). */

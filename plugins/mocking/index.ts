@@ -1,5 +1,5 @@
 // mocking: answer from config without calling an upstream (as Apache APISIX's mocking plugin).
-import { definePlugin, type RequestContext } from '../../core/sdk';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type MockingConfig } from './schema';
 
 export default definePlugin<MockingConfig>({

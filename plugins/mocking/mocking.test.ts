@@ -2,11 +2,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { bootGateway, type TestGateway } from '../../test/helpers/harness';
+import { bootTestGateway, type GatewayUnderTest } from 'gatehouse-gateway/testing';
 
-let g: TestGateway;
+let g: GatewayUnderTest;
 test('setup', async () => {
-  g = await bootGateway({
+  g = await bootTestGateway({
     routes: [
       { id: 'plain', uri: '/plain', plugins: { mocking: { response_example: '{"ok":true}' } } },
       { id: 'custom', uri: '/custom', plugins: { mocking: { response_status: 201, content_type: 'text/plain', response_example: 'made', response_headers: { 'x-extra': '1' }, with_mock_header: false } } },
@@ -41,5 +41,5 @@ test('waits for the configured delay before answering', async () => {
 });
 
 test('rejects a status outside 100-599 at load, naming the field', async () => {
-  await assert.rejects(bootGateway({ routes: [{ id: 'bad', uri: '/b', plugins: { mocking: { response_status: 700 } } }] }), /routes\[0\]\.plugins\.mocking\.response_status/);
+  await assert.rejects(bootTestGateway({ routes: [{ id: 'bad', uri: '/b', plugins: { mocking: { response_status: 700 } } }] }), /routes\[0\]\.plugins\.mocking\.response_status/);
 });

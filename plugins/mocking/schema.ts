@@ -1,5 +1,5 @@
 // Route config of the mocking plugin (Apache APISIX's `mocking`, minus response_schema generation).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface MockingConfig {
   /** Seconds to wait before answering; default 0. */

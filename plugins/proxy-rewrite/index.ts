@@ -1,6 +1,6 @@
 // proxy-rewrite: change the path, query, Host and headers of the request sent upstream (as Apache
 // APISIX's proxy-rewrite). Templates and regexes are compiled once, when the route is created.
-import { definePlugin, type RequestContext } from '../../core/sdk';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type HeaderValue, type ProxyRewriteConfig } from './schema';
 
 /** Reads one variable (`$uri`, `$arg_page`, `$http_x_user`…) of a request. */

@@ -1,6 +1,6 @@
 // Route config of proxy-rewrite (Apache APISIX's proxy-rewrite, minus the deprecated `scheme` and
 // `use_real_request_uri_unsafe`).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 /** A header value: text (may hold `$variables` and `$1` captures) or a number. */
 export type HeaderValue = string | number;

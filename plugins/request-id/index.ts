@@ -1,7 +1,7 @@
 // request-id: give every request an id (or keep the one the client sent), send it upstream and back
 // to the client, and leave it in ctx.vars for logs (as Apache APISIX's request-id).
 import { randomFillSync, randomUUID } from 'node:crypto';
-import { definePlugin, type Clock, type RequestContext } from '../../core/sdk';
+import { definePlugin, type Clock, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type RequestIdConfig } from './schema';
 
 /** The `ctx.vars` key holding the request's id (nginx's `$request_id` name). */

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { definePlugin, type RequestContext } from '../../core/sdk';
-import { startTestGateway, type TestGateway } from '../../core/testing';
-import type { ConfigIssue } from '../../core/errors';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
+import { startTestGateway, type TestGateway } from 'gatehouse-gateway/testing';
+import type { ConfigIssue } from 'gatehouse-gateway/sdk';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

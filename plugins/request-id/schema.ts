@@ -1,5 +1,5 @@
 // Route config of request-id (Apache APISIX's request-id).
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export type RequestIdAlgorithm = 'uuid' | 'nanoid' | 'range_id' | 'ksuid';
 

@@ -11,9 +11,9 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import aws, { candidates } from './index';
 import type { AwsConfig } from './schema';
-import type { Logger, ProviderServices, SecretBackend, SecretValue } from '../../core/sdk';
+import type { Logger, ProviderServices, SecretBackend, SecretValue } from 'gatehouse-gateway/sdk';
 import { startSecretsManagerServer, type SecretsManagerServer } from '../../test/servers/secrets-manager';
-import { tapLog } from '../../test/helpers/leak-tap';
+import { scanForLeaks } from 'gatehouse-gateway/testing';
 import { resolve as resolvePath } from 'node:path';
 
 const CREDS = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -29,7 +29,7 @@ function captureLogger(bindings: Record<string, unknown> = {}): Logger {
     const line = JSON.stringify({ level, ...bindings, obj, msg });
     logLines.push(line);
     // scanned for planted secrets with the rest of the run's output (test/helpers/leak-scan.ts)
-    tapLog(line + '\n');
+    scanForLeaks(line + '\n');
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (b) => captureLogger({ ...bindings, ...b }) };
 }

@@ -9,7 +9,7 @@ type Sdk = typeof import('@aws-sdk/client-secrets-manager');
 function awsSdk(): Sdk {
   return require('@aws-sdk/client-secrets-manager') as Sdk;
 }
-import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_VERSION_STAGE, schema, type AwsConfig } from './schema';
 
 /** One way of reading a reference: the secret `name`, and the JSON path inside its value (empty = whole value). */

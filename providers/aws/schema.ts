@@ -1,5 +1,5 @@
 // Config of the `aws` secret provider: a `secrets:` entry (without `id`) for one Secrets Manager region/endpoint.
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 /** A validated `secrets:` entry of manager `aws` (references already resolved by the core). */
 export interface AwsConfig {

@@ -1,5 +1,5 @@
 // env: `$env://NAME` is the variable's value; `$env://NAME/field` a field of the JSON it holds.
-import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { schema } from './schema';
 
 /** A backend over an environment (process.env by default; tests pass their own). */

@@ -5,7 +5,7 @@
 import { statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative, sep, isAbsolute } from 'node:path';
-import { defineProvider, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { schema, type FileConfig } from './schema';
 
 /** Secret files larger than this are refused (a mistake, such as a folder of logs, not a secret). */

@@ -1,5 +1,5 @@
 // Config of a `file` secret resource: the folder where secrets are mounted as files.
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface FileConfig {
   /**

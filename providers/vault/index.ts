@@ -6,7 +6,7 @@ function nodeVault(): typeof NodeVault {
   return require('node-vault') as typeof NodeVault;
 }
 import { readFile } from 'node:fs/promises';
-import { defineProvider, withoutNodeCaHint, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from '../../core/sdk';
+import { defineProvider, withoutNodeCaHint, type Logger, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { DEFAULT_JWT_PATH, schema, type VaultConfig } from './schema';
 
 export { schema } from './schema';

@@ -1,5 +1,5 @@
 // Config of the `vault` secret provider: one `secrets:` entry (without `id`) per Vault resource.
-import type { JsonSchema } from '../../core/sdk';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 /** AppRole login (`auth/<mount>/login`). */
 export interface VaultAppRoleAuth {

@@ -1,6 +1,6 @@
 // template-plugin: adds a configurable header to every response of the routes that use it.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { definePlugin, type RequestContext } from 'gatehouse-gateway';
+import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type TemplatePluginConfig } from './schema';
 
 export default definePlugin<TemplatePluginConfig>({

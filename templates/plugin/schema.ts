@@ -1,5 +1,5 @@
 // Route config of the template-plugin plugin: which response header to add, and its value.
-import type { JsonSchema } from 'gatehouse-gateway';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface TemplatePluginConfig {
   /** Name of the response header; default `X-Hello`. */

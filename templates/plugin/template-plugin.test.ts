@@ -1,7 +1,7 @@
 // template-plugin: the header reaches the client on proxied responses; bad config is refused at load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestGateway } from 'gatehouse-gateway';
+import { startTestGateway } from 'gatehouse-gateway/testing';
 import templatePlugin from './index';
 
 /** A gateway with one route `/*` proxied to the test kit's echo upstream, using the plugin with `conf`. */

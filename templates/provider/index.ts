@@ -1,7 +1,7 @@
 // template-provider: secrets served from a JSON file. `$secret://template-provider/<id>/<key>/<field>`
 // is `<field>` of the object under `<key>` in the file (`<key>` may be several segments: nested objects).
 import { readFile } from 'node:fs/promises';
-import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway';
+import { defineProvider, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { schema, type TemplateProviderConfig } from './schema';
 
 /** `obj[key]` for plain objects only, own properties only (no `__proto__`, no `constructor`). */

@@ -1,5 +1,5 @@
 // Config of a template-provider secret resource (a `secrets:` entry with id `template-provider/<id>`).
-import type { JsonSchema } from 'gatehouse-gateway';
+import type { JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface TemplateProviderConfig {
   /** The JSON file holding the secrets; a relative path is resolved from the gateway's working directory. */

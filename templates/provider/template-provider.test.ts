@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestGateway } from 'gatehouse-gateway';
+import { startTestGateway } from 'gatehouse-gateway/testing';
 import templateProvider, { templateProviderBackend } from './index';
 
 const dir = mkdtempSync(join(tmpdir(), 'template-provider-'));

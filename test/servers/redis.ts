@@ -6,7 +6,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
-import { delay, freePort, tempDir } from './harness';
+import { delay, freePort, tempDir } from '../helpers/harness';
 
 let binary: string | undefined;
 

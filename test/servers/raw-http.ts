@@ -2,7 +2,7 @@
 // connection, a response parser, chunked framing and an upstream that records each request body.
 import { connect, type Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { startUpstream, type Upstream } from './harness';
+import { startUpstream, type Upstream } from '../../core/testing';
 
 export const TOO_LARGE = '{"message":"413 Request Entity Too Large"}';
 
