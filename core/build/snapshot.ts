@@ -34,7 +34,7 @@ export interface SnapshotDeps {
 
 // shared empties: 100 000 consumers should not mean 300 000 empty collections
 const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
-const NO_TEXTS: string[] = [];
+const NO_TEXTS: readonly string[] = Object.freeze([]);
 
 function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
   const nodes: UpstreamNode[] = u.nodes.map((n) => {

@@ -289,3 +289,25 @@ test('a deleted secret is not served stale: the change to "gone" is emitted at o
   assert.equal(changes.at(-1)?.value, undefined);
   await assert.rejects(resolver.resolve(REF), (e: SecretUnavailableError) => e.notFound);
 });
+
+test('references of one resource fetched a moment apart are refreshed together, in one batch call', async () => {
+  const { clock, backend, resolver } = setup();
+  const [a, b] = [parseReference('$secret://mem/one/a/key'), parseReference('$secret://mem/one/b/key')];
+  resolver.track([a]);
+  clock.advance(0);
+  await settle();
+  clock.advance(1);
+  resolver.track([a, b]);
+  clock.advance(0);
+  await settle();
+  assert.equal(backend.batchCalls, 2, 'fetched apart');
+  // both are refreshed at 80 % of ttl: the first one's refresh takes the second, due 1 ms later
+  clock.advance(240_000);
+  await settle();
+  await settle();
+  assert.equal(backend.calls, 4);
+  assert.equal(backend.batchCalls, 3, 'one refresh call for both');
+  clock.advance(10);
+  await settle();
+  assert.equal(backend.calls, 4, 'the second one is not refreshed again on its own');
+});

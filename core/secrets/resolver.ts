@@ -98,6 +98,12 @@ const REFRESH_CONCURRENCY = 4;
 const MAX_ERROR_BACKOFF_MS = 60_000;
 /** References refreshed per backend call in the background (one getMany per batch). */
 const REFRESH_BATCH = 200;
+/**
+ * ms: a refresh also takes the entries of its resource due this much later. Values fetched together
+ * are due a millisecond or two apart (each answer is stamped as it is applied); without this, they
+ * drift into separate backend calls, one per reference, where one batch would do.
+ */
+const REFRESH_COALESCE_MS = 100;
 
 @injectable()
 export class SecretResolver {
@@ -486,7 +492,7 @@ export class SecretResolver {
     let next = Number.POSITIVE_INFINITY;
     for (const e of this.entries.values()) {
       if (!e.tracked || e.dueAt <= 0) continue;
-      if (e.dueAt > now || e.inflight) {
+      if (e.dueAt > now + REFRESH_COALESCE_MS || e.inflight) {
         next = Math.min(next, e.dueAt > now ? e.dueAt : now + 1000);
         continue;
       }
