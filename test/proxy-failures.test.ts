@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request } from 'undici';
-import { gatewayFor as gateway, upstreamFor as upstream, delay, refusedPort, startBlackhole, startTcpServer } from './helpers/harness';
+import { gatewayFor as gateway, upstreamFor as upstream, delay, refusedPort, startBlackhole, startTcpServer, type TestGateway } from './helpers/harness';
 import { failures, generatedBody, get, getJson, hashingHandler, oneRoute, resettingServer, sha256 } from './helpers/proxy';
 
 
@@ -147,6 +147,23 @@ test('answers 502 after every node failed, having tried each once', async (t) =>
 // ---------------------------------------------------------------------------------------------
 // timeouts
 
+/**
+ * GET `path` through `g` with a 1 s timeout configured: a 504 with nginx's body after about a
+ * second (under `maxMs`), logged as one failure `code` and not retried.
+ */
+async function expectTimeout(g: TestGateway, path: string, maxMs: number, code: string): Promise<void> {
+  const started = Date.now();
+  const r = await get(`${g.url}${path}`);
+  const elapsed = Date.now() - started;
+  assert.equal(r.status, 504);
+  assert.equal(r.text, '{"message":"504 Gateway Timeout"}');
+  assert.ok(elapsed >= 900 && elapsed < maxMs, `answered after ${elapsed} ms, expected about 1000`);
+  assert.deepEqual(
+    failures(g).map((l) => [l.code, l.retry]),
+    [[code, false]],
+  );
+}
+
 test('answers 504 {"message":"504 Gateway Timeout"} when the upstream sends no headers within timeout.read', async (t) => {
   const timers = new Set<NodeJS.Timeout>();
   t.after(() => timers.forEach(clearTimeout));
@@ -154,16 +171,7 @@ test('answers 504 {"message":"504 Gateway Timeout"} when the upstream sends no h
     timers.add(setTimeout(() => res.end('too late'), 4000));
   });
   const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { read: 1 } }));
-  const started = Date.now();
-  const r = await get(`${g.url}/slow`);
-  const elapsed = Date.now() - started;
-  assert.equal(r.status, 504);
-  assert.equal(r.text, '{"message":"504 Gateway Timeout"}');
-  assert.ok(elapsed >= 900 && elapsed < 2500, `answered after ${elapsed} ms, expected about 1000`);
-  assert.deepEqual(
-    failures(g).map((l) => [l.code, l.retry]),
-    [['UND_ERR_HEADERS_TIMEOUT', false]],
-  );
+  await expectTimeout(g, '/slow', 2500, 'UND_ERR_HEADERS_TIMEOUT');
 });
 
 test('cuts the response short when the upstream body stalls longer than timeout.read', async (t) => {
@@ -233,16 +241,7 @@ test('answers 504 when the connection to the upstream is not established within 
   const hole = await startBlackhole();
   t.after(() => hole.close());
   const g = await gateway(t, oneRoute({ nodes: { [hole.node]: 1 }, timeout: { connect: 1 } }));
-  const started = Date.now();
-  const r = await get(`${g.url}/nowhere`);
-  const elapsed = Date.now() - started;
-  assert.equal(r.status, 504);
-  assert.equal(r.text, '{"message":"504 Gateway Timeout"}');
-  assert.ok(elapsed >= 900 && elapsed < 3000, `answered after ${elapsed} ms, expected about 1000`);
-  assert.deepEqual(
-    failures(g).map((l) => [l.code, l.retry]),
-    [['UND_ERR_CONNECT_TIMEOUT', false]],
-  );
+  await expectTimeout(g, '/nowhere', 3000, 'UND_ERR_CONNECT_TIMEOUT');
 });
 
 test('retries a request on another node after a connect timeout', async (t) => {

@@ -313,12 +313,18 @@ test('chash does not let a huge total weight blow up the ring', () => {
 // ---------------------------------------------------------------------------------------------
 // least_conn
 
-test('least_conn picks the least loaded node', () => {
+/** A least_conn balancer over nodes a, b and c with `inFlight[i]` requests acquired on each. */
+function leastConn(inFlight: [number, number, number]) {
   const nodes = [node('a'), node('b'), node('c')];
   const b = createBalancer({ type: 'least_conn', nodes });
-  b.acquire(nodes[0]);
-  b.acquire(nodes[0]);
-  b.acquire(nodes[2]);
+  inFlight.forEach((n, i) => {
+    for (let k = 0; k < n; k++) b.acquire(nodes[i]);
+  });
+  return { nodes, b };
+}
+
+test('least_conn picks the least loaded node', () => {
+  const { nodes, b } = leastConn([2, 0, 1]);
   for (let i = 0; i < 5; i++) assert.equal(b.pick(SRC, null, healthy)?.host, 'b');
   b.acquire(nodes[1]);
   b.acquire(nodes[1]);
@@ -368,11 +374,7 @@ test('least_conn release never drives a count below zero', () => {
 });
 
 test('least_conn respects exclude and health, failing open when all remaining are unhealthy', () => {
-  const nodes = [node('a'), node('b'), node('c')];
-  const b = createBalancer({ type: 'least_conn', nodes });
-  b.acquire(nodes[1]);
-  b.acquire(nodes[2]);
-  b.acquire(nodes[2]);
+  const { b } = leastConn([0, 1, 2]);
   // a is least loaded but excluded / unhealthy.
   for (let i = 0; i < 4; i++) assert.equal(b.pick(SRC, new Set(['a:80']), healthy)?.host, 'b');
   for (let i = 0; i < 4; i++) assert.equal(b.pick(SRC, null, (k) => k !== 'a:80')?.host, 'b');

@@ -2,7 +2,7 @@
 // temporary data directory, stopped and removed afterwards. When the binary is missing it is
 // installed with apt when we are root; otherwise the suite fails loudly (never skips).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, connect, type Server, type Socket } from 'node:net';
@@ -10,21 +10,11 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { delay, freePort, tempDir } from './harness';
 import { plantCanary } from './leak-tap';
-
-let binary: string | undefined;
+import { debianBinary, lifecycle } from '../servers/debian';
 
 /** Path of the etcd binary, installing Debian's etcd-server first when needed and possible. */
 export function etcdBinary(): string {
-  if (binary) return binary;
-  const find = () => ['/usr/bin/etcd', '/usr/local/bin/etcd', ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'etcd'))].find((p) => existsSync(p));
-  let found = find();
-  if (!found && process.getuid?.() === 0) {
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    execFileSync('apt-get', ['install', '-y', 'etcd-server'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    found = find();
-  }
-  if (!found) throw new Error('etcd is not installed and cannot be installed here (not root): run `apt-get install -y etcd-server` — these tests need a real etcd');
-  return (binary = found);
+  return debianBinary('etcd', 'etcd-server', 'a real etcd');
 }
 
 export interface EtcdServer {
@@ -203,12 +193,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   return {
     endpoint,
     clientPort,
-    kill,
-    restart: run,
-    async close() {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ...lifecycle(run, kill, dir),
     log: () => log,
     client: (auth) =>
       new Etcd3({

@@ -2,27 +2,16 @@
 // temporary directory and no persistence, stopped and removed afterwards. When the binary is
 // missing it is installed with apt when we are root; otherwise the suite fails loudly (never skips).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { delay, freePort, tempDir } from '../helpers/harness';
-
-let binary: string | undefined;
+import { debianBinary, lifecycle } from './debian';
 
 /** Path of redis-server, installing Debian's redis-server package first when needed and possible. */
 export function redisBinary(): string {
-  if (binary) return binary;
-  const find = () => ['/usr/bin/redis-server', '/usr/local/bin/redis-server', ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'redis-server'))].find((p) => existsSync(p));
-  let found = find();
-  if (!found && process.getuid?.() === 0) {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['update'], { stdio: 'ignore', env });
-    execFileSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', env });
-    found = find();
-  }
-  if (!found) throw new Error('redis-server is not installed and cannot be installed here (not root): run `apt-get install -y redis-server` — these tests need a real Redis');
-  return (binary = found);
+  return debianBinary('redis-server', 'redis-server', 'a real Redis');
 }
 
 export interface RedisServer {
@@ -162,12 +151,7 @@ export async function startRedis(opts: { password?: string; tls?: boolean } = {}
     port,
     password: opts.password,
     tls,
-    kill,
-    restart: run,
-    async close() {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    ...lifecycle(run, kill, dir),
     command: (...args: string[]) => rawCommand(port, opts.password, tls, args),
     log: () => log,
   };
