@@ -2,7 +2,7 @@
 // template's name tokens replaced. In a project (a folder with gatehouse.yaml) it goes to plugins/
 // or providers/ and is registered in gatehouse.yaml, so `npm start` loads it with no edit.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { builtinExtensions } from '../extensions/builtins';
 import { EXTENSION_NAME } from '../sdk';
@@ -103,7 +103,7 @@ export function writeFiles(files: readonly PlannedFile[], out: NodeJS.WritableSt
   }
 }
 
-/** The Gatehouse checkout `dir` belongs to, when it is one (first-party code then imports core/sdk). */
+/** The Gatehouse checkout `dir` belongs to, when it is one (the code written there is a built-in). */
 function gatehouseCheckout(dir: string): string | undefined {
   for (let d = resolve(dir); ; d = dirname(d)) {
     const pkg = join(d, 'package.json');
@@ -117,22 +117,6 @@ function gatehouseCheckout(dir: string): string | undefined {
     }
     if (dirname(d) === d) return undefined;
   }
-}
-
-/**
- * Inside the Gatehouse repository: imports of the package's entries (`'gatehouse-gateway/sdk'`,
- * `'gatehouse-gateway/testing'`; the bare name as core/sdk, or core/testing in tests) become the
- * relative core/sdk and core/testing.
- */
-function firstPartyImports(repo: string, target: string): (rel: string, content: string) => string {
-  return (rel, content) => {
-    if (!rel.endsWith('.ts')) return content;
-    return content.replace(new RegExp(`from '${packageName}(/sdk|/testing)?'`, 'g'), (_, sub: string | undefined) => {
-      const module = sub ? sub.slice(1) : rel.endsWith('.test.ts') ? 'testing' : 'sdk';
-      const spec = relative(dirname(join(target, rel)), join(repo, 'core', module)).split(sep).join('/');
-      return `from '${spec.startsWith('.') ? spec : `./${spec}`}'`;
-    });
-  };
 }
 
 /**
@@ -205,7 +189,7 @@ export function newCommand(kind: 'plugin' | 'provider', name: string, opts: NewO
     checkTarget(target);
     // everything is read and checked before the first write: a refusal writes nothing
     const registration = project ? registerInConfig(readFileSync(config, 'utf8'), config, kind, name) : undefined;
-    const files = renderTemplate(kind, name, target, repo !== undefined ? firstPartyImports(repo, target) : undefined);
+    const files = renderTemplate(kind, name, target);
     writeFiles(files, out);
     if (registration !== undefined && registration.changes.length > 0) {
       writeFileSync(config, registration.text);
