@@ -14,6 +14,8 @@ import { realTimers, SecretResolver } from './secrets/resolver';
 import { UpstreamPools } from './request/upstream-pools';
 import { DataPlane } from './request/data-plane';
 import { SnapshotBuilder } from './build/snapshot-builder';
+import { ChangeQueue } from './control/change-queue';
+import { ConfigControl } from './control/config-control';
 
 export interface ContainerOptions {
   readonly logger: Logger;
@@ -50,7 +52,7 @@ export function registerExtension(c: DependencyContainer, ext: Extension): void 
  * scoped: a child container (a test's, with a service registered over the default) builds its
  * own instances from what it resolves, never the parent's.
  */
-const PER_GATEWAY = [UpstreamPools, SecretResolver, SnapshotBuilder, DataPlane] as const;
+const PER_GATEWAY = [UpstreamPools, SecretResolver, SnapshotBuilder, DataPlane, ChangeQueue, ConfigControl] as const;
 
 /**
  * A fresh child container holding the core services, the built-ins, then `extensions`; the

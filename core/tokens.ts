@@ -1,6 +1,6 @@
 // Typed dependency-injection tokens: `resolve(container, PLUGIN)` is typed, not `unknown`. Each
 // token stands for a contract; the classes the container builds (SnapshotBuilder, SecretResolver,
-// DataPlane, UpstreamPools, Gateway) are their own tokens, as tsyringe does.
+// DataPlane, UpstreamPools, ChangeQueue, ConfigControl, Gateway) are their own tokens, as tsyringe does.
 import type { DependencyContainer } from 'tsyringe';
 import type { ClusterBus, ConfigStore, Logger, Metrics, Plugin, SecretBackend, SecretProvider, Clock } from './contracts';
 

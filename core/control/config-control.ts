@@ -1,0 +1,186 @@
+// The control path of one gateway: the one install() every snapshot swap goes through, and the jobs
+// that build a new snapshot (a reload, an Admin API write, a rebuild after a secret change or at the
+// end of a rotation grace), run one at a time by the change queue.
+import 'reflect-metadata';
+import { inject, injectable } from 'tsyringe';
+import { DATA_KINDS, type Clock, type ConfigStore, type Logger } from '../contracts';
+import { GatehouseError, statusOf, type ConfigIssue } from '../errors';
+import { CLOCK, CONFIG_STORE, LOGGER } from '../tokens';
+import type { ValidatedConfig } from '../config/validate';
+import { restartOnlyChanges } from '../config/restart-only';
+import type { Snapshot } from '../request/snapshot';
+import { DataPlane } from '../request/data-plane';
+import { SnapshotBuilder } from '../build/snapshot-builder';
+import { dataSections } from '../stores/file-store';
+import { ChangeQueue } from './change-queue';
+
+/** Outcome of an Admin API change. */
+export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
+
+export type ReloadResult = { ok: true; generation: number } | { ok: false; issues: readonly ConfigIssue[]; message: string };
+
+/** Secret changes come in bursts (a rotation touches many references): one rebuild per this many ms. */
+const REBUILD_DEBOUNCE_MS = 10;
+/** Past a rotation grace's end, so the rebuild's clock is past it too. */
+const GRACE_MARGIN_MS = 5;
+
+@injectable()
+export class ConfigControl {
+  /** The config the live snapshot was built from (secret changes rebuild from it). */
+  private validated: ValidatedConfig | undefined;
+  private readonly unsubscribe: () => void;
+  private stopped = false;
+
+  constructor(
+    @inject(LOGGER) private readonly logger: Logger,
+    @inject(CLOCK) private readonly clock: Clock,
+    @inject(CONFIG_STORE) private readonly store: ConfigStore,
+    private readonly builder: SnapshotBuilder,
+    private readonly plane: DataPlane,
+    private readonly queue: ChangeQueue,
+  ) {
+    // a secret the live config uses changed: rebuild from the same config with the new values
+    this.unsubscribe = this.builder.resolver.onChange((c) => {
+      if (this.plane.current?.refKeys.has(c.ref.key)) this.queue.debounce('secrets', REBUILD_DEBOUNCE_MS, () => this.rebuild('secrets changed'));
+    });
+  }
+
+  /** Whether {@link close} ran: no job swaps a snapshot any more. */
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Make `snapshot` (built from `v`) the one new requests use: the one path of the first build, a
+   * reload, an Admin API change and a rebuild after a secret change. The replaced snapshot is
+   * retired (its pools close when its last request finishes); a changed restart-only setting is
+   * reported; `why` is logged (the first install logs nothing: the gateway's listen() does).
+   */
+  install(v: ValidatedConfig, snapshot: Snapshot, why?: string): void {
+    const old = this.plane.current as Snapshot | undefined;
+    if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
+    this.validated = v;
+    this.plane.current = snapshot;
+    old?.retire();
+    // when a rotation grace in the live snapshot ends, rebuild so the old credential stops working
+    const grace = Number.isFinite(snapshot.expiresAt) ? Math.max(0, snapshot.expiresAt - this.clock.now()) + GRACE_MARGIN_MS : Infinity;
+    this.queue.delay('grace', grace, () => this.rebuild('rotation grace ended'));
+    if (why !== undefined) this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
+  }
+
+  /** A reload (Gateway.reload): validated from the store's document again, coalesced with the calls that wait with it. */
+  reload(): Promise<ReloadResult> {
+    return this.queue.coalesce('reload', async () => {
+      let v: ValidatedConfig;
+      try {
+        v = this.builder.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
+      } catch (err) {
+        return this.rejected(err);
+      }
+      return this.swap(v, 'config reloaded');
+    });
+  }
+
+  /**
+   * An Admin API write (Gateway.change): `mutate` edits the store's document with every data
+   * section present; validated, built, persisted, then installed, or else nothing is left behind.
+   */
+  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<ChangeResult> {
+    return this.queue.run(async (): Promise<ChangeResult> => {
+      if (this.stopped) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
+      if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
+      let raw: Record<string, unknown>;
+      try {
+        // 403 for a store that refuses writes by design (readonly), 503 for one that is down; a config
+        // file that cannot be read or parsed right now is the same failure as the load: 500
+        await this.store.assertWritable?.();
+        raw = (await this.store.load()) as Record<string, unknown>;
+      } catch (err) {
+        // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
+        return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
+      }
+      for (const k of DATA_KINDS) if (!Array.isArray(raw[k])) raw[k] = [];
+      try {
+        mutate(raw as Record<string, unknown[]>);
+      } catch (err) {
+        return { ok: false, status: (err as { status?: number }).status ?? 400, message: (err as Error).message, issues: [] };
+      }
+      let v: ValidatedConfig;
+      let snapshot: Snapshot;
+      try {
+        v = this.builder.validate(raw);
+        snapshot = await this.builder.build(v);
+      } catch (err) {
+        // a refused change leaves nothing behind: not even the secret backends the build touched
+        await this.revert();
+        const issues = err instanceof GatehouseError ? err.issues : [];
+        return { ok: false, status: 400, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
+      }
+      try {
+        await this.store.writeData(dataSections(raw));
+      } catch (err) {
+        snapshot.retire();
+        await this.revert();
+        // a store's own refusal is answered with its message (an etcd user with a read-only role: 500
+        // with etcd's error, as APISIX); anything else is not for the client to read
+        return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
+      }
+      this.install(v, snapshot, 'admin change applied');
+      return { ok: true };
+    });
+  }
+
+  /** Swap nothing in any more: drop the pending rebuilds and stop listening to secret changes. */
+  close(): void {
+    this.stopped = true;
+    this.queue.close();
+    this.unsubscribe();
+  }
+
+  /** The live config again, with the secret values and the clock of now. */
+  private rebuild(why: string): Promise<ReloadResult> {
+    return this.swap(this.validated!, why);
+  }
+
+  /** Build a snapshot of `v` and swap it in atomically. */
+  private async swap(v: ValidatedConfig, why: string): Promise<ReloadResult> {
+    if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
+    let snapshot: Snapshot;
+    try {
+      snapshot = await this.builder.build(v);
+    } catch (err) {
+      await this.revert();
+      return this.rejected(err);
+    }
+    if (this.stopped) {
+      snapshot.retire();
+      return { ok: false, issues: [], message: 'gateway is closed' };
+    }
+    this.install(v, snapshot, why);
+    return { ok: true, generation: snapshot.generation };
+  }
+
+  /** Bring what a refused build touched back in line with the live config. */
+  private revert(): Promise<void> {
+    return this.builder.revert(this.validated!).catch(() => undefined);
+  }
+
+  private rejected(err: unknown): ReloadResult {
+    const issues = err instanceof GatehouseError ? err.issues : [];
+    const message = err instanceof Error ? err.message : String(err);
+    this.logger.error({ source: this.store.description, errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [message] }, 'config reload rejected; the last good config keeps serving');
+    return { ok: false, issues, message };
+  }
+
+  /**
+   * The answer to an Admin API write that the config store refused: the coded error's own status
+   * and message (errors.ts), logged when it is the server's fault (5xx).
+   * @param otherwise the message for an error that is not a store's coded refusal (default: its own)
+   */
+  private storeRefusal(err: unknown, logged: string, otherwise?: string): ChangeResult {
+    const status = statusOf(err);
+    const message = (err as Error).message;
+    if (status >= 500) this.logger.error({ store: this.store.description, err: message }, logged);
+    return { ok: false, status, message: err instanceof GatehouseError || otherwise === undefined ? message : otherwise, issues: [] };
+  }
+}
