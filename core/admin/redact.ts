@@ -1,7 +1,7 @@
 // Redaction for Admin API responses: fields a schema marks `writeOnly` (plaintext secrets: a Vault
 // token, a literal API key) are shown as "******"; references are shown as written.
 import type { JsonSchema, SecretFieldPaths } from '../contracts';
-import type { Registry } from '../config/validate';
+import type { Registry } from '../config/registry';
 import { mapStringsAt } from '../config/paths';
 import { looksLikeReference } from '../secrets/reference';
 

@@ -7,7 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
 import type { AdminLimits, GatewayConfig } from '../config/types';
-import { parseListen, type Registry } from '../config/validate';
+import type { Registry } from '../config/registry';
+import { parseListen } from '../config/settings-check';
 import type { SecretResolver } from '../secrets/resolver';
 import { looksLikeReference, parseReference } from '../secrets/reference';
 import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';

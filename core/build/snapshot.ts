@@ -7,7 +7,9 @@ import { createBalancer, type Balancer, type UpstreamNode } from '../request/bal
 import { PassiveHealth } from '../request/health';
 import { buildRouter, RouteUriError, type Router } from '../request/router';
 import type { GatewayConfig, UpstreamConfig } from '../config/types';
-import { deepFreeze, type Registry, type SchemaCheck } from '../config/validate';
+import type { Registry } from '../config/registry';
+import type { SchemaCheck } from '../config/schema-check';
+import { deepFreeze } from '../config/validate';
 import { joinPath } from '../config/paths';
 import { hasReferences, referencesIn, substituteReferences } from '../secrets/backends';
 import type { ConfigIssue } from '../errors';

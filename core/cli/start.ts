@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { startGateway, type Gateway } from '../gateway';
-import { parseListen } from '../config/validate';
+import { parseListen } from '../config/settings-check';
 import { GatehouseError } from '../errors';
 import { createLogger } from '../observe/log';
 import type { Logger } from '../contracts';

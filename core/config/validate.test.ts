@@ -10,7 +10,8 @@ import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
 import { silentLogger } from '../observe/log';
 import { parseConfigText } from './loader';
-import { createRegistry, validateConfig } from './validate';
+import { createRegistry } from './registry';
+import { validateConfig } from './validate';
 
 const registry = createRegistry([mocking], [envProvider, vaultProvider, awsProvider]);
 const NODES = { '127.0.0.1:8080': 1 };

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import semver from 'semver';
 import type { Extension, Plugin, SecretProvider } from '../contracts';
-import { compileSchema } from '../config/validate';
+import { compileSchema } from '../config/schema-check';
 import { configInvalid, type ConfigIssue } from '../errors';
 import { version as gatehouseVersion } from '../version';
 import { EXTENSION_NAME } from '../sdk';

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock, Logger, ProviderServices, SecretBackend, SecretRequest, SecretValue } from '../contracts';
 import type { GatewayConfig } from '../config/types';
-import type { Registry } from '../config/validate';
+import type { Registry } from '../config/registry';
 import { joinPath } from '../config/paths';
 import { looksLikeReference, type ReferenceSite } from './reference';
 import type { SecretResolver } from './resolver';

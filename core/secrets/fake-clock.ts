@@ -1,6 +1,6 @@
 // A manual clock with timers, for deterministic tests of time-based behaviour (the secret cache).
 import type { Clock } from '../contracts';
-import type { Timers } from './resolver';
+import type { Timers } from '../tokens';
 
 export class FakeClock implements Clock, Timers {
   private t: number;

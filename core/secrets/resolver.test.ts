@@ -1,7 +1,8 @@
 // Every cache rule of the SecretResolver, on an injected clock: each test fails if its rule breaks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SecretResolver, SecretUnavailableError, type SecretCacheSettings, type SecretChange } from './resolver';
+import { SecretResolver, SecretUnavailableError, type SecretChange } from './resolver';
+import type { SecretCacheSettings } from './cache-entry';
 import { FakeClock } from './fake-clock';
 import { parseReference } from './reference';
 import type { SecretBackend, SecretRequest, SecretValue } from '../contracts';

@@ -3,38 +3,20 @@
 // failures for `stale_if_error`; "not found" is cached for `neg_ttl`; concurrent misses share one
 // backend call; values in use are refreshed ahead of expiry; a changed value emits an event that
 // carries the previous one for `rotation_grace`. Values never reach logs, errors or metrics.
+// This file is the resolver's API and its backend calls (shared, batched), metrics, logs and change
+// events; what an answer makes of an entry, and when it is due, is cache-entry.ts; the timer that
+// refreshes due entries is refresh-scheduler.ts.
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import type { Clock, Logger, Metrics, Counter, SecretBackend, SecretValue } from '../contracts';
 import { CLOCK, LOGGER, METRICS, SECRET_BACKEND_LOOKUP, TIMERS, type Timers } from '../tokens';
 import type { SecretRef } from './reference';
+import { DEFAULT_CACHE_SETTINGS, forget, newEntry, nextDue, record, type Entry, type SecretCacheSettings } from './cache-entry';
+import { realTimers, RefreshScheduler } from './refresh-scheduler';
 
+// what the gateway and its container take from here
 export type { Timers };
-
-/** Cache settings in seconds (`secret_cache` in gatehouse.yaml). `ttl: 0` = keep until refreshed by force. */
-export interface SecretCacheSettings {
-  readonly ttl: number;
-  readonly neg_ttl: number;
-  readonly stale_if_error: number;
-  readonly rotation_grace: number;
-}
-
-/**
- * Longest timer Node keeps: a longer one (a ttl over ~31 days, refreshed at 80 %) fires after 1 ms,
- * and then again every millisecond. A timer cut to this fires early, finds nothing due and re-arms.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export const realTimers: Timers = {
-  set(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clear(h) {
-    clearTimeout(h as NodeJS.Timeout);
-  },
-};
+export { realTimers };
 
 /** A reference could not be resolved. Names the reference, the provider and the cause, never a value. */
 export class SecretUnavailableError extends Error {
@@ -61,60 +43,15 @@ export interface SecretChange {
   readonly previousUntil: number;
 }
 
-type State = 'empty' | 'value' | 'missing' | 'error';
-
-interface Entry {
-  readonly ref: SecretRef;
-  state: State;
-  value: string | undefined;
-  version: string | undefined;
-  /** ms: when the value was fetched. */
-  fetchedAt: number;
-  /** ms: fresh until; after it, stale (served while refreshing). */
-  freshUntil: number;
-  /** ms: a stale value is dropped after this when refreshes keep failing. */
-  staleUntil: number;
-  /** ms: a cached "not found" expires. */
-  missingUntil: number;
-  lastError: string | undefined;
-  errors: number;
-  inflight: Promise<void> | null;
-  previous: string | undefined;
-  previousUntil: number;
-  /** In use by the live config: refreshed ahead of expiry, changes emitted. */
-  tracked: boolean;
-  /** ms of the next scheduled background refresh (0 = none). */
-  dueAt: number;
-}
-
 /** Where the resolver finds the backend of a resource (`vault/gateway`, `env`). */
 export type BackendLookup = (resource: string) => SecretBackend | undefined;
-
-/** The schema's `secret_cache` defaults: the settings until the first build configures its own. */
-export const DEFAULT_CACHE_SETTINGS: SecretCacheSettings = { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 };
-
-/** Background refresh batches run at once (each one backend batch call). */
-const REFRESH_CONCURRENCY = 4;
-const MAX_ERROR_BACKOFF_MS = 60_000;
-/** References refreshed per backend call in the background (one getMany per batch). */
-const REFRESH_BATCH = 200;
-/**
- * ms: a refresh also takes the entries of its resource due this much later. Values fetched together
- * are due a millisecond or two apart (each answer is stamped as it is applied); without this, they
- * drift into separate backend calls, one per reference, where one batch would do.
- */
-const REFRESH_COALESCE_MS = 100;
 
 @injectable()
 export class SecretResolver {
   private settings: SecretCacheSettings = DEFAULT_CACHE_SETTINGS;
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<(c: SecretChange) => void>();
-  private readonly timers: Timers;
-  private timer: unknown = null;
-  private timerAt = 0;
-  private running = 0;
-  private closed = false;
+  private readonly refresher: RefreshScheduler;
   private readonly m: {
     fetches: Counter<'provider' | 'result'>;
     hits: Counter<'provider'>;
@@ -131,7 +68,7 @@ export class SecretResolver {
     @inject(METRICS, { isOptional: true }) mm?: Metrics,
     @inject(TIMERS, { isOptional: true }) timers?: Timers,
   ) {
-    this.timers = timers ?? realTimers;
+    this.refresher = new RefreshScheduler(timers ?? realTimers, clock, this.entries, (resource, list) => this.fetchBatch(resource, list));
     this.m = mm
       ? {
           fetches: mm.counter('secret_fetches_total', 'Secret backend fetches by provider and result', ['provider', 'result']),
@@ -244,8 +181,7 @@ export class SecretResolver {
       const e = this.entry(r);
       if (!e.tracked) {
         e.tracked = true;
-        this.schedule(e);
-        this.armFor(e.dueAt);
+        this.reschedule(e);
       }
     }
     for (const e of this.entries.values()) {
@@ -260,15 +196,8 @@ export class SecretResolver {
   invalidateResource(resource: string): void {
     for (const e of this.entries.values()) {
       if (e.ref.resource !== resource) continue;
-      e.state = 'empty';
-      e.value = undefined;
-      e.freshUntil = e.staleUntil = e.missingUntil = 0;
-      e.previous = undefined;
-      e.errors = 0;
-      if (e.tracked) {
-        this.schedule(e, 0);
-        this.armFor(e.dueAt);
-      }
+      forget(e);
+      if (e.tracked) this.reschedule(e, this.clock.now());
     }
   }
 
@@ -292,19 +221,14 @@ export class SecretResolver {
   }
 
   close(): void {
-    this.closed = true;
-    if (this.timer !== null) this.timers.clear(this.timer);
-    this.timer = null;
+    this.refresher.close();
     this.listeners.clear();
   }
 
   private entry(ref: SecretRef): Entry {
     let e = this.entries.get(ref.key);
     if (!e) {
-      e = {
-        ref, state: 'empty', value: undefined, version: undefined, fetchedAt: 0, freshUntil: 0, staleUntil: 0, missingUntil: 0,
-        lastError: undefined, errors: 0, inflight: null, previous: undefined, previousUntil: 0, tracked: false, dueAt: 0,
-      };
+      e = newEntry(ref);
       this.entries.set(ref.key, e);
     }
     return e;
@@ -367,63 +291,19 @@ export class SecretResolver {
     }
   }
 
-  /** Record a backend answer, emit a change when a tracked value changed, reschedule. */
-  private apply(e: Entry, result: SecretValue | undefined | Error): void {
-    const now = this.clock.now();
-    const s = this.settings;
+  /** Record a backend answer (cache-entry.ts), count and log it, emit a change of a tracked value, reschedule. */
+  private apply(e: Entry, answer: SecretValue | undefined | Error): void {
+    const { result, news, changed } = record(e, answer, this.clock.now(), this.settings);
     const provider = e.ref.manager;
-    const before = e.state === 'value' ? e.value : undefined;
-    if (result instanceof Error) {
-      this.m?.fetches.inc({ provider, result: 'error' });
-      this.m?.errors.inc({ provider });
-      e.errors++;
-      const cause = result.message;
-      const firstFailure = e.lastError === undefined;
-      e.lastError = cause;
-      if (e.state === 'value' && now < e.staleUntil) {
-        if (firstFailure) this.logger.warn({ reference: e.ref.text, provider, cause, stale_until: new Date(e.staleUntil).toISOString() }, 'secret refresh failed; serving the last good value');
-      } else {
-        if (firstFailure || e.state !== 'error') this.logger.error({ reference: e.ref.text, provider, cause }, 'secret unavailable');
-        e.state = 'error';
-        e.value = undefined;
-      }
-    } else if (result === undefined || typeof result.value !== 'string' || result.value === '') {
-      // not found is an answer, not a failure: nothing stale is served for a deleted secret
-      this.m?.fetches.inc({ provider, result: 'not_found' });
-      if (e.state !== 'missing') this.logger.error({ reference: e.ref.text, provider, cause: result === undefined ? this.notFound(e.ref) : 'empty value' }, 'secret unavailable');
-      e.state = 'missing';
-      e.value = undefined;
-      e.missingUntil = now + s.neg_ttl * 1000;
-      e.lastError = undefined;
-      e.errors = 0;
-    } else {
-      this.m?.fetches.inc({ provider, result: 'ok' });
-      if (e.lastError !== undefined && e.state !== 'empty') this.logger.info({ reference: e.ref.text, provider }, 'secret available again');
-      const ttlMs = s.ttl === 0 ? Number.POSITIVE_INFINITY : s.ttl * 1000;
-      const leaseMs = result.ttl !== undefined && result.ttl > 0 ? result.ttl * 1000 : Number.POSITIVE_INFINITY;
-      e.state = 'value';
-      e.value = result.value;
-      e.version = result.version;
-      e.fetchedAt = now;
-      e.freshUntil = now + Math.min(ttlMs, leaseMs);
-      e.staleUntil = e.freshUntil + s.stale_if_error * 1000;
-      e.lastError = undefined;
-      e.errors = 0;
-    }
-    const after = e.state === 'value' ? e.value : undefined;
-    if (before !== after) {
-      if (before !== undefined && after !== undefined && s.rotation_grace > 0) {
-        e.previous = before;
-        e.previousUntil = now + s.rotation_grace * 1000;
-      } else if (after === undefined) {
-        e.previous = undefined;
-      }
-      if (e.tracked) this.emit(e, after);
-    }
-    if (e.tracked) {
-      this.schedule(e);
-      this.armFor(e.dueAt);
-    }
+    const reference = e.ref.text;
+    this.m?.fetches.inc({ provider, result });
+    if (result === 'error') this.m?.errors.inc({ provider });
+    if (news === 'stale') this.logger.warn({ reference, provider, cause: e.lastError, stale_until: new Date(e.staleUntil).toISOString() }, 'secret refresh failed; serving the last good value');
+    else if (news === 'unavailable') this.logger.error({ reference, provider, cause: e.lastError }, 'secret unavailable');
+    else if (news === 'not_found') this.logger.error({ reference, provider, cause: answer === undefined ? this.notFound(e.ref) : 'empty value' }, 'secret unavailable');
+    else if (news === 'recovered') this.logger.info({ reference, provider }, 'secret available again');
+    if (changed && e.tracked) this.emit(e, e.state === 'value' ? e.value : undefined);
+    if (e.tracked) this.reschedule(e);
   }
 
   private emit(e: Entry, value: string | undefined): void {
@@ -437,86 +317,10 @@ export class SecretResolver {
     }
   }
 
-  /** When should this tracked entry be fetched again in the background? */
-  private schedule(e: Entry, at?: number): void {
-    const now = this.clock.now();
-    if (at !== undefined) {
-      e.dueAt = now + at;
-      return;
-    }
-    switch (e.state) {
-      case 'empty':
-        e.dueAt = now;
-        break;
-      case 'value': {
-        if (!Number.isFinite(e.freshUntil)) {
-          e.dueAt = 0; // ttl 0: kept until refreshed by force
-          break;
-        }
-        // ahead of expiry: at 80 % of the lifetime, so a refresh is done before anyone needs it
-        e.dueAt = Math.max(now, e.fetchedAt + (e.freshUntil - e.fetchedAt) * 0.8);
-        // refreshes failing: retry with backoff, and again when the stale value runs out
-        if (e.errors > 0) e.dueAt = Math.min(now + Math.min(1000 * 2 ** (e.errors - 1), MAX_ERROR_BACKOFF_MS), Math.max(now, e.staleUntil));
-        break;
-      }
-      case 'missing':
-        e.dueAt = e.missingUntil;
-        break;
-      case 'error':
-        e.dueAt = now + Math.min(1000 * 2 ** Math.max(e.errors - 1, 0), MAX_ERROR_BACKOFF_MS);
-        break;
-    }
-  }
-
-  /** Make sure the timer fires no later than `due` (O(1): one timer for the earliest due entry). */
-  private armFor(due: number): void {
-    if (this.closed || !(due > 0)) return;
-    if (this.timer !== null && this.timerAt <= due) return;
-    if (this.timer !== null) this.timers.clear(this.timer);
-    this.timerAt = due;
-    this.timer = this.timers.set(() => {
-      this.timer = null;
-      this.timerAt = 0;
-      this.runDue();
-    }, Math.min(Math.max(0, due - this.clock.now()), MAX_TIMER_MS));
-  }
-
-  /**
-   * Refresh every tracked entry that is due, in batches per resource (one scan of the cache), and
-   * arm the timer for the next one.
-   */
-  private runDue(): void {
-    if (this.closed) return;
-    const now = this.clock.now();
-    const groups = new Map<string, Entry[]>();
-    let next = Number.POSITIVE_INFINITY;
-    for (const e of this.entries.values()) {
-      if (!e.tracked || e.dueAt <= 0) continue;
-      if (e.dueAt > now + REFRESH_COALESCE_MS || e.inflight) {
-        next = Math.min(next, e.dueAt > now ? e.dueAt : now + 1000);
-        continue;
-      }
-      e.dueAt = 0;
-      let g = groups.get(e.ref.resource);
-      if (!g) groups.set(e.ref.resource, (g = []));
-      g.push(e);
-    }
-    if (Number.isFinite(next)) this.armFor(next);
-    const tasks: Array<() => Promise<void>> = [];
-    for (const [resource, list] of groups) {
-      for (let i = 0; i < list.length; i += REFRESH_BATCH) {
-        const chunk = list.slice(i, i + REFRESH_BATCH);
-        tasks.push(() => this.fetchBatch(resource, chunk));
-      }
-    }
-    let t = 0;
-    const worker = async (): Promise<void> => {
-      while (t < tasks.length && !this.closed) await tasks[t++]();
-    };
-    for (let i = 0; i < Math.min(REFRESH_CONCURRENCY, tasks.length); i++) {
-      this.running++;
-      void worker().finally(() => this.running--);
-    }
+  /** Set when a tracked entry is next refreshed in the background (default: as its state says). */
+  private reschedule(e: Entry, due = nextDue(e, this.clock.now())): void {
+    e.dueAt = due;
+    this.refresher.armFor(due);
   }
 }
 

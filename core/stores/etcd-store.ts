@@ -1,20 +1,20 @@
 // The etcd config store (cluster mode). The config file keeps its own sections (gateway, admin,
 // config_store, secret_cache…) and is watched as usual; the data sections live in etcd, one key
-// per resource, APISIX-style: <prefix>/routes/<id>, /upstreams/<id>, /consumers/<username>,
-// /secrets/<manager>/<id>. Every node reads the prefix, then watches it from the revision it read,
-// so a write on any node reaches all of them. When etcd goes away, nodes keep the last data they
-// had and writes fail (503); when it returns they resync, by a fresh read, also after the watch
-// history was compacted. Plaintext secret fields are encrypted at rest (AES-256-GCM). With
+// per resource (the layout and what a key holds: etcd-keys.ts). Every node reads the prefix, then
+// watches it from the revision it read (etcd-watch.ts), so a write on any node reaches all of
+// them. When etcd goes away, nodes keep the last data they had and writes fail (503); when it
+// returns they resync, by a fresh read, also after the watch history was compacted. With
 // credentials the client authenticates (and re-authenticates when its token expires); with TLS it
-// verifies etcd's certificate and may present its own.
-import { Etcd3, EtcdAuthenticationFailedError, EtcdPermissionDeniedError, type IKeyValue, type Watcher } from 'etcd3';
+// verifies etcd's certificate and may present its own. This file is the store itself: the first
+// read and the seed, the data this node holds, writes as one guarded transaction, commands.
+import { Etcd3, EtcdPermissionDeniedError, type IKeyValue } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
 import { DATA_KINDS, type ClusterCommand, type ConfigStore, type DataKind, type DataSections, type Logger, type RawConfig, type SecretFieldPaths } from '../contracts';
-import { GatehouseError, withoutNodeCaHint } from '../errors';
-import { looksLikeReference } from '../secrets/reference';
-import { mapStringsAt } from '../config/paths';
-import { ENC_PREFIX, decryptAll, encrypt } from './encryption';
+import { GatehouseError } from '../errors';
 import type { FileConfigStore } from './file-store';
+import { COMMANDS, dataSections, decodeItem, encodeItem, keyOf, kindOf, MAX_TXN_OPS, SEEDED, type Item } from './etcd-keys';
+import { etcdFailure } from './etcd-errors';
+import { PrefixWatch } from './etcd-watch';
 
 /** etcd user and password (config_store.user, and the value config_store.password points at). */
 export interface EtcdAuth {
@@ -45,71 +45,6 @@ export interface EtcdStoreOptions {
   readonly tls?: EtcdTls;
 }
 
-type Kind = DataKind;
-const KINDS: readonly Kind[] = DATA_KINDS;
-/** Keys under <prefix>/_gatehouse/ are bookkeeping and commands, not data. */
-const META = '_gatehouse/';
-const SEEDED = `${META}seeded`;
-const COMMANDS = `${META}commands/`;
-/** etcd's default --max-txn-ops. */
-const MAX_TXN_OPS = 128;
-
-interface Item {
-  readonly kind: Kind;
-  /** Parsed and decrypted; undefined when `error` says why it cannot be used. */
-  readonly value: Record<string, unknown> | undefined;
-  /** JSON of `value`, to tell an unchanged resource from a changed one. */
-  readonly plain: string;
-  readonly create: number;
-  readonly mod: number;
-  readonly error?: string;
-}
-
-function idOf(kind: Kind, item: Record<string, unknown>): string {
-  return String(kind === 'consumers' ? item.username : item.id);
-}
-
-/** Relative key of a resource: ids are URI-encoded per segment, so one key is one resource. */
-function keyOf(kind: Kind, item: Record<string, unknown>): string {
-  return `${kind}/${idOf(kind, item).split('/').map(encodeURIComponent).join('/')}`;
-}
-
-function kindOf(rel: string): Kind | undefined {
-  const k = rel.slice(0, rel.indexOf('/')) as Kind;
-  return KINDS.includes(k) ? k : undefined;
-}
-
-/** The first line of an error's message, without Node 24's --use-system-ca hint (see withoutNodeCaHint). */
-function firstLine(err: unknown): string {
-  return withoutNodeCaHint(((err as { message?: string }).message ?? String(err)).split('\n')[0]);
-}
-
-/**
- * gRPC's message without its status prefix and trailing resolution note:
- * "14 UNAVAILABLE: No connection established. Last error: … Resolution note: " → "No connection established. Last error: …".
- */
-function grpcCause(line: string): string {
-  const cleaned = line.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:.*$/, '').trim();
-  return cleaned === '' ? line : cleaned;
-}
-
-/**
- * What a failed TLS handshake means, from gRPC's "Last error: …" (Node's TLS error); undefined when it was no TLS failure.
- * @param withCa whether config_store.tls.ca is set (else Node's default CAs verify etcd)
- */
-function tlsCause(message: string, withCa: boolean): string | undefined {
-  const last = withoutNodeCaHint(/Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?(?:\. Resolution note|$)/m.exec(message)?.[1] ?? '');
-  const alert = /alert ([a-z ]+?)(?::|$)/.exec(last)?.[1];
-  if (alert) return `etcd refused the TLS handshake (alert: ${alert}): it requires a client certificate signed by a CA it trusts (config_store.tls.cert and key)`;
-  if (/certificate|self[- ]signed|issuer|Hostname\/IP does not match/i.test(last)) {
-    // without tls.ca, Node's built-in CAs (plus NODE_EXTRA_CA_CERTS) verify etcd, not the operating system's store
-    const signer = withCa ? 'config_store.tls.ca' : 'a CA Node.js trusts by default (set config_store.tls.ca to the CA that signed it)';
-    return `certificate verify failed (${last}): etcd's server certificate is not signed by ${signer} or does not name the endpoint's host`;
-  }
-  if (/wrong version number|packet length too long|EPROTO/i.test(last)) return `TLS handshake failed (${last}): is the endpoint http://?`;
-  return undefined;
-}
-
 export class EtcdConfigStore implements ConfigStore {
   readonly description: string;
   private readonly client: Etcd3;
@@ -122,14 +57,9 @@ export class EtcdConfigStore implements ConfigStore {
   private have = false;
   /** Whether the prefix holds the seed marker (as of the last full read). */
   private seeded = false;
-  private watcher: Watcher | undefined;
-  private onChange: (() => void) | undefined;
+  private readonly loop: PrefixWatch;
   private onCommand: ((cmd: ClusterCommand) => void) | undefined;
-  private notifyTimer: NodeJS.Timeout | undefined;
-  private rewatchTimer: NodeJS.Timeout | undefined;
   private secretFields: SecretFieldPaths = () => [];
-  private up = true;
-  private closed = false;
 
   constructor(private readonly file: FileConfigStore, private readonly o: EtcdStoreOptions) {
     this.root = o.prefix.replace(/\/+$/, '') + '/';
@@ -145,27 +75,17 @@ export class EtcdConfigStore implements ConfigStore {
       // no ca: null makes gRPC use Node's default CAs (etcd3's type wants a Buffer)
       credentials: o.tls ? { rootCertificate: (o.tls.ca ?? null) as Buffer, privateKey: o.tls.key, certChain: o.tls.cert } : undefined,
     });
+    this.loop = new PrefixWatch(this.client, this.root, o.logger, this.description, {
+      revision: () => this.rev,
+      resync: () => this.fetch(),
+      apply: (ev) => this.apply(ev),
+    });
     if (!o.encryptionKey) o.logger.warn({ store: this.description }, 'config_store.encryption_key is not set: plaintext secret fields are stored in etcd unencrypted');
   }
 
-  /**
-   * One line naming etcd, its endpoints and the cause; never a credential. Refused credentials or
-   * permissions are GH_ERR_STORE_DENIED (waiting will not help); anything else, TLS failures
-   * included, is GH_ERR_STORE_UNAVAILABLE.
-   */
+  /** What a failed call means (etcd-errors.ts). */
   private failure(err: unknown, doing: 'read' | 'write'): GatehouseError {
-    const where = `etcd ${this.o.endpoints.join(',')}`;
-    const msg = (err as { message?: string }).message ?? String(err);
-    const who = this.o.auth ? `etcd user "${this.o.auth.username}"` : 'this client (no config_store.user)';
-    if (err instanceof EtcdAuthenticationFailedError) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: authentication failed, invalid user ID or password (config_store.user "${this.o.auth?.username ?? ''}")`);
-    if (err instanceof EtcdPermissionDeniedError) {
-      return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: permission denied: ${who} may not ${doing} under ${this.root} (grant its role ${doing === 'write' ? 'readwrite' : 'read'} on that prefix)`);
-    }
-    if (msg.includes('etcdserver: user name is empty')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: authentication is enabled on etcd and this client has no credentials (set config_store.user and password)`);
-    if (msg.includes('etcdserver: authentication is not enabled')) return new GatehouseError('GH_ERR_STORE_DENIED', `${where}: config_store.user is set but authentication is not enabled on etcd`);
-    const tls = tlsCause(msg, this.o.tls?.ca !== undefined);
-    if (tls) return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${tls}`);
-    return new GatehouseError('GH_ERR_STORE_UNAVAILABLE', `${where}: ${grpcCause(firstLine(err))}`);
+    return etcdFailure(err, doing, this.o, this.root);
   }
 
   useSecretFields(paths: SecretFieldPaths): void {
@@ -178,24 +98,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** Parse and decrypt one stored value. */
   private ingest(rel: string, kv: IKeyValue): Item | undefined {
-    const kind = kindOf(rel);
-    if (!kind) return undefined;
-    const create = Number(kv.create_revision);
-    const mod = Number(kv.mod_revision);
-    let value: Record<string, unknown>;
-    try {
-      value = JSON.parse(kv.value.toString('utf8')) as Record<string, unknown>;
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
-    } catch {
-      return { kind, value: undefined, plain: '', create, mod, error: `etcd key ${this.root}${rel}: not a JSON object` };
-    }
-    const bad: string[] = [];
-    decryptAll(value, this.o.encryptionKey, (p) => bad.push(p));
-    if (bad.length) {
-      const why = this.o.encryptionKey ? 'cannot be decrypted with config_store.encryption_key (wrong key?)' : 'is encrypted but config_store.encryption_key is not set';
-      return { kind, value: undefined, plain: '', create, mod, error: `etcd key ${this.root}${rel}: ${bad.join(', ')} ${why}` };
-    }
-    return { kind, value, plain: JSON.stringify(value), create, mod };
+    return decodeItem(this.root, rel, kv, this.o.encryptionKey);
   }
 
   /** Read the whole prefix; replaces the items when the read is at least as new as they are. @returns whether anything changed */
@@ -220,7 +123,7 @@ export class EtcdConfigStore implements ConfigStore {
     }
     this.rev = rev;
     this.have = true;
-    this.up = true;
+    this.loop.reachable();
     return this.signature() !== before;
   }
 
@@ -230,32 +133,13 @@ export class EtcdConfigStore implements ConfigStore {
     return s;
   }
 
-  /** The data sections, in creation order; throws when a stored value is unusable (the last good config keeps serving). */
-  private data(): DataSections {
-    const out = Object.fromEntries(KINDS.map((k) => [k, []])) as unknown as Record<Kind, Array<{ v: Record<string, unknown>; c: number }>>;
-    const errors: string[] = [];
-    for (const it of this.items.values()) {
-      if (it.error !== undefined) errors.push(it.error);
-      else out[it.kind].push({ v: structuredClone(it.value!), c: it.create });
-    }
-    if (errors.length) {
-      throw new GatehouseError('GH_ERR_CONFIG_READ', errors.join('; '));
-    }
-    const sorted = (k: Kind) => out[k].sort((a, b) => a.c - b.c).map((x) => x.v);
-    return Object.fromEntries(KINDS.map((k) => [k, sorted(k)])) as unknown as DataSections;
-  }
-
   private merge(fileDoc: RawConfig): RawConfig {
-    return { ...fileDoc, ...this.data() };
+    return { ...fileDoc, ...dataSections(this.items.values()) };
   }
 
-  /** The stored form of a resource: plaintext secret fields encrypted, references left as written. */
-  private stored(kind: Kind, item: Record<string, unknown>): string {
-    const key = this.o.encryptionKey;
-    if (!key) return JSON.stringify(item);
-    const copy = structuredClone(item);
-    mapStringsAt(copy, this.secretFields(kind, item), (s) => (looksLikeReference(s) || s.startsWith(ENC_PREFIX) ? s : encrypt(key, s)));
-    return JSON.stringify(copy);
+  /** The stored form of a resource (etcd-keys.ts). */
+  private stored(kind: DataKind, item: Record<string, unknown>): string {
+    return encodeItem(kind, item, this.o.encryptionKey, this.secretFields);
   }
 
   /**
@@ -298,7 +182,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   private async seed(fileDoc: RawConfig): Promise<void> {
     const puts: Array<[string, string]> = [];
-    for (const kind of KINDS) {
+    for (const kind of DATA_KINDS) {
       const list = fileDoc[kind];
       if (!Array.isArray(list)) continue;
       for (const item of list) if (item !== null && typeof item === 'object') puts.push([keyOf(kind, item as Record<string, unknown>), this.stored(kind, item as Record<string, unknown>)]);
@@ -340,8 +224,8 @@ export class EtcdConfigStore implements ConfigStore {
    * @throws GatehouseError GH_ERR_STORE_UNAVAILABLE (etcd away), GH_ERR_STORE_CONFLICT (another write won)
    */
   async writeData(data: DataSections): Promise<void> {
-    const wanted = new Map<string, { kind: Kind; item: Record<string, unknown>; plain: string }>();
-    for (const kind of KINDS) for (const item of (data[kind] ?? []) as Array<Record<string, unknown>>) wanted.set(keyOf(kind, item), { kind, item, plain: JSON.stringify(item) });
+    const wanted = new Map<string, { kind: DataKind; item: Record<string, unknown>; plain: string }>();
+    for (const kind of DATA_KINDS) for (const item of (data[kind] ?? []) as Array<Record<string, unknown>>) wanted.set(keyOf(kind, item), { kind, item, plain: JSON.stringify(item) });
     const cmp: Array<[string, 'Create' | 'Mod', number]> = [];
     const puts: Array<[string, string]> = [];
     const dels: string[] = [];
@@ -368,7 +252,7 @@ export class EtcdConfigStore implements ConfigStore {
       throw this.failure(err, 'write');
     }
     if (!res.succeeded) {
-      void this.fetch().then((changed) => changed && this.notify(), () => undefined);
+      void this.fetch().then((changed) => changed && this.loop.notify(), () => undefined);
       throw new GatehouseError('GH_ERR_STORE_CONFLICT', 'the resource was changed by another writer meanwhile; read it again and retry');
     }
     // what this node wrote is what it now has: the watch events of this revision are not news
@@ -394,21 +278,12 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   watch(onChange: () => void, onCommand?: (cmd: ClusterCommand) => void): void {
-    this.onChange = onChange;
     this.onCommand = onCommand;
     this.file.watch(onChange);
-    this.startWatch();
+    this.loop.start(onChange);
   }
 
-  private notify(): void {
-    if (this.notifyTimer || this.closed) return;
-    // a burst of events (a seed, a transaction) is one reload
-    this.notifyTimer = setTimeout(() => {
-      this.notifyTimer = undefined;
-      this.onChange?.();
-    }, 5);
-  }
-
+  /** A watch event on the prefix: a command to run, or a change to the data this node holds. @returns whether the data changed */
   private apply(ev: { type: string; kv: IKeyValue }): boolean {
     const rel = ev.kv.key.toString('utf8').slice(this.root.length);
     const mod = Number(ev.kv.mod_revision);
@@ -438,72 +313,10 @@ export class EtcdConfigStore implements ConfigStore {
     return true;
   }
 
-  /** Watch the prefix from the revision after the last read; on any failure, resync and watch again. */
-  private startWatch(): void {
-    if (this.closed) return;
-    // the watcher is ours from this line on (not only once connected), so close() can always cancel it
-    const w = this.client.watch().prefix(this.root).startRevision(String(this.rev + 1)).watcher();
-    this.watcher = w;
-    w.on('data', (res) => {
-      let changed = false;
-      for (const ev of res.events) if (this.apply(ev as { type: string; kv: IKeyValue })) changed = true;
-      if (changed) this.notify();
-    });
-    w.on('disconnected', (err: Error) => {
-      if (this.up) this.o.logger.warn({ store: this.description, err: firstLine(err) }, 'etcd connection lost: serving the last config; admin writes answer 503 until it returns');
-      this.up = false;
-    });
-    w.on('connected', () => {
-      if (this.up) return;
-      // back: read everything once more (events missed while away may already be compacted)
-      this.fetch().then(
-        (changed) => {
-          this.o.logger.info({ store: this.description, revision: this.rev }, 'etcd connection restored; resynced');
-          if (changed) this.notify();
-        },
-        () => undefined,
-      );
-    });
-    w.on('error', (err: Error) => {
-      // e.g. the watch's start revision was compacted: the watcher is gone, start over
-      this.lost(err);
-    });
-  }
-
-  private lost(err: unknown): void {
-    if (this.closed) return;
-    if (this.watcher) {
-      this.watcher.removeAllListeners();
-      void this.watcher.cancel().catch(() => undefined);
-      this.watcher = undefined;
-    }
-    if (this.up) this.o.logger.warn({ store: this.description, err: firstLine(err) }, 'etcd watch lost: serving the last config; resyncing');
-    this.up = false;
-    clearTimeout(this.rewatchTimer);
-    this.rewatchTimer = setTimeout(() => {
-      this.rewatchTimer = undefined;
-      this.fetch().then(
-        (changed) => {
-          this.o.logger.info({ store: this.description, revision: this.rev }, 'etcd resynced');
-          if (changed) this.notify();
-          this.startWatch();
-        },
-        (e: unknown) => this.lost(e),
-      );
-    }, 500);
-  }
-
   async close(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.notifyTimer);
-    clearTimeout(this.rewatchTimer);
+    this.loop.stop();
     await this.file.close();
-    const w = this.watcher;
-    this.watcher = undefined;
-    if (w) {
-      w.removeAllListeners();
-      await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 200))]);
-    }
+    await this.loop.close();
     this.client.close();
   }
 }
