@@ -8,9 +8,10 @@ import type { Clock, ClusterBus, ConfigStore, Extension, Logger, Metrics } from 
 import { BASE_DIR, CLOCK, CLUSTER_BUS, CONFIG_STORE, LOGGER, METRICS, PLUGIN, SECRET_BACKEND_LOOKUP, SECRET_PROVIDER, TIMERS, resolve, resolveAll, type Timers } from './tokens';
 import { GatehouseError } from './errors';
 import { builtinExtensions } from './extensions/builtins';
-import { createRegistry, REGISTRY } from './config/validate';
+import { createRegistry, REGISTRY } from './config/registry';
 import { SecretBackends } from './secrets/backends';
-import { realTimers, SecretResolver } from './secrets/resolver';
+import { SecretResolver } from './secrets/resolver';
+import { realTimers } from './secrets/refresh-scheduler';
 import { UpstreamPools } from './request/upstream-pools';
 import { DataPlane } from './request/data-plane';
 import { SnapshotBuilder } from './build/snapshot-builder';

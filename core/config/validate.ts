@@ -12,8 +12,6 @@ import { resolveSettingReferences } from './settings-refs';
 import type { GatewayConfig } from './types';
 
 // what the gateway and its container take from here
-export { createRegistry, REGISTRY } from './registry';
-export { parseListen } from './settings-check';
 
 /** A valid config and every secret reference it holds. */
 export interface ValidatedConfig {

@@ -15,8 +15,6 @@ import { DEFAULT_CACHE_SETTINGS, forget, newEntry, nextDue, record, type Entry, 
 import { realTimers, RefreshScheduler } from './refresh-scheduler';
 
 // what the gateway and its container take from here
-export type { Timers };
-export { realTimers };
 
 /** A reference could not be resolved. Names the reference, the provider and the cause, never a value. */
 export class SecretUnavailableError extends Error {
