@@ -1,4 +1,4 @@
-// The soak in short (test/soak/soak.ts has the timing model; `npm run soak` runs the full 60 s):
+// The soak in short (test/soak/soak.ts has the timing model; `npm run soak` runs the full 70 s):
 // a `gatehouse start` process at a fixed rate while Vault keys rotate and the config file is
 // edited; no current or in-grace key is refused, no expired key passes, RSS stays flat.
 import { test } from 'node:test';

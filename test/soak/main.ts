@@ -1,6 +1,6 @@
-// `npm run soak`: the full soak (60 s, rotation every 5 s, an edit every 7 s), a table of figures,
+// `npm run soak`: the full soak (70 s, rotation every 5 s, an edit every 7 s), a table of figures,
 // exit 1 on any violation. `--short` starts from the form npm test runs; flags override the
-// defaults: --duration 60 --warmup 10 --rate 200 --consumers 5 --rotate 5 --reload 7 --ttl 1
+// defaults: --duration 70 --warmup 20 --rate 200 --consumers 5 --rotate 5 --reload 7 --ttl 1
 // --grace 2.5 --margin 1 (seconds, rate in req/s).
 import { FULL_SOAK, SHORT_SOAK, formatFigures, runSoak, type SoakOptions } from './soak';
 
