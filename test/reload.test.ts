@@ -165,7 +165,7 @@ describe('hot reload from the file', () => {
 });
 
 describe('reload under load', () => {
-  test('20 clients see only 200s for 3 s while the config flips between two upstreams every 100 ms', async (t) => {
+  test('20 clients see only 200s for 3 s while the config flips between two upstreams every 250 ms', async (t) => {
     const path = configPath();
     const version = (up: Upstream, n: number) => text({ gateway: { access_log: false }, routes: [{ id: 'load', uri: '/load/*', upstream: { nodes: { [up.node]: 1 } }, labels: { n: String(n) } }] });
     writeFileSync(path, version(upA, 0));
@@ -194,7 +194,10 @@ describe('reload under load', () => {
     let writes = 0;
     const writer = (async () => {
       while (Date.now() < end) {
-        await delay(100);
+        // longer than the store's 100 ms debounce, so each version is loaded and served: at 100 ms,
+        // writes fell inside the debounce and only every fifth debounce forced a reload, which on a
+        // slow run read an A version every time (B served nothing)
+        await delay(250);
         writes++;
         // alternate the upstream, and the way the file is written
         const content = version(writes % 2 === 1 ? upB : upA, writes);
