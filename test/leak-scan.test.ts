@@ -75,6 +75,18 @@ test('the scanner finds a planted value raw, in base64 inside a Basic credential
   assert.equal(holds(report, secret), false, 'the report holds no form of the value');
 });
 
+test('a loopback listen address planted through an env variable is public, not a canary: free ports recur across the run', (t) => {
+  const dir = tempDir('gatehouse-leak-unit-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, CANARY_DIR));
+  const planted = ['127.0.0.1:40123', 'localhost:40123', '[::1]:40123', ':40123', '10.1.2.3:40123', 'https://127.0.0.1:40123'];
+  writeFileSync(join(dir, CANARY_DIR, 'a.1.aaaaaa.jsonl'), planted.map((value, i) => JSON.stringify({ source: `env GH_LISTEN_${i}`, value })).join('\n') + '\n');
+  writeFileSync(join(dir, 'gw.1.aaaaaa.stdout'), `${JSON.stringify({ msg: 'gatehouse proxy listening', listen: planted.join(' ') })}\n`);
+  const r = scanTapDir(dir, { extra: [] });
+  assert.equal(r.skipped, 4, 'the four loopback forms are public');
+  assert.deepEqual([...new Set(r.hits.map((h) => h.source))].sort(), ['env GH_LISTEN_4', 'env GH_LISTEN_5'], 'any other address is still a canary');
+});
+
 test('the tap, preloaded into a real process, catches pino on fd 1, Admin API bodies, in-memory logs, uncaught errors and a child given a secret in its env', async (t) => {
   const dir = tempDir('gatehouse-leak-tap-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -24,6 +24,13 @@ export const KNOWN_PLANTED: readonly string[] = [
  */
 export const PUBLIC_VALUES: readonly string[] = ['secret-key'];
 
+/**
+ * A loopback listen address (`127.0.0.1:40123`, a test's `gateway.listen` set through an env
+ * variable): public, like the bare port numbers left out as all digits, and free ports recur across
+ * the run, so another test's "listening on" line would match it by chance.
+ */
+const LOOPBACK_ADDRESS = /^(?:127\.0\.0\.1|localhost|\[::1\])?:\d+$/;
+
 /** Public key material stored next to secrets (a jwt-auth RS256 public_key): meant to be shown. */
 const PUBLIC_PEM = /^\s*-----BEGIN (?:PUBLIC KEY|RSA PUBLIC KEY|CERTIFICATE)-----/;
 
@@ -63,7 +70,7 @@ export interface LeakScanResult {
   readonly files: number;
   readonly bytes: number;
   readonly canaries: number;
-  /** Planted values not used as canaries: shorter than MIN_CANARY_LENGTH, all digits, public (PUBLIC_VALUES, PEM public keys, certificates). */
+  /** Planted values not used as canaries: shorter than MIN_CANARY_LENGTH, all digits, public (a loopback address, PUBLIC_VALUES, PEM public keys, certificates). */
   readonly skipped: number;
   /** Occurrences not counted, by EXEMPT rule. */
   readonly exempt: number;
@@ -124,7 +131,7 @@ export function loadCanaries(dir: string, extra: readonly string[] = KNOWN_PLANT
   const canaries: Canary[] = [];
   let skipped = 0;
   for (const [value, sources] of bySource) {
-    if (value.length < MIN_CANARY_LENGTH || /^\d+$/.test(value) || PUBLIC_VALUES.includes(value) || PUBLIC_PEM.test(value)) {
+    if (value.length < MIN_CANARY_LENGTH || /^\d+$/.test(value) || LOOPBACK_ADDRESS.test(value) || PUBLIC_VALUES.includes(value) || PUBLIC_PEM.test(value)) {
       skipped++;
       continue;
     }
