@@ -380,9 +380,34 @@ export interface ConfigStore {
   watch(onChange: () => void, onCommand?: (cmd: ClusterCommand) => void): void;
   /** Tell every other node sharing this store (etcd) to run a command. */
   publish?(cmd: ClusterCommand): Promise<void>;
+  /**
+   * Where each credential may be sent (trust on first use, as SSH's known hosts), kept with the
+   * config so every node sharing the store agrees. Absent on stores that cannot persist them (the
+   * gateway then keeps them in memory for its own lifetime).
+   */
+  readonly bindings?: DestinationBindings;
   /** Paths of the plaintext secret fields of a resource, for stores that encrypt them at rest. */
   useSecretFields?(paths: SecretFieldPaths): void;
   close(): Promise<void>;
+}
+
+/**
+ * Credential → destination bindings. A credential is named by the reference that holds it
+ * (`$env://VAULT_TOKEN`) or by the provider's name for an implicit one; a destination is an
+ * origin (`https://vault.example.com:8200`). Neither is ever a secret value.
+ */
+export interface DestinationBindings {
+  /** Every binding, credential → destination. */
+  list(): Promise<ReadonlyMap<string, string>>;
+  /**
+   * Bind `credential` to `destination` unless it is bound already; atomic across the nodes of the
+   * store (two nodes binding at once agree on one winner).
+   * @returns the destination the credential is bound to now (the earlier one, or `destination`)
+   * @throws GatehouseError when the store cannot be written (read-only, down)
+   */
+  bind(credential: string, destination: string): Promise<string>;
+  /** Forget a binding (the operator moves a credential to a new address). @returns whether there was one */
+  unbind(credential: string): Promise<boolean>;
 }
 
 /** writeOnly (secret) field paths, dot-separated, of one resource of a data section. */
