@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { normalizePath } from '../core/request/data-plane';
+import { rawConnect } from './servers/raw-http';
 
 let up: Upstream;
 let g: TestGateway;
@@ -86,31 +87,63 @@ test('normalizePath: the forms it rewrites, and ordinary paths (dots in names, o
   for (const [input, want] of cases) assert.equal(normalizePath(input), want, input);
 });
 
+/** Trickle request headers to `port`, one byte every 200 ms, never completing them. @returns the answer's status line and when it came */
+function trickleHeaders(port: number, path: string): Promise<{ status: string; took: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    let n = 0;
+    s.setEncoding('latin1');
+    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n`);
+    // one header byte every 200 ms: never a complete request
+    const drip = setInterval(() => s.write(n++ % 2 ? 'a' : 'X'), 200);
+    // no answer in 6 s: give up, so the assertion says how long it took rather than the test timing out
+    const giveUp = setTimeout(() => s.destroy(), 6000);
+    const done = () => {
+      clearInterval(drip);
+      clearTimeout(giveUp);
+      resolve({ status: out.split('\r\n')[0], took: Date.now() - t0 });
+    };
+    s.on('data', (d: string) => (out += d));
+    s.on('close', done);
+    s.on('error', (e) => (out ? done() : (clearInterval(drip), clearTimeout(giveUp), reject(e))));
+  });
+}
+
 test('a client that trickles its headers (slowloris) gets 408 after gateway.client_header_timeout', { timeout: 20000 }, async () => {
   const slow = await bootGateway({ gateway: { client_header_timeout: 1 }, routes: [{ id: 'pub', uri: '/public/*', upstream: { nodes: { [up.node]: 1 } } }] });
   try {
-    const t0 = Date.now();
-    const status = await new Promise<string>((resolve, reject) => {
-      const s = connect(slow.port, '127.0.0.1');
-      let out = '';
-      let n = 0;
-      s.setEncoding('latin1');
-      s.write('GET /public/a HTTP/1.1\r\nHost: x\r\n');
-      // one header byte every 200 ms: never a complete request
-      const drip = setInterval(() => s.write(n++ % 2 ? 'a' : 'X'), 200);
-      s.on('data', (d: string) => (out += d));
-      s.on('close', () => {
-        clearInterval(drip);
-        resolve(out.split('\r\n')[0]);
-      });
-      s.on('error', (e) => {
-        clearInterval(drip);
-        out ? resolve(out.split('\r\n')[0]) : reject(e);
-      });
-    });
-    const took = Date.now() - t0;
+    const { status, took } = await trickleHeaders(slow.port, '/public/a');
     assert.equal(status, 'HTTP/1.1 408 Request Timeout');
     assert.ok(took >= 900 && took < 4000, `answered after ${took} ms`);
+  } finally {
+    await slow.close();
+  }
+});
+
+test('the Admin API listener bounds its clients as the proxy does: slow headers 408, a silent connection and an idle keep-alive one closed', { timeout: 30000 }, async () => {
+  const slow = await bootGateway({ gateway: { client_header_timeout: 1 }, admin: { key: 'hostile-admin-key' }, routes: [] }, { adminListen: '127.0.0.1:0' });
+  try {
+    const port = slow.gw.adminAddress!.port;
+    // Node's defaults (60 s, checked every 30 s) let a slow client hold an Admin connection for over a minute
+    const { status, took } = await trickleHeaders(port, '/apisix/admin/routes');
+    assert.equal(status, 'HTTP/1.1 408 Request Timeout');
+    assert.ok(took >= 900 && took < 4000, `slow headers answered after ${took} ms`);
+    // a connection that never sends a byte is closed by the same header timeout
+    const silent = await rawConnect(port);
+    const silentAt = Date.now();
+    const giveUp = setTimeout(() => silent.socket.destroy(), 6000);
+    const silentClosed = (await silent.closed).at - silentAt;
+    clearTimeout(giveUp);
+    assert.ok(silentClosed >= 900 && silentClosed < 4000, `a silent connection closed after ${silentClosed} ms`);
+    // after a response, an idle keep-alive connection is closed after the proxy's 5 s keep-alive timeout
+    const idle = await rawConnect(port);
+    idle.socket.write('GET /apisix/admin/routes HTTP/1.1\r\nHost: x\r\nX-API-KEY: hostile-admin-key\r\n\r\n');
+    await idle.until(/^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\n/);
+    const answeredAt = Date.now();
+    const idleClosed = (await idle.closed).at - answeredAt;
+    assert.ok(idleClosed >= 4500 && idleClosed < 8000, `an idle keep-alive connection closed after ${idleClosed} ms`);
   } finally {
     await slow.close();
   }

@@ -14,6 +14,7 @@ import { looksLikeReference, parseReference } from '../secrets/reference';
 import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
+import { clientTimeouts } from '../request/listener';
 import { redact, secretFieldPaths, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_PREFIXES } from './paths';
@@ -39,6 +40,9 @@ export interface AdminHost {
   /** Refresh one secret resource here and on every other gateway process. */
   refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }>;
 }
+
+/** Longest an Admin API request may take, headers and body (Node's default). */
+const ADMIN_REQUEST_TIMEOUT_MS = 300_000;
 
 /** Largest Admin API request body. */
 const MAX_BODY = 1024 * 1024;
@@ -116,7 +120,11 @@ export class AdminServer {
     const cfg = this.host.config().admin;
     const spec = this.listenOverride ?? cfg?.listen ?? '127.0.0.1:9180';
     const { host: hostPart, port } = parseListen(spec, '127.0.0.1');
-    const server = createServer((req, res) => {
+    // the proxy's client timeouts: a slow or idle client is cut off here as it is there. But a whole
+    // request keeps a deadline (Node's 300 s, or the header timeout when longer): the proxy has none
+    // because the upstream's send timeout bounds its bodies, and an Admin body goes to no upstream
+    const timeouts = clientTimeouts(this.host.config().gateway.client_header_timeout);
+    const server = createServer({ ...timeouts, requestTimeout: Math.max(ADMIN_REQUEST_TIMEOUT_MS, timeouts.headersTimeout!) }, (req, res) => {
       this.handle(req, res).catch((err: Error) => {
         this.host.logger.error({ err: err.message }, 'admin request failed');
         if (!res.headersSent) send(res, 500, { error_msg: 'internal error' });

@@ -1,11 +1,25 @@
 // The proxy's HTTP listener: Node's server over a data plane, with the timeouts that bound a
 // client, `Expect: 100-continue` handed to the data plane, malformed requests answered here, and
 // the drain that closes it.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors';
 import { GatewayResponse, type DataPlane } from './data-plane';
+
+/**
+ * The timeouts that bound a client of a gateway listener: the proxy's and the Admin API's, so a
+ * slow or idle client holds neither port longer than the other.
+ * @param clientHeaderTimeout seconds a client has to send its request headers (`gateway.client_header_timeout`)
+ */
+export function clientTimeouts(clientHeaderTimeout: number): Pick<ServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'headersTimeout' | 'connectionsCheckingInterval'> {
+  // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
+  // headersTimeout: a client that trickles its headers (slowloris), or opens a connection and sends
+  // nothing, gets 408; the connection check runs every second (Node's default of 30 s would let it
+  // hold the socket much longer)
+  const headerMs = clientHeaderTimeout * 1000;
+  return { requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) };
+}
 
 /**
  * Listen on `host:port` with a server whose requests go to `plane`.
@@ -13,11 +27,7 @@ import { GatewayResponse, type DataPlane } from './data-plane';
  * @throws GatehouseError GH_ERR_LISTEN naming the address and the system's error code
  */
 export async function listenProxy(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number): Promise<{ server: Server; address: AddressInfo }> {
-  // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
-  // headersTimeout: a client that trickles its headers (slowloris) gets 408; the connection check
-  // runs every second (Node's default of 30 s would let it hold the socket much longer)
-  const headerMs = clientHeaderTimeout * 1000;
-  const server = createServer({ ServerResponse: GatewayResponse, requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, plane.handle);
+  const server = createServer({ ServerResponse: GatewayResponse, ...clientTimeouts(clientHeaderTimeout) }, plane.handle);
   // 100 Continue only for bodies within the request's limit (Node would send it for all)
   server.on('checkContinue', plane.handleContinue);
   await new Promise<void>((resolve, reject) => {
