@@ -1,8 +1,9 @@
 // The layout of a Gatehouse prefix in etcd, APISIX-style: one key per resource,
 // <prefix>/routes/<id>, /upstreams/<id>, /consumers/<username>, /secrets/<manager>/<id>, and
-// bookkeeping under <prefix>/_gatehouse/ (the seed marker, cluster commands). What a key holds: the
-// resource as JSON, plaintext secret fields encrypted (AES-256-GCM, encryption.ts), references
-// left as written; and back from the keys to the data sections, in creation order.
+// bookkeeping under <prefix>/_gatehouse/ (the seed marker, cluster commands, destination
+// bindings). What a key holds: the resource as JSON, plaintext secret fields encrypted
+// (AES-256-GCM, encryption.ts), references left as written; and back from the keys to the data
+// sections, in creation order.
 import type { IKeyValue } from 'etcd3';
 import { DATA_KINDS, type DataKind, type DataSections, type SecretFieldPaths } from '../contracts';
 import { GatehouseError } from '../errors';
@@ -16,6 +17,8 @@ const META = '_gatehouse/';
 export const SEEDED = `${META}seeded`;
 /** Relative key prefix of cluster commands: <prefix>/_gatehouse/commands/<type>. */
 export const COMMANDS = `${META}commands/`;
+/** Relative key prefix of destination bindings: <prefix>/_gatehouse/bindings/<credential, URI-encoded> (etcd-bindings.ts). */
+export const BINDINGS = `${META}bindings/`;
 /** etcd's default --max-txn-ops. */
 export const MAX_TXN_OPS = 128;
 

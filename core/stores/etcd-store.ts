@@ -15,6 +15,7 @@ import type { FileConfigStore } from './file-store';
 import { COMMANDS, dataSections, decodeItem, encodeItem, keyOf, kindOf, MAX_TXN_OPS, SEEDED, type Item } from './etcd-keys';
 import { etcdFailure } from './etcd-errors';
 import { PrefixWatch } from './etcd-watch';
+import { EtcdBindings } from './etcd-bindings';
 
 /** etcd user and password (config_store.user, and the value config_store.password points at). */
 export interface EtcdAuth {
@@ -60,6 +61,8 @@ export class EtcdConfigStore implements ConfigStore {
   private readonly loop: PrefixWatch;
   private onCommand: ((cmd: ClusterCommand) => void) | undefined;
   private secretFields: SecretFieldPaths = () => [];
+  /** Where each credential may be sent, under <prefix>/_gatehouse/bindings/ (etcd-bindings.ts). */
+  readonly bindings: EtcdBindings;
 
   constructor(private readonly file: FileConfigStore, private readonly o: EtcdStoreOptions) {
     this.root = o.prefix.replace(/\/+$/, '') + '/';
@@ -75,6 +78,7 @@ export class EtcdConfigStore implements ConfigStore {
       // no ca: null makes gRPC use Node's default CAs (etcd3's type wants a Buffer)
       credentials: o.tls ? { rootCertificate: (o.tls.ca ?? null) as Buffer, privateKey: o.tls.key, certChain: o.tls.cert } : undefined,
     });
+    this.bindings = new EtcdBindings(this.client, this.root, { deadline: () => this.deadline(), failure: (err, doing) => this.failure(err, doing) });
     this.loop = new PrefixWatch(this.client, this.root, o.logger, this.description, {
       revision: () => this.rev,
       resync: () => this.fetch(),
@@ -115,12 +119,15 @@ export class EtcdConfigStore implements ConfigStore {
     this.items.clear();
     this.gone.clear();
     this.seeded = false;
+    const bindings: Array<{ rel: string; kv: IKeyValue }> = [];
     for (const kv of res.kvs) {
       const rel = kv.key.toString('utf8').slice(this.root.length);
       if (rel === SEEDED) this.seeded = true;
+      if (EtcdBindings.owns(rel)) bindings.push({ rel, kv });
       const it = this.ingest(rel, kv);
       if (it) this.items.set(rel, it);
     }
+    this.bindings.reset(bindings, rev);
     this.rev = rev;
     this.have = true;
     this.loop.reachable();
@@ -296,6 +303,11 @@ export class EtcdConfigStore implements ConfigStore {
           this.o.logger.warn({ key: this.root + rel }, 'ignored a malformed command in etcd');
         }
       }
+      return false;
+    }
+    // a destination binding is bookkeeping: the node's copy follows it, the config does not change
+    if (EtcdBindings.owns(rel)) {
+      this.bindings.apply(rel, ev.type, ev.kv);
       return false;
     }
     if (!kindOf(rel)) return false;

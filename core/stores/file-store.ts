@@ -3,7 +3,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { access, open, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { DATA_KINDS, type ConfigStore, type DataSections, type Logger, type RawConfig } from '../contracts';
+import { DATA_KINDS, type ConfigStore, type DataSections, type DestinationBindings, type Logger, type RawConfig } from '../contracts';
 
 /** The data sections of a document, each as it is there; the file's own sections left out. */
 export function dataSections(doc: Readonly<Record<string, unknown>>): DataSections {
@@ -14,6 +14,8 @@ export function dataSections(doc: Readonly<Record<string, unknown>>): DataSectio
 const hasDataSections = (raw: RawConfig): boolean => DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null);
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
+import { MemoryBindings } from './bindings';
+import { bindingsDirOf, FileBindings } from './file-bindings';
 
 /** Watches the file's directory, so editors that save by rename (vim, kubectl ConfigMaps) are seen. */
 export class FileConfigStore implements ConfigStore {
@@ -33,9 +35,20 @@ export class FileConfigStore implements ConfigStore {
   /** The file's own data sections last warned about as shadowed (JSON), so one edit warns once. */
   private shadowWarned: string | undefined;
 
+  /**
+   * Where each credential may be sent: a folder beside the data file (file-bindings.ts), in memory
+   * when the store is readonly; none without a data file (the etcd store keeps its own).
+   */
+  readonly bindings: DestinationBindings | undefined;
+
   constructor(path: string, private readonly debounceMs = 100, private readonly withDataFile = true, private readonly logger?: Logger) {
     this.path = resolve(path);
     this.description = this.path;
+    // config_store is read at start only, so the folder (or memory) chosen on first use stays
+    this.bindings = withDataFile ? new FileBindings(async () => {
+      const raw = await readConfigFile(this.path);
+      return (raw.config_store as { readonly?: unknown } | undefined)?.readonly === true ? undefined : bindingsDirOf(this.dataFile(raw));
+    }) : undefined;
   }
 
   /**
@@ -156,8 +169,11 @@ export class FileConfigStore implements ConfigStore {
     const dir = dirname(this.path);
     const dataDir = this.dataPath === undefined ? undefined : dirname(this.dataPath);
     const isData = (file: string | Buffer | null) => file !== null && this.dataPath !== undefined && String(file).startsWith(basename(this.dataPath));
+    // the destination bindings' folder is no config: its creation beside either file reloads nothing
+    const bindings = this.dataPath === undefined ? undefined : basename(bindingsDirOf(this.dataPath));
     this.watchers.push(
       watch(dir, { persistent: false }, (_event, file) => {
+        if (file !== null && String(file) === bindings) return;
         // the config file, an editor's temp copy of it, or the data file (written by another worker)
         const data = dataDir === dir && isData(file);
         if (file !== null && file !== name && !String(file).startsWith(name) && !data) return;
@@ -169,6 +185,7 @@ export class FileConfigStore implements ConfigStore {
         // a data_file in another folder (config_store.data_file: ./state/admin.json)
         this.watchers.push(
           watch(dataDir, { persistent: false }, (_event, file) => {
+            if (file !== null && String(file) === bindings) return;
             if (file === null || isData(file)) changed(true);
           }),
         );
@@ -187,6 +204,8 @@ export class FileConfigStore implements ConfigStore {
 /** A store over an in-memory document (tests and embedding); `set` triggers a reload. */
 export class MemoryConfigStore implements ConfigStore {
   readonly description = 'memory';
+  /** Destination bindings in memory, shared by the gateways of this store, for the store's lifetime. */
+  readonly bindings: DestinationBindings = new MemoryBindings();
   private listener: (() => void) | undefined;
   constructor(private doc: RawConfig) {}
   async load(): Promise<RawConfig> {
