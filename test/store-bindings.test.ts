@@ -63,6 +63,13 @@ test('file store: a binding is the first destination, survives a new store on th
   assert.equal(await two.unbind(VAULT), false);
   assert.equal((await one.list()).size, 0);
   assert.equal(await one.bind(VAULT, 'https://vault2.example:8200'), 'https://vault2.example:8200', 'unbound: the next destination is the first again');
+  // names that are no plain file name: a long one (hashed), dots and slashes (encoded), an ill-formed one (refused)
+  const long = `$secret://vault/${'x'.repeat(300)}`;
+  for (const cred of [long, '..', '../../etc/passwd']) assert.equal(await one.bind(cred, 'https://vault.example:8200'), 'https://vault.example:8200', cred.slice(0, 30));
+  assert.equal(await two.bind(long, 'https://evil.example'), 'https://vault.example:8200');
+  assert.deepEqual([...(await two.list()).keys()].sort(), [VAULT, long, '..', '../../etc/passwd'].sort());
+  assert.ok(readdirSync(dir).every((f) => f.length <= 200 && !f.startsWith('.')), 'every binding is a plain file of the folder');
+  await assert.rejects(one.bind('$env://\ud800', 'https://vault.example:8200'), (e: Error & { code?: string }) => e.code === 'GH_ERR_CONFIG_INVALID');
 });
 
 test('file store: two stores (as two workers) racing to bind one credential to two origins agree on one winner', async () => {

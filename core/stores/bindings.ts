@@ -13,6 +13,18 @@ export interface BindingRecord {
   readonly bound_at: string;
 }
 
+/**
+ * A credential's name URI-encoded, for a file or key name (no `/` left in it).
+ * @throws GatehouseError GH_ERR_CONFIG_INVALID for a name that is not well-formed Unicode (a lone surrogate)
+ */
+export function encodeCredential(credential: string): string {
+  try {
+    return encodeURIComponent(credential);
+  } catch {
+    throw new GatehouseError('GH_ERR_CONFIG_INVALID', `${JSON.stringify(credential)}: a credential's name must be well-formed Unicode to be bound to a destination`);
+  }
+}
+
 /** The stored form of a new binding. */
 export function encodeBinding(credential: string, destination: string): string {
   const record: BindingRecord = { credential, destination, bound_at: new Date().toISOString() };

@@ -9,7 +9,7 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { DestinationBindings } from '../contracts';
 import { GatehouseError } from '../errors';
-import { decodeBinding, encodeBinding } from './bindings';
+import { decodeBinding, encodeBinding, encodeCredential } from './bindings';
 import { BINDINGS } from './etcd-keys';
 
 /** What the store lends its bindings: each call's deadline, and what a failure means (etcd-errors.ts). */
@@ -36,7 +36,7 @@ export class EtcdBindings implements DestinationBindings {
   }
 
   private static keyOf(credential: string): string {
-    return BINDINGS + encodeURIComponent(credential);
+    return BINDINGS + encodeCredential(credential);
   }
 
   /** The binding a key holds, checked against the credential its name says. @throws GatehouseError GH_ERR_CONFIG_PARSE naming the key */

@@ -12,7 +12,7 @@ import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DestinationBindings } from '../contracts';
 import { GatehouseError } from '../errors';
-import { decodeBinding, encodeBinding, MemoryBindings, type BindingRecord } from './bindings';
+import { decodeBinding, encodeBinding, encodeCredential, MemoryBindings, type BindingRecord } from './bindings';
 
 /** The bindings folder of a data file: its name without the extension, plus `.bindings`. */
 export function bindingsDirOf(dataFile: string): string {
@@ -29,7 +29,7 @@ const MAX_NAME = 200;
  * URI-encoded name can.
  */
 function fileName(credential: string): string {
-  const enc = encodeURIComponent(credential).replace(/^\./, '%2E').replace(/\*/g, '%2A');
+  const enc = encodeCredential(credential).replace(/^\./, '%2E').replace(/\*/g, '%2A');
   return enc.length <= MAX_NAME ? enc : `%sha256-${createHash('sha256').update(credential).digest('hex')}`;
 }
 
