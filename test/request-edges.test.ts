@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { rawRequest } from './helpers/proxy';
+import { MemoryConfigStore } from '../core/stores/file-store';
 
 const KEY = 'edges-test-key';
 const consumers = [{ username: 'jack', plugins: { 'key-auth': { key: KEY } } }];
@@ -203,4 +204,19 @@ describe('forwarding headers', () => {
     // every entry trusted: the leftmost is the client
     assert.equal((await send(g, '/fwd', { 'X-Forwarded-For': '10.1.1.1, 10.0.0.5' })).echo.headers['x-real-ip'], '10.1.1.1');
   });
+});
+
+test('trusted_proxies and underscores_in_headers apply from the next request on reload, with no restart warning', async () => {
+  const doc = (gateway: Record<string, unknown>) => ({ gateway, routes: [{ id: 'fwd', uri: '/fwd', upstream: { nodes: { [up.node]: 1 } } }] });
+  const store = new MemoryConfigStore(doc({}));
+  const g = await bootGateway({}, { store, watch: false });
+  gateways.push(g);
+  const claims = { 'X-Forwarded-For': '203.0.113.7', X_Custom: 'one' };
+  const before = (await send(g, '/fwd', claims)).echo.headers;
+  assert.deepEqual([before['x-real-ip'], before['x_custom']], ['127.0.0.1', undefined]);
+  store.set(doc({ trusted_proxies: ['127.0.0.1'], underscores_in_headers: true }));
+  assert.equal((await g.gw.reload()).ok, true);
+  const after = (await send(g, '/fwd', claims)).echo.headers;
+  assert.deepEqual([after['x-real-ip'], after['x_custom']], ['203.0.113.7', 'one']);
+  assert.deepEqual(g.logs.lines.filter((l) => typeof l.msg === 'string' && l.msg.endsWith('takes effect at the next restart')), []);
 });

@@ -116,8 +116,7 @@ export class RequestState extends Context {
     const peer = req.socket.remoteAddress ?? '';
     const trusted = snapshot.trustedProxies;
     const fromTrustedProxy = trusted !== null && trusted(peer);
-    const xff = req.headers['x-forwarded-for'];
-    super(req, path, query, host, fromTrustedProxy ? clientFromForwardedFor(xff, peer, trusted) : peer, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
+    super(req, path, query, host, fromTrustedProxy ? clientFromForwardedFor(req.headers['x-forwarded-for'], peer, trusted) : peer, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
     this.fromTrustedProxy = fromTrustedProxy;
     this.res = res;
     this.snapshot = snapshot;
