@@ -70,14 +70,17 @@ export interface RequestContext {
   path: string;
   /** Raw query string without '?' ('' when none); a rewrite hook may change it. */
   query: string;
-  /** Host header without port, lowercased. */
+  /** Host header without port, lowercased, without a trailing dot ('[::1]' for an IPv6 literal; '' when none). */
   readonly host: string;
-  /** Address of the client as seen by this gateway. */
+  /**
+   * Address of the client: the connection's peer, or, when the peer is one of
+   * `gateway.trusted_proxies`, the rightmost X-Forwarded-For address that is not a trusted proxy.
+   */
   readonly clientIp: string;
   /** Parameters captured by the route's uri (`/users/:id`). */
   readonly params: Readonly<Record<string, string | undefined>>;
   readonly route: RouteInfo;
-  /** Incoming request headers (lowercase names). */
+  /** Incoming request headers (lowercase names); names with `_` are left out unless `gateway.underscores_in_headers` is on. */
   readonly headers: IncomingHttpHeaders;
   /** Set (or with `undefined`, remove) a header on the request sent upstream. */
   setUpstreamHeader(name: string, value: string | undefined): void;

@@ -11,6 +11,7 @@ import type { Registry } from '../config/registry';
 import type { SchemaCheck } from '../config/schema-check';
 import { deepFreeze } from '../config/validate';
 import { joinPath } from '../config/paths';
+import { allowList } from '../config/allow-list';
 import { hasReferences, referencesIn, substituteReferences } from '../secrets/backends';
 import type { ConfigIssue } from '../errors';
 import type { UpstreamPools } from '../request/upstream-pools';
@@ -333,7 +334,9 @@ export function compileSnapshot(
     release();
     return { issues: compiled.issues };
   }
-  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release) };
+  const proxies = config.gateway.trusted_proxies;
+  const trusted = proxies.length === 0 ? null : allowList(proxies);
+  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted) };
 }
 
 interface Entry {

@@ -1,5 +1,5 @@
-// `admin.allow`: a list of addresses and CIDR ranges, checked when the config is validated and
-// compiled into node's BlockList for the Admin API.
+// `admin.allow` and `gateway.trusted_proxies`: lists of addresses and CIDR ranges, checked when the
+// config is validated and compiled into node's BlockList (for the Admin API, for each snapshot).
 import { BlockList, isIP } from 'node:net';
 
 /** A compiled `admin.allow` list. @throws Error naming the first entry that is not an address or CIDR */

@@ -145,6 +145,10 @@ export const configSchema: JsonSchema = {
         client_max_body_size: { type: ['integer', 'string'], minimum: 0, pattern: '^[0-9]+[kKmMgG]?$', default: 0 },
         access_log: { type: 'boolean', default: true },
         log_level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+        // nginx's underscores_in_headers: off drops request headers whose names contain "_"
+        underscores_in_headers: { type: 'boolean', default: false },
+        // peers (addresses, CIDR ranges) whose X-Forwarded-* and Forwarded headers are believed
+        trusted_proxies: { type: 'array', items: { type: 'string' }, default: [] },
       },
       additionalProperties: false,
       default: {},

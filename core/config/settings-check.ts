@@ -1,7 +1,7 @@
 // The gateway's and the Admin API's own settings that are more than their schema: listen addresses
 // ("host:port", "[v6]:port", ":port") and nginx-style sizes, parsed here for the checks at load and
 // for the listeners alike, and the checks a schema cannot make (a port in range, the Admin API on a
-// port of its own, each `admin.allow` entry an address or range).
+// port of its own, each `admin.allow` and `gateway.trusted_proxies` entry an address or range).
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { allowList } from './allow-list';
@@ -67,13 +67,17 @@ export function checkSettings(c: any, issues: ConfigIssue[]): void {
   } else c.gateway.client_max_body_size = bytes;
 
   checkListeners(c, issues);
-  if (c.admin) {
-    (c.admin.allow as string[]).forEach((entry, i) => {
-      try {
-        allowList([entry]);
-      } catch (err) {
-        issues.push({ path: joinPath(joinPath('admin', 'allow'), i), message: (err as Error).message });
-      }
-    });
-  }
+  if (c.admin) checkAddresses(c.admin.allow, 'admin', 'allow', issues);
+  checkAddresses(c.gateway.trusted_proxies, 'gateway', 'trusted_proxies', issues);
+}
+
+/** Each entry of an address list (`admin.allow`, `gateway.trusted_proxies`) an address or CIDR range. */
+function checkAddresses(entries: string[], section: string, key: string, issues: ConfigIssue[]): void {
+  entries.forEach((entry, i) => {
+    try {
+      allowList([entry]);
+    } catch (err) {
+      issues.push({ path: joinPath(joinPath(section, key), i), message: (err as Error).message });
+    }
+  });
 }

@@ -56,6 +56,10 @@ export interface GatewaySettings {
   readonly client_max_body_size: number;
   readonly access_log: boolean;
   readonly log_level: string;
+  /** Pass request headers whose names contain `_` (nginx's `underscores_in_headers`); off: they are dropped. */
+  readonly underscores_in_headers: boolean;
+  /** Addresses and CIDR ranges of proxies in front of the gateway whose forwarding headers are believed. */
+  readonly trusted_proxies: readonly string[];
 }
 
 /** Most resources of each kind the Admin API lets exist. */

@@ -172,6 +172,13 @@ describe('validateConfig issues', () => {
     ]);
   });
 
+  test('gateway.trusted_proxies entries must be addresses or CIDR ranges', () => {
+    assert.deepEqual(issuesOf({ gateway: { trusted_proxies: ['10.0.0.0/8', '::1', 'lb.internal', '192.168.0.0/33'] } }), [
+      'gateway.trusted_proxies[2]: "lb.internal" is not an IP address or CIDR range',
+      'gateway.trusted_proxies[3]: "192.168.0.0/33" has an invalid prefix length',
+    ]);
+  });
+
   test('malformed references and references to unknown managers or resources are reported with their path', () => {
     const route = (v: string) => ({ id: 'r', uri: '/r', plugins: { mocking: { response_example: v } } });
     assert.deepEqual(issuesOf({ routes: [route('$secret://vault/gw/jack')] }), [
@@ -308,7 +315,7 @@ describe('parseConfigText', () => {
 describe('defaults and normalisation', () => {
   test('an empty document gets every gateway default and empty sections', () => {
     const c = valid({});
-    assert.deepEqual(c.gateway, { listen: '0.0.0.0:9080', workers: 1, drain_timeout: 10, client_header_timeout: 60, client_max_body_size: 0, access_log: true, log_level: 'info' });
+    assert.deepEqual(c.gateway, { listen: '0.0.0.0:9080', workers: 1, drain_timeout: 10, client_header_timeout: 60, client_max_body_size: 0, access_log: true, log_level: 'info', underscores_in_headers: false, trusted_proxies: [] });
     assert.deepEqual(c.config_store, { type: 'file', readonly: false });
     assert.deepEqual(c.secret_cache, { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 });
     assert.deepEqual([c.routes, c.upstreams, c.consumers, c.secrets, c.extensions], [[], [], [], [], []]);

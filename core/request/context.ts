@@ -8,6 +8,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Consumer, RequestContext, RouteInfo } from '../contracts';
 import type { CompiledRoute, Snapshot } from './snapshot';
+import { clientFromForwardedFor } from './forwarded';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const NO_ROUTE: RouteInfo = Object.freeze({ id: '', uri: '' });
@@ -32,13 +33,13 @@ export class Context implements RequestContext {
   protected localBody: string | Buffer | undefined = undefined;
   private _vars: Map<string, unknown> | undefined = undefined;
 
-  constructor(req: IncomingMessage, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, route: RouteInfo, startTime: number) {
+  constructor(req: IncomingMessage, path: string, query: string, host: string, clientIp: string, params: Record<string, string | undefined> | undefined, route: RouteInfo, startTime: number) {
     this.req = req;
     this.method = req.method ?? 'GET';
     this.path = path;
     this.query = query;
     this.host = host;
-    this.clientIp = req.socket.remoteAddress ?? '';
+    this.clientIp = clientIp;
     this.params = params ?? EMPTY_PARAMS;
     this.route = route;
     this.headers = req.headers;
@@ -108,9 +109,15 @@ export class RequestState extends Context {
   upstreamCut = false;
   /** The proxy's exchange once the request went upstream: the log phase aborts it if the client left. */
   exchange: { abort(): void } | undefined = undefined;
+  /** The connection's peer is one of `gateway.trusted_proxies`: its forwarding headers are believed. */
+  readonly fromTrustedProxy: boolean;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
-    super(req, path, query, host, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = snapshot.trustedProxies;
+    const fromTrustedProxy = trusted !== null && trusted(peer);
+    super(req, path, query, host, fromTrustedProxy ? clientFromForwardedFor(req.headers['x-forwarded-for'], peer, trusted) : peer, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
+    this.fromTrustedProxy = fromTrustedProxy;
     this.res = res;
     this.snapshot = snapshot;
     this.compiled = compiled;

@@ -2,7 +2,7 @@
 // hook chain, then a local response or the proxy. Nothing here parses config or builds lookup
 // tables; that all happened when the snapshot was compiled.
 import 'reflect-metadata';
-import { ServerResponse, type IncomingMessage } from 'node:http';
+import { ServerResponse, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { inject, injectable } from 'tsyringe';
 import type { Clock, Counter, Histogram, Logger, Metrics } from '../contracts';
 import { CLOCK, LOGGER, METRICS } from '../tokens';
@@ -11,7 +11,7 @@ import { discardRest, lingerOnClose } from './linger';
 import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
-import { hasMalformedEscape } from './router';
+import { hasMalformedEscape, hostForMatching } from './router';
 
 const STATUS_BODIES: Record<number, string> = {
   400: '{"message":"400 Bad Request"}',
@@ -24,16 +24,6 @@ const STATUS_BODIES: Record<number, string> = {
 };
 const JSON_HEADERS = 'application/json';
 const SECRET_UNAVAILABLE = '{"message":"secret unavailable"}';
-
-function hostOf(h: string | undefined): string {
-  if (h === undefined) return '';
-  if (h.charCodeAt(0) === 91 /* [ */) {
-    const end = h.indexOf(']');
-    return (end === -1 ? h : h.slice(0, end + 1)).toLowerCase();
-  }
-  const c = h.indexOf(':');
-  return (c === -1 ? h : h.slice(0, c)).toLowerCase();
-}
 
 /**
  * The proxy server's response class (`createServer({ ServerResponse: GatewayResponse })`): Node's
@@ -88,13 +78,15 @@ export class DataPlane implements ProxyHost {
   private serve(req: IncomingMessage, res: GatewayResponse, expectContinue: boolean): void {
     const snap = this.current;
     snap.inflight++;
+    if (!snap.config.gateway.underscores_in_headers) dropUnderscoreHeaders(req.headers);
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
     const path = normalizePath(qi === -1 ? url : url.slice(0, qi));
     const query = qi === -1 ? '' : url.slice(qi + 1);
-    const host = hostOf(req.headers.host);
-    const m = path.charCodeAt(0) === 47 /* / */ ? snap.router.find(req.method ?? 'GET', host, path) : null;
-    const ctx = new RequestState(req, res, snap, m === null ? undefined : m.route, path, query, host, m === null ? undefined : m.params, this.now());
+    // undefined: a Host nginx refuses (answered 400 below)
+    const host = hostForMatching(req.headers.host);
+    const m = host !== undefined && path.charCodeAt(0) === 47 /* / */ ? snap.router.find(req.method ?? 'GET', host, path) : null;
+    const ctx = new RequestState(req, res, snap, m === null ? undefined : m.route, path, query, host ?? '', m === null ? undefined : m.params, this.now());
     res.state = ctx;
     res.once('close', this.onResponseClose);
     const max = ctx.bodyLimit;
@@ -108,8 +100,8 @@ export class DataPlane implements ProxyHost {
     }
     if (expectContinue) res.writeContinue();
     if (m === null) {
-      // a path above the root ("" from normalizePath) or with a malformed escape is 400, as nginx answers
-      const status = path.charCodeAt(0) !== 47 || hasMalformedEscape(path) ? 400 : 404;
+      // an invalid Host, a path above the root ("" from normalizePath) or with a malformed escape is 400, as nginx answers
+      const status = host === undefined || path.charCodeAt(0) !== 47 || hasMalformedEscape(path) ? 400 : 404;
       ctx.respond(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
       this.sendLocal(ctx);
       return;
@@ -279,6 +271,16 @@ export class DataPlane implements ProxyHost {
     }
     ctx.snapshot.done();
   }
+}
+
+/**
+ * Forget the request headers whose names contain `_`, as nginx does by default
+ * (`underscores_in_headers off`): neither plugins nor the upstream see them. Many frameworks fold
+ * `_` and `-` together (CGI's HTTP_X_CONSUMER_USERNAME), so `X_Consumer_Username` would stand
+ * beside, or in for, the X-Consumer-Username the gateway sets. The request itself goes on.
+ */
+function dropUnderscoreHeaders(h: IncomingHttpHeaders): void {
+  for (const k in h) if (k.indexOf('_') !== -1) delete h[k];
 }
 
 /** Anything that can hide a dot-segment or an extra separator: "/.", "%2e", "%2f", "%5c", "\\", "//". */

@@ -8,13 +8,12 @@ import type { HashSource, UpstreamNode } from './balancer';
 import type { RequestState } from './context';
 import type { CompiledUpstream } from './snapshot';
 import { discardRest } from './linger';
+import { isReplacedForwardingHeader, setForwardingHeaders } from './forwarded';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`
  * (Node answers 100-continue itself) and `host` (set per pass_host). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'expect', 'host']);
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings']);
-/** Set by the gateway, never taken from the client (X-Consumer-Username is set by auth plugins). */
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-consumer-username']);
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Errors raised before anything reached the upstream: always safe to retry. */
@@ -73,8 +72,9 @@ function upstreamHeaders(ctx: RequestState, up: CompiledUpstream, node: Upstream
   const src = ctx.req.headers;
   const extra = connectionTokens(src.connection);
   const out: Record<string, string | string[]> = {};
+  const trusted = ctx.fromTrustedProxy;
   for (const k in src) {
-    if (HOP_BY_HOP.has(k) || FORWARDED.has(k) || (extra !== null && extra.has(k))) continue;
+    if (HOP_BY_HOP.has(k) || isReplacedForwardingHeader(k, trusted) || (extra !== null && extra.has(k))) continue;
     const v = src[k];
     if (v !== undefined) out[k] = v;
   }
@@ -83,12 +83,8 @@ function upstreamHeaders(ctx: RequestState, up: CompiledUpstream, node: Upstream
     if (src.host !== undefined) out.host = src.host;
   } else if (pass === 'node') out.host = node.key;
   else out.host = up.config.upstream_host!;
-  const ip = ctx.clientIp;
-  const xff = src['x-forwarded-for'];
-  out['x-forwarded-for'] = xff ? `${xff}, ${ip}` : ip;
-  out['x-forwarded-proto'] = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  if (src.host !== undefined) out['x-forwarded-host'] = src.host;
-  out['x-real-ip'] = ip;
+  const socket = ctx.req.socket;
+  setForwardingHeaders(out, src, socket.remoteAddress ?? '', trusted, ctx.clientIp, (socket as { encrypted?: boolean }).encrypted === true, socket.localPort);
   ctx.applyUpstreamHeaderChanges(out);
   return out;
 }

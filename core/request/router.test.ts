@@ -2,7 +2,7 @@
 // trees of their own, and a request matching in both gets find-my-way's precedence between the two.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRouter } from './router';
+import { buildRouter, hostForMatching } from './router';
 
 const route = (id: string, uri: string, methods?: string[], priority = 0) => ({ id, uris: [uri], methods, priority });
 
@@ -70,4 +70,45 @@ test('one method-restricted route does not copy the other routes into ten per-me
   const mixed = heap(() => buildRouter([...many(3000), route('only-get', '/x', ['GET'])]));
   // per-method copies made this about 10x; without gc() exposed the figures are noisier, hence 3x
   assert.ok(mixed < plain * 3, `mixed ${Math.round(mixed / 1024)} KiB vs plain ${Math.round(plain / 1024)} KiB`);
+});
+
+test('a parameter of any length the request line allows stays on its route, never falling to a wildcard', () => {
+  const r = buildRouter([route('users', '/users/:id'), route('two', '/o/:org/r/:repo'), route('any', '/*')]);
+  for (const n of [100, 1000, 1001, 16 * 1024]) {
+    const id = 'x'.repeat(n);
+    assert.equal(r.find('GET', '', `/users/${id}`)?.route.id, 'users', `${n} characters`);
+    assert.equal(r.find('GET', '', `/users/${id}`)?.params.id, id);
+    assert.equal(r.find('GET', '', `/o/${id}/r/${id}`)?.route.id, 'two', `${n} characters, twice`);
+  }
+});
+
+test('hostForMatching reads a Host header as nginx does', () => {
+  const cases: Array<[string | undefined, string | undefined]> = [
+    [undefined, ''],
+    ['', ''],
+    ['api.example.com', 'api.example.com'],
+    ['API.Example.COM:80', 'api.example.com'],
+    ['api.example.com.', 'api.example.com'],
+    ['Api.Example.Com.:8443', 'api.example.com'],
+    ['[::1]', '[::1]'],
+    ['[2001:DB8::1]:8080', '[2001:db8::1]'],
+    ['localhost', 'localhost'],
+    ['.example.com', '.example.com'],
+    // refused (400)
+    ['api.example.com..', undefined],
+    ['a..b', undefined],
+    ['a/b', undefined],
+    ['a\\b', undefined],
+    ['a b', undefined],
+    ['a\tb', undefined],
+    [':80', undefined],
+    ['.', undefined],
+  ];
+  for (const [h, want] of cases) assert.equal(hostForMatching(h), want, JSON.stringify(h));
+});
+
+test('hosts of routes are read like the request host: letter case and a trailing dot do not count', () => {
+  const r = buildRouter([{ id: 'a', uris: ['/'], hosts: ['API.example.com.'], priority: 0 }, { id: 'w', uris: ['/'], hosts: ['*.Example.ORG.'], priority: 0 }]);
+  assert.equal(r.find('GET', 'api.example.com', '/')?.route.id, 'a');
+  assert.equal(r.find('GET', 'x.example.org', '/')?.route.id, 'w');
 });

@@ -2,6 +2,7 @@
 // per snapshot. Host first, then uri, as APISIX's default `radixtree_host_uri` router: routes
 // naming the request's host are searched first (exact host, then `*.` wildcards, most specific
 // first), then routes without hosts. Routes sharing method, uri and host are ordered by priority.
+import { maxHeaderSize } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { HTTP_METHODS } from '../config/types';
 
@@ -21,7 +22,7 @@ export interface RouteMatch<R> {
 
 /** An immutable router over a set of routes. */
 export interface Router<R> {
-  /** @param host Host header without port, lowercased */
+  /** @param host the request's host as {@link hostForMatching} gives it */
   find(method: string, host: string, path: string): RouteMatch<R> | null;
 }
 
@@ -54,8 +55,17 @@ interface Entry<R> {
   readonly seq: number;
 }
 
+/**
+ * find-my-way skips a `:param` node whose value is longer than `maxParamLength` and goes on to the
+ * next candidate, so a long value would leave `/users/:id` (and its auth plugins) for a public
+ * `/*`. nginx and APISIX have no such limit: the request line's is the only one. The whole request
+ * head, request line included, is bounded by Node's header limit (431 beyond it), so a parameter
+ * can never be longer than that, and no request reaches a less specific route for its length.
+ */
+const MAX_PARAM_LENGTH = Math.max(maxHeaderSize, 16 * 1024);
+
 function newTree(): Fmw {
-  return FindMyWay({ ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true, maxParamLength: 1000 });
+  return FindMyWay({ ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true, maxParamLength: MAX_PARAM_LENGTH });
 }
 
 /**
@@ -106,7 +116,9 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
           any.add(entry, method);
           continue;
         }
-        for (const host of r.hosts) {
+        for (const h of r.hosts) {
+          // as the request's host is compared: lowercase, without a trailing dot
+          const host = h.toLowerCase().replace(/\.$/, '');
           const [map, key] = host.startsWith('*.') ? [wild, host.slice(1)] : [exact, host];
           let t = map.get(key);
           if (!t) map.set(key, (t = new UriTable<R>()));
@@ -187,6 +199,45 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
       return kept === undefined ? null : findIn(method, host, kept);
     },
   };
+}
+
+/**
+ * The request's host as routes are matched on it, as nginx reads the Host header: without the
+ * port, lowercased, without one trailing dot (`API.Example.COM.:80` is `api.example.com`, the
+ * same name in DNS), an IPv6 literal kept in its brackets (`[::1]`). So no spelling of a host
+ * reaches its routes' fallbacks rather than the routes (and plugins) it names. '' when there is
+ * no Host (HTTP/1.0) or it is empty: only routes without hosts match.
+ * @returns undefined for a host nginx refuses with 400: two dots in a row, a path separator, a
+ * control character or space, nothing before the port
+ */
+export function hostForMatching(h: string | undefined): string | undefined {
+  if (h === undefined || h === '') return '';
+  let end = h.length;
+  let dot = -2;
+  // 0: the name; 1: inside an IPv6 literal's brackets; 2: the port
+  let state = 0;
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (dot === i - 1) return undefined;
+      dot = i;
+    } else if (c === 58 /* : */) {
+      if (state === 0) {
+        end = i;
+        state = 2;
+      }
+    } else if (c === 91 /* [ */) {
+      if (i === 0) state = 1;
+    } else if (c === 93 /* ] */) {
+      if (state === 1) {
+        end = i + 1;
+        state = 2;
+      }
+    } else if (c === 47 /* / */ || c === 92 /* \ */ || c <= 0x20 || c === 0x7f) return undefined;
+  }
+  if (dot === end - 1) end--;
+  if (end === 0) return undefined;
+  return (end === h.length ? h : h.slice(0, end)).toLowerCase();
 }
 
 /** A `%` not followed by two hex digits: nginx answers such a request 400 (the data plane does too). */

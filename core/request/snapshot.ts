@@ -7,6 +7,7 @@ import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types
 import type { Balancer, UpstreamNode } from './balancer';
 import type { PassiveHealth } from './health';
 import type { Router } from './router';
+import type { TrustedProxies } from './forwarded';
 
 export interface CompiledUpstream {
   /** Identity that survives reloads: the upstream id, or `route:<id>` for inline ones. */
@@ -65,6 +66,8 @@ export class Snapshot {
     readonly expiresAt: number,
     /** What the build that made it holds for it (pools, plugin state): let go of once, when the last request is done. */
     private readonly onRelease: () => void,
+    /** `gateway.trusted_proxies`, compiled: whether a peer's forwarding headers are believed. */
+    readonly trustedProxies: TrustedProxies = null,
   ) {}
 
   /** A request finished with this snapshot. */

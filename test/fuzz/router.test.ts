@@ -201,9 +201,9 @@ function rawRequest(port: number, q: Req, hostHeader: string): Promise<string> {
 
 // CONNECT is left out: Node's HTTP server hands it to a 'connect' listener, never to the request handler
 const HTTP_REQUEST_METHODS = [...HTTP_METHODS.filter((m) => m !== 'CONNECT'), ...OTHER_METHODS];
-/** The Host header as a client may send it: any letter case, with or without a port. */
-const hostForm = fc.record({ upper: fc.boolean(), port: fc.boolean() });
-const hostHeader = (h: string, f: { upper: boolean; port: boolean }) => `${f.upper ? h.toUpperCase() : h}${f.port ? ':8080' : ''}`;
+/** The Host header as a client may send it: any letter case, with or without a trailing dot (the same name in DNS) and a port. */
+const hostForm = fc.record({ upper: fc.boolean(), dot: fc.boolean(), port: fc.boolean() });
+const hostHeader = (h: string, f: { upper: boolean; dot: boolean; port: boolean }) => `${f.upper ? h.toUpperCase() : h}${f.dot ? '.' : ''}${f.port ? ':8080' : ''}`;
 
 test('through a real gateway: every generated request is answered by the route the model picks (or 404 / 400)', async () => {
   await fc.assert(
