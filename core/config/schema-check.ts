@@ -2,8 +2,8 @@
 // errors into issues a person reads, each with its config path (`routes[0].upstream.nodes: must
 // have at least 1 entry`). Config validation, the extension registry and extension loading all
 // check through here.
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { JsonSchema } from '../contracts';
+import Ajv, { type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
+import { SENT_TO_CLIENT, type JsonSchema } from '../contracts';
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { joinPath } from './paths';
@@ -22,8 +22,33 @@ export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: bo
  * verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
  */
 export function schemaCompiler(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  // a boolean: a schema that says anything else is refused when it is compiled (an extension at load)
+  ajv.addKeyword({ keyword: SENT_TO_CLIENT, schemaType: 'boolean', errors: true, validate: noReferenceSentToClient });
+  return ajv;
 }
+
+const SENT_TO_CLIENT_MESSAGE = 'is sent back to clients, so it cannot be a secret reference: write the value itself';
+
+/**
+ * The `x-sent-to-client` keyword: no reference anywhere in the field. Every string of its subtree
+ * is looked at, whatever the rest of the schema says (a header map, a list, a oneOf), because the
+ * resolved value would be served to whoever asks; each one found is an issue at its own path.
+ * Object keys are names, never resolved, so they are not looked at.
+ */
+const noReferenceSentToClient: SchemaValidateFunction = (marked, data, _parent, cxt) => {
+  if (marked !== true) return true;
+  const errors: Partial<ErrorObject>[] = [];
+  const walk = (v: unknown, pointer: string): void => {
+    if (typeof v === 'string') {
+      if (looksLikeReference(v)) errors.push({ keyword: SENT_TO_CLIENT, instancePath: pointer, params: {}, message: SENT_TO_CLIENT_MESSAGE });
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${pointer}/${i}`));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+  };
+  walk(data, cxt?.instancePath ?? '');
+  noReferenceSentToClient.errors = errors;
+  return errors.length === 0;
+};
 
 /** Keywords a reference string cannot be expected to satisfy before it is resolved. */
 const VALUE_KEYWORDS = new Set(['pattern', 'format', 'minLength', 'maxLength', 'enum', 'const']);
