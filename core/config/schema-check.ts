@@ -1,7 +1,8 @@
 // Checking a value against a JSON schema: compiling a schema once with ajv, and turning ajv's
 // errors into issues a person reads, each with its config path (`routes[0].upstream.nodes: must
 // have at least 1 entry`). Config validation, the extension registry and extension loading all
-// check through here.
+// check through here, with Gatehouse's own keyword: `x-sent-to-client` (no secret reference in a
+// field whose value goes back to clients).
 import Ajv, { type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import { SENT_TO_CLIENT, type JsonSchema } from '../contracts';
 import type { ConfigIssue } from '../errors';
@@ -15,18 +16,6 @@ import { joinPath } from './paths';
  * only, when `allowReferences` is an array).
  */
 export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: boolean | readonly string[]) => ConfigIssue[];
-
-/**
- * A schema compiler. Each registry has its own (ajv caches what it compiled, so a shared one would
- * be state every gateway of the process adds to and none can drop).
- * verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
- */
-export function schemaCompiler(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
-  // a boolean: a schema that says anything else is refused when it is compiled (an extension at load)
-  ajv.addKeyword({ keyword: SENT_TO_CLIENT, schemaType: 'boolean', errors: true, validate: noReferenceSentToClient });
-  return ajv;
-}
 
 const SENT_TO_CLIENT_MESSAGE = 'is sent back to clients, so it cannot be a secret reference: write the value itself';
 
@@ -49,6 +38,18 @@ const noReferenceSentToClient: SchemaValidateFunction = (marked, data, _parent, 
   noReferenceSentToClient.errors = errors;
   return errors.length === 0;
 };
+
+/**
+ * A schema compiler. Each registry has its own (ajv caches what it compiled, so a shared one would
+ * be state every gateway of the process adds to and none can drop).
+ * verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
+ */
+export function schemaCompiler(): Ajv {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  // a boolean: a schema that says anything else is refused when it is compiled (an extension at load)
+  ajv.addKeyword({ keyword: SENT_TO_CLIENT, schemaType: 'boolean', errors: true, validate: noReferenceSentToClient });
+  return ajv;
+}
 
 /** Keywords a reference string cannot be expected to satisfy before it is resolved. */
 const VALUE_KEYWORDS = new Set(['pattern', 'format', 'minLength', 'maxLength', 'enum', 'const']);
