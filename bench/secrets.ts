@@ -1,7 +1,8 @@
 // `npm run bench:secrets`: what secrets cost. (1) A cache hit of SecretResolver.resolve against
 // an awaited Map lookup, in ns per call. (2) Request latency through the gateway for a route whose
-// plugin config holds a Vault reference while Vault answers in 200 ms and the cache ttl (2 s) makes
-// the gateway refresh it every ~1.6 s, against the same route with a literal, interleaved.
+// plugin config holds a Vault reference (a header proxy-rewrite sends upstream) while Vault answers in
+// 200 ms and the cache ttl (2 s) makes the gateway refresh it every ~1.6 s, against the same route
+// with a literal, interleaved.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,7 +12,7 @@ import { SecretResolver } from '../core/secrets/resolver';
 import { parseReference } from '../core/secrets/reference';
 import { silentLogger } from '../core/observe/log';
 import { startVaultServer } from '../test/servers/vault';
-import { benchDir, cleanup, freePort, getOnce } from './procs';
+import { benchDir, cleanup, freePort, getOnce, startUpstream } from './procs';
 import { runLoad, type LoadResult } from './load';
 import { median } from './report';
 
@@ -76,6 +77,7 @@ async function slowBackend(): Promise<void> {
   await v.write('apisix/jack', { 'auth-key': 'bench-secret-value' });
   vault.faults.latencyMs = 200;
   const port = await freePort();
+  const up = await startUpstream();
   const yaml = [
     'gateway: { listen: "127.0.0.1:' + port + '", access_log: false }',
     'secret_cache: { ttl: 2 }',
@@ -84,10 +86,12 @@ async function slowBackend(): Promise<void> {
     'routes:',
     '  - id: with-secret',
     '    uri: /secret',
-    '    plugins: { mocking: { response_example: "$secret://vault/gw/jack/auth-key" } }',
+    '    plugins: { proxy-rewrite: { headers: { set: { x-key: "$secret://vault/gw/jack/auth-key" } } } }',
+    `    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`,
     '  - id: literal',
     '    uri: /literal',
-    '    plugins: { mocking: { response_example: "bench-secret-value" } }',
+    '    plugins: { proxy-rewrite: { headers: { set: { x-key: "bench-secret-value" } } } }',
+    `    upstream: { nodes: { "127.0.0.1:${up.port}": 1 } }`,
     '',
   ].join('\n');
   const gw = await startGatewayProcess(yaml, port, '/secret');

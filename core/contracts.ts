@@ -5,6 +5,15 @@ import type { IncomingMessage, IncomingHttpHeaders, OutgoingHttpHeaders } from '
 /** A JSON schema (draft-07 as understood by ajv). */
 export type JsonSchema = Record<string, unknown>;
 
+/**
+ * The schema keyword of a plugin field whose value goes back to clients (a mocked body, a
+ * response header, a rejection message): `{ type: 'string', [SENT_TO_CLIENT]: true }`. A secret
+ * reference anywhere in such a field (its whole subtree: an object of header values too) is a
+ * config error at its path, so nobody who may write a route or a consumer can publish a secret
+ * the gateway resolves for them.
+ */
+export const SENT_TO_CLIENT = 'x-sent-to-client';
+
 /** Structured logger (a pino-compatible subset). Never pass secret values to it. */
 export interface Logger {
   debug(obj: object | string, msg?: string): void;

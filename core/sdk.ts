@@ -30,6 +30,7 @@ export type {
   SecretProvider,
 } from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
+export { SENT_TO_CLIENT } from './contracts';
 export { GatehouseError, ErrorCodes, withoutNodeCaHint, type ErrorCode, type ConfigIssue } from './errors';
 
 /** Names of plugins and providers: lowercase, digits and dashes, starting with a letter. */

@@ -176,7 +176,8 @@ test('three gateway processes on one etcd: writes reach all within 1 s, etcd out
     // a secret refresh on node 3 refreshes the value on every node
     const sec = await call(`${nodes[2].admin}/secrets/vault/main`, { method: 'PUT', body: { uri: vault.url, prefix: 'kv1', kv_version: 1, token: '$env://GH_TEST_VAULT_TOKEN' }, key: true });
     assert.equal(sec.status, 201, sec.text);
-    const greet = { uri: '/greet', plugins: { mocking: { response_example: '$secret://vault/main/app/greeting' } } };
+    // sent upstream, whose echo shows it (a response field may not hold a reference)
+    const greet = { uri: '/greet', plugins: { 'proxy-rewrite': { headers: { set: { 'x-greeting': '$secret://vault/main/app/greeting' } } } }, upstream: { type: 'roundrobin', nodes: { [upstream.node]: 1 } } };
     assert.equal((await call(`${nodes[2].admin}/routes/greet`, { method: 'PUT', body: greet, key: true })).status, 201);
     for (const n of nodes) await eventually('greet v1 everywhere', served(n, '/greet', 'hello v1'), 3000);
     const v = NodeVault({ endpoint: vault.url, token: VAULT_TOKEN, requestOptions: { timeout: 5000 } });

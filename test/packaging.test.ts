@@ -93,7 +93,7 @@ test('from the packed tarball: init, npm install, new plugin and provider, a plu
   // its development copy of Gatehouse: the tarball again, in the registry's place
   await sh('npm', [...npmInstall, '--save-dev', `../${tarball}`], shout, 300_000);
   const shoutTested = await sh('npm', ['test'], shout, 180_000);
-  assert.deepEqual(testCounts(shoutTested.out), { pass: 4, fail: 0 }, shoutTested.out);
+  assert.deepEqual(testCounts(shoutTested.out), { pass: 5, fail: 0 }, shoutTested.out);
   await sh('npm', ['pack', '--pack-destination', work], shout, 120_000);
   const shoutTarball = 'gatehouse-plugin-shout-header-0.1.0.tgz';
   await sh('npm', [...npmInstall, `../${shoutTarball}`], demo, 300_000);

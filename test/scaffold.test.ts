@@ -249,7 +249,7 @@ test('the templates as they are (tokens unreplaced) compile and pass their own t
   assert.match(out, /adds X-Hello: hello to a proxied response by default/);
   assert.match(out, /a consumer key referenced in the file authenticates through a gateway/);
   assert.match(out, /gatehouse\.yaml loads with every extension/);
-  assert.deepEqual(testCounts(out), { pass: 12, fail: 0 }, out);
+  assert.deepEqual(testCounts(out), { pass: 13, fail: 0 }, out);
   for (const kind of ['plugin', 'provider']) {
     const range = /gatehouse: '([^']+)'/.exec(readFileSync(join(templates, kind, 'index.ts'), 'utf8'))?.[1];
     assert.ok(range !== undefined && semver.satisfies(version, range), `templates/${kind} declares gatehouse: '${range}', which Gatehouse ${version} does not satisfy`);

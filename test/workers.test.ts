@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { freePort, startGatehouse, tempDir, delay, type GatehouseProcess } from './helpers/harness';
+import { freePort, startGatehouse, startUpstream, tempDir, delay, type GatehouseProcess } from './helpers/harness';
 import { startVaultServer } from './servers/vault';
 
 test('workers: 2 runs two worker processes that both serve, and SIGTERM stops them all with exit 0', { timeout: 60000 }, async () => {
@@ -161,6 +161,9 @@ test('workers: 2 — POST /admin/secrets/{m}/{id}/refresh on one worker refreshe
   };
   await vaultCall('sys/mounts/apisix', { type: 'kv', options: { version: '1' } });
   await vaultCall('apisix/app', { msg: 'first-value' });
+  // the route sends the secret upstream and the upstream answers with it (a response field may not
+  // hold a reference: the value would go to any client)
+  const up = await startUpstream((req, res) => res.end(String(req.headers['x-msg'])));
   const [port, adminPort] = [await freePort(), await freePort()];
   const file = join(tempDir(), 'gatehouse.yaml');
   writeFileSync(
@@ -170,7 +173,7 @@ test('workers: 2 — POST /admin/secrets/{m}/{id}/refresh on one worker refreshe
       // a long ttl: without a forced refresh nothing would read Vault again during the test
       `secret_cache: { ttl: 3600 }\n` +
       `secrets:\n  - { id: vault/x, uri: "${vault.url}", prefix: apisix, kv_version: 1, token: "$env://GH_WORKERS_VAULT_TOKEN" }\n` +
-      `routes:\n  - id: msg\n    uri: /msg\n    plugins: { mocking: { response_example: "$secret://vault/x/app/msg" } }\n`,
+      `routes:\n  - id: msg\n    uri: /msg\n    plugins: { proxy-rewrite: { headers: { set: { x-msg: "$secret://vault/x/app/msg" } } } }\n    upstream: { nodes: { "${up.node}": 1 } }\n`,
   );
   const gw = await startGatehouse(file, port, { GH_WORKERS_VAULT_TOKEN: token });
   const reads = () => vault.count('apisix/app', 'GET');
@@ -200,6 +203,7 @@ test('workers: 2 — POST /admin/secrets/{m}/{id}/refresh on one worker refreshe
   } finally {
     await gw.kill();
     await vault.close();
+    await up.close();
   }
 });
 

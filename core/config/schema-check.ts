@@ -1,9 +1,10 @@
 // Checking a value against a JSON schema: compiling a schema once with ajv, and turning ajv's
 // errors into issues a person reads, each with its config path (`routes[0].upstream.nodes: must
 // have at least 1 entry`). Config validation, the extension registry and extension loading all
-// check through here.
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { JsonSchema } from '../contracts';
+// check through here, with Gatehouse's own keyword: `x-sent-to-client` (no secret reference in a
+// field whose value goes back to clients).
+import Ajv, { type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
+import { SENT_TO_CLIENT, type JsonSchema } from '../contracts';
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { joinPath } from './paths';
@@ -16,13 +17,38 @@ import { joinPath } from './paths';
  */
 export type SchemaCheck = (data: unknown, basePath: string, allowReferences?: boolean | readonly string[]) => ConfigIssue[];
 
+const SENT_TO_CLIENT_MESSAGE = 'is sent back to clients, so it cannot be a secret reference: write the value itself';
+
+/**
+ * The `x-sent-to-client` keyword: no reference anywhere in the field. Every string of its subtree
+ * is looked at, whatever the rest of the schema says (a header map, a list, a oneOf), because the
+ * resolved value would be served to whoever asks; each one found is an issue at its own path.
+ * Object keys are names, never resolved, so they are not looked at.
+ */
+const noReferenceSentToClient: SchemaValidateFunction = (marked, data, _parent, cxt) => {
+  if (marked !== true) return true;
+  const errors: Partial<ErrorObject>[] = [];
+  const walk = (v: unknown, pointer: string): void => {
+    if (typeof v === 'string') {
+      if (looksLikeReference(v)) errors.push({ keyword: SENT_TO_CLIENT, instancePath: pointer, params: {}, message: SENT_TO_CLIENT_MESSAGE });
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${pointer}/${i}`));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+  };
+  walk(data, cxt?.instancePath ?? '');
+  noReferenceSentToClient.errors = errors;
+  return errors.length === 0;
+};
+
 /**
  * A schema compiler. Each registry has its own (ajv caches what it compiled, so a shared one would
  * be state every gateway of the process adds to and none can drop).
  * verbose: errors carry their schema (to name a oneOf's alternatives); their data is never printed
  */
 export function schemaCompiler(): Ajv {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true, verbose: true });
+  // a boolean: a schema that says anything else is refused when it is compiled (an extension at load)
+  ajv.addKeyword({ keyword: SENT_TO_CLIENT, schemaType: 'boolean', errors: true, validate: noReferenceSentToClient });
+  return ajv;
 }
 
 /** Keywords a reference string cannot be expected to satisfy before it is resolved. */

@@ -3,9 +3,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mocking from '../../plugins/mocking';
+import proxyRewrite from '../../plugins/proxy-rewrite';
 import envProvider from '../../providers/env';
 import vaultProvider from '../../providers/vault';
 import awsProvider from '../../providers/aws';
+import { SENT_TO_CLIENT } from '../contracts';
+import { definePlugin } from '../sdk';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
 import { silentLogger } from '../observe/log';
@@ -13,7 +16,7 @@ import { parseConfigText } from './loader';
 import { createRegistry } from './registry';
 import { validateConfig } from './validate';
 
-const registry = createRegistry([mocking], [envProvider, vaultProvider, awsProvider]);
+const registry = createRegistry([mocking, proxyRewrite], [envProvider, vaultProvider, awsProvider]);
 const NODES = { '127.0.0.1:8080': 1 };
 
 /** The issues of an invalid document, as `path: message` lines. */
@@ -180,19 +183,19 @@ describe('validateConfig issues', () => {
   });
 
   test('malformed references and references to unknown managers or resources are reported with their path', () => {
-    const route = (v: string) => ({ id: 'r', uri: '/r', plugins: { mocking: { response_example: v } } });
+    const route = (v: string) => ({ id: 'r', uri: '/r', plugins: { 'proxy-rewrite': { headers: { set: { 'x-v': v } } } } });
     assert.deepEqual(issuesOf({ routes: [route('$secret://vault/gw/jack')] }), [
-      'routes[0].plugins.mocking.response_example: invalid reference: missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)',
+      'routes[0].plugins.proxy-rewrite.headers.set.x-v: invalid reference: missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)',
     ]);
-    assert.deepEqual(issuesOf({ routes: [route('$secret://nosuch/gw/jack/key')] }), ['routes[0].plugins.mocking.response_example: unknown secret manager "nosuch"']);
-    assert.deepEqual(issuesOf({ routes: [route('$env://1X')] }), ['routes[0].plugins.mocking.response_example: invalid reference: "1X" is not a valid environment variable name']);
+    assert.deepEqual(issuesOf({ routes: [route('$secret://nosuch/gw/jack/key')] }), ['routes[0].plugins.proxy-rewrite.headers.set.x-v: unknown secret manager "nosuch"']);
+    assert.deepEqual(issuesOf({ routes: [route('$env://1X')] }), ['routes[0].plugins.proxy-rewrite.headers.set.x-v: invalid reference: "1X" is not a valid environment variable name']);
   });
 
   test('references are collected from plugin configs, consumers and gateway settings with their paths', () => {
     const r = validateConfig(
       {
         admin: { key: '$env://ADMIN_KEY' },
-        routes: [{ id: 'r', uri: '/r', plugins: { mocking: { response_example: '$env://BODY', content_type: 'text/plain' } } }],
+        routes: [{ id: 'r', uri: '/r', plugins: { 'proxy-rewrite': { headers: { set: { 'x-v': '$env://BODY' } } }, mocking: { content_type: 'text/plain' } } }],
       },
       registry,
     );
@@ -200,7 +203,7 @@ describe('validateConfig issues', () => {
     assert.deepEqual(
       r.refs.map((x) => [x.path, x.ref.text]),
       [
-        ['routes[0].plugins.mocking.response_example', '$env://BODY'],
+        ['routes[0].plugins.proxy-rewrite.headers.set.x-v', '$env://BODY'],
         ['admin.key', '$env://ADMIN_KEY'],
       ],
     );
@@ -423,5 +426,70 @@ describe('issue paths', () => {
     assert.ok(issues.some((i) => i.startsWith('routes[0].upstream.nodes["127.0.0.1:1"]: ')), issues.join('\n'));
     assert.ok(issues.some((i) => i.startsWith('upstreams[0].timeout["7"]: ')), issues.join('\n'));
     assert.equal(issues.some((i) => /\[0\]\[|plugins\[0\]|timeout\[7\]/.test(i)), false, issues.join('\n'));
+  });
+});
+
+describe('fields sent back to clients (x-sent-to-client)', () => {
+  /** A third-party plugin marking a nested field and a consumer field, next to fields that may hold references. */
+  const banner = definePlugin({
+    name: 'banner',
+    version: '1.0.0',
+    priority: 1,
+    schema: {
+      type: 'object',
+      properties: {
+        page: { type: 'object', properties: { title: { type: 'string' }, lines: { type: 'array', items: { type: 'string' } } }, [SENT_TO_CLIENT]: true },
+        upstream_token: { type: 'string' },
+      },
+      additionalProperties: false,
+    },
+    consumerSchema: { type: 'object', properties: { greeting: { type: 'string', [SENT_TO_CLIENT]: true }, key: { type: 'string' } }, additionalProperties: false },
+    create: () => ({}),
+  });
+  const withBanner = createRegistry([mocking, banner], [envProvider, vaultProvider]);
+  const vault = { id: 'vault/gw', uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' };
+  const issues = (doc: unknown) => (validateConfig(doc, withBanner).issues ?? []).map((i) => `${i.path}: ${i.message}`);
+  const REFUSED = 'is sent back to clients, so it cannot be a secret reference: write the value itself';
+
+  test("a reference anywhere in mocking's body, content type or headers is refused at its own path, whatever its manager", () => {
+    const mock = { response_example: '$env://BODY', content_type: '$ENV://TYPE', response_headers: { 'x-ok': 'plain', 'x-leak': '$secret://vault/gw/app/key', 'a/b~c': '$env://SLASHED' } };
+    assert.deepEqual(issues({ secrets: [vault], routes: [{ id: 'r', uri: '/r', plugins: { mocking: mock } }] }), [
+      `routes[0].plugins.mocking.content_type: ${REFUSED}`,
+      `routes[0].plugins.mocking.response_example: ${REFUSED}`,
+      `routes[0].plugins.mocking.response_headers.x-leak: ${REFUSED}`,
+      `routes[0].plugins.mocking.response_headers["a/b~c"]: ${REFUSED}`,
+    ]);
+  });
+
+  test('literal values stay valid, "$" inside a value included; a reference in an unmarked field is still collected', () => {
+    const r = validateConfig(
+      {
+        routes: [{ id: 'r', uri: '/r', plugins: { mocking: { response_example: 'costs $5, see $env://X', response_headers: { 'x-a': '$5' } }, banner: { page: { title: 'hi', lines: ['a'] }, upstream_token: '$env://TOKEN' } } }],
+        consumers: [{ username: 'jack', plugins: { banner: { greeting: 'hello', key: '$env://JACK_KEY' } } }],
+      },
+      withBanner,
+    );
+    assert.deepEqual(r.issues, undefined);
+    assert.deepEqual(
+      r.refs!.map((x) => x.path),
+      ['routes[0].plugins.banner.upstream_token', 'consumers[0].plugins.banner.key'],
+    );
+  });
+
+  test("a third-party plugin's marked field covers its whole subtree, in route and consumer configs", () => {
+    assert.deepEqual(
+      issues({
+        routes: [{ id: 'r', uri: '/r', plugins: { banner: { page: { title: '$env://TITLE', lines: ['ok', '$env://LINE'] }, upstream_token: '$env://TOKEN' } } }],
+        consumers: [{ username: 'jack', plugins: { banner: { greeting: '$env://GREETING', key: '$env://JACK_KEY' } } }],
+      }),
+      [`routes[0].plugins.banner.page.title: ${REFUSED}`, `routes[0].plugins.banner.page.lines[1]: ${REFUSED}`, `consumers[0].plugins.banner.greeting: ${REFUSED}`],
+    );
+  });
+
+  test('the keyword takes a boolean: anything else is a schema that does not compile; false marks nothing', () => {
+    const plugin = (mark: unknown) => definePlugin({ name: 'odd', version: '1.0.0', priority: 1, schema: { type: 'object', properties: { body: { type: 'string', [SENT_TO_CLIENT]: mark } } }, create: () => ({}) });
+    assert.throws(() => createRegistry([plugin('yes')], []), /x-sent-to-client/);
+    const off = createRegistry([plugin(false)], [envProvider]);
+    assert.deepEqual(validateConfig({ routes: [{ id: 'r', uri: '/r', plugins: { odd: { body: '$env://BODY' } } }] }, off).issues, undefined);
   });
 });

@@ -1,5 +1,5 @@
 // Route config of cors (Apache APISIX's cors, minus allow_origins_by_metadata).
-import type { JsonSchema } from 'gatehouse-gateway/sdk';
+import { SENT_TO_CLIENT, type JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface CorsConfig {
   /** `*` (any, without credentials), `**` (any, echoed, even with credentials), or `scheme://host[:port]` list; default `*`. */
@@ -26,19 +26,21 @@ export interface CorsConfig {
 const ORIGINS = '^(\\*|\\*\\*|null|\\w+://[^,]+(,\\w+://[^,]+)*)$';
 /** Visible ASCII, space and tab: what a response header value may be. */
 const HEADER_TEXT = '^[\\t\\x20-\\x7e]*$';
-const regexList: JsonSchema = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 4096 } };
+const regexList: JsonSchema = { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 4096 }, [SENT_TO_CLIENT]: true };
 
 export const schema: JsonSchema = {
   type: 'object',
+  // CORS is a policy published to browsers: every field is sent in a response header, or learnt
+  // by trying origins against it, so none may be a secret reference (SENT_TO_CLIENT)
   properties: {
-    allow_origins: { type: 'string', pattern: ORIGINS, default: '*' },
-    allow_methods: { type: 'string', minLength: 1, pattern: HEADER_TEXT, default: '*' },
-    allow_headers: { type: 'string', minLength: 1, pattern: HEADER_TEXT, default: '*' },
-    expose_headers: { type: 'string', pattern: HEADER_TEXT },
+    allow_origins: { type: 'string', pattern: ORIGINS, default: '*', [SENT_TO_CLIENT]: true },
+    allow_methods: { type: 'string', minLength: 1, pattern: HEADER_TEXT, default: '*', [SENT_TO_CLIENT]: true },
+    allow_headers: { type: 'string', minLength: 1, pattern: HEADER_TEXT, default: '*', [SENT_TO_CLIENT]: true },
+    expose_headers: { type: 'string', pattern: HEADER_TEXT, [SENT_TO_CLIENT]: true },
     max_age: { type: 'integer', minimum: -1, default: 5 },
     allow_credential: { type: 'boolean', default: false },
     allow_origins_by_regex: regexList,
-    timing_allow_origins: { type: 'string', pattern: ORIGINS },
+    timing_allow_origins: { type: 'string', pattern: ORIGINS, [SENT_TO_CLIENT]: true },
     timing_allow_origins_by_regex: regexList,
   },
   additionalProperties: false,

@@ -1,5 +1,5 @@
 // Route config of ip-restriction (Apache APISIX's ip-restriction).
-import type { JsonSchema } from 'gatehouse-gateway/sdk';
+import { SENT_TO_CLIENT, type JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface IpRestrictionConfig {
   /** Only these IPs / CIDRs may pass (exclusive with blacklist). */
@@ -24,7 +24,8 @@ export const schema: JsonSchema = {
   properties: {
     whitelist: addressList,
     blacklist: addressList,
-    message: { type: 'string', minLength: 1, maxLength: 1024, default: 'Your IP address is not allowed' },
+    // the refusal's body: sent to the refused client (SENT_TO_CLIENT)
+    message: { type: 'string', minLength: 1, maxLength: 1024, default: 'Your IP address is not allowed', [SENT_TO_CLIENT]: true },
     response_code: { type: 'integer', enum: [403, 404], default: 403 },
   },
   // as APISIX: exactly one of the two lists

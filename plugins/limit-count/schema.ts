@@ -1,5 +1,5 @@
 // Route config of limit-count (Apache APISIX's limit-count: fixed windows, local or Redis counters).
-import type { JsonSchema } from 'gatehouse-gateway/sdk';
+import { SENT_TO_CLIENT, type JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface LimitCountConfig {
   /** Requests allowed per window and key (> 0). */
@@ -47,7 +47,8 @@ export const schema: JsonSchema = {
     key_type: { type: 'string', enum: ['var', 'var_combination', 'constant'], default: 'var' },
     key: { type: 'string', minLength: 1, default: 'remote_addr' },
     rejected_code: { type: 'integer', minimum: 200, maximum: 599, default: 503 },
-    rejected_msg: { type: 'string', minLength: 1 },
+    // the rejection's body: sent to the limited client (SENT_TO_CLIENT)
+    rejected_msg: { type: 'string', minLength: 1, [SENT_TO_CLIENT]: true },
     policy: { type: 'string', enum: ['local', 'redis'], default: 'local' },
     allow_degradation: { type: 'boolean', default: false },
     show_limit_quota_header: { type: 'boolean', default: true },

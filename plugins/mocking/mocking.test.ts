@@ -43,3 +43,17 @@ test('waits for the configured delay before answering', async () => {
 test('rejects a status outside 100-599 at load, naming the field', async () => {
   await assert.rejects(bootTestGateway({ routes: [{ id: 'bad', uri: '/b', plugins: { mocking: { response_status: 700 } } }] }), /routes\[0\]\.plugins\.mocking\.response_status/);
 });
+
+test('refuses a secret reference in what it sends back (body, content type, headers) at load, naming each field', async () => {
+  const mock = { response_example: '$env://GH_MOCKING_BODY', content_type: '$secret://vault/v/app/type', response_headers: { 'x-ok': 'plain', 'x-leak': '$ENV://GH_MOCKING_BODY' } };
+  await assert.rejects(
+    bootTestGateway({ secrets: [{ id: 'vault/v', uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' }], routes: [{ id: 'leak', uri: '/leak', plugins: { mocking: mock } }] }),
+    (err: Error & { issues?: Array<{ path: string; message: string }> }) => {
+      assert.deepEqual(
+        err.issues?.map((i) => `${i.path}: ${i.message}`),
+        ['content_type', 'response_example', 'response_headers.x-leak'].map((f) => `routes[0].plugins.mocking.${f}: is sent back to clients, so it cannot be a secret reference: write the value itself`),
+      );
+      return true;
+    },
+  );
+});

@@ -1,5 +1,5 @@
 // Route config of the mocking plugin (Apache APISIX's `mocking`, minus response_schema generation).
-import type { JsonSchema } from 'gatehouse-gateway/sdk';
+import { SENT_TO_CLIENT, type JsonSchema } from 'gatehouse-gateway/sdk';
 
 export interface MockingConfig {
   /** Seconds to wait before answering; default 0. */
@@ -20,9 +20,10 @@ export const schema: JsonSchema = {
   properties: {
     delay: { type: 'number', minimum: 0, maximum: 60, default: 0 },
     response_status: { type: 'integer', minimum: 100, maximum: 599, default: 200 },
-    content_type: { type: 'string', minLength: 1, default: 'application/json;charset=utf8' },
-    response_example: { type: 'string' },
-    response_headers: { type: 'object', additionalProperties: { type: 'string' } },
+    // the answer itself: a reference here would serve the secret to any client (SENT_TO_CLIENT)
+    content_type: { type: 'string', minLength: 1, default: 'application/json;charset=utf8', [SENT_TO_CLIENT]: true },
+    response_example: { type: 'string', [SENT_TO_CLIENT]: true },
+    response_headers: { type: 'object', additionalProperties: { type: 'string' }, [SENT_TO_CLIENT]: true },
     with_mock_header: { type: 'boolean', default: true },
   },
   additionalProperties: false,

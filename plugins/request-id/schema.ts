@@ -1,5 +1,5 @@
 // Route config of request-id (Apache APISIX's request-id).
-import type { JsonSchema } from 'gatehouse-gateway/sdk';
+import { SENT_TO_CLIENT, type JsonSchema } from 'gatehouse-gateway/sdk';
 
 export type RequestIdAlgorithm = 'uuid' | 'nanoid' | 'range_id' | 'ksuid';
 
@@ -19,15 +19,16 @@ export const DEFAULT_CHAR_SET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 export const schema: JsonSchema = {
   type: 'object',
   properties: {
-    header_name: { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', default: 'X-Request-Id' },
+    // a response header's name (include_in_response): sent to clients (SENT_TO_CLIENT)
+    header_name: { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', default: 'X-Request-Id', [SENT_TO_CLIENT]: true },
     include_in_response: { type: 'boolean', default: true },
     algorithm: { type: 'string', enum: ['uuid', 'nanoid', 'range_id', 'ksuid'], default: 'uuid' },
     range_id: {
       type: 'object',
       properties: {
         length: { type: 'integer', minimum: 6, maximum: 1024, default: 16 },
-        // visible ASCII: the id travels in a header
-        char_set: { type: 'string', minLength: 6, pattern: '^[\\x21-\\x7e]+$', default: DEFAULT_CHAR_SET },
+        // visible ASCII: the id travels in a header; every id a client gets shows its characters (SENT_TO_CLIENT)
+        char_set: { type: 'string', minLength: 6, pattern: '^[\\x21-\\x7e]+$', default: DEFAULT_CHAR_SET, [SENT_TO_CLIENT]: true },
       },
       additionalProperties: false,
       default: {},

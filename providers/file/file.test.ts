@@ -146,7 +146,7 @@ test('the short form $secret://file/<id>/<name> reads <dir>/<name>; Vault refere
   assert.equal((await gw.request('/', { headers: { apikey: 's3cr3t' } })).status, 200);
   assert.equal(gw.upstream.requests.at(-1)!.headers['x-consumer-username'], 'ann');
   await assert.rejects(
-    startTestGateway({ config: { secrets: [{ id: 'vault/v', uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' }], routes: [{ id: 'r', uri: '/', plugins: { mocking: { response_example: '$secret://vault/v/field' } } }] } }),
-    /routes\[0\]\.plugins\.mocking\.response_example: invalid reference: missing segments/,
+    startTestGateway({ config: { secrets: [{ id: 'vault/v', uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' }], consumers: [{ username: 'bob', plugins: { 'key-auth': { key: '$secret://vault/v/field' } } }] } }),
+    /consumers\[0\]\.plugins\.key-auth\.key: invalid reference: missing segments/,
   );
 });

@@ -37,6 +37,10 @@ test('refuses an invalid header name at load, naming the route and plugin', asyn
   await assert.rejects(gatewayWith({ header_name: 'not a header' }), /routes\[0\]\.plugins\.template-plugin/);
 });
 
+test('refuses a secret reference in the header at load: every client would get the secret', async () => {
+  await assert.rejects(gatewayWith({ header_value: '$env://HOME' }), /routes\[0\]\.plugins\.template-plugin\.header_value: is sent back to clients/);
+});
+
 test('refuses an unknown config field at load', async () => {
   await assert.rejects(gatewayWith({ header: 'X-Typo' }), /routes\[0\]\.plugins\.template-plugin/);
 });

@@ -1,6 +1,7 @@
 // Checking an OpenAPI document from outside: the third-party validator, JSON Schema 2020-12
 // compilation of its component schemas (ajv, strict), and matching a request to its paths.
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
+import { SENT_TO_CLIENT } from '../../core/contracts';
 
 type Json = Record<string, unknown>;
 
@@ -35,6 +36,9 @@ const DRAFT7_ONLY = ['dependencies', 'additionalItems'];
 export function componentsAjv(doc: Json): { names: string[]; compile(schema: unknown): ValidateFunction } {
   const ajv = new Ajv2020({ strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true, allErrors: true });
   for (const k of DRAFT7_ONLY) if (ajv.getKeyword(k)) ajv.removeKeyword(k);
+  // Gatehouse's own annotation, an OpenAPI specification extension (`x-`): known, so strict mode
+  // still refuses any other keyword
+  ajv.addKeyword({ keyword: SENT_TO_CLIENT, schemaType: 'boolean' });
   const schemas = ((doc.components as Json).schemas ?? {}) as Json;
   for (const [name, s] of Object.entries(schemas)) ajv.addSchema({ ...(rebase(s) as Json), $id: `${BASE}${name}` });
   return { names: Object.keys(schemas), compile: (schema) => ajv.compile(rebase(schema) as Json) };
