@@ -51,6 +51,8 @@ const NAMED: Readonly<Record<string, Variable>> = {
   consumer_name: consumerVar,
 };
 const KNOWN = `$${Object.keys(NAMED).join(', $')}, $arg_<name>, $http_<name>`;
+/** The highest capture a template may name after a regex whose groups are not known (one from a reference). */
+const MAX_CAPTURE = 99;
 
 /** The raw value of the first query argument `name` (ASCII case-insensitive, as nginx's $arg_), or ''. */
 function queryArg(query: string, name: string): string {
@@ -244,8 +246,10 @@ export default definePlugin<ProxyRewriteConfig>({
           if (isReference(['regex_uri', i])) throw new Error(`regex_uri[${i}]: the referenced value is not a valid regular expression`);
           throw new Error(`regex_uri[${i}]: ${JSON.stringify(list[i])} is not a valid regular expression (${(err as Error).message})`);
         }
-        // an alternative that matches the empty string shows how many groups the regex has
-        const groups = new RegExp(`${list[i]}|`).exec('')!.length - 1;
+        // an alternative that matches the empty string shows how many groups the regex has; a regex
+        // from a reference may have any number (its text is not known when the config is written):
+        // a group it lacks is empty
+        const groups = isReference(['regex_uri', i]) ? MAX_CAPTURE : new RegExp(`${list[i]}|`).exec('')!.length - 1;
         maxCapture = Math.max(maxCapture, groups);
         const template = isReference(['regex_uri', i + 1]) ? literal(list[i + 1]) : compileTemplate(list[i + 1], { where: `regex_uri[${i + 1}]`, maxCapture: groups, unknownAsText: true, forPath: true });
         rules.push({ regex, template });
