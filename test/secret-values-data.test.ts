@@ -17,7 +17,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import NodeVault from 'node-vault';
 import { request } from 'undici';
 import { plantSecret } from '../core/testing';
-import { bootGateway, delay, eventually, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootGateway, delay, eventually, runCli, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
 
 const MARK = randomBytes(5).toString('hex');
@@ -178,4 +180,24 @@ test("an Admin write with another consumer's Vault-held key is answered as a wro
   assert.equal((await adminCall('DELETE', '/apisix/admin/consumers/guess2')).status, 200);
   assert.equal((await get('/ip', { apikey: KEY_V3 })).status, 200);
   assert.equal(g.logs.text().includes(MARK), false);
+});
+
+test('gatehouse validate: a referenced value that reads like a template, or that a plugin rejects, is no config error and is never printed', async () => {
+  process.env.GH_SVD_CLI_HEADER = HEADER_V2;
+  process.env.GH_SVD_CLI_RE = REGEX_BAD;
+  const f = join(tempDir(), 'gatehouse.yaml');
+  const upstream = '{ nodes: { "127.0.0.1:1": 1 } }';
+  writeFileSync(
+    f,
+    [
+      'routes:',
+      `  - { id: h, uri: /h, plugins: { proxy-rewrite: { headers: { set: { X-Token: $env://GH_SVD_CLI_HEADER } } } }, upstream: ${upstream} }`,
+      `  - { id: r, uri: /r/*, plugins: { proxy-rewrite: { regex_uri: [$env://GH_SVD_CLI_RE, /x/$1] } }, upstream: ${upstream} }`,
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(['validate', '-c', f]);
+  assert.equal(r.stdout.includes(CANARY) || r.stderr.includes(CANARY), false);
+  assert.equal(r.code, 0, r.stderr.includes(MARK) ? 'refused (output withheld: it quotes a planted value)' : r.stderr);
+  assert.match(r.stdout, /ok \(2 routes\)/);
 });
