@@ -214,6 +214,32 @@ export interface CreateServices<Index = unknown, Build = unknown> extends Plugin
    * `buildStart`): the same for every route of one build, a new one for the next build.
    */
   readonly build: Build;
+  /**
+   * Whether the config value at `path` was a secret reference (`$secret://…`, `$env://…`) that the
+   * core replaced by its value. A resolved value is data: a field that takes templates or any
+   * other syntax must use such a value byte for byte (a Vault value `Bearer abc$host` is that text,
+   * not a template reading `$host`).
+   * @param path the keys from the config's root to the value (`['headers', 'set', 'X-Token']`,
+   *   `['regex_uri', 1]`), or the same as a path string (`headers.set.X-Token`, `regex_uri[1]`,
+   *   a key that is not an identifier quoted: `headers.set["x.token"]`)
+   */
+  isReference(path: string | ReadonlyArray<string | number>): boolean;
+}
+
+/** What `indexConsumers` receives: the plugin services, and the ways to leave a consumer out. */
+export interface IndexServices extends Omit<PluginServices, 'consumers'> {
+  /**
+   * Leave `entry` out of this plugin's index, failing closed for that consumer alone: it cannot
+   * authenticate with this plugin while the cause lasts, every other consumer keeps working and the
+   * build goes on. For a value the plugin cannot use (a secret that rotated to something that is
+   * not base64) and for credentials two consumers share. The core builds the index again without
+   * the entries left out, and logs each once (when it appears, not at every rebuild while it lasts),
+   * naming the consumer, the plugin, the references in its config and `reason`.
+   * @param reason why, in words that never quote a value (it is logged)
+   */
+  exclude(entry: ConsumerEntry, reason: string): void;
+  /** Whether the value at `path` of `entry.config` was a reference (see {@link CreateServices.isReference}). */
+  isReference(entry: ConsumerEntry, path: string | ReadonlyArray<string | number>): boolean;
 }
 
 /**
@@ -252,7 +278,12 @@ export interface Plugin<Conf = any, ConsumerConf = any, Index = any, Build = any
   buildStart?(): Build;
   /**
    * Build the hooks for one route, at config-load time. `config` is validated and frozen.
-   * @throws to reject the config (the message is reported with the config path)
+   * @throws to reject the config (the message is reported with the config path). When the config
+   *   holds references, the core tells a rejected value from an error in what was written by
+   *   calling `create` again with each reference as its text (a scratch `state` and `build`): if
+   *   only the resolved config is refused, the route fails closed (503), logged naming the
+   *   references, never this message (it may quote the value); a `ConfigError` naming a field
+   *   that held a reference counts as a rejected value too
    */
   create(config: Readonly<Conf>, services: CreateServices<Index, Build>): PluginHooks;
   /**
@@ -269,10 +300,15 @@ export interface Plugin<Conf = any, ConsumerConf = any, Index = any, Build = any
   /**
    * Build the plugin's lookup over every consumer that configures it (e.g. key → consumer), once
    * per config version, off the request path; `create` receives it as `services.consumers`.
-   * Rebuilt whenever a consumer or one of its secrets changes.
-   * @throws to reject the config (e.g. two consumers with the same key); the message is reported
+   * Rebuilt whenever a consumer or one of its secrets changes. A consumer whose (resolved) config
+   * the plugin cannot use is left out with `services.exclude(entry, reason)`, never thrown for:
+   * a secret's value must not refuse a config, nor stop the rebuild that revokes an old key.
+   * @throws to reject the config for an error in what was written (the message is reported); a
+   *   throw whose `path` lies in a consumer whose config holds references is taken as that
+   *   consumer's value being unusable: the core leaves it out (logged without the message) and
+   *   indexes the rest
    */
-  indexConsumers?(consumers: readonly ConsumerEntry<ConsumerConf>[], services: Omit<PluginServices, 'consumers'>): Index;
+  indexConsumers?(consumers: readonly ConsumerEntry<ConsumerConf>[], services: IndexServices): Index;
   /** Type-only marker of the consumer config type. */
   readonly __consumerConf?: ConsumerConf;
 }

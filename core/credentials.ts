@@ -38,25 +38,33 @@ function digestOf(s: string): string {
   return hash('sha256', s, 'base64');
 }
 
+/** Options of {@link credentialIndex}. */
+export interface CredentialIndexOptions<T> {
+  /**
+   * Two owners with the same current credential: called once per pair (the first entry seen, then
+   * the other), and that credential then matches nobody, so neither owner authenticates with it.
+   * Without it, a duplicate throws. Authentication plugins pass one that leaves both consumers out
+   * (`services.exclude` in `indexConsumers`): a refused config would tell whoever wrote it that
+   * their value equals a credential held elsewhere (a key in Vault, a literal shown as `******`).
+   */
+  onDuplicate?(first: CredentialEntry<T>, second: CredentialEntry<T>): void;
+}
+
 /**
  * Build an index. Two owners with the same current credential is an error naming both (a key
- * must identify one consumer); a rotated-out credential never shadows a current one.
+ * must identify one consumer), or with `onDuplicate` a credential that matches nobody; a
+ * rotated-out credential never shadows a current one.
  * Digests live in one slab (32 bytes each) rather than one Buffer per credential: 100 000 keys
  * cost 3 MB and one object, not 100 000 buffers for the collector to trace.
- * @throws Error with `path` set to the second owner's credential path
+ * @throws Error with `path` set to the second owner's credential path (without `onDuplicate`)
  * @example
  * const idx = credentialIndex([{ credential: 'k1', value: jack, owner: 'jack' }]);
  * idx.find(presentedKey, Date.now()) // jack | undefined
  */
-export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): CredentialIndex<T> {
-  const slots = new Map<string, Slot<T>>();
-  const owners = new Map<string, string>();
+export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>, options: CredentialIndexOptions<T> = {}): CredentialIndex<T> {
+  const owners = new Map<string, CredentialEntry<T>>();
+  const shared = new Set<string>();
   const later: CredentialEntry<T>[] = [];
-  const digests: string[] = [];
-  const add = (k: string, value: T, until: number) => {
-    slots.set(k, { at: digests.length * DIGEST, value, until });
-    digests.push(k);
-  };
   for (const e of entries) {
     if (e.until !== undefined) {
       later.push(e);
@@ -64,15 +72,27 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>): Crede
     }
     const k = digestOf(e.credential);
     const other = owners.get(k);
-    if (other !== undefined && other !== e.owner) {
-      throw Object.assign(new Error(`consumers "${other}" and "${e.owner}" have the same key; each key must identify one consumer`), { path: e.path });
+    if (other !== undefined && other.owner !== e.owner) {
+      if (!options.onDuplicate) {
+        throw Object.assign(new Error(`consumers "${other.owner}" and "${e.owner}" have the same key; each key must identify one consumer`), { path: e.path });
+      }
+      options.onDuplicate(other, e);
+      shared.add(k);
+      continue;
     }
-    owners.set(k, e.owner);
-    if (!slots.has(k)) add(k, e.value, Number.POSITIVE_INFINITY);
+    if (other === undefined) owners.set(k, e);
   }
+  const slots = new Map<string, Slot<T>>();
+  const digests: string[] = [];
+  const add = (k: string, value: T, until: number) => {
+    slots.set(k, { at: digests.length * DIGEST, value, until });
+    digests.push(k);
+  };
+  for (const [k, e] of owners) if (!shared.has(k)) add(k, e.value, Number.POSITIVE_INFINITY);
+  owners.clear();
   for (const e of later) {
     const k = digestOf(e.credential);
-    if (!slots.has(k)) add(k, e.value, e.until!);
+    if (!slots.has(k) && !shared.has(k)) add(k, e.value, e.until!);
   }
   const slab = Buffer.allocUnsafeSlow(digests.length * DIGEST);
   for (let i = 0; i < digests.length; i++) slab.write(digests[i], i * DIGEST, DIGEST, 'base64');

@@ -22,6 +22,7 @@ export type {
   SecretLookup,
   PluginServices,
   CreateServices,
+  IndexServices,
   Plugin,
   SecretValue,
   SecretRequest,
@@ -29,7 +30,7 @@ export type {
   ProviderServices,
   SecretProvider,
 } from './contracts';
-export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
+export { credentialIndex, type CredentialIndex, type CredentialEntry, type CredentialIndexOptions } from './credentials';
 export { SENT_TO_CLIENT } from './contracts';
 export { GatehouseError, ErrorCodes, withoutNodeCaHint, type ErrorCode, type ConfigIssue } from './errors';
 

@@ -5,7 +5,7 @@
 // here contains MARK; the last test scans every answer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminPathsFixture, ADMIN_KEY, FX_KEY, MiB, ONE, planted, PREFIXES, refuse, routeOfSize, scanAnswers, type Kind, type Refusal } from './helpers/admin-paths';
+import { adminPathsFixture, ADMIN_KEY, MiB, ONE, planted, PREFIXES, refuse, routeOfSize, scanAnswers, type Kind, type Refusal } from './helpers/admin-paths';
 
 const fx = adminPathsFixture({ main: true });
 
@@ -132,14 +132,6 @@ const refusals = (): Refusal[] => [
     status: 400,
     errors: (ix) => [`consumers[${ix('consumers')}].plugins.key-auth.key: refers to unknown secret resource "vault/nope" (add it under secrets:)`],
   },
-  {
-    name: "a consumer with another consumer's key",
-    method: 'PUT',
-    path: 'consumers/dup',
-    body: { plugins: { 'key-auth': { key: FX_KEY } } },
-    status: 400,
-    errors: (ix) => [`consumers[${ix('consumers')}].plugins.key-auth.key: consumers "fxc" and "dup" have the same key; each key must identify one consumer`],
-  },
   // plugins
   { name: 'a route naming an unknown plugin', method: 'PUT', path: 'routes/x', body: { uri: '/x', plugins: { nope: {} } }, status: 400, errors: (ix) => [`routes[${ix('routes')}].plugins.nope: unknown plugin "nope"`] },
   { name: 'a merge patch adding an unknown plugin', method: 'PATCH', path: 'routes/fx', body: { plugins: { nope: {} } }, status: 400, errors: (ix) => [`routes[${ix('routes', 'fx')}].plugins.nope: unknown plugin "nope"`] },
@@ -157,17 +149,6 @@ const refusals = (): Refusal[] => [
   { name: '"******" as the key of a new consumer', method: 'PUT', path: 'consumers/newc', body: { plugins: { 'key-auth': { key: '******' } } }, status: 400, msg: 'consumers/newc.plugins.key-auth.key is "******" but no value is stored to keep' },
   { name: '"******" as a key the consumer does not have', method: 'PATCH', path: 'consumers/fxn', body: { plugins: { 'key-auth': { key: '******' } } }, status: 400, msg: 'consumers/fxn.plugins.key-auth.key is "******" but no value is stored to keep' },
   { name: '"******" as the token of a new vault resource', method: 'PUT', path: 'secrets/vault/news', body: fx.vaultResource('apisix', '******'), status: 400, msg: 'secrets/vault/news.token is "******" but no value is stored to keep' },
-  // (last: this refusal comes after the compile step, which has already built a backend for the
-  // refused vault/fxs; that such a backend never replaces the live one is checked by the readonly
-  // test in admin-paths-stores.test.ts)
-  {
-    name: "a secret resource change refused at compile time (its new value is another consumer's key)",
-    method: 'PUT',
-    path: 'secrets/vault/fxs',
-    body: fx.vaultResource('apisix2', '******'),
-    status: 400,
-    errors: (ix) => [`consumers[${ix('consumers', 'fxv')}].plugins.key-auth.key: consumers "fxc" and "fxv" have the same key; each key must identify one consumer`],
-  },
 ];
 
 for (const p of PREFIXES) {

@@ -11,6 +11,7 @@ import { validateConfig, type ValidatedConfig } from '../config/validate';
 import { compileSnapshot, type SnapshotDeps } from './snapshot';
 import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
+import { FailClosedLog } from './fail-closed';
 import { configInvalid } from '../errors';
 import { SecretResolver } from '../secrets/resolver';
 import { SecretBackends } from '../secrets/backends';
@@ -61,6 +62,7 @@ export class SnapshotBuilder {
       state: (name, hold) => states.view(name, hold),
       holdState: () => states.hold(),
       nextGeneration: () => ++generations,
+      failures: new FailClosedLog(logger),
     };
   }
 

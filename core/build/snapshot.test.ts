@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import limitCount from '../../plugins/limit-count';
-import { definePlugin } from '../sdk';
+import { ConfigError, definePlugin } from '../sdk';
+import { captureLogs } from '../testing';
 import type { Plugin } from '../contracts';
 import { createRegistry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
@@ -15,6 +16,7 @@ import { FakeClock } from '../secrets/fake-clock';
 import { UpstreamPools } from '../request/upstream-pools';
 import { PluginStates } from './plugin-state';
 import { compileSnapshot, type SnapshotDeps } from './snapshot';
+import { FailClosedLog } from './fail-closed';
 
 /** What one gateway's builds share, over these plugins (no secrets, no upstream traffic). */
 function depsOf(plugins: Plugin[]): SnapshotDeps {
@@ -128,4 +130,92 @@ test("limit-count: two builds in one tick keep their group checks apart; within 
   assert.deepEqual(issuesOf(one, { routes: [...group(2).routes, route('n3', { 'limit-count': { count: 3, time_window: 60, group: 'g1' } })] }), [
     'routes[2].plugins.limit-count: group "g1" is configured differently on another route (count); every route of a group shares one counter and must have the same limit-count config',
   ]);
+});
+
+/** Deps whose builds log to `logs` and remember what failed closed, as a gateway's do. */
+function loggedDeps(plugins: Plugin[]): { deps: SnapshotDeps; logs: ReturnType<typeof captureLogs> } {
+  const logs = captureLogs('info');
+  const base = depsOf(plugins);
+  return { deps: { ...base, services: { ...base.services, logger: logs.logger }, failures: new FailClosedLog(logs.logger) }, logs };
+}
+
+test("a create that refuses only the resolved config fails that route closed, logged once per appearance without the plugin's message; one that refuses what was written is a config error", () => {
+  const seenRefs: boolean[] = [];
+  const picky = definePlugin<{ value: string; mode?: string }>({
+    name: 'picky',
+    version: '1.0.0',
+    priority: 1,
+    schema: { type: 'object', properties: { value: { type: 'string' }, mode: { type: 'string' } }, required: ['value'] },
+    create(conf, { isReference }) {
+      if (conf.mode === 'bad') throw new ConfigError('mode', 'is not a known mode');
+      if (conf.value.includes('!')) throw new Error(`cannot use ${conf.value}`);
+      seenRefs.push(isReference(['value']));
+      return {};
+    },
+  });
+  const { deps, logs } = loggedDeps([picky]);
+  const doc = { routes: [route('a', { picky: { value: '$env://GH_SNAP_PICKY' } }), route('b', { picky: { value: 'fine' } })] };
+  const config = validated(deps, doc);
+  const build = (value: string) => {
+    const c = compileSnapshot(config, deps, new Map([['$env://GH_SNAP_PICKY', value]]));
+    assert.deepEqual(c.issues, undefined);
+    c.snapshot.retire();
+    return c.snapshot.routes.map((r) => r.unavailable?.reason ?? 'ok');
+  };
+  const failed = 'plugin "picky" rejected the value of $env://GH_SNAP_PICKY';
+  assert.deepEqual(build('planted-snap!value'), [failed, 'ok']);
+  assert.deepEqual(build('planted-snap!value'), [failed, 'ok'], 'still closed at the next rebuild');
+  assert.deepEqual(build('good'), ['ok', 'ok']);
+  assert.deepEqual(seenRefs.slice(-2), [true, false], 'isReference tells the referenced value from a written one');
+  assert.deepEqual(build('planted-snap!again'), [failed, 'ok']);
+  const lines = logs.lines.filter((l) => l.msg === 'fails closed: a plugin rejected the value of a secret it needs');
+  assert.deepEqual(
+    lines.map((l) => [l.route, l.plugin, l.references, l.cause]),
+    [
+      ['a', 'picky', ['$env://GH_SNAP_PICKY'], failed],
+      ['a', 'picky', ['$env://GH_SNAP_PICKY'], failed],
+    ],
+    'logged when it appears, not at every rebuild while it lasts; again when it comes back',
+  );
+  assert.equal(logs.text().includes('planted-snap'), false);
+  // what was written is at fault: refused, with the run that saw only reference texts
+  const bad = compileSnapshot(validated(deps, { routes: [route('a', { picky: { value: '$env://GH_SNAP_PICKY', mode: 'bad' } })] }), deps, new Map([['$env://GH_SNAP_PICKY', 'planted-snap!value']]));
+  assert.deepEqual(bad.issues, [{ path: 'routes[0].plugins.picky.mode', message: 'is not a known mode' }]);
+});
+
+test('indexConsumers: an excluded consumer, or one holding references that a throw names, is left out and the rest indexed; a throw about what was written refuses the config', () => {
+  const runs: string[][] = [];
+  const vouch = definePlugin<Record<string, never>, { key: string }, string[]>({
+    name: 'vouch',
+    version: '1.0.0',
+    priority: 1,
+    schema: { type: 'object' },
+    consumerSchema: { type: 'object', properties: { key: { type: 'string' } }, required: ['key'] },
+    indexConsumers(consumers, { exclude, isReference }) {
+      runs.push(consumers.map((c) => c.username));
+      for (const c of consumers) {
+        if (c.config.key === 'skip') exclude(c, 'its key says skip');
+        if (c.config.key.includes('!')) throw Object.assign(new Error(`bad key ${c.config.key}`), { path: `${c.path}.key`, ref: isReference(c, ['key']) });
+      }
+      return consumers.map((c) => c.username);
+    },
+    create: () => ({}),
+  });
+  const { deps, logs } = loggedDeps([vouch]);
+  const consumer = (username: string, key: string) => ({ username, plugins: { vouch: { key } } });
+  const values = new Map([['$env://GH_SNAP_ANN', 'planted-snap!ann'], ['$env://GH_SNAP_BOB', 'skip']]);
+  const c = compileSnapshot(validated(deps, { routes: [], consumers: [consumer('ann', '$env://GH_SNAP_ANN'), consumer('bob', '$env://GH_SNAP_BOB'), consumer('cy', 'ok')] }), deps, values);
+  assert.deepEqual(c.issues, undefined);
+  c.snapshot.retire();
+  assert.deepEqual(runs, [['ann', 'bob', 'cy'], ['bob', 'cy'], ['cy']]);
+  assert.deepEqual(
+    logs.lines.filter((l) => l.plugin === 'vouch').map((l) => [l.consumer, l.references, l.cause]),
+    [
+      ['ann', ['$env://GH_SNAP_ANN'], 'plugin "vouch" rejected the value of $env://GH_SNAP_ANN'],
+      ['bob', ['$env://GH_SNAP_BOB'], 'its key says skip'],
+    ],
+  );
+  assert.equal(logs.text().includes('planted-snap'), false);
+  const written = compileSnapshot(validated(deps, { routes: [], consumers: [consumer('cy', 'w!')] }), deps);
+  assert.deepEqual(written.issues, [{ path: 'consumers[0].plugins.vouch.key', message: 'bad key w!' }]);
 });

@@ -2,7 +2,7 @@
 // router, per-route hook chains (plugin instances with frozen config) and upstreams with their
 // balancers and pools. Requests read one snapshot at their start and use it to their end.
 import type { Pool } from 'undici';
-import type { ConsumerEntry, CreateServices, Hook, Logger, PluginHooks, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
+import type { ConsumerEntry, CreateServices, Hook, IndexServices, Logger, Plugin, PluginHooks, PluginServices, PluginState, RequestContext, RouteInfo } from '../contracts';
 import { createBalancer, type Balancer, type UpstreamNode } from '../request/balancer';
 import { PassiveHealth } from '../request/health';
 import { buildRouter, RouteUriError, type Router } from '../request/router';
@@ -16,6 +16,7 @@ import { hasReferences, referencesIn, substituteReferences } from '../secrets/ba
 import type { ConfigIssue } from '../errors';
 import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
+import { FailClosedLog, pathText, referencePaths } from './fail-closed';
 import { nodeKey, Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 
 /** Resolved reference values for one compile, by reference text. */
@@ -33,6 +34,8 @@ export interface SnapshotDeps {
   holdState(): StateHold;
   /** The generation of the next snapshot of this gateway (1, 2, …). */
   nextGeneration(): number;
+  /** What failed closed in the builds before (each failure is logged once); without it every build logs its own. */
+  readonly failures?: FailClosedLog;
 }
 
 // shared empties: 100 000 consumers should not mean 300 000 empty collections
@@ -83,7 +86,7 @@ type ResolveConfig = (conf: unknown, check: SchemaCheck | undefined, path: strin
  * Resolution of plugin configs for one compile: references replaced by their values, checked again
  * by the plugin's schema (rules a reference could not meet apply to its value).
  */
-function configResolver(values: ResolvedValues, logger: Logger): ResolveConfig {
+function configResolver(values: ResolvedValues, logger: Logger, failures: FailClosedLog): ResolveConfig {
   return (conf, check, path, owner) => {
     if (!hasReferences(conf)) return { conf };
     let failed: { reference: string; reason: string } | undefined;
@@ -100,7 +103,7 @@ function configResolver(values: ResolvedValues, logger: Logger): ResolveConfig {
     const bad = check ? check(resolved, path, false) : [];
     if (bad.length) {
       const reason = `a resolved secret does not satisfy the schema: ${bad.map((b) => `${b.path}: ${b.message}`).join('; ')}`;
-      logger.error({ ...owner, cause: reason }, 'fails closed: a secret it needs is invalid');
+      failures.report(`${JSON.stringify(owner)}|${reason}`, { ...owner, references: referencesIn(conf), cause: reason }, 'fails closed: a secret it needs is invalid');
       return { failed: { reference: bad[0].path, reason } };
     }
     return { conf: resolved };
@@ -111,6 +114,8 @@ function configResolver(values: ResolvedValues, logger: Logger): ResolveConfig {
 interface CompiledConsumers {
   readonly entries: ReadonlyMap<string, ConsumerEntry[]>;
   readonly expiresAt: number;
+  /** The config as written (references as their text) of each entry that holds references. */
+  readonly written: ReadonlyMap<ConsumerEntry, unknown>;
 }
 
 /**
@@ -126,6 +131,7 @@ function compileConsumers(
   previousValue: (text: string) => { value: string; until: number } | undefined,
 ): CompiledConsumers {
   const entries = new Map<string, ConsumerEntry[]>();
+  const written = new Map<ConsumerEntry, unknown>();
   let expiresAt = Number.POSITIVE_INFINITY;
   consumers.forEach((k, i) => {
     for (const name of Object.keys(k.plugins)) {
@@ -149,21 +155,89 @@ function compileConsumers(
       if (previous.length > 1) previous.sort((a, b) => b.until - a.until);
       let list = entries.get(name);
       if (!list) entries.set(name, (list = []));
-      list.push({ username: k.username, config: conf, previous, path });
+      const entry: ConsumerEntry = { username: k.username, config: conf, previous, path };
+      // the resolver hands a config without references back as it is: one with them is a new object
+      if (conf !== k.plugins[name]) written.set(entry, k.plugins[name]);
+      list.push(entry);
     }
   });
-  return { entries, expiresAt };
+  return { entries, expiresAt, written };
 }
 
-/** What every `create` of one plugin in one build receives, but its route. */
-type BuildServices = Omit<CreateServices, 'route'>;
+/** What every `create` of one plugin in one build receives, but its route and its references. */
+type BuildServices = Omit<CreateServices, 'route' | 'isReference'>;
+
+/** Whether a path is that of a reference, for a config without any. */
+const NO_REFERENCE = (): boolean => false;
+
+/** `isReference` over a config as written: what it holds as references, found on first use. */
+function referenceCheck(written: unknown): (path: string | ReadonlyArray<string | number>) => boolean {
+  let paths: Set<string> | undefined;
+  return (path) => (paths ??= referencePaths(written)).has(pathText(path));
+}
+
+/** Is `path` (an issue's path) inside the config at `base`? */
+function within(path: string, base: string): boolean {
+  return path === base || (path.startsWith(base) && (path[base.length] === '.' || path[base.length] === '['));
+}
+
+/**
+ * A plugin's consumer index, with the entries it cannot use left out: those it `exclude`s, and
+ * one holding references that a throw names (its value is what failed: the message, which may
+ * quote it, is not used). Each is logged once, naming the consumer, the plugin, its references and
+ * the cause; the index is built again without them. A throw naming nothing that holds a reference
+ * is an error in what was written: an issue, as before.
+ */
+function indexOf(name: string, plugin: Plugin, consumers: CompiledConsumers, base: Omit<PluginServices, 'consumers'>, failures: FailClosedLog, issues: ConfigIssue[]): unknown {
+  let list: readonly ConsumerEntry[] = consumers.entries.get(name) ?? [];
+  const checks = new Map<ConsumerEntry, (path: string | ReadonlyArray<string | number>) => boolean>();
+  for (;;) {
+    const left = new Map<ConsumerEntry, string>();
+    const services: IndexServices = {
+      ...base,
+      exclude: (entry, reason) => {
+        if (!left.has(entry)) left.set(entry, String(reason));
+      },
+      isReference: (entry, path) => {
+        const written = consumers.written.get(entry);
+        if (written === undefined) return false;
+        let check = checks.get(entry);
+        if (!check) checks.set(entry, (check = referenceCheck(written)));
+        return check(path);
+      },
+    };
+    let index: unknown;
+    try {
+      index = plugin.indexConsumers!(list, services);
+    } catch (err) {
+      const at = (err as { path?: unknown }).path;
+      const culprit = typeof at === 'string' ? list.find((e) => consumers.written.has(e) && within(at, e.path)) : undefined;
+      if (culprit === undefined) {
+        issues.push({ path: typeof at === 'string' ? at : 'consumers', message: (err as Error).message });
+        return undefined;
+      }
+      left.set(culprit, `plugin "${name}" rejected the value of ${referencesIn(consumers.written.get(culprit)).join(', ')}`);
+    }
+    if (left.size === 0) return index;
+    const members = new Set(list);
+    const rest = list.filter((e) => !left.has(e));
+    for (const [entry, reason] of left) {
+      if (!members.has(entry)) continue;
+      const references = referencesIn(consumers.written.get(entry));
+      failures.report(`consumer|${entry.username}|${name}|${reason}`, { consumer: entry.username, plugin: name, references, cause: reason }, 'fails closed: the consumer cannot authenticate with this plugin');
+    }
+    // nothing left out (or only what was not in the list): this index is the one
+    if (rest.length === list.length) return index;
+    list = rest;
+  }
+}
 
 /**
  * Step 2, plugins: each registered plugin's services for this build — its `buildStart` value, its
- * state (counted for this build's hold) and its consumer index. Issues: a `buildStart` or an
- * `indexConsumers` that threw.
+ * state (counted for this build's hold) and its consumer index. Issues: a `buildStart` that threw,
+ * or an `indexConsumers` that threw for what was written.
  */
-function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: CompiledConsumers, usernames: ReadonlySet<string>, issues: ConfigIssue[]): Map<string, BuildServices> {
+function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: CompiledConsumers, usernames: ReadonlySet<string>, failures: FailClosedLog, issues: ConfigIssue[]): Map<string, BuildServices> {
   const { consumers: _none, ...rest } = deps.services;
   const common = { ...rest, hasConsumer: (u: string) => usernames.has(u) };
   const servicesOf = new Map<string, BuildServices>();
@@ -175,14 +249,7 @@ function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: Compiled
       issues.push({ path: '', message: `plugin "${name}": buildStart failed: ${(err as Error).message}` });
     }
     const base = { ...common, state: deps.state(name, hold) };
-    let index: unknown;
-    if (plugin.indexConsumers) {
-      try {
-        index = plugin.indexConsumers(consumers.entries.get(name) ?? [], base);
-      } catch (err) {
-        issues.push({ path: (err as { path?: string }).path ?? 'consumers', message: (err as Error).message });
-      }
-    }
+    const index = plugin.indexConsumers ? indexOf(name, plugin, consumers, base, failures, issues) : undefined;
     servicesOf.set(name, { ...base, consumers: index, build });
   }
   return servicesOf;
@@ -194,12 +261,63 @@ type RouteHooks = Pick<CompiledRoute, 'info' | 'requestHooks' | 'requestHookName
   readonly index: number;
 };
 
+/** A plugin state for one trial `create`: values made on request, disposed of once it returns. */
+function scratchState(): { state: PluginState; dispose(): void } {
+  const made: Array<() => unknown> = [];
+  return {
+    state: {
+      get<T>(_key: string, init: () => T, dispose?: (value: T) => void | Promise<void>): T {
+        const v = init();
+        if (dispose) made.push(() => dispose(v));
+        return v;
+      },
+      delete: async () => undefined,
+    },
+    dispose() {
+      for (const d of made) {
+        try {
+          void Promise.resolve(d()).catch(() => undefined);
+        } catch {
+          // a scratch value that cannot be disposed of is dropped
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Why a route plugin's config, refused once its references were resolved, is refused: `create`
+ * (and `maxBodySize`) again with each reference as its text, on a scratch state and build value.
+ * @returns the error of that run, when what was written is at fault (its message holds no value);
+ *   undefined when that run passes (or names a field that held a reference): the value is at fault
+ */
+function valueOrConfig(plugin: Plugin, written: unknown, services: BuildServices, route: RouteInfo, isReference: (path: string) => boolean): unknown {
+  const scratch = scratchState();
+  try {
+    let build: unknown;
+    try {
+      build = plugin.buildStart?.();
+    } catch {
+      build = undefined;
+    }
+    const conf = deepFreeze(structuredClone(written)) as object;
+    plugin.create(conf, { ...services, state: scratch.state, build, route, isReference });
+    plugin.maxBodySize?.(conf);
+    return undefined;
+  } catch (err) {
+    const sub = (err as { path?: unknown }).path;
+    return typeof sub === 'string' && isReference(sub) ? undefined : err;
+  } finally {
+    scratch.dispose();
+  }
+}
+
 /**
  * Step 3, hook chains: every enabled route's plugins created (once per route, never per request)
  * and their hooks in phase then priority order, with the route's body limit. Issues: a `create`
  * (or a `maxBodySize`) that threw, or an invalid body limit.
  */
-function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf: ReadonlyMap<string, BuildServices>, resolve: ResolveConfig, issues: ConfigIssue[]): RouteHooks[] {
+function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf: ReadonlyMap<string, BuildServices>, resolve: ResolveConfig, failures: FailClosedLog, issues: ConfigIssue[]): RouteHooks[] {
   const chains: RouteHooks[] = [];
   config.routes.forEach((r, i) => {
     if (r.status === 0) return; // disabled, as APISIX's status: 0
@@ -217,14 +335,26 @@ function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf
       }
       let hooks: PluginHooks;
       let size: number | undefined;
+      const written = r.plugins[name];
+      const isReference = res.conf === written ? NO_REFERENCE : referenceCheck(written);
       try {
         const conf = deepFreeze(res.conf) as any;
-        hooks = plugin.create(conf, { ...servicesOf.get(name)!, route: info });
+        hooks = plugin.create(conf, { ...servicesOf.get(name)!, route: info, isReference });
         size = plugin.maxBodySize?.(conf);
       } catch (err) {
+        const refused = isReference === NO_REFERENCE ? err : valueOrConfig(plugin, written, servicesOf.get(name)!, info, isReference);
+        if (refused === undefined) {
+          // only the resolved config is refused: the value is at fault, not what was written. The route
+          // fails closed; the plugin's message is not used (it may quote the value)
+          const references = referencesIn(written);
+          const reason = `plugin "${name}" rejected the value of ${references.join(', ')}`;
+          failures.report(`route|${r.id}|${name}|${reason}`, { route: r.id, plugin: name, references, cause: reason }, 'fails closed: a plugin rejected the value of a secret it needs');
+          unavailable ??= { reference: references.join(', '), reason };
+          continue;
+        }
         // a plugin may name the field at fault (ConfigError from the SDK): report it there
-        const sub = (err as { path?: unknown }).path;
-        issues.push({ path: typeof sub === 'string' && sub !== '' ? `${pluginPath}.${sub}` : pluginPath, message: (err as Error).message });
+        const sub = (refused as { path?: unknown }).path;
+        issues.push({ path: typeof sub === 'string' && sub !== '' ? `${pluginPath}.${sub}` : pluginPath, message: (refused as Error).message });
         continue;
       }
       if ((hooks as { maxBodySize?: unknown }).maxBodySize !== undefined) {
@@ -313,13 +443,15 @@ export function compileSnapshot(
   previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
 ): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
-  const resolve = configResolver(values, deps.services.logger);
+  const failures = deps.failures ?? new FailClosedLog(deps.services.logger);
+  const resolve = configResolver(values, deps.services.logger, failures);
   const hold = deps.holdState();
   // consumers first: plugins that authenticate them get their index before routes create them
   const consumers = compileConsumers(config.consumers, deps.registry, resolve, values, previousValue);
-  const servicesOf = pluginServices(deps, hold, consumers, new Set(config.consumers.map((k) => k.username)), issues);
-  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, issues);
+  const servicesOf = pluginServices(deps, hold, consumers, new Set(config.consumers.map((k) => k.username)), failures, issues);
+  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues);
   if (issues.length) {
+    failures.settle(false);
     hold.release();
     return { issues };
   }
@@ -331,9 +463,11 @@ export function compileSnapshot(
   };
   const compiled = compileRoutes(config, chains, compileUpstreams(config, chains, deps, owned));
   if ('issues' in compiled) {
+    failures.settle(false);
     release();
     return { issues: compiled.issues };
   }
+  failures.settle(true);
   const proxies = config.gateway.trusted_proxies;
   const trusted = proxies.length === 0 ? null : allowList(proxies);
   return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted) };

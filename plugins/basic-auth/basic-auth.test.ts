@@ -156,12 +156,19 @@ test('anonymous_consumer is used when no credentials are sent; malformed or wron
   await assert.rejects(boot({ routes: [route({ anonymous_consumer: 'nobody' })], consumers: literalConsumers() }), /routes\[0\]\.plugins\.basic-auth: anonymous_consumer "nobody" is not a consumer/);
 });
 
-test('two consumers with the same username are a config error naming both; the schema refuses a colon in a username', async () => {
-  process.env.GH_BA_DUP_USER = 'shared';
-  await assert.rejects(boot({ routes: [route()], consumers: [consumer('jack', 'shared', 'pw-1'), consumer('jill', '$env://GH_BA_DUP_USER', 'pw-2')] }), (err: Error & { issues?: Array<{ path: string; message: string }> }) => {
+test('two consumers with the same written username are a config error naming both; with a username from a reference, both fail closed; the schema refuses a colon in a username', async () => {
+  await assert.rejects(boot({ routes: [route()], consumers: [consumer('jack', 'shared', 'pw-1'), consumer('jill', 'shared', 'pw-2')] }), (err: Error & { issues?: Array<{ path: string; message: string }> }) => {
     assert.deepEqual(err.issues, [{ path: 'consumers[1].plugins.basic-auth.username', message: 'consumers "jack" and "jill" have the same basic-auth username; each username must identify one consumer' }]);
     return true;
   });
+  // a refused config would tell its writer that the referenced value equals another username
+  process.env.GH_BA_DUP_USER = 'shared';
+  const g = await boot({ routes: [route()], consumers: [consumer('jack', 'shared', 'pw-1'), consumer('jill', '$env://GH_BA_DUP_USER', 'pw-2'), consumer('joe', 'joe', 'pw-3')] });
+  assert.equal((await call(g, '/ip', { authorization: basic('shared', 'pw-1') })).status, 401);
+  assert.equal((await call(g, '/ip', { authorization: basic('shared', 'pw-2') })).status, 401);
+  assert.equal((await call(g, '/ip', { authorization: basic('joe', 'pw-3') })).status, 200);
+  const lines = g.logs.lines.filter((l) => l.plugin === 'basic-auth' && l.msg === 'fails closed: the consumer cannot authenticate with this plugin');
+  assert.deepEqual(lines.map((l) => [l.consumer, l.references]), [['jack', []], ['jill', ['$env://GH_BA_DUP_USER']]]);
   await assert.rejects(boot({ routes: [route()], consumers: [consumer('jack', 'ja:ck', 'pw-1')] }), (err: Error & { issues?: Array<{ path: string; message: string }> }) => {
     assert.deepEqual(err.issues, [{ path: 'consumers[0].plugins.basic-auth.username', message: 'has an invalid format (must match ^[^:]+$)' }]);
     return true;

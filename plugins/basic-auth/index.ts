@@ -1,7 +1,7 @@
 // basic-auth: authenticate a request by HTTP Basic credentials (RFC 7617) against the usernames and
 // passwords of the consumers (passwords may come from Vault, AWS or the environment, and rotate live).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { definePlugin, type ConsumerEntry, type RequestContext } from 'gatehouse-gateway/sdk';
+import { definePlugin, type ConsumerEntry, type IndexServices, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type BasicAuthConfig, type BasicAuthConsumerConfig } from './schema';
 
 interface Who {
@@ -43,25 +43,32 @@ const NOBODY = sha256('\0gatehouse basic-auth: no such user\0');
 
 /**
  * Index the consumers by username. Two consumers with the same current username is an error
- * naming both; a username from a rotated-out config never shadows another consumer's current one.
+ * naming both when both are written as they are; when one comes from a reference, both are left
+ * out (a refused config would tell its writer that the referenced value equals the other username).
+ * A username from a rotated-out config never shadows another consumer's current one.
  * @throws Error with `path` set to the second consumer's username path
  */
-function indexAccounts(consumers: readonly ConsumerEntry<BasicAuthConsumerConfig>[]): BasicAuthIndex {
-  const accounts = new Map<string, Account & { readonly owner: string }>();
+function indexAccounts(consumers: readonly ConsumerEntry<BasicAuthConsumerConfig>[], { exclude, isReference }: Pick<IndexServices, 'exclude' | 'isReference'>): BasicAuthIndex {
+  const accounts = new Map<string, Account & { readonly owner: string; readonly entry: ConsumerEntry }>();
   for (const c of consumers) {
     const name = c.config.username;
     const other = accounts.get(name);
     if (other !== undefined) {
+      if (isReference(c, ['username']) || isReference(other.entry, ['username'])) {
+        exclude(other.entry, `its basic-auth username is also consumer "${c.username}"'s; each username must identify one consumer`);
+        exclude(c, `its basic-auth username is also consumer "${other.owner}"'s; each username must identify one consumer`);
+        continue;
+      }
       throw Object.assign(new Error(`consumers "${other.owner}" and "${c.username}" have the same basic-auth username; each username must identify one consumer`), { path: `${c.path}.username` });
     }
-    accounts.set(name, { owner: c.username, who: Object.freeze({ username: c.username }), accepted: [{ digest: sha256(c.config.password), until: Number.POSITIVE_INFINITY }] });
+    accounts.set(name, { owner: c.username, entry: c, who: Object.freeze({ username: c.username }), accepted: [{ digest: sha256(c.config.password), until: Number.POSITIVE_INFINITY }] });
   }
   // passwords (or usernames) replaced by a rotation, accepted until their grace ends
   for (const c of consumers) {
     for (const p of c.previous) {
       const name = p.config.username;
       let account = accounts.get(name);
-      if (account === undefined) accounts.set(name, (account = { owner: c.username, who: Object.freeze({ username: c.username }), accepted: [] }));
+      if (account === undefined) accounts.set(name, (account = { owner: c.username, entry: c, who: Object.freeze({ username: c.username }), accepted: [] }));
       else if (account.owner !== c.username) continue;
       account.accepted.push({ digest: sha256(p.config.password), until: p.until });
     }
@@ -104,8 +111,8 @@ export default definePlugin<BasicAuthConfig, BasicAuthConsumerConfig, BasicAuthI
   schema,
   consumerSchema,
 
-  indexConsumers(consumers) {
-    return indexAccounts(consumers);
+  indexConsumers(consumers, services) {
+    return indexAccounts(consumers, services);
   },
 
   create(conf, { consumers, clock, hasConsumer }) {

@@ -2,7 +2,7 @@
 // cookie, verified with the key material of the consumer its key claim names (HMAC secrets and public
 // keys may come from Vault, AWS or the environment, and rotate live). Verification uses node:crypto.
 import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { definePlugin, withoutQueryArg, type ConsumerEntry, type RequestContext } from 'gatehouse-gateway/sdk';
+import { definePlugin, withoutQueryArg, type ConsumerEntry, type IndexServices, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type JwtAlgorithm, type JwtAuthConfig, type JwtAuthConsumerConfig } from './schema';
 
 interface Who {
@@ -77,23 +77,36 @@ function keyOf(conf: JwtAuthConsumerConfig): KeyObject | Problem {
 }
 
 /**
- * Index the consumers by key. Two consumers with the same current key is an error naming both; a key
- * from a rotated-out config never shadows another consumer's current one.
+ * Index the consumers by key. Two consumers with the same current key is an error naming both when
+ * both keys are written as they are; when one comes from a reference, both are left out (a refused
+ * config would tell its writer that the referenced value equals the other key). A key from a
+ * rotated-out config never shadows another consumer's current one. Key material that came from a
+ * reference and cannot be used (a secret that rotated to something that is not base64) leaves that
+ * consumer out; written so, it is an error.
  * @throws Error with `path` set to the field at fault (duplicate key, unusable key material)
  */
-function indexVerifiers(consumers: readonly ConsumerEntry<JwtAuthConsumerConfig>[]): JwtAuthIndex {
-  const byKey = new Map<string, { owner: string; list: Verifier[] }>();
+function indexVerifiers(consumers: readonly ConsumerEntry<JwtAuthConsumerConfig>[], { exclude, isReference }: Pick<IndexServices, 'exclude' | 'isReference'>): JwtAuthIndex {
+  const byKey = new Map<string, { owner: string; entry: ConsumerEntry; list: Verifier[] }>();
   for (const c of consumers) {
     const other = byKey.get(c.config.key);
     if (other !== undefined) {
+      if (isReference(c, ['key']) || isReference(other.entry, ['key'])) {
+        exclude(other.entry, `its jwt-auth key is also consumer "${c.username}"'s; each key must identify one consumer`);
+        exclude(c, `its jwt-auth key is also consumer "${other.owner}"'s; each key must identify one consumer`);
+        continue;
+      }
       throw Object.assign(new Error(`consumers "${other.owner}" and "${c.username}" have the same jwt-auth key; each key must identify one consumer`), { path: `${c.path}.key` });
     }
     const key = keyOf(c.config);
     if ('field' in key) {
+      if (isReference(c, [key.field])) {
+        exclude(c, key.message);
+        continue;
+      }
       throw Object.assign(new Error(`consumer "${c.username}": ${key.message}`), { path: `${c.path}.${key.field}` });
     }
     const who = Object.freeze({ username: c.username });
-    byKey.set(c.config.key, { owner: c.username, list: [{ who, alg: c.config.algorithm, key, leeway: c.config.lifetime_grace_period, until: Number.POSITIVE_INFINITY }] });
+    byKey.set(c.config.key, { owner: c.username, entry: c, list: [{ who, alg: c.config.algorithm, key, leeway: c.config.lifetime_grace_period, until: Number.POSITIVE_INFINITY }] });
   }
   // secrets (or keys) replaced by a rotation keep verifying until their grace ends
   for (const c of consumers) {
@@ -102,7 +115,7 @@ function indexVerifiers(consumers: readonly ConsumerEntry<JwtAuthConsumerConfig>
       // an old config whose key material is unusable verifies nothing
       if ('field' in key) continue;
       let entry = byKey.get(p.config.key);
-      if (entry === undefined) byKey.set(p.config.key, (entry = { owner: c.username, list: [] }));
+      if (entry === undefined) byKey.set(p.config.key, (entry = { owner: c.username, entry: c, list: [] }));
       else if (entry.owner !== c.username) continue;
       entry.list.push({ who: entry.list[0]?.who ?? Object.freeze({ username: c.username }), alg: p.config.algorithm, key, leeway: p.config.lifetime_grace_period, until: p.until });
     }
@@ -189,8 +202,8 @@ export default definePlugin<JwtAuthConfig, JwtAuthConsumerConfig, JwtAuthIndex>(
   schema,
   consumerSchema,
 
-  indexConsumers(consumers) {
-    return indexVerifiers(consumers);
+  indexConsumers(consumers, services) {
+    return indexVerifiers(consumers, services);
   },
 
   create(conf, { consumers, clock, hasConsumer }) {

@@ -298,7 +298,7 @@ test('anonymous_consumer is used when no token is sent; a bad token is still rej
   await assert.rejects(boot({ routes: [route({ anonymous_consumer: 'nobody' })], consumers: consumers() }), /routes\[0\]\.plugins\.jwt-auth: anonymous_consumer "nobody" is not a consumer/);
 });
 
-test('config errors: duplicate keys name both consumers; missing or unusable key material names the field, never its value', async () => {
+test('config errors: duplicate written keys name both consumers; missing or unusable written key material names the field, never its value', async () => {
   type Issues = Error & { issues?: Array<{ path: string; message: string }> };
   const issuesOf = async (consumerList: unknown[]) => {
     const err = (await boot({ routes: [route()], consumers: consumerList }).then(
@@ -308,8 +308,7 @@ test('config errors: duplicate keys name both consumers; missing or unusable key
     assert.ok(err, 'the config is refused');
     return err.issues;
   };
-  process.env.GH_JWT_DUP_KEY = 'same-key';
-  assert.deepEqual(await issuesOf([consumer('jack', { key: 'same-key', secret: 's1' }), consumer('jill', { key: '$env://GH_JWT_DUP_KEY', secret: 's2' })]), [
+  assert.deepEqual(await issuesOf([consumer('jack', { key: 'same-key', secret: 's1' }), consumer('jill', { key: 'same-key', secret: 's2' })]), [
     { path: 'consumers[1].plugins.jwt-auth.key', message: 'consumers "jack" and "jill" have the same jwt-auth key; each key must identify one consumer' },
   ]);
   assert.deepEqual(await issuesOf([consumer('jack', { key: 'k' })]), [{ path: 'consumers[0].plugins.jwt-auth.secret', message: 'is required' }]);
@@ -331,6 +330,33 @@ test('config errors: duplicate keys name both consumers; missing or unusable key
     { path: 'consumers[0].plugins.jwt-auth.secret', message: 'consumer "jack": base64_secret is set but secret is not base64' },
   ]);
   assert.deepEqual(await issuesOf([consumer('jack', { key: 'k', secret: 's', private_key: 'x' })]), [{ path: 'consumers[0].plugins.jwt-auth.private_key', message: 'is not a known field' }]);
+});
+
+test('a value from a reference that jwt-auth cannot use (a duplicate key, a non-base64 secret) fails closed for those consumers only: the config loads, others verify, one line each without the value', async () => {
+  // a refused config would tell its writer that the referenced key equals another consumer's
+  process.env.GH_JWT_DUP_KEY = 'same-key';
+  process.env.GH_JWT_NOT_B64 = `${MARK}-not*base64-env`;
+  const g = await boot({
+    routes: [route()],
+    consumers: [
+      consumer('ann', { key: 'same-key', secret: 's1' }),
+      consumer('bob', { key: '$env://GH_JWT_DUP_KEY', secret: 's2' }),
+      consumer('cat', { key: 'cat-key', secret: '$env://GH_JWT_NOT_B64', base64_secret: true }),
+      consumer('dan', { key: 'dan-key', secret: 'dan-secret' }),
+    ],
+  });
+  await refused(g, 'Invalid user key in JWT token', { authorization: jwt('HS256', { hs: 's1' }, { key: 'same-key' }) });
+  await refused(g, 'Invalid user key in JWT token', { authorization: jwt('HS256', { hs: 'x' }, { key: 'cat-key' }) });
+  await accepted(g, 'dan', { authorization: jwt('HS256', { hs: 'dan-secret' }, { key: 'dan-key' }) });
+  const lines = g.logs.lines.filter((l) => l.plugin === 'jwt-auth' && l.msg === 'fails closed: the consumer cannot authenticate with this plugin');
+  assert.deepEqual(
+    lines.map((l) => [l.consumer, l.references, l.cause]),
+    [
+      ['ann', [], 'its jwt-auth key is also consumer "bob"\'s; each key must identify one consumer'],
+      ['bob', ['$env://GH_JWT_DUP_KEY'], 'its jwt-auth key is also consumer "ann"\'s; each key must identify one consumer'],
+      ['cat', ['$env://GH_JWT_NOT_B64'], 'base64_secret is set but secret is not base64'],
+    ],
+  );
 });
 
 test('base64_secret: the decoded bytes are the HMAC key; exp is accepted and ignored', async () => {

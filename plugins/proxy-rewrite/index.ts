@@ -1,6 +1,7 @@
 // proxy-rewrite: change the path, query, Host and headers of the request sent upstream (as Apache
-// APISIX's proxy-rewrite). Templates and regexes are compiled once, when the route is created.
-import { definePlugin, type RequestContext } from 'gatehouse-gateway/sdk';
+// APISIX's proxy-rewrite). Templates and regexes are compiled once, when the route is created; a
+// value that came from a secret reference is data, used byte for byte, never read as a template.
+import { definePlugin, type CreateServices, type RequestContext } from 'gatehouse-gateway/sdk';
 import { schema, type HeaderValue, type ProxyRewriteConfig } from './schema';
 
 /** Reads one variable (`$uri`, `$arg_page`, `$http_x_user`…) of a request. */
@@ -50,6 +51,8 @@ const NAMED: Readonly<Record<string, Variable>> = {
   consumer_name: consumerVar,
 };
 const KNOWN = `$${Object.keys(NAMED).join(', $')}, $arg_<name>, $http_<name>`;
+/** The highest capture a template may name after a regex whose groups are not known (one from a reference). */
+const MAX_CAPTURE = 99;
 
 /** The raw value of the first query argument `name` (ASCII case-insensitive, as nginx's $arg_), or ''. */
 function queryArg(query: string, name: string): string {
@@ -207,9 +210,18 @@ function setTarget(ctx: RequestContext, uri: string): void {
   ctx.query = ctx.query === '' ? added : `${added}&${ctx.query}`;
 }
 
-function headerList(map: Readonly<Record<string, HeaderValue>> | undefined, where: string, rules: Omit<TemplateRules, 'where'>): HeaderAction[] {
+/** A value that came from a secret reference: data, used byte for byte, never read as a template. */
+function literal(text: string): Template {
+  return { constant: text, parts: text === '' ? [] : [text] };
+}
+
+function headerList(map: Readonly<Record<string, HeaderValue>> | undefined, at: readonly string[], rules: Omit<TemplateRules, 'where'>, isReference: CreateServices['isReference']): HeaderAction[] {
   if (map === undefined) return [];
-  return Object.keys(map).map((name) => ({ name: name.toLowerCase(), value: compileTemplate(String(map[name]), { ...rules, where: `${where}.${name}` }) }));
+  return Object.keys(map).map((name) => {
+    const text = String(map[name]);
+    const value = isReference([...at, name]) ? literal(text) : compileTemplate(text, { ...rules, where: `${at.join('.')}.${name}` });
+    return { name: name.toLowerCase(), value };
+  });
 }
 
 export default definePlugin<ProxyRewriteConfig>({
@@ -218,7 +230,7 @@ export default definePlugin<ProxyRewriteConfig>({
   // as APISIX: rewrite phase, after authentication (key-auth 2500) and cors (4000)
   priority: 1008,
   schema,
-  create(conf) {
+  create(conf, { isReference }) {
 
     const rules: Rule[] = [];
     let maxCapture = -1;
@@ -230,17 +242,21 @@ export default definePlugin<ProxyRewriteConfig>({
         try {
           regex = new RegExp(list[i]);
         } catch (err) {
+          // a regex from a reference is a secret: say what is wrong without quoting it
+          if (isReference(['regex_uri', i])) throw new Error(`regex_uri[${i}]: the referenced value is not a valid regular expression`);
           throw new Error(`regex_uri[${i}]: ${JSON.stringify(list[i])} is not a valid regular expression (${(err as Error).message})`);
         }
-        // an alternative that matches the empty string shows how many groups the regex has
-        const groups = new RegExp(`${list[i]}|`).exec('')!.length - 1;
+        // an alternative that matches the empty string shows how many groups the regex has; a regex
+        // from a reference may have any number (its text is not known when the config is written):
+        // a group it lacks is empty
+        const groups = isReference(['regex_uri', i]) ? MAX_CAPTURE : new RegExp(`${list[i]}|`).exec('')!.length - 1;
         maxCapture = Math.max(maxCapture, groups);
-        const template = compileTemplate(list[i + 1], { where: `regex_uri[${i + 1}]`, maxCapture: groups, unknownAsText: true, forPath: true });
+        const template = isReference(['regex_uri', i + 1]) ? literal(list[i + 1]) : compileTemplate(list[i + 1], { where: `regex_uri[${i + 1}]`, maxCapture: groups, unknownAsText: true, forPath: true });
         rules.push({ regex, template });
       }
     }
 
-    const uri = conf.uri === undefined ? undefined : compileTemplate(conf.uri, { where: 'uri', maxCapture: -1, noCaptures: 'is a regex_uri capture; captures are not available in uri (use regex_uri)', unknownAsText: false, forPath: true });
+    const uri = conf.uri === undefined ? undefined : isReference(['uri']) ? literal(conf.uri) : compileTemplate(conf.uri, { where: 'uri', maxCapture: -1, noCaptures: 'is a regex_uri capture; captures are not available in uri (use regex_uri)', unknownAsText: false, forPath: true });
     // uri wins over regex_uri (as APISIX), so captures exist for headers only when regex_uri is used
     const headerRules = {
       maxCapture: uri === undefined ? maxCapture : -1,
@@ -259,12 +275,12 @@ export default definePlugin<ProxyRewriteConfig>({
       if (actionForm) {
         const flat = keys.filter((k) => k !== 'add' && k !== 'set' && k !== 'remove');
         if (flat.length > 0) throw new Error(`headers: use either add/set/remove or the flat form { name: value }, not both (found ${flat.join(', ')} beside them)`);
-        add = headerList(h.add, 'headers.add', headerRules);
-        set = headerList(h.set, 'headers.set', headerRules);
+        add = headerList(h.add, ['headers', 'add'], headerRules, isReference);
+        set = headerList(h.set, ['headers', 'set'], headerRules, isReference);
         remove = (h.remove ?? []).map((n) => n.toLowerCase());
       } else {
         // the older flat form means set (as APISIX)
-        set = headerList(h as Readonly<Record<string, HeaderValue>>, 'headers', headerRules);
+        set = headerList(h as Readonly<Record<string, HeaderValue>>, ['headers'], headerRules, isReference);
       }
     }
     const host = conf.host;

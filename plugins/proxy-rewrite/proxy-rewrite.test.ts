@@ -202,3 +202,29 @@ test('regexes and templates are checked when the config loads, naming the entry'
   assert.deepEqual(await refused({ headers: { set: { 'x-id': '$1' } } }), [{ path: 'routes[0].plugins.proxy-rewrite', message: 'headers.set.x-id: $1 is a regex_uri capture, but regex_uri is not set' }]);
   assert.deepEqual(await refused({ headers: { 'x-a': '1', set: { 'x-b': '2' } } }), [{ path: 'routes[0].plugins.proxy-rewrite', message: 'headers: use either add/set/remove or the flat form { name: value }, not both (found x-a beside them)' }]);
 });
+
+test('a value from a reference is data: used byte for byte in uri, regex_uri templates and headers, never read as a template', async () => {
+  process.env.GH_PR_REF_HEADER = 'Bearer abc$host ${uri} \\$1 $nope';
+  process.env.GH_PR_REF_URI = '/lit/$arg_x?y=$host';
+  const g = await startTestGateway({
+    config: (upstream) => ({
+      routes: [
+        { id: 'h', uri: '/ref/h', plugins: { 'proxy-rewrite': { headers: { set: { 'X-Token': '$env://GH_PR_REF_HEADER' }, add: { 'X-Added': '$env://GH_PR_REF_HEADER' } } } }, upstream: { nodes: { [upstream]: 1 } } },
+        { id: 'f', uri: '/ref/f', plugins: { 'proxy-rewrite': { headers: { 'X-Flat': '$env://GH_PR_REF_HEADER' } } }, upstream: { nodes: { [upstream]: 1 } } },
+        { id: 'u', uri: '/ref/u', plugins: { 'proxy-rewrite': { uri: '$env://GH_PR_REF_URI' } }, upstream: { nodes: { [upstream]: 1 } } },
+        { id: 'r', uri: '/ref/r/*', plugins: { 'proxy-rewrite': { regex_uri: ['^/ref/r/(.*)', '$env://GH_PR_REF_URI'] } }, upstream: { nodes: { [upstream]: 1 } } },
+      ],
+    }),
+  });
+  try {
+    const h = await g.request('/ref/h', { headers: { host: 'client.example' } });
+    const got = h.json<Echo>().headers;
+    assert.equal(got['x-token'], 'Bearer abc$host ${uri} \\$1 $nope');
+    assert.equal(got['x-added'], 'Bearer abc$host ${uri} \\$1 $nope');
+    assert.equal((await g.request('/ref/f')).json<Echo>().headers['x-flat'], 'Bearer abc$host ${uri} \\$1 $nope');
+    assert.equal((await g.request('/ref/u?x=1')).json<Echo>().url, '/lit/$arg_x?y=$host&x=1');
+    assert.equal((await g.request('/ref/r/abc')).json<Echo>().url, '/lit/$arg_x?y=$host');
+  } finally {
+    await g.close();
+  }
+});
