@@ -5,7 +5,7 @@
 // here contains MARK; the last test scans every answer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminPathsFixture, ADMIN_KEY, MiB, ONE, planted, PREFIXES, refuse, routeOfSize, scanAnswers, type Kind, type Refusal } from './helpers/admin-paths';
+import { adminPathsFixture, ADMIN_KEY, FX_KEY, MiB, ONE, planted, PREFIXES, refuse, routeOfSize, scanAnswers, type Kind, type Refusal } from './helpers/admin-paths';
 
 const fx = adminPathsFixture({ main: true });
 
@@ -131,6 +131,15 @@ const refusals = (): Refusal[] => [
     body: { plugins: { 'key-auth': { key: '$secret://vault/nope/jack/auth-key' } } },
     status: 400,
     errors: (ix) => [`consumers[${ix('consumers')}].plugins.key-auth.key: refers to unknown secret resource "vault/nope" (add it under secrets:)`],
+  },
+  {
+    // two literal keys alike (a key held in a secret manager never refuses a write: see secret-values-data.test)
+    name: "a consumer with another consumer's literal key",
+    method: 'PUT',
+    path: 'consumers/dup',
+    body: { plugins: { 'key-auth': { key: FX_KEY } } },
+    status: 400,
+    errors: (ix) => [`consumers[${ix('consumers')}].plugins.key-auth.key: consumers "fxc" and "dup" have the same key; each key must identify one consumer`],
   },
   // plugins
   { name: 'a route naming an unknown plugin', method: 'PUT', path: 'routes/x', body: { uri: '/x', plugins: { nope: {} } }, status: 400, errors: (ix) => [`routes[${ix('routes')}].plugins.nope: unknown plugin "nope"`] },

@@ -354,6 +354,7 @@ const refusals = (): Refusal[] => [
   { path: 'routes/sp-up/upstream_id', body: 'nope', status: 400, msg: `routes[${ix('sp-up')}].upstream_id: refers to unknown upstream "nope"`, errors: [`routes[${ix('sp-up')}].upstream_id: refers to unknown upstream "nope"`] },
   { path: 'routes/sp/uris', body: null, status: 400, ...invalid(`routes[${ix('sp')}].uri: is required`) },
   { path: 'upstreams/su/nodes', body: {}, status: 400, ...invalid('upstreams[0].nodes: must have at least 1 entry') },
+  { path: 'consumers/spv/plugins/key-auth/key', body: LIT_KEY, status: 400, ...invalid('consumers[1].plugins.key-auth.key: consumers "spc" and "spv" have the same key; each key must identify one consumer') },
   // "******" with nothing stored to keep
   { path: 'consumers/spn/plugins/key-auth', body: { key: '******' }, status: 400, msg: 'consumers/spn.plugins.key-auth.key is "******" but no value is stored to keep' },
   { path: 'consumers/spn/plugins', body: { 'key-auth': { key: '******' } }, status: 400, msg: 'consumers/spn.plugins.key-auth.key is "******" but no value is stored to keep' },

@@ -19,22 +19,28 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
   schema,
   consumerSchema,
 
-  indexConsumers(consumers, { exclude }) {
+  indexConsumers(consumers, { exclude, isReference }) {
     const entries = [];
     for (const c of consumers) {
       const who = Object.freeze({ username: c.username });
       entries.push({ credential: c.config.key, value: who, owner: c.username, path: `${c.path}.key` });
       for (const p of c.previous) entries.push({ credential: p.config.key, value: who, owner: c.username, until: p.until });
     }
-    // two consumers with one key: neither authenticates with key-auth. Never a refused config: that
-    // would tell whoever wrote one of them that the key equals another consumer's (held in Vault,
-    // or a literal the Admin API shows as ******)
     // (a rare case: the entries are looked up then, not mapped for every build)
     const entryOf = (owner: string) => consumers.find((c) => c.username === owner)!;
     return credentialIndex(entries, {
       onDuplicate(first, second) {
-        exclude(entryOf(first.owner), `its key is also consumer "${second.owner}"'s; each key must identify one consumer`);
-        exclude(entryOf(second.owner), `its key is also consumer "${first.owner}"'s; each key must identify one consumer`);
+        const a = entryOf(first.owner);
+        const b = entryOf(second.owner);
+        // two keys written as literals: a config error, as APISIX. Whoever writes a literal key
+        // knows it, and the Admin API key opens both writes, so the refusal tells nothing new
+        if (!isReference(a, ['key']) && !isReference(b, ['key'])) {
+          throw Object.assign(new Error(`consumers "${first.owner}" and "${second.owner}" have the same key; each key must identify one consumer`), { path: second.path });
+        }
+        // a key held in a secret manager: never a refused config, which would tell the writer of
+        // the other consumer that its key equals the secret. Neither authenticates with key-auth
+        exclude(a, `its key is also consumer "${second.owner}"'s; each key must identify one consumer`);
+        exclude(b, `its key is also consumer "${first.owner}"'s; each key must identify one consumer`);
       },
     });
   },
