@@ -52,6 +52,8 @@ export interface GatewaySettings {
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
   readonly client_header_timeout: number;
+  /** Seconds between two reads of a request body before the request ends with 408. */
+  readonly client_body_timeout: number;
   /** Largest request body in bytes (size strings are converted); 0 = no limit. */
   readonly client_max_body_size: number;
   readonly access_log: boolean;

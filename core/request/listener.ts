@@ -13,12 +13,14 @@ import { GatewayResponse, type DataPlane } from './data-plane';
  * @throws GatehouseError GH_ERR_LISTEN naming the address and the system's error code
  */
 export async function listenProxy(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number): Promise<{ server: Server; address: AddressInfo }> {
-  // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
+  // requestTimeout 0: long uploads are bounded per read (gateway.client_body_timeout, read per request
+  // from the snapshot, and the upstream timeout.send), not by a total
   // headersTimeout: a client that trickles its headers (slowloris) gets 408; the connection check
   // runs every second (Node's default of 30 s would let it hold the socket much longer)
   const headerMs = clientHeaderTimeout * 1000;
   const server = createServer({ ServerResponse: GatewayResponse, requestTimeout: 0, keepAliveTimeout: 5000, headersTimeout: headerMs, connectionsCheckingInterval: Math.min(1000, headerMs) }, plane.handle);
-  // 100 Continue only for bodies within the request's limit (Node would send it for all)
+  // 100 Continue only for bodies within the request's limit, once the request hooks let the
+  // request through to the upstream (Node would send it for all, at once)
   server.on('checkContinue', plane.handleContinue);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
