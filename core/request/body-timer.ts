@@ -23,9 +23,9 @@ export class BodyTimer {
     if (this.timer === null) this.arm(this.ms);
   }
 
-  /** A chunk arrived. */
-  progress(): void {
-    this.last = this.now();
+  /** A chunk arrived (at `at`, the clock's now). */
+  progress(at: number = this.now()): void {
+    this.last = at;
   }
 
   /** The gateway stopped reading: the client is not waited on until the next `wait()`. */

@@ -134,8 +134,9 @@ class LazyBody extends Readable {
     this.src.resume();
   }
   private readonly onData = (chunk: Buffer): void => {
-    this.lastProgress = this.now();
-    this.timer.progress();
+    const now = this.now();
+    this.lastProgress = now;
+    this.timer.progress(now);
     this.received += chunk.length;
     if (this.limit !== 0 && this.received > this.limit) {
       this.src.pause();
@@ -221,7 +222,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.started = false;
     up.balancer.acquire(node);
     let body: LazyBody | null = null;
-    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge, new BodyTimer(ctx.snapshot.config.gateway.client_body_timeout * 1000, this.now, this.bodyTimedOut));
+    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge, new BodyTimer(ctx.snapshot.config.gateway.client_body_timeout * 1000, this.now, () => this.bodyTimedOut()));
     const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
     up.pools.get(node.key)!.dispatch(
       {
@@ -262,9 +263,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * The client sent nothing for `gateway.client_body_timeout` while the gateway waited on it (as
    * nginx: 408). Also when it kept an upstream connection waiting for `timeout.send` (checkSend).
    */
-  private readonly bodyTimedOut = (): void => {
+  private bodyTimedOut(): void {
     this.endByClient(408, new ClientBodyTimeoutError());
-  };
+  }
 
   /** The client's body ends the request: abort the upstream request, which frees its connection; onResponseError answers the client. */
   private endByClient(status: 408 | 413, err: Error): void {
