@@ -7,11 +7,31 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent } from 'undici';
+import { createRegistry } from '../core/config/registry';
+import { validateConfig } from '../core/config/validate';
+import { restartOnlyChanges } from '../core/config/restart-only';
 import { eventually, upstreamFor, type Upstream } from './helpers/harness';
 import { clientSockets, connections, failureLines, gatehouse, send, upstreamSockets } from './helpers/faults-traffic';
 import { parseResponse, rawConnect, type Raw } from './servers/raw-http';
 
 const TIMEOUT_BODY = '{"message":"408 Request Timeout"}';
+
+test('gateway.client_body_timeout: seconds, 60 by default (nginx\'s), above 0 and at most an hour; a reload changing it applies without a restart', () => {
+  const registry = createRegistry([], []);
+  const check = (v: unknown) => {
+    const r = validateConfig({ gateway: { client_body_timeout: v } }, registry);
+    return r.issues ? r.issues.map((i) => `${i.path}: ${i.message}`) : r.config.gateway.client_body_timeout;
+  };
+  assert.equal(validateConfig({}, registry).config!.gateway.client_body_timeout, 60);
+  assert.equal(check(0.5), 0.5);
+  assert.deepEqual(check(0), ['gateway.client_body_timeout: must be > 0']);
+  assert.deepEqual(check(3601), ['gateway.client_body_timeout: must be <= 3600']);
+  assert.deepEqual(check('soon'), ['gateway.client_body_timeout: must be a number']);
+  // read per request from the request's snapshot: not one of the settings read only at start
+  const a = validateConfig({ gateway: { client_body_timeout: 60 } }, registry).config!;
+  const b = validateConfig({ gateway: { client_body_timeout: 5 } }, registry).config!;
+  assert.deepEqual(restartOnlyChanges(a, b), []);
+});
 
 /** An upstream that answers GETs at once and records each upload: bytes received, whether its body ended, when it closed. */
 async function recorder(t: TestContext): Promise<Upstream & { uploads: Array<{ url: string; bytes: number; complete: boolean; closedAt: number }> }> {
