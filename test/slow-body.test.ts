@@ -87,7 +87,7 @@ test('two clients trickling bodies into a keepalive_pool of 2 are cut at timeout
   while (Date.now() - t0 < 3000) outs.push(await send(agent, `${gh.url}/fast`));
   assert.deepEqual([...new Set(outs.map((o) => `${o.status} ${o.body}`))], ['200 fast']);
   const slowest = Math.max(...outs.map((o) => o.ms));
-  assert.ok(slowest < 2500, `a GET waited ${slowest} ms for an upstream connection`);
+  assert.ok(slowest < 3000, `a GET waited ${slowest} ms for an upstream connection (timeout.send is 1 s)`);
   assert.ok(outs.length > 10, `only ${outs.length} GETs answered in 3 s`);
   await agent.close();
 
