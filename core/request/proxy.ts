@@ -117,11 +117,18 @@ class LazyBody extends Readable {
   lastProgress = 0;
   /** Body bytes read from the client. */
   received = 0;
+  /** Time the gateway held the client back (its buffer full, the upstream not taking more), and since when it does (-1: not now). */
+  heldMs = 0;
+  heldSince = -1;
   constructor(private readonly src: IncomingMessage, private readonly now: () => number, private readonly limit: number, private readonly onTooLarge: () => void, private readonly timer: BodyTimer) {
     super({ highWaterMark: 64 * 1024 });
   }
   override _read(): void {
-    this.lastProgress = this.now();
+    const now = (this.lastProgress = this.now());
+    if (this.heldSince !== -1) {
+      this.heldMs += now - this.heldSince;
+      this.heldSince = -1;
+    }
     if (!this.src.complete) this.timer.wait();
     if (this.started) {
       this.src.resume();
@@ -148,6 +155,7 @@ class LazyBody extends Readable {
     if (!this.push(chunk)) {
       this.src.pause();
       this.timer.hold();
+      this.heldSince = now;
     }
   };
   private readonly onEnd = (): void => {
@@ -193,6 +201,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pending: Buffer[] | null = null;
   private done = false;
   private lastWasTimeout = false;
+  /** When this attempt's upstream connection was taken (undici's onRequestStart). */
+  private takenAt = 0;
   /** The client's fault ends the request: 413, its body went over its limit (`ctx.bodyLimit`); 408, it went quiet. */
   private clientFault: 0 | 408 | 413 = 0;
 
@@ -249,7 +259,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.body !== null) {
-      this.body.lastProgress = this.now();
+      this.body.lastProgress = this.takenAt = this.now();
       this.armSendTimer(this.up.sendTimeoutMs);
     }
   }
@@ -292,16 +302,37 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.sendTimer = null;
     const b = this.body;
     if (b === null || this.started || this.done || b.readableEnded) return;
-    const idle = this.now() - b.lastProgress;
+    const now = this.now();
+    const idle = now - b.lastProgress;
     const limit = this.up.sendTimeoutMs;
-    if (idle < limit) this.armSendTimer(limit - idle);
-    // nothing waits in the body buffer: the upstream takes all it is given and the client is the
-    // slow side. It holds an upstream connection idle (with keepalive_pool.size connections, a few
-    // such clients would starve the upstream's other routes), so it gets no longer than the
-    // upstream's timeout.send either: 408 as for client_body_timeout, and not the node's failure
-    else if (b.readableLength === 0) this.bodyTimedOut();
-    else this.controller?.abort(new SendTimeoutError());
+    if (idle >= limit) {
+      // nothing waits in the body buffer: the upstream takes all it is given and the client is the
+      // slow side. It holds an upstream connection idle (with keepalive_pool.size connections, a few
+      // such clients would starve the upstream's other routes), so it gets no longer than the
+      // upstream's timeout.send either: 408 as for client_body_timeout, and not the node's failure
+      if (b.readableLength === 0) this.bodyTimedOut();
+      else this.controller?.abort(new SendTimeoutError());
+      return;
+    }
+    const left = this.uploadTimeLeft(b, now, limit);
+    if (left <= 0) this.bodyTimedOut();
+    else this.armSendTimer(Math.min(limit - idle, left));
   };
+
+  /**
+   * A client that sends a byte just under every `timeout.send` would keep the upstream connection
+   * for ever on the rule above, so the whole upload is bounded too, as Apache's mod_reqtimeout
+   * `MinRate`: the connection may wait on the client for `timeout.send` from when it was taken,
+   * plus one second per `gateway.client_body_min_rate` bytes received, plus the time the gateway
+   * itself held the client back (the upstream slow to take the body is not the client's fault).
+   * An upload at or above the rate never runs out; a trickle does, whatever its pace. Infinity
+   * when the rate is off, or when the gateway is not waiting on the client right now.
+   */
+  private uploadTimeLeft(b: LazyBody, now: number, limit: number): number {
+    const rate = this.ctx.snapshot.config.gateway.client_body_min_rate;
+    if (rate === 0 || b.heldSince !== -1 || b.readableLength !== 0 || this.ctx.req.complete) return Infinity;
+    return limit + (b.received * 1000) / rate + b.heldMs - (now - this.takenAt);
+  }
 
   private clearSendTimer(): void {
     if (this.sendTimer !== null) {
