@@ -1,11 +1,12 @@
 // Hostile clients: request smuggling shapes, oversized headers, and path tricks (dot-segments,
-// encoded dots and slashes, repeated slashes) that must not route around key-auth.
+// encoded dots and slashes, repeated slashes) that must not route around key-auth; slow headers;
+// `Expect: 100-continue`, which must not invite a client to upload before key-auth let it in.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { normalizePath } from '../core/request/data-plane';
-import { rawConnect } from './servers/raw-http';
+import { parseResponse, rawConnect } from './servers/raw-http';
 
 let up: Upstream;
 let g: TestGateway;
@@ -147,4 +148,39 @@ test('the Admin API listener bounds its clients as the proxy does: slow headers 
   } finally {
     await slow.close();
   }
+});
+
+test('Expect: 100-continue is answered only after the access plugins passed: a 401 comes without 100 Continue and closes; with the key, 100 then the body goes upstream', async () => {
+  const before = up.seen.length;
+  const c = await rawConnect(g.port);
+  c.socket.write('POST /private/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n');
+  const refused = await c.until(/\r\n\r\n[^]*\}/);
+  assert.ok(refused.startsWith('HTTP/1.1 401 Unauthorized\r\n'), refused.split('\r\n')[0]);
+  assert.ok(!refused.includes('100 Continue'), 'no invitation to upload before authentication');
+  // the body was never asked for, so it cannot be waited for: the connection is closed
+  assert.equal(parseResponse(refused).headers.connection, 'close');
+  const closed = await c.closed;
+  assert.equal(closed.error, undefined, 'closed, not reset');
+  assert.equal(c.text().match(/HTTP\/1\.1/g)?.length, 1, 'one answer only');
+  assert.equal(up.seen.length, before, 'nothing reached the upstream');
+
+  const d = await rawConnect(g.port);
+  d.socket.write('POST /private/x HTTP/1.1\r\nHost: x\r\napikey: hostile-test-key\r\nContent-Length: 10\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+  await d.until(/^HTTP\/1\.1 100 Continue\r\n\r\n/);
+  d.socket.write('0123456789');
+  const res = parseResponse((await d.until(/"bytes":10\}/)).slice('HTTP/1.1 100 Continue\r\n\r\n'.length));
+  assert.equal(res.status, 'HTTP/1.1 200 OK');
+  const got = JSON.parse(res.body);
+  assert.equal(got.bytes, 10, 'the upstream received the body');
+  assert.equal(got.headers.expect, undefined, 'the expectation is hop-by-hop: the gateway answered it');
+  assert.equal(got.headers['x-consumer-username'], 'jack');
+});
+
+test('Expect: 100-continue on an unknown path: 404 without 100 Continue', async () => {
+  const c = await rawConnect(g.port);
+  c.socket.write('PUT /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n');
+  const text = await c.until(/\r\n\r\n[^]*\}/);
+  assert.ok(text.startsWith('HTTP/1.1 404 Not Found\r\n'), text.split('\r\n')[0]);
+  assert.ok(!text.includes('100 Continue'));
+  await c.closed;
 });

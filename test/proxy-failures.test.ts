@@ -211,29 +211,47 @@ test('answers 504 when the upstream does not read the request body within timeou
   );
 });
 
-test('a client that uploads slowly is not an upstream send timeout', async (t) => {
-  const up = await upstream(t, hashingHandler());
-  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { send: 0.5, read: 10 } }));
-  const parts = ['hello ', 'slow ', 'world'];
-  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = httpRequest(`${g.url}/slow-client`, { method: 'POST' }, (res) => {
+/** POST `parts` to `url`, pausing `pauseMs` after each but the last; the answer. */
+function slowUpload(url: string, parts: readonly string[], pauseMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST' }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode!, body }));
     });
     req.on('error', reject);
-    // each pause is longer than timeout.send, but the upstream is waiting for the client
     void (async () => {
       for (const p of parts.slice(0, -1)) {
         req.write(p);
-        await delay(1200);
+        await delay(pauseMs);
+        if (req.destroyed) return;
       }
       req.end(parts[parts.length - 1]);
     })();
   });
+}
+
+test('a client that uploads slowly, pausing less than timeout.send, gets its body through', async (t) => {
+  const up = await upstream(t, hashingHandler());
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { send: 1.5, read: 10 } }));
+  const parts = ['hello ', 'slow ', 'world'];
+  const r = await slowUpload(`${g.url}/slow-client`, parts, 500);
   assert.equal(r.status, 200, r.body);
   const got = JSON.parse(r.body);
   assert.deepEqual([got.bytes, got.sha256], [16, sha256(Buffer.from(parts.join('')))]);
+  assert.deepEqual(failures(g), []);
+});
+
+test('a client that pauses its upload longer than timeout.send gets 408 and frees the upstream connection; not the node\'s failure', async (t) => {
+  const up = await upstream(t, hashingHandler());
+  const g = await gateway(t, oneRoute({ nodes: { [up.node]: 1 }, timeout: { send: 0.5, read: 10 } }));
+  // each pause is longer than timeout.send: the client, not the upstream, keeps the connection idle
+  const t0 = Date.now();
+  const r = await slowUpload(`${g.url}/slow-client`, ['hello ', 'slow ', 'world'], 2000);
+  const took = Date.now() - t0;
+  assert.equal(r.status, 408, r.body);
+  assert.equal(r.body, '{"message":"408 Request Timeout"}');
+  assert.ok(took >= 400 && took < 1900, `answered after ${took} ms, during the first pause`);
   assert.deepEqual(failures(g), [], 'a slow client must not count against the upstream node');
 });
 

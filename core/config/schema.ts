@@ -141,6 +141,12 @@ export const configSchema: JsonSchema = {
         drain_timeout: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 10 },
         // seconds a client has to send its request headers (slowloris); 408 after that
         client_header_timeout: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 60 },
+        // seconds the gateway waits for the next piece of a request body it is reading (nginx's
+        // client_body_timeout: between two reads, not for the whole body); 408 after that
+        client_body_timeout: { type: 'number', exclusiveMinimum: 0, maximum: 3600, default: 60 },
+        // bytes per second a request body must keep up, on average, to hold an upstream connection
+        // longer than the upstream's timeout.send (Apache mod_reqtimeout's MinRate and default); 0 = off, at most 1 GiB/s
+        client_body_min_rate: { type: 'integer', minimum: 0, maximum: 1073741824, default: 500 },
         // largest request body, bytes or nginx size syntax ("512k", "10m", "1g"); 0 = no limit (APISIX's default)
         client_max_body_size: { type: ['integer', 'string'], minimum: 0, pattern: '^[0-9]+[kKmMgG]?$', default: 0 },
         access_log: { type: 'boolean', default: true },

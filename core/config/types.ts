@@ -52,6 +52,13 @@ export interface GatewaySettings {
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
   readonly client_header_timeout: number;
+  /** Seconds between two reads of a request body before the request ends with 408. */
+  readonly client_body_timeout: number;
+  /**
+   * Bytes per second a request body must average for its upload to hold an upstream connection
+   * past the upstream's `timeout.send` (each `client_body_min_rate` bytes buy one more second); 0 = off.
+   */
+  readonly client_body_min_rate: number;
   /** Largest request body in bytes (size strings are converted); 0 = no limit. */
   readonly client_max_body_size: number;
   readonly access_log: boolean;

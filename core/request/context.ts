@@ -107,6 +107,8 @@ export class RequestState extends Context {
   aborted = false;
   /** The upstream failed after the head went to the client, and the gateway cut the response short. */
   upstreamCut = false;
+  /** The client sent `Expect: 100-continue` and has not been sent `100 Continue` yet. */
+  expectContinue = false;
   /** The proxy's exchange once the request went upstream: the log phase aborts it if the client left. */
   exchange: { abort(): void } | undefined = undefined;
   /** The connection's peer is one of `gateway.trusted_proxies`: its forwarding headers are believed. */

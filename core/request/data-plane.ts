@@ -16,6 +16,7 @@ import { hasMalformedEscape, hostForMatching } from './router';
 const STATUS_BODIES: Record<number, string> = {
   400: '{"message":"400 Bad Request"}',
   404: '{"message":"404 Route Not Found"}',
+  408: '{"message":"408 Request Timeout"}',
   413: '{"message":"413 Request Entity Too Large"}',
   500: '{"message":"500 Internal Server Error"}',
   502: '{"message":"502 Bad Gateway"}',
@@ -69,7 +70,9 @@ export class DataPlane implements ProxyHost {
    * The `checkContinue` listener: `Expect: 100-continue` is answered with `100 Continue` only
    * when the declared body is within the request's limit (the matched route's, else
    * `gateway.client_max_body_size`), so a client told 413 never sends the body at all. The
-   * route is matched first: its limit may be smaller or larger than the gateway's.
+   * route is matched first: its limit may be smaller or larger than the gateway's. And only once
+   * the request hooks (rewrite, access, beforeProxy) have let the request through to the upstream:
+   * a client refused by key-auth, or answered by any plugin, is not invited to upload its body.
    */
   readonly handleContinue = (req: IncomingMessage, res: GatewayResponse): void => {
     this.serve(req, res, true);
@@ -98,7 +101,7 @@ export class DataPlane implements ProxyHost {
         return;
       }
     }
-    if (expectContinue) res.writeContinue();
+    ctx.expectContinue = expectContinue;
     if (m === null) {
       // an invalid Host, a path above the root ("" from normalizePath) or with a malformed escape is 400, as nginx answers
       const status = host === undefined || path.charCodeAt(0) !== 47 || hasMalformedEscape(path) ? 400 : 404;
@@ -154,6 +157,10 @@ export class DataPlane implements ProxyHost {
       this.respondError(ctx, 503);
       return;
     }
+    if (ctx.expectContinue) {
+      ctx.expectContinue = false;
+      ctx.res.writeContinue();
+    }
     const ex = new Exchange(ctx, up, this, this.now);
     ctx.exchange = ex;
     ex.start();
@@ -174,11 +181,18 @@ export class DataPlane implements ProxyHost {
       const body = ctx.responseBody;
       const h = ctx.responseHeaders;
       const req = ctx.req;
-      // Node drops an unread body itself to keep the connection, however long it is: with a
-      // limit, drop at most that much (a 413 closes the connection instead: see rejectBody)
       if (!req.complete && req.readableFlowing === null && h.connection !== 'close') {
-        const max = ctx.bodyLimit;
-        if (max !== 0) discardRest(req, max, 0);
+        if (ctx.expectContinue) {
+          // answered without `100 Continue`: the client may never send the body (RFC 9110
+          // §10.1.1), so the connection cannot wait for it; closed, lingering in case it does
+          h.connection = 'close';
+          lingerOnClose(req, ctx.res);
+        } else {
+          // drop the unread body to keep the connection (Node would, however long it is and
+          // however long it takes): with a limit, at most that much (a 413 closes the connection
+          // instead: see rejectBody), and a client that goes quiet for client_body_timeout is cut
+          discardRest(req, ctx.bodyLimit, 0, { ms: ctx.snapshot.config.gateway.client_body_timeout * 1000, now: this.now });
+        }
       }
       h['content-length'] = body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
       ctx.res.writeHead(ctx.status, h);
@@ -218,13 +232,14 @@ export class DataPlane implements ProxyHost {
   }
 
   /**
-   * 413: the body is over its limit, `ctx.bodyLimit` (declared, or counted while streaming).
-   * The connection is closed after the answer, with the rest of the body unread but for a bounded
-   * lingering close.
+   * 413: the body is over its limit, `ctx.bodyLimit` (declared, or counted while streaming); 408:
+   * the client stopped sending it (`gateway.client_body_timeout`, or the upstream's `timeout.send`
+   * while it held an upstream connection). The connection is closed after the answer, with the
+   * rest of the body unread but for a bounded lingering close.
    */
-  rejectBody(ctx: RequestState): void {
+  rejectBody(ctx: RequestState, status: 408 | 413 = 413): void {
     if (ctx.aborted || ctx.sent) return;
-    ctx.replaceResponse(413, STATUS_BODIES[413], { 'content-type': JSON_HEADERS, connection: 'close' });
+    ctx.replaceResponse(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS, connection: 'close' });
     if (!ctx.req.complete) lingerOnClose(ctx.req, ctx.res);
     this.sendLocal(ctx);
   }

@@ -2,6 +2,7 @@
 // one without losing the answer to a reset.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { BodyTimer } from './body-timer';
 
 /** Lingering close bounds (nginx's lingering_close, lingering_time and lingering_timeout, shorter). */
 const LINGER_MS = 5000;
@@ -47,8 +48,17 @@ export function lingerOnClose(req: IncomingMessage, res: ServerResponse): void {
  * Read and drop the rest of a request body that will not be used, so a client still uploading
  * reads the answer instead of stalling. With a `limit` (`gateway.client_max_body_size`), a body
  * that grows past it in all (`seen` bytes were read before) has its connection closed instead.
+ * With `idle` (`gateway.client_body_timeout`), so is one whose client goes quiet that long: the
+ * answer is out, and a body that never comes would otherwise hold the connection for ever.
  */
-export function discardRest(req: IncomingMessage, limit: number, seen: number): void {
+export function discardRest(req: IncomingMessage, limit: number, seen: number, idle?: { readonly ms: number; readonly now: () => number }): void {
+  if (idle !== undefined) {
+    const timer = new BodyTimer(idle.ms, idle.now, () => req.socket.destroy());
+    req.on('data', () => timer.progress());
+    req.once('end', () => timer.stop());
+    req.once('close', () => timer.stop());
+    timer.wait();
+  }
   if (limit !== 0) {
     let n = seen;
     const count = (chunk: Buffer): void => {

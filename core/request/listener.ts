@@ -13,7 +13,8 @@ import { GatewayResponse, type DataPlane } from './data-plane';
  * @param clientHeaderTimeout seconds a client has to send its request headers (`gateway.client_header_timeout`)
  */
 export function clientTimeouts(clientHeaderTimeout: number): Pick<ServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'headersTimeout' | 'connectionsCheckingInterval'> {
-  // requestTimeout 0: long uploads are bounded by the upstream send timeout, not a total
+  // requestTimeout 0: long uploads are bounded per read (gateway.client_body_timeout, read per request
+  // from the snapshot, and the upstream timeout.send with client_body_min_rate), not by a total
   // headersTimeout: a client that trickles its headers (slowloris), or opens a connection and sends
   // nothing, gets 408; the connection check runs every second (Node's default of 30 s would let it
   // hold the socket much longer)
@@ -28,7 +29,8 @@ export function clientTimeouts(clientHeaderTimeout: number): Pick<ServerOptions,
  */
 export async function listenProxy(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer({ ServerResponse: GatewayResponse, ...clientTimeouts(clientHeaderTimeout) }, plane.handle);
-  // 100 Continue only for bodies within the request's limit (Node would send it for all)
+  // 100 Continue only for bodies within the request's limit, once the request hooks let the
+  // request through to the upstream (Node would send it for all, at once)
   server.on('checkContinue', plane.handleContinue);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));

@@ -8,10 +8,11 @@ import type { HashSource, UpstreamNode } from './balancer';
 import type { RequestState } from './context';
 import type { CompiledUpstream } from './snapshot';
 import { discardRest } from './linger';
+import { BodyTimer } from './body-timer';
 import { isReplacedForwardingHeader, setForwardingHeaders } from './forwarded';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`
- * (Node answers 100-continue itself) and `host` (set per pass_host). */
+ * (the data plane answers 100-continue itself) and `host` (set per pass_host). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'expect', 'host']);
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings']);
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
@@ -36,6 +37,17 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/**
+ * The client sent no body bytes for `gateway.client_body_timeout`, or for the upstream's
+ * `timeout.send` while holding an upstream connection; the upstream request is abandoned.
+ */
+export class ClientBodyTimeoutError extends Error {
+  readonly code = 'GH_CLIENT_BODY_TIMEOUT';
+  constructor() {
+    super('client sent no request body bytes in time');
+  }
+}
+
 /** The client went away; the upstream request is abandoned. */
 export class ClientGoneError extends Error {
   readonly code = 'GH_CLIENT_GONE';
@@ -50,8 +62,8 @@ export interface ProxyHost {
   startResponse(ctx: RequestState, write: () => void): void;
   /** Answer with a gateway error (502/504) through the normal local-response path. */
   respondError(ctx: RequestState, status: 502 | 503 | 504): void;
-  /** Answer 413 (body over the limit) through the local-response path and close the connection. */
-  rejectBody(ctx: RequestState): void;
+  /** Answer 413 (body over the limit) or 408 (body too slow) through the local-response path and close the connection. */
+  rejectBody(ctx: RequestState, status: 408 | 413): void;
   /** An upstream attempt failed (for logs and metrics); never given secret values. */
   upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean): void;
 }
@@ -93,18 +105,27 @@ function upstreamHeaders(ctx: RequestState, up: CompiledUpstream, node: Upstream
  * The request body, read from the client only when undici first asks for it. An attempt that
  * fails before sending anything (connection refused) leaves the client stream untouched, so the
  * request can be retried on another node even when it has a body. Past `limit` bytes (0: none)
- * nothing more is passed on: the client is paused and `onTooLarge` decides.
+ * nothing more is passed on: the client is paused and `onTooLarge` decides. While it waits on the
+ * client (not while the upstream holds it back), `timer` runs `gateway.client_body_timeout`.
  */
 class LazyBody extends Readable {
   started = false;
   lastProgress = 0;
   /** Body bytes read from the client. */
   received = 0;
-  constructor(private readonly src: IncomingMessage, private readonly now: () => number, private readonly limit: number, private readonly onTooLarge: () => void) {
+  /** Time the gateway held the client back (its buffer full, the upstream not taking more), and since when it does (-1: not now). */
+  heldMs = 0;
+  heldSince = -1;
+  constructor(private readonly src: IncomingMessage, private readonly now: () => number, private readonly limit: number, private readonly onTooLarge: () => void, private readonly timer: BodyTimer) {
     super({ highWaterMark: 64 * 1024 });
   }
   override _read(): void {
-    this.lastProgress = this.now();
+    const now = (this.lastProgress = this.now());
+    if (this.heldSince !== -1) {
+      this.heldMs += now - this.heldSince;
+      this.heldSince = -1;
+    }
+    if (!this.src.complete) this.timer.wait();
     if (this.started) {
       this.src.resume();
       return;
@@ -116,23 +137,32 @@ class LazyBody extends Readable {
     this.src.resume();
   }
   private readonly onData = (chunk: Buffer): void => {
-    this.lastProgress = this.now();
+    const now = this.now();
+    this.lastProgress = now;
+    this.timer.progress(now);
     this.received += chunk.length;
     if (this.limit !== 0 && this.received > this.limit) {
       this.src.pause();
       this.src.off('data', this.onData);
+      this.timer.stop();
       this.onTooLarge();
       return;
     }
-    if (!this.push(chunk)) this.src.pause();
+    if (!this.push(chunk)) {
+      this.src.pause();
+      this.timer.hold();
+      this.heldSince = now;
+    }
   };
   private readonly onEnd = (): void => {
+    this.timer.stop();
     this.push(null);
   };
   private readonly onError = (err: Error): void => {
     this.destroy(err);
   };
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.timer.stop();
     this.src.off('data', this.onData);
     this.src.off('end', this.onEnd);
     this.src.off('error', this.onError);
@@ -167,8 +197,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pending: Buffer[] | null = null;
   private done = false;
   private lastWasTimeout = false;
-  /** The client's body went over its limit (`ctx.bodyLimit`). */
-  private tooLarge = false;
+  /** When this attempt's upstream connection was taken (undici's onRequestStart). */
+  private takenAt = 0;
+  /** The client's fault ends the request: 413, its body went over its limit (`ctx.bodyLimit`); 408, it went quiet. */
+  private clientFault: 0 | 408 | 413 = 0;
 
   constructor(private readonly ctx: RequestState, private readonly up: CompiledUpstream, private readonly host: ProxyHost, private readonly now: () => number) {}
 
@@ -196,7 +228,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.started = false;
     up.balancer.acquire(node);
     let body: LazyBody | null = null;
-    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge);
+    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge, new BodyTimer(ctx.snapshot.config.gateway.client_body_timeout * 1000, this.now, () => this.bodyTimedOut()));
     const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
     up.pools.get(node.key)!.dispatch(
       {
@@ -218,19 +250,33 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.abort(new ClientGoneError());
       return;
     }
-    if (this.tooLarge) {
-      controller.abort(new BodyTooLargeError());
+    if (this.clientFault !== 0) {
+      controller.abort(this.clientFault === 413 ? new BodyTooLargeError() : new ClientBodyTimeoutError());
       return;
     }
     if (this.body !== null) {
-      this.body.lastProgress = this.now();
+      this.body.lastProgress = this.takenAt = this.now();
       this.armSendTimer(this.up.sendTimeoutMs);
     }
   }
 
   /** The body went over the limit: abort the upstream request; onResponseError answers the client. */
   private readonly bodyTooLarge = (): void => {
-    this.tooLarge = true;
+    this.endByClient(413, new BodyTooLargeError());
+  };
+
+  /**
+   * The client sent nothing for `gateway.client_body_timeout` while the gateway waited on it (as
+   * nginx: 408). Also when it kept an upstream connection waiting for `timeout.send` (checkSend).
+   */
+  private bodyTimedOut(): void {
+    this.endByClient(408, new ClientBodyTimeoutError());
+  }
+
+  /** The client's body ends the request: abort the upstream request, which frees its connection; onResponseError answers the client. */
+  private endByClient(status: 408 | 413, err: Error): void {
+    if (this.clientFault !== 0) return;
+    this.clientFault = status;
     this.clearSendTimer();
     if (this.done) {
       // the upstream has answered in full already: close the connection once that answer is out
@@ -240,8 +286,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const c = this.controller;
-    if (c !== null && !c.aborted) c.abort(new BodyTooLargeError());
-  };
+    if (c !== null && !c.aborted) c.abort(err);
+  }
 
   private armSendTimer(ms: number): void {
     this.sendTimer = setTimeout(this.checkSend, ms);
@@ -253,14 +299,36 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const b = this.body;
     if (b === null || this.started || this.done || b.readableEnded) return;
     const now = this.now();
-    // nothing waits in the body buffer: the upstream takes all it is given and the client is the
-    // slow side, which is neither an upstream send timeout nor an upstream failure
-    if (b.readableLength === 0) b.lastProgress = now;
     const idle = now - b.lastProgress;
     const limit = this.up.sendTimeoutMs;
-    if (idle >= limit) this.controller?.abort(new SendTimeoutError());
-    else this.armSendTimer(limit - idle);
+    if (idle >= limit) {
+      // nothing waits in the body buffer: the upstream takes all it is given and the client is the
+      // slow side. It holds an upstream connection idle (with keepalive_pool.size connections, a few
+      // such clients would starve the upstream's other routes), so it gets no longer than the
+      // upstream's timeout.send either: 408 as for client_body_timeout, and not the node's failure
+      if (b.readableLength === 0) this.bodyTimedOut();
+      else this.controller?.abort(new SendTimeoutError());
+      return;
+    }
+    const left = this.uploadTimeLeft(b, now, limit);
+    if (left <= 0) this.bodyTimedOut();
+    else this.armSendTimer(Math.min(limit - idle, left));
   };
+
+  /**
+   * A client that sends a byte just under every `timeout.send` would keep the upstream connection
+   * for ever on the rule above, so the whole upload is bounded too, as Apache's mod_reqtimeout
+   * `MinRate`: the connection may wait on the client for `timeout.send` from when it was taken,
+   * plus one second per `gateway.client_body_min_rate` bytes received, plus the time the gateway
+   * itself held the client back (the upstream slow to take the body is not the client's fault).
+   * An upload at or above the rate never runs out; a trickle does, whatever its pace. Infinity
+   * when the rate is off, or when the gateway is not waiting on the client right now.
+   */
+  private uploadTimeLeft(b: LazyBody, now: number, limit: number): number {
+    const rate = this.ctx.snapshot.config.gateway.client_body_min_rate;
+    if (rate === 0 || b.heldSince !== -1 || b.readableLength !== 0 || this.ctx.req.complete) return Infinity;
+    return limit + (b.received * 1000) / rate + b.heldMs - (now - this.takenAt);
+  }
 
   private clearSendTimer(): void {
     if (this.sendTimer !== null) {
@@ -335,11 +403,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const { ctx, up, node } = this;
     up.balancer.release(node);
     if (ctx.aborted || (err as { code?: string }).code === 'GH_CLIENT_GONE') return;
-    if (this.tooLarge) {
+    if (this.clientFault !== 0) {
       // the client's fault, not the node's: no health report, no retry, no upstream error
       this.body = null;
       if (this.started) ctx.res.destroy();
-      else this.host.rejectBody(ctx);
+      else this.host.rejectBody(ctx, this.clientFault);
       return;
     }
     const code = (err as { code?: string }).code ?? 'UNKNOWN';
@@ -379,6 +447,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (b === null || !b.started) return;
     this.body = null;
     b.destroy();
-    if (!this.ctx.req.complete) discardRest(this.ctx.req, this.ctx.bodyLimit, b.received);
+    const { req, snapshot } = this.ctx;
+    if (!req.complete) discardRest(req, this.ctx.bodyLimit, b.received, { ms: snapshot.config.gateway.client_body_timeout * 1000, now: this.now });
   }
 }
