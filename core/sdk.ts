@@ -28,6 +28,7 @@ export type {
   SecretBackend,
   ProviderServices,
   SecretProvider,
+  SecretAccess,
 } from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry } from './credentials';
 export { GatehouseError, ErrorCodes, withoutNodeCaHint, type ErrorCode, type ConfigIssue } from './errors';
