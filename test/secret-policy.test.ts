@@ -213,6 +213,25 @@ test('a Vault resource cannot take its bound token to another Vault (PUT, PATCH,
   assert.equal((await g.request('/p', { headers: { apikey: JACK_B } })).status, 200);
 });
 
+test('a load refused after its credentials were admitted binds nothing: the same credential may then go elsewhere', async (t) => {
+  process.env.GH_POLICY_FRESH_TOKEN = VAULT_TOKEN;
+  const { g, store } = await adminGateway(t);
+  const doc = await store.load();
+  const fresh = (v: VaultServer) => [{ id: 'vault/fresh', ...vaultResource(v, { token: '$env://GH_POLICY_FRESH_TOKEN' }) }];
+  // refused by the build, after admission: a regex_uri that is no regular expression
+  const broken = [{ id: 'bad', uri: '/bad', plugins: { 'proxy-rewrite': { regex_uri: ['(', '/x'] } }, upstream: { nodes: { [up.node]: 1 } } }];
+  store.set({ ...doc, secrets: fresh(vaultB), routes: broken });
+  const refused = await g.gw.reload();
+  assert.equal(refused.ok, false);
+  assert.match(refused.ok ? '' : refused.message, /regex_uri\[0\]/);
+  store.set({ ...doc, secrets: fresh(vaultA) });
+  const r = await g.gw.reload();
+  assert.equal(r.ok, true, r.ok ? '' : r.message);
+  // and now it is bound to the first Vault
+  store.set({ ...doc, secrets: fresh(vaultB) });
+  assert.equal((await g.gw.reload()).ok, false);
+});
+
 test('Kubernetes auth with jwt_path /proc/self/environ is refused, nothing is posted; the default service-account path is allowed', async (t) => {
   const { admin } = await adminGateway(t);
   const r = await admin('PUT', '/secrets/vault/k8s', { uri: vaultA.url, prefix: 'apisix', auth: { method: 'kubernetes', role: 'gw', jwt_path: '/proc/self/environ' } });
