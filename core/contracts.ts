@@ -361,10 +361,10 @@ export interface SecretAccess {
   /**
    * Files the backend reads (a folder, for a provider that reads the files in it), by the config
    * field that names each (`dir`, `auth.jwt_path`; a default the field falls back to counts too),
-   * as written: relative ones resolve from the config file's folder. Issues name the field, never
-   * the path (a field may hold key material by mistake).
+   * as written: relative ones resolve from the config file's folder; an undefined entry is skipped.
+   * Issues name the field, never the path (a field may hold key material by mistake).
    */
-  readonly files?: Readonly<Record<string, string>>;
+  readonly files?: Readonly<Record<string, string | undefined>>;
   /** Of `files`, the fields whose file is sent to `destination` as a credential (a service-account token): bound like a reference. */
   readonly credentialFiles?: readonly string[];
   /**

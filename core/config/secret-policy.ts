@@ -172,6 +172,7 @@ export function checkSecretPolicy(c: GatewayConfig, refs: readonly ReferenceSite
     const credentialFiles = new Set(access.credentialFiles ?? []);
     const realCredentialFiles: string[] = [];
     for (const [field, f] of Object.entries(access.files ?? {})) {
+      if (typeof f !== 'string') continue; // a field left unset
       const at = field.split('.').reduce(joinPath, path);
       if (REFERENCE_TEXT.test(f)) {
         issues.push({ path: at, message: 'names a file this resource reads through a reference: write the path literally, so that it is checked against secret_policy.files before anything is read' });
