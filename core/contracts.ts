@@ -387,6 +387,39 @@ export interface SecretProvider<Conf = any> {
   readonly schema: JsonSchema;
   /** Build a backend for one secret resource. @throws to reject the config */
   create(config: Readonly<Conf>, services: ProviderServices): SecretBackend | Promise<SecretBackend>;
+  /**
+   * Where a resource sends its credentials and which files it reads, for the reference policy
+   * (`secret_policy`): checked at every load and Admin API write before any backend is contacted.
+   * Called with the config as written, references unresolved (a field holding one gives its
+   * reference text); pure and synchronous, no I/O. Without it a resource has no destination and
+   * reads no file, so its credentials are not bound: declare it in any provider that sends
+   * credentials over the network or reads files.
+   * @example access: (conf) => ({ destination: conf.uri, files: conf.ca ? { ca: conf.ca } : {} })
+   */
+  access?(config: Readonly<Conf>): SecretAccess;
+}
+
+/** What a secret resource reaches, as its provider declares it ({@link SecretProvider.access}). */
+export interface SecretAccess {
+  /**
+   * The URL whose origin receives the resource's credentials (Vault's `uri`, an AWS endpoint).
+   * Every credential of the resource is bound to this origin the first time it is used.
+   */
+  readonly destination?: string;
+  /**
+   * Files the backend reads (a folder, for a provider that reads the files in it), by the config
+   * field that names each (`dir`, `auth.jwt_path`; a default the field falls back to counts too),
+   * as written: relative ones resolve from the config file's folder; an undefined entry is skipped.
+   * Issues name the field, never the path (a field may hold key material by mistake).
+   */
+  readonly files?: Readonly<Record<string, string | undefined>>;
+  /** Of `files`, the fields whose file is sent to `destination` as a credential (a service-account token): bound like a reference. */
+  readonly credentialFiles?: readonly string[];
+  /**
+   * The name of a credential the backend takes implicitly when the config names none (the AWS
+   * SDK's default credential chain), bound like a reference. Never a value.
+   */
+  readonly implicitCredential?: string;
 }
 
 /**
@@ -434,6 +467,8 @@ export interface ConfigStore {
    * gateway then keeps them in memory for its own lifetime).
    */
   readonly bindings?: DestinationBindings;
+  /** The files the store reads itself (the config file, the data file): no secret resource may read them. */
+  ownFiles?(): readonly string[];
   /** Paths of the plaintext secret fields of a resource, for stores that encrypt them at rest. */
   useSecretFields?(paths: SecretFieldPaths): void;
   close(): Promise<void>;

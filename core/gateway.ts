@@ -16,6 +16,7 @@ import { parseListen } from './config/settings-check';
 import type { GatewayConfig } from './config/types';
 import type { Snapshot } from './request/snapshot';
 import { SnapshotBuilder } from './build/snapshot-builder';
+import type { Admission } from './build/destinations';
 import { DataPlane, errorSummary } from './request/data-plane';
 import { drain, listenProxy } from './request/listener';
 import { AdminServer } from './admin/server';
@@ -98,13 +99,17 @@ export class Gateway {
     const builder = c.resolve(SnapshotBuilder);
     store.useSecretFields?.(secretFieldPaths(resolve(c, REGISTRY)));
     const gw = c.resolve(Gateway);
+    let admitted: Admission | undefined;
     try {
       let first: { raw: RawConfig; own: boolean } | undefined = await boot.firstDocument();
       const v = builder.validate(first.raw, first.own);
       // the raw document is garbage from here on: let it go before the build allocates
       first = undefined;
+      // where credentials go is settled before any secret backend is contacted (`validate` only checks)
+      admitted = await builder.admit(v, opts.dryRun !== true);
       gw.control.install(v, await builder.build(v));
     } catch (err) {
+      await admitted?.release();
       gw.control.close();
       await builder.close();
       if (!opts.store) await store.close();

@@ -29,6 +29,7 @@ export type {
   SecretBackend,
   ProviderServices,
   SecretProvider,
+  SecretAccess,
 } from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry, type CredentialIndexOptions } from './credentials';
 export { SENT_TO_CLIENT } from './contracts';

@@ -61,6 +61,7 @@ before(async () => {
   g = await bootGateway(
     {
       admin: { key: `$env://${KEY_ENV}` },
+      secret_policy: { files: [dir] },
       upstreams: [FIXTURE.upstreams],
       routes: [FIXTURE.routes],
       consumers: [FIXTURE.consumers],

@@ -343,7 +343,7 @@ describe('relative paths in the config file', () => {
     // the data file of Admin API writes, at a relative data_file, holds the data sections
     writeFileSync(join(proj, 'state', 'admin.json'), data('/k'));
     const port = await freePort();
-    writeFileSync(join(proj, 'gatehouse.yaml'), `gateway: { listen: "127.0.0.1:${port}" }\nconfig_store: { data_file: ./state/admin.json }\n`);
+    writeFileSync(join(proj, 'gatehouse.yaml'), `gateway: { listen: "127.0.0.1:${port}" }\nconfig_store: { data_file: ./state/admin.json }\nsecret_policy: { files: [./secrets] }\n`);
     const f = join('..', 'rel', 'gatehouse.yaml');
 
     const v = await runCli(['validate', '-c', f], { cwd });

@@ -3,11 +3,13 @@
 // the secret cache and backends are the gateway container's, injected here.
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import type { PluginServices, PluginState, Logger, Metrics, Clock } from '../contracts';
-import { CLOCK, LOGGER, METRICS } from '../tokens';
+import type { PluginServices, PluginState, Logger, Metrics, Clock, ConfigStore, DestinationBindings } from '../contracts';
+import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
 import { parseReference } from '../secrets/reference';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
+import { checkSecretPolicy } from '../config/secret-policy';
+import { admitDestinations, MemoryBindings, type Admission } from './destinations';
 import { compileSnapshot, type SnapshotDeps } from './snapshot';
 import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
@@ -24,6 +26,8 @@ export class SnapshotBuilder {
   readonly deps: SnapshotDeps;
   /** Plugins' reload-surviving state (services.state), released when no live config uses it. */
   private readonly states: PluginStates;
+  /** Where each credential may be sent: the config store's (shared by every node), or this gateway's own. */
+  private readonly bindings: DestinationBindings;
 
   constructor(
     @inject(REGISTRY) registry: Registry,
@@ -33,7 +37,10 @@ export class SnapshotBuilder {
     readonly resolver: SecretResolver,
     readonly backends: SecretBackends,
     pools: UpstreamPools,
+    @inject(CONFIG_STORE) private readonly store: ConfigStore,
+    @inject(BASE_DIR) private readonly baseDir: string,
   ) {
+    this.bindings = store.bindings ?? new MemoryBindings();
     const services: Omit<PluginServices, 'state'> = {
       logger,
       metrics,
@@ -73,7 +80,22 @@ export class SnapshotBuilder {
   validate(raw: Record<string, unknown>, inPlace = false): ValidatedConfig {
     const v = validateConfig(raw, this.deps.registry, inPlace);
     if (v.issues) throw configInvalid(v.issues);
-    return v;
+    // the reference policy: what data sections may name and read, where credentials would go
+    const p = checkSecretPolicy(v.config, v.refs, this.deps.registry, { baseDir: this.baseDir, protectedFiles: this.store.ownFiles?.() ?? [] });
+    if (p.issues.length) throw configInvalid(p.issues);
+    return { ...v, credentials: p.uses };
+  }
+
+  /**
+   * Admit a config that is not live yet (a start, a reload, an Admin API write): each credential of
+   * its secret resources goes only to the origin it is bound to (or one secret_policy.destinations
+   * lists); unbound ones are bound now. Runs before {@link build}, so a refused config contacts no
+   * new origin with a live credential. Rebuilds of the live config need not run it again.
+   * @param record false: check only, bind nothing (`gatehouse validate`)
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID naming each refused credential and its bound origin
+   */
+  admit(v: ValidatedConfig, record = true): Promise<Admission> {
+    return admitDestinations(v.credentials ?? [], this.bindings, record);
   }
 
   /**

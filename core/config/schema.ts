@@ -220,6 +220,21 @@ export const configSchema: JsonSchema = {
       default: {},
     },
     extensions: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    // the operator's reference policy: what data sections (which the Admin API writes) may make the
+    // gateway read and where their credentials may go; a section of the config file only
+    secret_policy: {
+      type: 'object',
+      properties: {
+        // $env:// variables data sections may name: exact names, or a prefix ending in '*'
+        env: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z_][A-Za-z0-9_]*\\*?|\\*)$' }, default: ['*'] },
+        // folders (or files) secret resources may read; none by default
+        files: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+        // origins a credential may be sent to besides the one it is bound to ('*': any)
+        destinations: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+      },
+      additionalProperties: false,
+      default: {},
+    },
     routes: { type: 'array', items: routeSchema, default: [] },
     upstreams: { type: 'array', items: { ...upstreamSchema, required: ['id', 'nodes'] }, default: [] },
     consumers: { type: 'array', items: consumerSchema, default: [] },

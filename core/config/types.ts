@@ -77,12 +77,23 @@ export interface AdminLimits {
   readonly secrets: number;
 }
 
+/** `secret_policy`: what data sections may reference, read and send credentials to (config file only). */
+export interface SecretPolicyConfig {
+  /** `$env://` variables data sections may name (`NAME`, `PREFIX_*`, `*`). */
+  readonly env: readonly string[];
+  /** Folders (or files) secret resources may read. */
+  readonly files: readonly string[];
+  /** Origins a credential may be sent to besides the one it is bound to (`*`: any). */
+  readonly destinations: readonly string[];
+}
+
 export interface GatewayConfig {
   readonly gateway: GatewaySettings;
   readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits };
   readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string; readonly timeout?: number; readonly encryption_key?: string; readonly data_file?: string; readonly readonly?: boolean };
   readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
   readonly extensions: readonly string[];
+  readonly secret_policy: SecretPolicyConfig;
   readonly routes: readonly RouteConfig[];
   readonly upstreams: readonly UpstreamConfig[];
   readonly consumers: readonly ConsumerConfig[];

@@ -8,6 +8,7 @@ import type { ReferenceSite } from '../secrets/reference';
 import { crossCheck } from './cross-checks';
 import { collectReferences } from './reference-sites';
 import type { Registry } from './registry';
+import type { CredentialUse } from './secret-policy';
 import { resolveSettingReferences } from './settings-refs';
 import type { GatewayConfig } from './types';
 
@@ -18,6 +19,11 @@ export interface ValidatedConfig {
   readonly config: GatewayConfig;
   /** Where references stand: plugin and consumer configs, secret resources, gateway settings. */
   readonly refs: readonly ReferenceSite[];
+  /**
+   * Each credential of a secret resource and the origin it would go to (secret-policy.ts), once
+   * the config passed the reference policy; the build path admits them against the bindings.
+   */
+  readonly credentials?: readonly CredentialUse[];
   readonly issues?: undefined;
 }
 

@@ -11,6 +11,7 @@ import { restartOnlyChanges } from '../config/restart-only';
 import type { Snapshot } from '../request/snapshot';
 import { DataPlane } from '../request/data-plane';
 import { SnapshotBuilder } from '../build/snapshot-builder';
+import type { Admission } from '../build/destinations';
 import { dataSections } from '../stores/file-store';
 import { ChangeQueue } from './change-queue';
 
@@ -72,12 +73,16 @@ export class ConfigControl {
   reload(): Promise<ReloadResult> {
     return this.queue.coalesce('reload', async () => {
       let v: ValidatedConfig;
+      let admitted: Admission;
       try {
         v = this.builder.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
+        admitted = await this.builder.admit(v);
       } catch (err) {
         return this.rejected(err);
       }
-      return this.swap(v, 'config reloaded');
+      const r = await this.swap(v, 'config reloaded');
+      if (!r.ok) await admitted.release();
+      return r;
     });
   }
 
@@ -107,19 +112,27 @@ export class ConfigControl {
       }
       let v: ValidatedConfig;
       let snapshot: Snapshot;
+      let admitted: Admission | undefined;
       try {
         v = this.builder.validate(raw);
+        // where credentials go is settled before the build contacts any secret backend
+        admitted = await this.builder.admit(v);
         snapshot = await this.builder.build(v);
       } catch (err) {
-        // a refused change leaves nothing behind: not even the secret backends the build touched
+        // a refused change leaves nothing behind: not even the secret backends the build touched, or
+        // the bindings it made
+        await admitted?.release();
         await this.revert();
         const issues = err instanceof GatehouseError ? err.issues : [];
-        return { ok: false, status: 400, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
+        // bindings that cannot be read or written (the store is down) are the store's failure, not the write's
+        const status = issues.length || !(err instanceof GatehouseError) ? 400 : statusOf(err);
+        return { ok: false, status, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
       try {
         await this.store.writeData(dataSections(raw));
       } catch (err) {
         snapshot.retire();
+        await admitted.release();
         await this.revert();
         // a store's own refusal is answered with its message (an etcd user with a read-only role: 500
         // with etcd's error, as APISIX); anything else is not for the client to read

@@ -170,6 +170,10 @@ export class EtcdConfigStore implements ConfigStore {
     return this.merge(fileDoc);
   }
 
+  ownFiles(): readonly string[] {
+    return this.file.ownFiles();
+  }
+
   async load(): Promise<RawConfig> {
     const fileDoc = await this.file.load();
     if (!this.have) return this.complete(fileDoc);

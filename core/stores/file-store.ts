@@ -108,6 +108,10 @@ export class FileConfigStore implements ConfigStore {
     return this.withData(await readConfigFile(this.path));
   }
 
+  ownFiles(): readonly string[] {
+    return this.dataPath === undefined ? [this.path] : [this.path, this.dataPath];
+  }
+
   complete(fileDoc: RawConfig): Promise<RawConfig> {
     return this.withData(fileDoc);
   }

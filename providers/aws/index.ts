@@ -292,4 +292,23 @@ export default defineProvider<AwsConfig>({
   version: '1.0.0',
   schema,
   create: createAwsBackend,
+  access: awsAccess,
 });
+
+/** The name the SDK's default credential chain (environment, shared files, instance role) is bound by. */
+export const DEFAULT_CHAIN = 'aws:default-credential-chain';
+
+/**
+ * Where an aws resource sends its credentials: `endpoint_url`, or the public Secrets Manager
+ * endpoint of its region (AWS's own, whichever region: the environment's when the entry names none).
+ * Without keys in the entry the SDK's default credential chain signs the calls: that credential is
+ * bound too.
+ */
+export function awsAccess(config: Readonly<AwsConfig>): { destination: string; implicitCredential?: string } {
+  const literal = config.region !== undefined && !config.region.startsWith('$') ? config.region : undefined;
+  const region = literal ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  // a region is a host label (the SDK refuses anything else): never let one spell another host here
+  const endpoint = region && /^[a-z0-9-]+$/i.test(region) ? `https://secretsmanager.${region.toLowerCase()}.amazonaws.com` : 'https://secretsmanager.amazonaws.com';
+  const destination = config.endpoint_url ?? endpoint;
+  return config.access_key_id === undefined ? { destination, implicitCredential: DEFAULT_CHAIN } : { destination };
+}

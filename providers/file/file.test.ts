@@ -119,6 +119,7 @@ test('a dir that is not a folder yet is logged as a warning, not refused', async
 test('a consumer key in a mounted file authenticates through a gateway', async (t) => {
   const gw = await startTestGateway({
     config: (upstream) => ({
+      secret_policy: { files: [dir] },
       secrets: [{ id: 'file/mounted', dir }],
       consumers: [{ username: 'jack', plugins: { 'key-auth': { key: '$secret://file/mounted/jack/auth-key' } } }],
       routes: [{ id: 'r', uri: '/*', plugins: { 'key-auth': {} }, upstream: { nodes: { [upstream]: 1 } } }],
@@ -137,6 +138,7 @@ test('a secrets entry without dir is refused at load with its path', async () =>
 test('the short form $secret://file/<id>/<name> reads <dir>/<name>; Vault references still need a path', async (t) => {
   const gw = await startTestGateway({
     config: (upstream) => ({
+      secret_policy: { files: [dir] },
       secrets: [{ id: 'file/mounted', dir }],
       consumers: [{ username: 'ann', plugins: { 'key-auth': { key: '$secret://file/mounted/api-key' } } }],
       routes: [{ id: 'r', uri: '/*', plugins: { 'key-auth': {} }, upstream: { nodes: { [upstream]: 1 } } }],

@@ -3,7 +3,7 @@
 // `$secret://file/<id>/<name>/<field>` is a field of the JSON object in <dir>/<name>, or the file
 // <dir>/<name>/<field> when <name> is a folder. Read again at every fetch; never outside <dir>.
 import { statSync, type Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep, isAbsolute } from 'node:path';
 import { defineProvider, type ProviderServices, type SecretBackend, type SecretRequest, type SecretValue } from 'gatehouse-gateway/sdk';
 import { schema, type FileConfig } from './schema';
@@ -59,6 +59,23 @@ function inside(dir: string, segments: readonly string[]): string {
   return p;
 }
 
+/**
+ * Refuse a file that leads out of `dir` through a symbolic link: the folder is what the operator's
+ * secret_policy.files allowed, not wherever a link in it points. Links inside it (Kubernetes volumes
+ * are made of them) are fine.
+ */
+async function confined(dir: string, p: string): Promise<void> {
+  let real: string;
+  let root: string;
+  try {
+    [root, real] = await Promise.all([realpath(dir), realpath(p)]);
+  } catch (err) {
+    throw new Error(`cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const rel = relative(root, real);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw new Error(`${p} is a link that leads out of the secret folder: refused`);
+}
+
 /** The field of a JSON object held by a file; undefined when it has no such field. */
 function jsonField(p: string, text: string, field: string): SecretValue | undefined {
   let doc: unknown;
@@ -103,10 +120,14 @@ export function fileBackend(dir: string): SecretBackend {
         const st = await statOrNothing(named);
         if (st === undefined) return undefined;
         // <name> is a file: <field> is a field of its JSON; a folder: <field> is a file in it (below)
-        if (!st.isDirectory()) return jsonField(named, await readSecretFile(named, st), field);
+        if (!st.isDirectory()) {
+          await confined(dir, named);
+          return jsonField(named, await readSecretFile(named, st), field);
+        }
       }
       const st = await statOrNothing(target);
       if (st === undefined) return undefined;
+      await confined(dir, target);
       // an empty file gives '', which the gateway treats as unavailable ("empty value")
       return { value: trimOneNewline(await readSecretFile(target, st)) };
     },
@@ -120,6 +141,8 @@ export default defineProvider<FileConfig>({
   // $secret://file/<id>/<name>: a mounted file is addressed by its name alone
   pathOptional: true,
   schema,
+  // the folder is all it reads (a file in it that links outside it is refused at read time)
+  access: (conf) => ({ files: { dir: conf.dir } }),
   create(conf, services: ProviderServices) {
     const dir = services.resolvePath(conf.dir);
     let isDir = false;

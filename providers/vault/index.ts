@@ -453,6 +453,17 @@ export default defineProvider<VaultConfig>({
   name: 'vault',
   version: '1.0.0',
   schema,
+  // tokens, AppRole secrets and the service-account token go to `uri`; PEM files and the
+  // service-account token file are read (a reference in a tls field is PEM text from a secret)
+  access(config) {
+    const files: Record<string, string> = {};
+    for (const f of ['ca', 'cert', 'key'] as const) {
+      const v = config.tls?.[f];
+      if (typeof v === 'string' && !isPem(v) && !v.startsWith('$')) files[`tls.${f}`] = v;
+    }
+    if (config.auth?.method !== 'kubernetes') return { destination: config.uri, files };
+    return { destination: config.uri, files: { ...files, 'auth.jwt_path': config.auth.jwt_path ?? DEFAULT_JWT_PATH }, credentialFiles: ['auth.jwt_path'] };
+  },
   async create(config, services) {
     const n = normalise(config);
     const timeout = config.timeout ?? 5;

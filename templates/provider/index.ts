@@ -49,4 +49,7 @@ export default defineProvider<TemplateProviderConfig>({
   schema,
   // a relative path is relative to gatehouse.yaml's folder, as every path in the config
   create: (conf, services) => templateProviderBackend(services.resolvePath(conf.path)),
+  // the file it reads, checked against the operator's secret_policy.files before any load uses it;
+  // a provider that sends credentials over the network declares `destination` (its address) too
+  access: (conf) => ({ files: { path: conf.path } }),
 });

@@ -53,6 +53,8 @@ test('a consumer key referenced in the file authenticates through a gateway', as
   const gw = await startTestGateway({
     extensions: [templateProvider],
     config: (upstream) => ({
+      // the operator's policy: the folders secret resources may read
+      secret_policy: { files: [dir] },
       secrets: [{ id: 'template-provider/local', path: file }],
       consumers: [{ username: 'jack', plugins: { 'key-auth': { key: '$secret://template-provider/local/jack/auth-key' } } }],
       routes: [{ id: 'r', uri: '/*', plugins: { 'key-auth': {} }, upstream: { nodes: { [upstream]: 1 } } }],

@@ -184,6 +184,7 @@ test('found by the property above: "a|b/c" and "a/b|c" are two secrets, each con
     mkdirSync(join(dir, 'a'));
     writeFileSync(join(dir, 'a', 'b|c'), 'bob-file-key\n');
     g = await bootGateway({
+      secret_policy: { files: [dir] },
       secrets: [{ id: 'file/m', dir }],
       consumers: [
         { username: 'alice', plugins: { 'key-auth': { key: '$secret://file/m/a|b/c' } } },
