@@ -1,7 +1,8 @@
 // Credential lookup for authentication plugins: O(1) in the number of consumers (a map keyed by
 // the SHA-256 of each credential), a constant-time final comparison, and rotation-grace entries
-// that stop matching when their grace ends.
+// that stop matching when their grace ends. And where credentials may be sent: bindings kept in memory.
 import { hash, timingSafeEqual } from 'node:crypto';
+import type { DestinationBindings } from './contracts';
 
 /** One credential to index. */
 export interface CredentialEntry<T> {
@@ -108,4 +109,28 @@ export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>, option
       return now < slot.until ? slot.value : undefined;
     },
   };
+}
+
+/**
+ * Credential → destination bindings kept in memory, for the lifetime of their owner: a gateway
+ * whose config store keeps none (every gateway container has its own), the memory store's, a
+ * read-only file store's.
+ */
+export class MemoryBindings implements DestinationBindings {
+  private readonly map = new Map<string, string>();
+
+  async list(): Promise<ReadonlyMap<string, string>> {
+    return new Map(this.map);
+  }
+
+  async bind(credential: string, destination: string): Promise<string> {
+    const bound = this.map.get(credential);
+    if (bound !== undefined) return bound;
+    this.map.set(credential, destination);
+    return destination;
+  }
+
+  async unbind(credential: string): Promise<boolean> {
+    return this.map.delete(credential);
+  }
 }

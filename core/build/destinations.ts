@@ -6,26 +6,6 @@ import type { DestinationBindings } from '../contracts';
 import { configInvalid, type ConfigIssue } from '../errors';
 import type { CredentialUse } from '../config/secret-policy';
 
-/**
- * Bindings kept in memory, for the lifetime of one gateway: what a gateway uses when its config
- * store keeps none. Every gateway container has its own.
- */
-export class MemoryBindings implements DestinationBindings {
-  private readonly map = new Map<string, string>();
-  async list(): Promise<ReadonlyMap<string, string>> {
-    return new Map(this.map);
-  }
-  async bind(credential: string, destination: string): Promise<string> {
-    const bound = this.map.get(credential);
-    if (bound !== undefined) return bound;
-    this.map.set(credential, destination);
-    return destination;
-  }
-  async unbind(credential: string): Promise<boolean> {
-    return this.map.delete(credential);
-  }
-}
-
 /** What admitting a config did: the bindings it made, released if the config is refused after all. */
 export interface Admission {
   /** Forget the bindings this admission made (the config was refused later: not built, not persisted). */

@@ -53,23 +53,3 @@ export function decodeBinding(text: string, where: string, credential?: string):
   }
   return { credential: v.credential, destination: v.destination, bound_at: typeof v.bound_at === 'string' ? v.bound_at : '' };
 }
-
-/** Bindings that live as long as the process: the memory store's, and a read-only file store's. */
-export class MemoryBindings implements DestinationBindings {
-  private readonly map = new Map<string, string>();
-
-  async list(): Promise<ReadonlyMap<string, string>> {
-    return new Map(this.map);
-  }
-
-  async bind(credential: string, destination: string): Promise<string> {
-    const bound = this.map.get(credential);
-    if (bound !== undefined) return bound;
-    this.map.set(credential, destination);
-    return destination;
-  }
-
-  async unbind(credential: string): Promise<boolean> {
-    return this.map.delete(credential);
-  }
-}

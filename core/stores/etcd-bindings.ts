@@ -2,10 +2,12 @@
 // <prefix>/_gatehouse/bindings/<credential, URI-encoded>, holding its binding as JSON (bindings.ts).
 // Bookkeeping, not data: the loader and the watch leave these keys out of the data sections, and
 // a change to one reloads nothing. "Bind unless bound" is one transaction (create if absent, else
-// read the key), so nodes binding one credential at once agree on the winner. What the node read
-// (the prefix at each full read, the watch since) answers a bind that asks for the destination
-// already bound without a round trip: a node keeps using its bindings while etcd is away, and a
-// read-only etcd user can use bindings other nodes wrote, but records none of its own.
+// read the key), so nodes binding one credential at once agree on the winner. Every bind asks etcd,
+// so an operator's unbind is seen at once by every node; only when etcd cannot answer (away, or a
+// read-only role that may not write) does what the node read (the prefix at each full read, the
+// watch since) answer a bind that asks for the destination it knows bound: a node keeps using its
+// bindings while etcd is away, and a read-only etcd user can use bindings other nodes wrote, but
+// records none of its own.
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { DestinationBindings } from '../contracts';
 import { GatehouseError } from '../errors';
@@ -94,12 +96,13 @@ export class EtcdBindings implements DestinationBindings {
 
   async bind(credential: string, destination: string): Promise<string> {
     const rel = EtcdBindings.keyOf(credential);
-    if (this.known.get(rel)?.destination === destination) return destination;
     const key = this.root + rel;
     let res;
     try {
       res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(encodeBinding(credential, destination))).else(this.client.get(key)).options(this.calls.deadline()).commit();
     } catch (err) {
+      // etcd cannot answer: a destination this node knows bound is still that credential's
+      if (this.known.get(rel)?.destination === destination) return destination;
       const e = this.calls.failure(err, 'write');
       throw new GatehouseError(e.code, `${e.message} (recording the destination binding of ${credential})`);
     }

@@ -12,7 +12,8 @@ import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DestinationBindings } from '../contracts';
 import { GatehouseError } from '../errors';
-import { decodeBinding, encodeBinding, encodeCredential, MemoryBindings, type BindingRecord } from './bindings';
+import { MemoryBindings } from '../credentials';
+import { decodeBinding, encodeBinding, encodeCredential, type BindingRecord } from './bindings';
 
 /** The bindings folder of a data file: its name without the extension, plus `.bindings`. */
 export function bindingsDirOf(dataFile: string): string {

@@ -14,7 +14,7 @@ export function dataSections(doc: Readonly<Record<string, unknown>>): DataSectio
 const hasDataSections = (raw: RawConfig): boolean => DATA_KINDS.some((k) => raw[k] !== undefined && raw[k] !== null);
 import { readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
-import { MemoryBindings } from './bindings';
+import { MemoryBindings } from '../credentials';
 import { bindingsDirOf, FileBindings } from './file-bindings';
 
 /** Watches the file's directory, so editors that save by rename (vim, kubectl ConfigMaps) are seen. */
