@@ -9,16 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { definePlugin, defineProvider, SENT_TO_CLIENT, type SecretValue } from '../core/sdk';
+import { defineProvider, type SecretValue } from '../core/sdk';
 import type { Extension } from '../core/contracts';
-import { GatehouseError } from '../core/errors';
 import { createRegistry } from '../core/config/registry';
 import { validateConfig } from '../core/config/validate';
 import { builtinExtensions } from '../core/extensions/builtins';
-import { Gateway } from '../core/gateway';
-import { silentLogger } from '../core/observe/log';
 import { plantSecret } from '../core/testing';
-import { bootGateway, runCli, tempDir, type TestGateway } from './helpers/harness';
+import { banner } from './helpers/plugins';
+import { bootGateway, runCli, tempDir, type TestGateway, loadIssues } from './helpers/harness';
 
 const ENV_CANARY = `cf-env-canary-${randomBytes(12).toString('hex')}`;
 const MEM_CANARY = `cf-mem-canary-${randomBytes(12).toString('hex')}`;
@@ -39,28 +37,6 @@ const mem: Extension = {
     }),
   }),
 };
-
-/** A third-party plugin: a banner page sent to the client (marked), a token for the upstream (not). */
-const banner = definePlugin<{ page: { title: string; lines?: string[] }; upstream_token?: string }, { greeting?: string; key?: string }>({
-  name: 'banner',
-  version: '1.0.0',
-  priority: 1,
-  schema: {
-    type: 'object',
-    properties: {
-      page: { type: 'object', properties: { title: { type: 'string' }, lines: { type: 'array', items: { type: 'string' } } }, required: ['title'], [SENT_TO_CLIENT]: true },
-      upstream_token: { type: 'string' },
-    },
-    required: ['page'],
-    additionalProperties: false,
-  },
-  consumerSchema: { type: 'object', properties: { greeting: { type: 'string', [SENT_TO_CLIENT]: true }, key: { type: 'string' } }, additionalProperties: false },
-  create: (conf) => ({
-    access(ctx) {
-      ctx.respond(200, [conf.page.title, ...(conf.page.lines ?? [])].join('\n'), { 'content-type': 'text/plain' });
-    },
-  }),
-});
 
 let g: TestGateway;
 let admin: string;
@@ -164,18 +140,6 @@ test('a literal value in a mocking field is stored and served as written', async
   assert.equal(r.body, 'see $env://GH_CF_CANARY');
   assert.equal(r.headers.get('x-a'), '$5');
 });
-
-/** Loading a config file: the issues it is refused with. */
-async function loadIssues(file: string): Promise<string[]> {
-  try {
-    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false });
-    await gw.close(0);
-  } catch (err) {
-    assert.ok(err instanceof GatehouseError, String(err));
-    return err.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  throw new Error('the config loaded');
-}
 
 test('a config file with a reference in a field sent to clients does not load, and `gatehouse validate` names the field', { timeout: 30000 }, async () => {
   const dir = tempDir();

@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gateway, startGateway } from '../core/gateway';
+import { startGateway } from '../core/gateway';
 import { MemoryConfigStore } from '../core/stores/file-store';
 import { captureLogs, ConfigError, definePlugin, FakeClock, startTestGateway } from '../core';
 import { GatehouseError } from '../core/errors';
 import { silentLogger } from '../core/observe/log';
-import { captureLogger, delay, eventually, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
+import { captureLogger, delay, eventually, freePort, runCli, startGatehouse, tempDir, loadIssues } from './helpers/harness';
 
 /** A CommonJS module defining one plugin that stamps a response header. */
 function pluginModule(name: string, opts: { gatehouse?: string | null; schema?: unknown; header?: string } = {}): string {
@@ -38,17 +38,6 @@ function project(files: Record<string, string>, config: string): { dir: string; 
   const file = join(dir, 'gatehouse.yaml');
   writeFileSync(file, config);
   return { dir, file };
-}
-
-async function loadIssues(file: string): Promise<string[]> {
-  try {
-    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false });
-    await gw.close(0);
-  } catch (err) {
-    assert.ok(err instanceof GatehouseError, String(err));
-    return err.issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  throw new Error('the config loaded');
 }
 
 test('extensions load from a path relative to the config file and from an npm package; their plugins and providers work', { timeout: 30000 }, async () => {

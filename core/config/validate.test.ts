@@ -9,6 +9,7 @@ import vaultProvider from '../../providers/vault';
 import awsProvider from '../../providers/aws';
 import { SENT_TO_CLIENT } from '../contracts';
 import { definePlugin } from '../sdk';
+import { banner } from '../../test/helpers/plugins';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { Gateway } from '../gateway';
 import { silentLogger } from '../observe/log';
@@ -430,22 +431,6 @@ describe('issue paths', () => {
 });
 
 describe('fields sent back to clients (x-sent-to-client)', () => {
-  /** A third-party plugin marking a nested field and a consumer field, next to fields that may hold references. */
-  const banner = definePlugin({
-    name: 'banner',
-    version: '1.0.0',
-    priority: 1,
-    schema: {
-      type: 'object',
-      properties: {
-        page: { type: 'object', properties: { title: { type: 'string' }, lines: { type: 'array', items: { type: 'string' } } }, [SENT_TO_CLIENT]: true },
-        upstream_token: { type: 'string' },
-      },
-      additionalProperties: false,
-    },
-    consumerSchema: { type: 'object', properties: { greeting: { type: 'string', [SENT_TO_CLIENT]: true }, key: { type: 'string' } }, additionalProperties: false },
-    create: () => ({}),
-  });
   const withBanner = createRegistry([mocking, banner], [envProvider, vaultProvider]);
   const vault = { id: 'vault/gw', uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' };
   const issues = (doc: unknown) => (validateConfig(doc, withBanner).issues ?? []).map((i) => `${i.path}: ${i.message}`);

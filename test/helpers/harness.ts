@@ -3,7 +3,10 @@
 // with; this file adds what only the repository needs: raw TCP servers, the CLI as a child
 // process, /proc readers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Gateway } from '../../core/gateway';
+import assert from 'node:assert/strict';
+import { Gateway } from '../../core/gateway';
+import { GatehouseError } from '../../core/errors';
+import { silentLogger } from '../../core/observe/log';
 import { bootTestGateway, captureLogs, delay, eventually, listenOnLoopback, startUpstream, type BootOptions, type CapturedLogs, type GatewayUnderTest, type Upstream } from '../../core/testing';
 
 export { delay, eventually, startUpstream, type Upstream };
@@ -330,4 +333,16 @@ export function tcpSocketsOf(pid: number): ProcTcpSocket[] {
 /** Resident set size of process `pid` in bytes (VmRSS). */
 export function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/** Load a config file as `gatehouse start` would: the issues it is refused with (it must be refused). */
+export async function loadIssues(file: string): Promise<string[]> {
+  try {
+    const gw = await Gateway.create({ configPath: file, logger: silentLogger(), watch: false });
+    await gw.close(0);
+  } catch (err) {
+    assert.ok(err instanceof GatehouseError, String(err));
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  throw new Error('the config loaded');
 }

@@ -1,5 +1,5 @@
 // Test-only plugins (registered as extensions, like a user's): they expose what they were given.
-import { definePlugin } from '../../core/sdk';
+import { definePlugin, SENT_TO_CLIENT } from '../../core/sdk';
 import type { Extension } from '../../core/contracts';
 
 /**
@@ -20,3 +20,25 @@ export const showSecret: Extension = {
     }),
   }),
 };
+
+/** A third-party plugin: a banner page sent to the client (marked), a token for the upstream (not). */
+export const banner = definePlugin<{ page: { title: string; lines?: string[] }; upstream_token?: string }, { greeting?: string; key?: string }>({
+  name: 'banner',
+  version: '1.0.0',
+  priority: 1,
+  schema: {
+    type: 'object',
+    properties: {
+      page: { type: 'object', properties: { title: { type: 'string' }, lines: { type: 'array', items: { type: 'string' } } }, required: ['title'], [SENT_TO_CLIENT]: true },
+      upstream_token: { type: 'string' },
+    },
+    required: ['page'],
+    additionalProperties: false,
+  },
+  consumerSchema: { type: 'object', properties: { greeting: { type: 'string', [SENT_TO_CLIENT]: true }, key: { type: 'string' } }, additionalProperties: false },
+  create: (conf) => ({
+    access(ctx) {
+      ctx.respond(200, [conf.page.title, ...(conf.page.lines ?? [])].join('\n'), { 'content-type': 'text/plain' });
+    },
+  }),
+});
