@@ -450,6 +450,7 @@ async function bench(f: Flags): Promise<number> {
   const deadPort = await freePort();
   const reports: StoreReport[] = [];
   let etcdSkipped: string | undefined;
+  let etcdFailed: string | undefined;
   for (const store of f.stores) {
     if (store === 'file') {
       reports.push(await benchStore(f, 'file', 'config_store: { type: file }', upstream.port, deadPort));
@@ -464,6 +465,11 @@ async function bench(f: Flags): Promise<number> {
     try {
       // a long timeout: the seed of 110 000 keys and today's full reads are slow
       reports.push(await benchStore(f, 'etcd', `config_store: { type: etcd, endpoints: ["${etcd.endpoint}"], prefix: /bench, timeout: 60 }`, upstream.port, deadPort));
+    } catch (err) {
+      // a gateway that cannot start on etcd at this size is a result too; the file half still reports
+      if (wasInterrupted()) throw err;
+      etcdFailed = (err as Error).message;
+      process.stderr.write(`\n*** etcd store: ${etcdFailed}\n\n`);
     } finally {
       await stop(etcd.child.proc);
     }
@@ -485,10 +491,16 @@ async function bench(f: Flags): Promise<number> {
     progress(targets(r, f.writes));
   }
   if (etcdSkipped) progress(`\n*** ${etcdSkipped} ***`);
+  if (etcdFailed) {
+    // the gateway's own reason ("gatehouse: cannot start: …") says more than the probe's
+    const lines = etcdFailed.split('\n');
+    const reason = lines.find((l) => l.startsWith('gatehouse: ')) ?? lines[0];
+    progress(`\n*** etcd store FAILED: ${reason} (the whole message is above) ***`);
+  }
   progress(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  writeJson(RESULTS_FILE, { flags: f, etcdSkipped, reports });
+  writeJson(RESULTS_FILE, { flags: f, etcdSkipped, etcdFailed, reports });
   const failed = reports.some((r) => r.cases.some((c) => c.failedWrites > 0 || c.proxyFailed > 0) || r.idle.failed > 0);
-  return failed ? 1 : 0;
+  return failed || etcdFailed !== undefined ? 1 : 0;
 }
 
 void runBench('bench:admin', USAGE, parseFlags, bench, `Gatehouse Admin API bench (node ${process.version})\n`);
