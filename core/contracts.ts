@@ -120,6 +120,14 @@ export interface RequestContext {
    * upstream (a client-sent one is always dropped) and the access log's consumer field.
    */
   setConsumer(consumer: Consumer): void;
+  /**
+   * The consumer index of `plugin` (what its `indexConsumers` / `updateConsumers` built) in the
+   * config this request started on; undefined for a plugin without one. A plugin that implements
+   * `updateConsumers` reads its index here in its hooks: a consumer change then reaches every route
+   * without any route being created again (`services.consumers` is the index of the build that
+   * created the route, which a later consumer change does not replace).
+   */
+  consumerIndex<I = unknown>(plugin: string): I | undefined;
 }
 
 /** An API consumer (`consumers:` entry) as requests see it. */
@@ -226,6 +234,14 @@ export interface CreateServices<Index = unknown, Build = unknown> extends Plugin
   isReference(path: string | ReadonlyArray<string | number>): boolean;
 }
 
+/** What changed among a plugin's consumer entries (see {@link Plugin.updateConsumers}). */
+export interface ConsumerDelta<ConsumerConf = unknown> {
+  /** Entries new to the index (a new consumer, a consumer's new config, a rotated value). */
+  readonly added: readonly ConsumerEntry<ConsumerConf>[];
+  /** Entries that leave it: the same objects an earlier call was given. */
+  readonly removed: readonly ConsumerEntry<ConsumerConf>[];
+}
+
 /** What `indexConsumers` receives: the plugin services, and the ways to leave a consumer out. */
 export interface IndexServices extends Omit<PluginServices, 'consumers'> {
   /**
@@ -309,6 +325,17 @@ export interface Plugin<Conf = any, ConsumerConf = any, Index = any, Build = any
    *   indexes the rest
    */
   indexConsumers?(consumers: readonly ConsumerEntry<ConsumerConf>[], services: IndexServices): Index;
+  /**
+   * Apply a change of a few consumers to the index `indexConsumers` (or an earlier
+   * `updateConsumers`) built, without touching the rest: the core calls it instead of
+   * `indexConsumers` when only some consumers changed (an Admin API write, an etcd event, one
+   * secret rotating). `index` must stay as it was (requests in flight still use it): return a new
+   * index that shares what did not change. `delta.removed` are the very entry objects an earlier
+   * call was given (a replaced consumer is one removed entry and one added); `services.exclude`
+   * and throws mean what they mean in `indexConsumers`, for the added entries.
+   * @returns the new index, or undefined to have the core call `indexConsumers` with every entry
+   */
+  updateConsumers?(index: Index, delta: ConsumerDelta<ConsumerConf>, services: IndexServices): Index | undefined;
   /** Type-only marker of the consumer config type. */
   readonly __consumerConf?: ConsumerConf;
 }
@@ -434,6 +461,19 @@ export type DataKind = (typeof DATA_KINDS)[number];
 /** The sections the Admin API changes, as raw documents. */
 export type DataSections = { readonly [K in DataKind]: unknown[] };
 
+/**
+ * One resource of a data section that changed, as stored (before validation): created (no
+ * `before`), replaced, or deleted (no `after`). Stores persist and report changes this way, so a
+ * write costs what it changes.
+ */
+export interface DataChange {
+  readonly kind: DataKind;
+  /** The resource's id (`username` for consumers), as a string. */
+  readonly id: string;
+  readonly before?: Readonly<Record<string, unknown>>;
+  readonly after?: Readonly<Record<string, unknown>>;
+}
+
 /** The raw configuration document (already parsed from YAML/JSON, not yet validated). */
 export type RawConfig = Record<string, unknown>;
 
@@ -452,13 +492,22 @@ export interface ConfigStore {
    * @throws GatehouseError GH_ERR_STORE_READONLY when writes are switched off by config
    */
   writeData?(data: DataSections): Promise<void>;
+  /**
+   * Persist an Admin API write as what it changed (the file store appends them to its journal,
+   * etcd writes those keys alone). `data` is every data section after the change, for a store that
+   * keeps them whole. Preferred to `writeData` when present.
+   * @throws GatehouseError as writeData; GH_ERR_STORE_CONFLICT when another writer changed one of these resources
+   */
+  writeChanges?(changes: readonly DataChange[], data: DataSections): Promise<void>;
   /** Checked before a write is even built. @throws GatehouseError GH_ERR_STORE_READONLY */
   assertWritable?(): Promise<void>;
   /**
    * Call `onChange` whenever the configuration may have changed; shared stores (etcd) also pass
-   * on commands other nodes published (`onCommand`).
+   * on commands other nodes published (`onCommand`). With `changes` the store says exactly which
+   * resources changed (an etcd watch event, a journal record another process appended), and only
+   * those are applied; without, the gateway reads the whole configuration again (`reload`).
    */
-  watch(onChange: () => void, onCommand?: (cmd: ClusterCommand) => void): void;
+  watch(onChange: (changes?: readonly DataChange[]) => void, onCommand?: (cmd: ClusterCommand) => void): void;
   /** Tell every other node sharing this store (etcd) to run a command. */
   publish?(cmd: ClusterCommand): Promise<void>;
   /**

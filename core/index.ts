@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 export * from './sdk';
 // the embedding API's contracts, which the SDK leaves out: a custom config store, the registration of an extension
-export type { ConfigStore, RawConfig, DataSections, SecretFieldPaths, DestinationBindings, ClusterCommand, ClusterBus, Extension } from './contracts';
+export type { ConfigStore, RawConfig, DataSections, DataChange, SecretFieldPaths, DestinationBindings, ClusterCommand, ClusterBus, Extension } from './contracts';
 export { Gateway, startGateway, type GatewayOptions, type ReloadResult } from './gateway';
 export { GatehouseError, ErrorCodes, ErrorStatus, statusOf, type ErrorCode, type ConfigIssue } from './errors';
 export { token, resolve, resolveAll, PLUGIN, SECRET_PROVIDER, LOGGER, METRICS, CONFIG_STORE, CLOCK, TIMERS, CLUSTER_BUS, type Token, type Timers } from './tokens';

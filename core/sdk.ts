@@ -16,6 +16,7 @@ export type {
   RequestContext,
   Consumer,
   ConsumerEntry,
+  ConsumerDelta,
   Hook,
   PluginHooks,
   PluginState,
@@ -57,7 +58,7 @@ export function definePlugin<Conf = Record<string, unknown>, ConsumerConf = neve
   if (!Number.isFinite(plugin.priority)) throw new TypeError(`plugin "${plugin.name}": priority must be a finite number`);
   if (!plugin.schema || typeof plugin.schema !== 'object') throw new TypeError(`plugin "${plugin.name}": schema is required`);
   if (typeof plugin.create !== 'function') throw new TypeError(`plugin "${plugin.name}": create() is required`);
-  for (const f of ['buildStart', 'maxBodySize'] as const) {
+  for (const f of ['buildStart', 'maxBodySize', 'indexConsumers', 'updateConsumers'] as const) {
     if (plugin[f] !== undefined && typeof plugin[f] !== 'function') throw new TypeError(`plugin "${plugin.name}": ${f} must be a function`);
   }
   return Object.freeze({ ...plugin });

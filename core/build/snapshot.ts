@@ -470,7 +470,9 @@ export function compileSnapshot(
   failures.settle(true);
   const proxies = config.gateway.trusted_proxies;
   const trusted = proxies.length === 0 ? null : allowList(proxies);
-  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted) };
+  const indexes = new Map<string, unknown>();
+  for (const [name, s] of servicesOf) if (s.consumers !== undefined) indexes.set(name, s.consumers);
+  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted, indexes) };
 }
 
 interface Entry {

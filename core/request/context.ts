@@ -59,6 +59,11 @@ export class Context implements RequestContext {
     (this.upstreamHeaderChanges ??= []).push([name.toLowerCase(), value]);
   }
 
+  /** No snapshot at this layer: RequestState answers from the request's. */
+  consumerIndex<I = unknown>(_plugin: string): I | undefined {
+    return undefined;
+  }
+
   setResponseHeader(name: string, value: string | string[] | undefined): void {
     const n = name.toLowerCase();
     if (this.headersReady) {
@@ -124,6 +129,10 @@ export class RequestState extends Context {
     this.snapshot = snapshot;
     this.compiled = compiled;
     this.bodyLimit = compiled === undefined ? snapshot.config.gateway.client_max_body_size : compiled.bodyLimit;
+  }
+
+  override consumerIndex<I = unknown>(plugin: string): I | undefined {
+    return this.snapshot.indexes.get(plugin) as I | undefined;
   }
 
   /** The body of the local response `respond` set, if any. */

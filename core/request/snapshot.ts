@@ -48,6 +48,8 @@ export interface CompiledRoute {
   readonly unavailable: { readonly reference: string; readonly reason: string } | undefined;
 }
 
+const NO_INDEXES: ReadonlyMap<string, unknown> = new Map();
+
 export class Snapshot {
   /** Requests currently using this snapshot. */
   inflight = 0;
@@ -68,6 +70,8 @@ export class Snapshot {
     private readonly onRelease: () => void,
     /** `gateway.trusted_proxies`, compiled: whether a peer's forwarding headers are believed. */
     readonly trustedProxies: TrustedProxies = null,
+    /** Each plugin's consumer index in this config (RequestContext.consumerIndex). */
+    readonly indexes: ReadonlyMap<string, unknown> = NO_INDEXES,
   ) {}
 
   /** A request finished with this snapshot. */
