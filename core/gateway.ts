@@ -101,13 +101,12 @@ export class Gateway {
     const gw = c.resolve(Gateway);
     let admitted: Admission | undefined;
     try {
-      let first: { raw: RawConfig; own: boolean } | undefined = await boot.firstDocument();
-      const v = builder.validate(first.raw, first.own);
-      // the raw document is garbage from here on: let it go before the build allocates
-      first = undefined;
+      const first: { raw: RawConfig; own: boolean } = await boot.firstDocument();
+      // validated as a copy: the document as the store holds it is the base of the first Admin API change
+      const v = builder.validate(first.raw);
       // where credentials go is settled before any secret backend is contacted (`validate` only checks)
       admitted = await builder.admit(v, opts.dryRun !== true);
-      gw.control.install(v, await builder.build(v));
+      gw.control.install(v, await builder.build(v), undefined, first.raw);
     } catch (err) {
       await admitted?.release();
       gw.control.close();
@@ -116,7 +115,7 @@ export class Gateway {
       throw err;
     }
     const onCommand = (cmd: ClusterCommand) => gw.command(cmd);
-    if (opts.watch !== false) store.watch(() => void gw.reload(), onCommand);
+    if (opts.watch !== false) store.watch((changes) => void (changes === undefined ? gw.reload() : gw.control.applyStoreChanges(changes)), onCommand);
     gw.bus?.subscribe(onCommand);
     return gw;
   }

@@ -34,6 +34,19 @@ export class FailClosedLog {
     else for (const k of this.seen) this.live.add(k);
     this.seen = new Set();
   }
+
+  /**
+   * An incremental build ended with a snapshot: it reported for the consumers and routes it
+   * compiled again only, so only their failures are replaced; every other one lasts.
+   */
+  settleTouched(consumers: ReadonlySet<string>, routes: ReadonlySet<string>): void {
+    const prefixes: string[] = [];
+    for (const u of consumers) prefixes.push(`consumer|${u}|`, `{"consumer":${JSON.stringify(u)},`);
+    for (const r of routes) prefixes.push(`route|${r}|`, `{"route":${JSON.stringify(r)},`);
+    for (const k of this.live) if (prefixes.some((p) => k.startsWith(p))) this.live.delete(k);
+    for (const k of this.seen) this.live.add(k);
+    this.seen = new Set();
+  }
 }
 
 /** The paths (`headers.set.X-Id`, `regex_uri[1]`; keys that are not identifiers quoted) of every reference in `v`. */

@@ -44,6 +44,20 @@ export class PluginStates {
     return new StateHold(this);
   }
 
+  /**
+   * A new hold counting what `from` counts, for a build that keeps most of the previous one (an
+   * incremental build: its unchanged routes keep the state they got). What only a route it drops
+   * got stays held until a full build.
+   */
+  holdFrom(from: StateHold): StateHold {
+    const h = new StateHold(this);
+    for (const [e, where] of from.entries) {
+      h.entries.set(e, where);
+      e.holders++;
+    }
+    return h;
+  }
+
   /** The state of `plugin` as one build sees it: what it gets is counted for `hold`. */
   view(plugin: string, hold: StateHold | undefined): PluginState {
     let values = this.plugins.get(plugin);

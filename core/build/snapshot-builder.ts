@@ -5,13 +5,15 @@ import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import type { PluginServices, PluginState, Logger, Metrics, Clock, ConfigStore, DestinationBindings } from '../contracts';
 import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
-import { parseReference } from '../secrets/reference';
+import { parseReference, type ReferenceSite } from '../secrets/reference';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
 import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
-import { compileSnapshot, type SnapshotDeps } from './snapshot';
+import { compileSnapshot, type BuildCounters, type LiveBuild, type SnapshotDeps } from './snapshot';
+import { compileChanges, type Touched } from './incremental';
+import type { DataChange } from '../contracts';
 import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
 import { FailClosedLog } from './fail-closed';
@@ -29,6 +31,11 @@ export class SnapshotBuilder {
   private readonly states: PluginStates;
   /** Where each credential may be sent: the config store's (shared by every node), or this gateway's own. */
   private readonly bindings: DestinationBindings;
+  /** What the build path keeps of the installed snapshot (the base of the next incremental build). */
+  private live: LiveBuild | undefined;
+  /** Builds not installed yet: what to keep of each once it is. */
+  private readonly pending = new WeakMap<Snapshot, { live: LiveBuild; commit?: () => void }>();
+  private readonly deltaDeps: SnapshotDeps & { holdFrom(hold: import('./plugin-state').StateHold): import('./plugin-state').StateHold };
 
   constructor(
     @inject(REGISTRY) registry: Registry,
@@ -62,7 +69,20 @@ export class SnapshotBuilder {
     };
     const states = (this.states = new PluginStates(logger));
     let generations = 0;
+    const builds = metrics.counter('snapshot_builds_total', 'Snapshot builds: every object compiled (full) or only what a change touched (incremental)', ['kind']);
+    const compiled = metrics.counter('build_compiled_total', 'Objects compiled by snapshot builds', ['kind']);
+    const indexes = metrics.counter('consumer_index_builds_total', 'Plugin consumer indexes built over every consumer (built) or updated by a delta (updated)', ['plugin', 'how']);
+    const routers = metrics.counter('router_builds_total', 'Routers built over every route (built) or updated by a change (updated)', ['how']);
+    const counters: BuildCounters = {
+      build: (kind) => builds.inc({ kind }),
+      compiled: (kind, n) => {
+        if (n > 0) compiled.inc({ kind }, n);
+      },
+      index: (plugin, how) => indexes.inc({ plugin, how }),
+      router: (how) => routers.inc({ how }),
+    };
     this.deps = {
+      counters,
       registry,
       pools,
       healthStates: new Map<string, PassiveHealth>(),
@@ -72,6 +92,7 @@ export class SnapshotBuilder {
       nextGeneration: () => ++generations,
       failures: new FailClosedLog(logger),
     };
+    this.deltaDeps = { ...this.deps, holdFrom: (h) => states.holdFrom(h) };
   }
 
   /**
@@ -108,19 +129,101 @@ export class SnapshotBuilder {
     this.resolver.configure(v.config.secret_cache);
     await this.backends.sync(v.config, v.refs, this.resolver);
     const refs = v.refs.filter((s) => !s.path.startsWith('secrets['));
+    const values = await this.valuesOf(refs);
+    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v));
+    if (c.issues) throw configInvalid(c.issues);
+    this.resolver.track(v.refs.map((s) => s.ref));
+    this.pending.set(c.snapshot, { live: c.live });
+    return c.snapshot;
+  }
+
+  /**
+   * The validated config after `changes`, checked as a full validation would check it, from the
+   * live one.
+   * @param doc the whole raw document after the changes (for a full validation)
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
+   */
+  validateChanges(_live: ValidatedConfig, _changes: readonly DataChange[], doc: Record<string, unknown>): ValidatedConfig {
+    return this.validate(doc);
+  }
+
+  /**
+   * Build the next snapshot of `v` from the installed one, compiling only what `touched` names
+   * (core/build/incremental.ts); the rest is shared with it.
+   * @returns undefined when only a full build will do ({@link build})
+   * @throws GatehouseError GH_ERR_CONFIG_INVALID when a plugin rejects its config
+   */
+  async buildChanges(v: ValidatedConfig, touched: Touched): Promise<Snapshot | undefined> {
+    const live = this.live;
+    if (live === undefined) return undefined;
+    // the references of the touched resources (every other one's value is compiled in already)
+    const at = new Set<string>();
+    v.config.consumers.forEach((k, i) => touched.consumers.has(k.username) && at.add(`consumers[${i}]`));
+    v.config.routes.forEach((r, i) => touched.routes.has(r.id) && at.add(`routes[${i}]`));
+    const refs = v.refs.filter((s) => {
+      const m = /^(?:consumers|routes)\[\d+\]/.exec(s.path);
+      return m !== null && at.has(m[0]);
+    });
+    const values = await this.valuesOf(refs);
+    const refKeys = new Set(v.refs.map((s) => s.ref.key));
+    const c = compileChanges(live, v.config, touched, this.deltaDeps, values, refKeys, this.previousOf(v));
+    if (c.full !== undefined) return undefined;
+    if (c.issues) throw configInvalid(c.issues);
+    this.resolver.track(v.refs.map((s) => s.ref));
+    this.pending.set(c.snapshot, { live: c.live, commit: c.commit });
+    return c.snapshot;
+  }
+
+  /**
+   * The resources of `v` whose references have one of `keys` (secrets that changed value).
+   * @returns undefined when a secret resource or a gateway setting holds one (a full build)
+   */
+  dependants(v: ValidatedConfig, keys: ReadonlySet<string>): Touched | undefined {
+    const t = { consumers: new Set<string>(), routes: new Set<string>(), upstreams: new Set<string>() };
+    for (const s of v.refs) {
+      if (!keys.has(s.ref.key)) continue;
+      const m = /^(consumers|routes)\[(\d+)\]/.exec(s.path);
+      if (m === null) return undefined;
+      if (m[1] === 'consumers') t.consumers.add(v.config.consumers[Number(m[2])].username);
+      else t.routes.add(v.config.routes[Number(m[2])].id);
+    }
+    return t;
+  }
+
+  /** The consumers of the installed snapshot whose rotation grace has ended by `now`. */
+  graceEnded(now: number): Touched | undefined {
+    if (this.live === undefined) return undefined;
+    const consumers = new Set<string>();
+    for (const [u, until] of this.live.grace) if (until <= now) consumers.add(u);
+    return { consumers, routes: new Set(), upstreams: new Set() };
+  }
+
+  /** `snapshot` (built here) is the one requests use now: the next incremental build starts from it. */
+  installed(snapshot: Snapshot): void {
+    const p = this.pending.get(snapshot);
+    if (p === undefined) return;
+    this.pending.delete(snapshot);
+    p.commit?.();
+    this.live = p.live;
+  }
+
+  /** The values of `refs` (batched), by reference text. */
+  private async valuesOf(refs: readonly ReferenceSite[]): Promise<Map<string, string | Error>> {
     const unique = new Map(refs.map((s) => [s.ref.key, s.ref]));
     const byKey = await this.resolver.resolveMany([...unique.values()]);
     const values = new Map<string, string | Error>();
     for (const s of refs) values.set(s.ref.text, byKey.get(s.ref.key)!);
-    const byText = new Map(v.refs.map((s) => [s.ref.text, s.ref]));
-    const previous = (text: string) => {
+    return values;
+  }
+
+  /** The value a reference of `v` had before its last rotation, while the grace lasts. */
+  private previousOf(v: ValidatedConfig): (text: string) => { value: string; until: number } | undefined {
+    let byText: Map<string, ReferenceSite['ref']> | undefined;
+    return (text) => {
+      byText ??= new Map(v.refs.map((s) => [s.ref.text, s.ref]));
       const ref = byText.get(text);
       return ref ? this.resolver.previous(ref) : undefined;
     };
-    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), previous);
-    if (c.issues) throw configInvalid(c.issues);
-    this.resolver.track(v.refs.map((s) => s.ref));
-    return c.snapshot;
   }
 
   /**

@@ -36,13 +36,27 @@ export interface SnapshotDeps {
   nextGeneration(): number;
   /** What failed closed in the builds before (each failure is logged once); without it every build logs its own. */
   readonly failures?: FailClosedLog;
+  /** Counts what builds do (tests and metrics: a change compiles only what it changes). */
+  readonly counters?: BuildCounters;
+}
+
+/** What builds report doing. */
+export interface BuildCounters {
+  /** A snapshot build started: every object compiled ('full'), or only what a change touched ('incremental'). */
+  build(kind: 'full' | 'incremental'): void;
+  /** Objects compiled by a build. */
+  compiled(kind: 'consumer' | 'route' | 'upstream', n: number): void;
+  /** A plugin's consumer index: built over every consumer ('built') or updated by a delta ('updated'). */
+  index(plugin: string, how: 'built' | 'updated'): void;
+  /** The router: built over every route ('built') or updated ('updated'). */
+  router(how: 'built' | 'updated'): void;
 }
 
 // shared empties: 100 000 consumers should not mean 300 000 empty collections
 const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
 const NO_TEXTS: readonly string[] = Object.freeze([]);
 
-function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
+export function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
   const nodes: UpstreamNode[] = u.nodes.map((n) => {
     const host = n.host.startsWith('[') ? n.host.slice(1, -1) : n.host;
     return { host, port: n.port, weight: n.weight, key: nodeKey(host, n.port) };
@@ -80,13 +94,13 @@ function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps
 }
 
 /** The plugin config with its references replaced by their values, or why it cannot be had. */
-type ResolveConfig = (conf: unknown, check: SchemaCheck | undefined, path: string, owner: Record<string, string>) => { conf: unknown } | { failed: { reference: string; reason: string } };
+export type ResolveConfig = (conf: unknown, check: SchemaCheck | undefined, path: string, owner: Record<string, string>) => { conf: unknown } | { failed: { reference: string; reason: string } };
 
 /**
  * Resolution of plugin configs for one compile: references replaced by their values, checked again
  * by the plugin's schema (rules a reference could not meet apply to its value).
  */
-function configResolver(values: ResolvedValues, logger: Logger, failures: FailClosedLog): ResolveConfig {
+export function configResolver(values: ResolvedValues, logger: Logger, failures: FailClosedLog): ResolveConfig {
   return (conf, check, path, owner) => {
     if (!hasReferences(conf)) return { conf };
     let failed: { reference: string; reason: string } | undefined;
@@ -111,11 +125,13 @@ function configResolver(values: ResolvedValues, logger: Logger, failures: FailCl
 }
 
 /** The consumers step's output: each plugin's consumer entries, and when the first rotation grace among them ends. */
-interface CompiledConsumers {
+export interface CompiledConsumers {
   readonly entries: ReadonlyMap<string, ConsumerEntry[]>;
   readonly expiresAt: number;
   /** The config as written (references as their text) of each entry that holds references. */
   readonly written: ReadonlyMap<ConsumerEntry, unknown>;
+  /** Each consumer with a rotation grace, and when its first one ends. */
+  readonly grace: ReadonlyMap<string, number>;
 }
 
 /**
@@ -123,17 +139,20 @@ interface CompiledConsumers {
  * indexes (built in step 2, before any route's `create`). Nothing per consumer is kept beyond what
  * those indexes keep (100 000 consumers: no 100 000 Maps in the snapshot).
  */
-function compileConsumers(
+export function compileConsumers(
   consumers: GatewayConfig['consumers'],
   registry: Registry,
   resolve: ResolveConfig,
   values: ResolvedValues,
   previousValue: (text: string) => { value: string; until: number } | undefined,
+  /** The indexes of the consumers to compile (an incremental build's); default every one. */
+  only?: readonly number[],
 ): CompiledConsumers {
   const entries = new Map<string, ConsumerEntry[]>();
   const written = new Map<ConsumerEntry, unknown>();
+  const grace = new Map<string, number>();
   let expiresAt = Number.POSITIVE_INFINITY;
-  consumers.forEach((k, i) => {
+  const each = (k: GatewayConfig['consumers'][number], i: number): void => {
     for (const name of Object.keys(k.plugins)) {
       const path = joinPath(joinPath(joinPath('consumers', i), 'plugins'), name);
       const check = registry.pluginConsumerCheck(name);
@@ -151,6 +170,7 @@ function compileConsumers(
         if (previous === NO_PREVIOUS) previous = [];
         previous.push({ config: deepFreeze(old) as object, until: p.until });
         expiresAt = Math.min(expiresAt, p.until);
+        grace.set(k.username, Math.min(grace.get(k.username) ?? Number.POSITIVE_INFINITY, p.until));
       }
       if (previous.length > 1) previous.sort((a, b) => b.until - a.until);
       let list = entries.get(name);
@@ -160,12 +180,14 @@ function compileConsumers(
       if (conf !== k.plugins[name]) written.set(entry, k.plugins[name]);
       list.push(entry);
     }
-  });
-  return { entries, expiresAt, written };
+  };
+  if (only === undefined) consumers.forEach(each);
+  else for (const i of only) each(consumers[i], i);
+  return { entries, expiresAt, written, grace };
 }
 
 /** What every `create` of one plugin in one build receives, but its route and its references. */
-type BuildServices = Omit<CreateServices, 'route' | 'isReference'>;
+export type BuildServices = Omit<CreateServices, 'route' | 'isReference'>;
 
 /** Whether a path is that of a reference, for a config without any. */
 const NO_REFERENCE = (): boolean => false;
@@ -188,7 +210,7 @@ function within(path: string, base: string): boolean {
  * the cause; the index is built again without them. A throw naming nothing that holds a reference
  * is an error in what was written: an issue, as before.
  */
-function indexOf(name: string, plugin: Plugin, consumers: CompiledConsumers, base: Omit<PluginServices, 'consumers'>, failures: FailClosedLog, issues: ConfigIssue[]): unknown {
+export function indexOf(name: string, plugin: Plugin, consumers: CompiledConsumers, base: Omit<PluginServices, 'consumers'>, failures: FailClosedLog, issues: ConfigIssue[]): unknown {
   let list: readonly ConsumerEntry[] = consumers.entries.get(name) ?? [];
   const checks = new Map<ConsumerEntry, (path: string | ReadonlyArray<string | number>) => boolean>();
   for (;;) {
@@ -250,13 +272,14 @@ function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: Compiled
     }
     const base = { ...common, state: deps.state(name, hold) };
     const index = plugin.indexConsumers ? indexOf(name, plugin, consumers, base, failures, issues) : undefined;
+    if (plugin.indexConsumers) deps.counters?.index(name, 'built');
     servicesOf.set(name, { ...base, consumers: index, build });
   }
   return servicesOf;
 }
 
 /** An enabled route's plugin side: its hook chains, body limit, and what makes it fail closed. */
-type RouteHooks = Pick<CompiledRoute, 'info' | 'requestHooks' | 'requestHookNames' | 'responseHooks' | 'responseHookNames' | 'logHooks' | 'logHookNames' | 'bodyLimit' | 'unavailable'> & {
+export type RouteHooks = Pick<CompiledRoute, 'info' | 'requestHooks' | 'requestHookNames' | 'responseHooks' | 'responseHookNames' | 'logHooks' | 'logHookNames' | 'bodyLimit' | 'unavailable'> & {
   /** The route's index in `config.routes`. */
   readonly index: number;
 };
@@ -317,10 +340,22 @@ function valueOrConfig(plugin: Plugin, written: unknown, services: BuildServices
  * and their hooks in phase then priority order, with the route's body limit. Issues: a `create`
  * (or a `maxBodySize`) that threw, or an invalid body limit.
  */
-function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf: ReadonlyMap<string, BuildServices>, resolve: ResolveConfig, failures: FailClosedLog, issues: ConfigIssue[]): RouteHooks[] {
+export function compileHookChains(
+  config: GatewayConfig,
+  registry: Registry,
+  servicesOf: ReadonlyMap<string, BuildServices>,
+  resolve: ResolveConfig,
+  failures: FailClosedLog,
+  issues: ConfigIssue[],
+  /** Told of each consumer a route's `create` asks about (a change to that consumer creates the route again). */
+  asked: (username: string, route: string) => void,
+  /** The indexes of the routes to compile (an incremental build's); default every one. */
+  only?: readonly number[],
+): RouteHooks[] {
   const chains: RouteHooks[] = [];
-  config.routes.forEach((r, i) => {
+  const each = (r: GatewayConfig['routes'][number], i: number): void => {
     if (r.status === 0) return; // disabled, as APISIX's status: 0
+
     const phases = { rewrite: [] as Entry[], access: [] as Entry[], beforeProxy: [] as Entry[], response: [] as Entry[], log: [] as Entry[] };
     let unavailable: { reference: string; reason: string } | undefined;
     let bodyLimit: { size: number; priority: number; name: string } | undefined;
@@ -339,7 +374,12 @@ function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf
       const isReference = res.conf === written ? NO_REFERENCE : referenceCheck(written);
       try {
         const conf = deepFreeze(res.conf) as any;
-        hooks = plugin.create(conf, { ...servicesOf.get(name)!, route: info, isReference });
+        const base = servicesOf.get(name)!;
+        const hasConsumer = (username: string): boolean => {
+          asked(username, r.id);
+          return base.hasConsumer(username);
+        };
+        hooks = plugin.create(conf, { ...base, route: info, isReference, hasConsumer });
         size = plugin.maxBodySize?.(conf);
       } catch (err) {
         const refused = isReference === NO_REFERENCE ? err : valueOrConfig(plugin, written, servicesOf.get(name)!, info, isReference);
@@ -388,45 +428,91 @@ function compileHookChains(config: GatewayConfig, registry: Registry, servicesOf
       bodyLimit: bodyLimit === undefined ? config.gateway.client_max_body_size : bodyLimit.size,
       unavailable,
     });
-  });
+  };
+  if (only === undefined) config.routes.forEach(each);
+  else for (const i of only) each(config.routes[i], i);
   return chains;
 }
 
 /**
- * Step 4, upstreams: the upstream of each route of `chains` (same order), with its balancer and
- * pools; an `upstreams:` entry is compiled once however many routes use it. The pools taken are
- * pushed to `owned`.
+ * Step 4, upstreams: every `upstreams:` entry a route uses, compiled once (its balancer and pools),
+ * by id; a route's own `upstream` is compiled with the route (see {@link assembleRoute}). The pools
+ * taken are pushed to `owned`.
  */
-function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): Array<CompiledUpstream | undefined> {
+function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): Map<string, CompiledUpstream> {
   const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
   const shared = new Map<string, CompiledUpstream>();
-  return chains.map(({ index }) => {
-    const r = config.routes[index];
-    if (r.upstream) return compileUpstream(r.upstream, `route:${r.id}`, deps, owned);
-    if (r.upstream_id === undefined) return undefined;
-    let upstream = shared.get(r.upstream_id);
-    if (!upstream) shared.set(r.upstream_id, (upstream = compileUpstream(upstreamById.get(r.upstream_id)!, `upstream:${r.upstream_id}`, deps, owned)));
-    return upstream;
-  });
+  for (const { index } of chains) {
+    const id = config.routes[index].upstream_id;
+    if (id !== undefined && !shared.has(id)) shared.set(id, compileUpstream(upstreamById.get(id)!, `upstream:${id}`, deps, owned));
+  }
+  return shared;
+}
+
+/** A route's hook chains with its upstream: its own (compiled here, pools pushed to `owned`) or an `upstreams:` entry by id. */
+export function assembleRoute(config: GatewayConfig, { index, ...hooks }: RouteHooks, deps: SnapshotDeps, owned: Pool[]): CompiledRoute {
+  const r = config.routes[index];
+  const upstream = r.upstream ? compileUpstream(r.upstream, `route:${r.id}`, deps, owned) : undefined;
+  return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream, upstreamId: r.upstream ? undefined : r.upstream_id };
+}
+
+/** The issue of a uri the router refused, at that uri. */
+export function routeUriIssue(config: GatewayConfig, err: RouteUriError): ConfigIssue {
+  const i = config.routes.findIndex((r) => r.id === err.routeId);
+  const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
+  return { path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message };
 }
 
 /**
  * Step 5, routes: each route's hook chains and upstream together, and the router over them.
  * Issues: a uri the router refuses (named at that uri).
  */
-function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], upstreams: ReadonlyArray<CompiledUpstream | undefined>): { routes: CompiledRoute[]; router: Router<CompiledRoute> } | { issues: ConfigIssue[] } {
-  const routes = chains.map(({ index, ...hooks }, k): CompiledRoute => {
-    const r = config.routes[index];
-    return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream: upstreams[k] };
-  });
+function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): { routes: CompiledRoute[]; router: Router<CompiledRoute> } | { issues: ConfigIssue[] } {
+  const routes = chains.map((c) => assembleRoute(config, c, deps, owned));
   try {
+    deps.counters?.router('built');
     return { routes, router: buildRouter(routes) };
   } catch (err) {
     if (!(err instanceof RouteUriError)) throw err;
-    const i = config.routes.findIndex((r) => r.id === err.routeId);
-    const j = i === -1 ? -1 : config.routes[i].uris.indexOf(err.uri);
-    return { issues: [{ path: j === -1 ? joinPath('routes', i) : joinPath(joinPath(joinPath('routes', i), 'uris'), j), message: err.message }] };
+    return { issues: [routeUriIssue(config, err)] };
   }
+}
+
+/**
+ * What the build path keeps of the live snapshot, to apply the next change to it without compiling
+ * the rest again (core/build/incremental.ts). Never read by requests. Its maps are the builder's
+ * own and change only when a build based on them is installed.
+ */
+export interface LiveBuild {
+  readonly snapshot: Snapshot;
+  /** Each plugin's services of the last full build (its `buildStart` value, its state view). */
+  readonly servicesOf: ReadonlyMap<string, BuildServices>;
+  /** plugin → username → the entry its index holds, in config order. */
+  readonly entries: Map<string, Map<string, ConsumerEntry>>;
+  /** The config as written of each entry that holds references. */
+  readonly written: Map<ConsumerEntry, unknown>;
+  /** Consumers in a rotation grace, and when the first one ends. */
+  readonly grace: Map<string, number>;
+  readonly usernames: Set<string>;
+  /** username → the routes whose `create` asked whether it exists. */
+  readonly asked: Map<string, Set<string>>;
+  /** The compiled enabled routes by id. */
+  readonly routeById: Map<string, CompiledRoute>;
+  /** The plugin state this snapshot holds (an incremental build's hold starts as a copy of it). */
+  readonly hold: StateHold;
+}
+
+/** A built snapshot and what the build path keeps of it. */
+export interface Built {
+  readonly snapshot: Snapshot;
+  readonly live: LiveBuild;
+}
+
+/** Record that a route asked about a consumer. */
+export function recordAsked(asked: Map<string, Set<string>>, username: string, route: string): void {
+  let routes = asked.get(username);
+  if (!routes) asked.set(username, (routes = new Set()));
+  routes.add(route);
 }
 
 /**
@@ -441,15 +527,20 @@ export function compileSnapshot(
   refKeys: ReadonlySet<string> = new Set(),
   /** The value a reference had before its last rotation, while the grace lasts. */
   previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
-): { snapshot: Snapshot; issues?: undefined } | { issues: ConfigIssue[]; snapshot?: undefined } {
+): (Built & { issues?: undefined }) | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
   const failures = deps.failures ?? new FailClosedLog(deps.services.logger);
   const resolve = configResolver(values, deps.services.logger, failures);
   const hold = deps.holdState();
+  deps.counters?.build('full');
   // consumers first: plugins that authenticate them get their index before routes create them
   const consumers = compileConsumers(config.consumers, deps.registry, resolve, values, previousValue);
-  const servicesOf = pluginServices(deps, hold, consumers, new Set(config.consumers.map((k) => k.username)), failures, issues);
-  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues);
+  deps.counters?.compiled('consumer', config.consumers.length);
+  const usernames = new Set(config.consumers.map((k) => k.username));
+  const servicesOf = pluginServices(deps, hold, consumers, usernames, failures, issues);
+  const asked = new Map<string, Set<string>>();
+  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r));
+  deps.counters?.compiled('route', chains.length);
   if (issues.length) {
     failures.settle(false);
     hold.release();
@@ -461,18 +552,34 @@ export function compileSnapshot(
     for (const p of owned) deps.pools.release(p);
     hold.release();
   };
-  const compiled = compileRoutes(config, chains, compileUpstreams(config, chains, deps, owned));
+  const upstreams = compileUpstreams(config, chains, deps, owned);
+  const compiled = compileRoutes(config, chains, deps, owned);
   if ('issues' in compiled) {
     failures.settle(false);
     release();
     return { issues: compiled.issues };
   }
+  deps.counters?.compiled('upstream', upstreams.size + compiled.routes.filter((r) => r.upstream !== undefined).length);
   failures.settle(true);
   const proxies = config.gateway.trusted_proxies;
   const trusted = proxies.length === 0 ? null : allowList(proxies);
   const indexes = new Map<string, unknown>();
   for (const [name, s] of servicesOf) if (s.consumers !== undefined) indexes.set(name, s.consumers);
-  return { snapshot: new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted, indexes) };
+  const snapshot = new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted, indexes, upstreams);
+  const entries = new Map<string, Map<string, ConsumerEntry>>();
+  for (const [name, list] of consumers.entries) entries.set(name, new Map(list.map((e) => [e.username, e])));
+  const live: LiveBuild = {
+    snapshot,
+    servicesOf,
+    entries,
+    written: new Map(consumers.written),
+    grace: new Map(consumers.grace),
+    usernames,
+    asked,
+    routeById: new Map(compiled.routes.map((r) => [r.id, r])),
+    hold,
+  };
+  return { snapshot, live };
 }
 
 interface Entry {

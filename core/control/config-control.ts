@@ -3,7 +3,7 @@
 // end of a rotation grace), run one at a time by the change queue.
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import { DATA_KINDS, type Clock, type ConfigStore, type Logger } from '../contracts';
+import { DATA_KINDS, type Clock, type ConfigStore, type DataChange, type Logger } from '../contracts';
 import { GatehouseError, statusOf, type ConfigIssue } from '../errors';
 import { CLOCK, CONFIG_STORE, LOGGER } from '../tokens';
 import type { ValidatedConfig } from '../config/validate';
@@ -14,6 +14,8 @@ import { SnapshotBuilder } from '../build/snapshot-builder';
 import type { Admission } from '../build/destinations';
 import { dataSections } from '../stores/file-store';
 import { ChangeQueue } from './change-queue';
+import type { Touched } from '../build/incremental';
+import { applyChanges, copyOnWrite, diffData, sameContent, type DataDocument } from './data-diff';
 
 /** Outcome of an Admin API change. */
 export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
@@ -29,7 +31,15 @@ const GRACE_MARGIN_MS = 5;
 export class ConfigControl {
   /** The config the live snapshot was built from (secret changes rebuild from it). */
   private validated: ValidatedConfig | undefined;
+  /**
+   * The document the live snapshot was built from, as the store holds it (its resources are the
+   * store's objects): the base of the next change, diffed by identity. Undefined when it is not
+   * known (a change refused by this gateway that another node wrote): the next change reads it.
+   */
+  private raw: DataDocument | undefined;
   private readonly unsubscribe: () => void;
+  /** Secrets whose value changed since the last rebuild for them (their keys). */
+  private changedRefs = new Set<string>();
   private stopped = false;
 
   constructor(
@@ -42,7 +52,13 @@ export class ConfigControl {
   ) {
     // a secret the live config uses changed: rebuild from the same config with the new values
     this.unsubscribe = this.builder.resolver.onChange((c) => {
-      if (this.plane.current?.refKeys.has(c.ref.key)) this.queue.debounce('secrets', REBUILD_DEBOUNCE_MS, () => this.rebuild('secrets changed'));
+      if (!this.plane.current?.refKeys.has(c.ref.key)) return;
+      this.changedRefs.add(c.ref.key);
+      this.queue.debounce('secrets', REBUILD_DEBOUNCE_MS, () => {
+        const keys = this.changedRefs;
+        this.changedRefs = new Set();
+        return this.rebuild('secrets changed', this.builder.dependants(this.validated!, keys));
+      });
     });
   }
 
@@ -57,67 +73,110 @@ export class ConfigControl {
    * retired (its pools close when its last request finishes); a changed restart-only setting is
    * reported; `why` is logged (the first install logs nothing: the gateway's listen() does).
    */
-  install(v: ValidatedConfig, snapshot: Snapshot, why?: string): void {
+  install(v: ValidatedConfig, snapshot: Snapshot, why?: string, raw?: DataDocument): void {
     const old = this.plane.current as Snapshot | undefined;
     if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
     this.validated = v;
+    this.raw = raw;
+    this.builder.installed(snapshot);
     this.plane.current = snapshot;
     old?.retire();
     // when a rotation grace in the live snapshot ends, rebuild so the old credential stops working
     const grace = Number.isFinite(snapshot.expiresAt) ? Math.max(0, snapshot.expiresAt - this.clock.now()) + GRACE_MARGIN_MS : Infinity;
-    this.queue.delay('grace', grace, () => this.rebuild('rotation grace ended'));
+    this.queue.delay('grace', grace, () => this.rebuild('rotation grace ended', this.builder.graceEnded(this.clock.now())));
     if (why !== undefined) this.logger.info({ generation: snapshot.generation, routes: snapshot.routes.length }, why);
   }
 
   /** A reload (Gateway.reload): validated from the store's document again, coalesced with the calls that wait with it. */
   reload(): Promise<ReloadResult> {
     return this.queue.coalesce('reload', async () => {
+      let raw: DataDocument;
+      try {
+        raw = await (this.store.reload ? this.store.reload() : this.store.load());
+      } catch (err) {
+        return this.rejected(err);
+      }
+      // only data changed (an edit of the file's resources, another process's write): apply the difference
+      const base = this.raw;
+      if (base !== undefined && sameSettings(base, raw)) {
+        const changes = diffData(base, raw, sameContent);
+        if (changes !== undefined && changes.length > 0 && !changes.some((c) => c.kind === 'secrets')) {
+          const r = await this.applyData(base, raw, changes, 'config reloaded');
+          if (r !== undefined) return r;
+        }
+      }
       let v: ValidatedConfig;
       let admitted: Admission;
       try {
-        v = this.builder.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
+        v = this.builder.validate(raw);
         admitted = await this.builder.admit(v);
       } catch (err) {
         return this.rejected(err);
       }
-      const r = await this.swap(v, 'config reloaded');
+      const r = await this.swap(v, 'config reloaded', raw);
       if (!r.ok) await admitted.release();
       return r;
     });
   }
 
   /**
+   * Resources the store says another process changed (an etcd watch event, a journal record):
+   * applied like a write, without persisting them again. What does not fit is read again whole.
+   */
+  applyStoreChanges(changes: readonly DataChange[]): Promise<ReloadResult> {
+    return this.queue.run(async (): Promise<ReloadResult> => {
+      const base = this.raw;
+      const doc = base === undefined || changes.some((c) => c.kind === 'secrets') ? undefined : applyChanges(base, changes);
+      if (base !== undefined && doc !== undefined) {
+        const r = await this.applyData(base, doc, changes, 'config changed in the store');
+        if (r !== undefined) return r;
+      }
+      return this.reloadNow();
+    });
+  }
+
+  /**
    * An Admin API write (Gateway.change): `mutate` edits the store's document with every data
    * section present; validated, built, persisted, then installed, or else nothing is left behind.
+   * Only what `mutate` changed is validated, compiled and written when that can be done.
    */
   change(mutate: (doc: Record<string, unknown[]>) => void): Promise<ChangeResult> {
     return this.queue.run(async (): Promise<ChangeResult> => {
       if (this.stopped) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
-      let raw: Record<string, unknown>;
+      let base: DataDocument;
       try {
         // 403 for a store that refuses writes by design (readonly), 503 for one that is down; a config
         // file that cannot be read or parsed right now is the same failure as the load: 500
         await this.store.assertWritable?.();
-        raw = (await this.store.load()) as Record<string, unknown>;
+        base = this.raw ?? (await this.store.load());
       } catch (err) {
         // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
         return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
       }
-      for (const k of DATA_KINDS) if (!Array.isArray(raw[k])) raw[k] = [];
+      const raw = copyOnWrite(base);
       try {
-        mutate(raw as Record<string, unknown[]>);
+        mutate(raw);
       } catch (err) {
         return { ok: false, status: (err as { status?: number }).status ?? 400, message: (err as Error).message, issues: [] };
       }
+      const changes = diffData(base, raw);
+      if (changes !== undefined && changes.length === 0) return { ok: true };
       let v: ValidatedConfig;
       let snapshot: Snapshot;
       let admitted: Admission | undefined;
       try {
-        v = this.builder.validate(raw);
-        // where credentials go is settled before the build contacts any secret backend
-        admitted = await this.builder.admit(v);
-        snapshot = await this.builder.build(v);
+        const delta = changes !== undefined && this.raw !== undefined && !changes.some((c) => c.kind === 'secrets') ? changes : undefined;
+        if (delta !== undefined) {
+          v = this.builder.validateChanges(this.validated!, delta, raw);
+          const next = await this.builder.buildChanges(v, touchedBy(delta));
+          snapshot = next ?? (await this.builder.build(v));
+        } else {
+          v = this.builder.validate(raw);
+          // where credentials go is settled before the build contacts any secret backend
+          admitted = await this.builder.admit(v);
+          snapshot = await this.builder.build(v);
+        }
       } catch (err) {
         // a refused change leaves nothing behind: not even the secret backends the build touched, or
         // the bindings it made
@@ -129,16 +188,17 @@ export class ConfigControl {
         return { ok: false, status, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
       try {
-        await this.store.writeData(dataSections(raw));
+        if (this.store.writeChanges && changes !== undefined) await this.store.writeChanges(changes, dataSections(raw));
+        else await this.store.writeData(dataSections(raw));
       } catch (err) {
         snapshot.retire();
-        await admitted.release();
+        await admitted?.release();
         await this.revert();
         // a store's own refusal is answered with its message (an etcd user with a read-only role: 500
         // with etcd's error, as APISIX); anything else is not for the client to read
         return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
       }
-      this.install(v, snapshot, 'admin change applied');
+      this.install(v, snapshot, 'admin change applied', raw);
       return { ok: true };
     });
   }
@@ -151,12 +211,72 @@ export class ConfigControl {
   }
 
   /** The live config again, with the secret values and the clock of now. */
-  private rebuild(why: string): Promise<ReloadResult> {
-    return this.swap(this.validated!, why);
+  private async rebuild(why: string, touched?: Touched): Promise<ReloadResult> {
+    if (touched !== undefined && !this.stopped) {
+      let snapshot: Snapshot | undefined;
+      try {
+        snapshot = await this.builder.buildChanges(this.validated!, touched);
+      } catch {
+        // what the whole build says about it (a plugin refusing a value fails closed there, logged)
+        snapshot = undefined;
+      }
+      if (snapshot !== undefined) {
+        if (this.stopped) {
+          snapshot.retire();
+          return { ok: false, issues: [], message: 'gateway is closed' };
+        }
+        this.install(this.validated!, snapshot, why, this.raw);
+        return { ok: true, generation: snapshot.generation };
+      }
+    }
+    return this.swap(this.validated!, why, this.raw);
+  }
+
+  /**
+   * Data changes whose document is known (`doc`, from `base`): validated and compiled as far as
+   * they reach, installed.
+   * @returns undefined when only a full reload will do
+   */
+  private async applyData(base: DataDocument, doc: DataDocument, changes: readonly DataChange[], why: string): Promise<ReloadResult | undefined> {
+    if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
+    let v: ValidatedConfig;
+    let snapshot: Snapshot | undefined;
+    try {
+      v = this.builder.validateChanges(this.validated!, changes, { ...base, ...doc });
+      snapshot = await this.builder.buildChanges(v, touchedBy(changes));
+    } catch (err) {
+      // refused: the last good config keeps serving; the document this gateway has is no longer the store's
+      this.raw = undefined;
+      return this.rejected(err);
+    }
+    if (snapshot === undefined) return undefined;
+    if (this.stopped) {
+      snapshot.retire();
+      return { ok: false, issues: [], message: 'gateway is closed' };
+    }
+    this.install(v, snapshot, why, { ...base, ...doc });
+    return { ok: true, generation: snapshot.generation };
+  }
+
+  /** A whole reload, inside a job already queued. */
+  private async reloadNow(): Promise<ReloadResult> {
+    let raw: DataDocument;
+    let v: ValidatedConfig;
+    let admitted: Admission;
+    try {
+      raw = await (this.store.reload ? this.store.reload() : this.store.load());
+      v = this.builder.validate(raw);
+      admitted = await this.builder.admit(v);
+    } catch (err) {
+      return this.rejected(err);
+    }
+    const r = await this.swap(v, 'config reloaded', raw);
+    if (!r.ok) await admitted.release();
+    return r;
   }
 
   /** Build a snapshot of `v` and swap it in atomically. */
-  private async swap(v: ValidatedConfig, why: string): Promise<ReloadResult> {
+  private async swap(v: ValidatedConfig, why: string, raw: DataDocument | undefined): Promise<ReloadResult> {
     if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
     let snapshot: Snapshot;
     try {
@@ -169,7 +289,7 @@ export class ConfigControl {
       snapshot.retire();
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
-    this.install(v, snapshot, why);
+    this.install(v, snapshot, why, raw);
     return { ok: true, generation: snapshot.generation };
   }
 
@@ -196,4 +316,18 @@ export class ConfigControl {
     if (status >= 500) this.logger.error({ store: this.store.description, err: message }, logged);
     return { ok: false, status, message: err instanceof GatehouseError || otherwise === undefined ? message : otherwise, issues: [] };
   }
+}
+
+/** The resources a list of changes touches. */
+function touchedBy(changes: readonly DataChange[]): Touched {
+  const t = { consumers: new Set<string>(), routes: new Set<string>(), upstreams: new Set<string>() };
+  for (const c of changes) if (c.kind === 'consumers' || c.kind === 'routes' || c.kind === 'upstreams') t[c.kind].add(c.id);
+  return t;
+}
+
+/** Whether two documents differ in their data sections only. */
+function sameSettings(a: DataDocument, b: DataDocument): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)].filter((k) => !(DATA_KINDS as readonly string[]).includes(k)));
+  for (const k of keys) if (!sameContent(a[k], b[k])) return false;
+  return true;
 }

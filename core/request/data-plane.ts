@@ -152,7 +152,7 @@ export class DataPlane implements ProxyHost {
       this.sendLocal(ctx);
       return;
     }
-    const up = ctx.compiled!.upstream;
+    const up = ctx.snapshot.upstreamOf(ctx.compiled!);
     if (up === undefined) {
       this.respondError(ctx, 503);
       return;

@@ -41,7 +41,10 @@ export interface CompiledRoute {
   readonly responseHookNames: readonly string[];
   readonly logHooks: ReadonlyArray<(ctx: RequestContext) => void>;
   readonly logHookNames: readonly string[];
+  /** The route's own upstream (`upstream:`); undefined for one by id, or none. */
   readonly upstream: CompiledUpstream | undefined;
+  /** The `upstreams:` entry it uses (`upstream_id`), found in its snapshot's `upstreams` (an upstream change replaces one entry there, no route). */
+  readonly upstreamId: string | undefined;
   /** Request body limit in bytes (0: none): a plugin's `maxBodySize`, else `gateway.client_max_body_size`. */
   readonly bodyLimit: number;
   /** Set when a secret this route's plugins need cannot be resolved: the route answers 503. */
@@ -49,6 +52,7 @@ export interface CompiledRoute {
 }
 
 const NO_INDEXES: ReadonlyMap<string, unknown> = new Map();
+const NO_UPSTREAMS: ReadonlyMap<string, CompiledUpstream> = new Map();
 
 export class Snapshot {
   /** Requests currently using this snapshot. */
@@ -72,7 +76,14 @@ export class Snapshot {
     readonly trustedProxies: TrustedProxies = null,
     /** Each plugin's consumer index in this config (RequestContext.consumerIndex). */
     readonly indexes: ReadonlyMap<string, unknown> = NO_INDEXES,
+    /** The compiled `upstreams:` entries the routes use, by id. */
+    readonly upstreams: ReadonlyMap<string, CompiledUpstream> = NO_UPSTREAMS,
   ) {}
+
+  /** The upstream a route proxies to: its own, or its `upstream_id`'s in this snapshot. */
+  upstreamOf(route: CompiledRoute): CompiledUpstream | undefined {
+    return route.upstream ?? (route.upstreamId === undefined ? undefined : this.upstreams.get(route.upstreamId));
+  }
 
   /** A request finished with this snapshot. */
   done(): void {

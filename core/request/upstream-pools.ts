@@ -36,6 +36,12 @@ export class UpstreamPools {
     return e.pool;
   }
 
+  /** Take one more reference to a pool this owns (a snapshot that keeps an upstream of the one before). */
+  retain(pool: Pool): void {
+    const e = this.pools.get((pool as any).__ghKey as string);
+    if (e && e.pool === pool) e.refs++;
+  }
+
   /** Drop a reference; the last one closes the pool after its in-flight requests finish. */
   release(pool: Pool): void {
     const key = (pool as any).__ghKey as string;

@@ -1,0 +1,263 @@
+// A change of a few resources applied to the live snapshot: only what it touches is compiled
+// again (the changed consumers and the plugin indexes that hold them, the changed routes and the
+// routes whose `create` asked about a consumer that came or went, the changed upstreams), and the
+// next snapshot shares everything else with the live one. The live snapshot is never modified:
+// requests in flight finish on it. Whatever cannot be applied this way is reported as `full`, and
+// the builder compiles the whole config as before.
+import type { Pool } from 'undici';
+import type { ConsumerEntry, IndexServices } from '../contracts';
+import type { GatewayConfig } from '../config/types';
+import type { ConfigIssue } from '../errors';
+import { buildRouter, RouteUriError, type Router } from '../request/router';
+import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
+import { FailClosedLog } from './fail-closed';
+import type { StateHold } from './plugin-state';
+import {
+  assembleRoute,
+  compileConsumers,
+  compileHookChains,
+  compileUpstream,
+  configResolver,
+  indexOf,
+  recordAsked,
+  routeUriIssue,
+  type BuildServices,
+  type Built,
+  type LiveBuild,
+  type ResolvedValues,
+  type SnapshotDeps,
+} from './snapshot';
+
+/** The resources a change touches, by id (`username` for consumers). */
+export interface Touched {
+  readonly consumers: ReadonlySet<string>;
+  readonly routes: ReadonlySet<string>;
+  readonly upstreams: ReadonlySet<string>;
+}
+
+/** What an incremental build gives: a snapshot (and what to keep once it is installed), issues, or why only a full build will do. */
+export type Incremental = (Built & { commit(): void; issues?: undefined; full?: undefined }) | { issues: ConfigIssue[]; full?: undefined } | { full: string; issues?: undefined };
+
+/** The router of the next snapshot: the live one with the touched routes replaced. */
+export type NextRouter = (live: Router<CompiledRoute>, removed: readonly CompiledRoute[], added: readonly CompiledRoute[], all: readonly CompiledRoute[]) => Router<CompiledRoute>;
+
+/** Until the router takes changes, it is built again over every route. */
+const rebuildRouter: NextRouter = (_live, _removed, _added, all) => buildRouter(all);
+
+/**
+ * Apply the touched resources of `config` (the config after the change; every other resource in
+ * it is the one the live snapshot was built from) to the live build.
+ * @param values the resolved values of the touched resources' references
+ */
+export function compileChanges(
+  live: LiveBuild,
+  config: GatewayConfig,
+  touched: Touched,
+  deps: SnapshotDeps & { holdFrom(hold: StateHold): StateHold },
+  values: ResolvedValues,
+  refKeys: ReadonlySet<string>,
+  previousValue: (text: string) => { value: string; until: number } | undefined,
+  nextRouter: NextRouter = rebuildRouter,
+): Incremental {
+  const registry = deps.registry;
+  const logger = deps.services.logger;
+  const failures = deps.failures ?? new FailClosedLog(logger);
+
+  // where the touched consumers are now, and which of them came or went
+  const consumerAt: number[] = [];
+  if (touched.consumers.size) config.consumers.forEach((k, i) => touched.consumers.has(k.username) && consumerAt.push(i));
+  const present = new Set(consumerAt.map((i) => config.consumers[i].username));
+  const came = [...present].filter((u) => !live.usernames.has(u));
+  const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
+  const hasConsumer = (u: string): boolean => present.has(u) || (!touched.consumers.has(u) && live.usernames.has(u));
+
+  // the routes to create again: the changed ones, and those whose create asked about a consumer that came or went
+  const routeIds = new Set(touched.routes);
+  for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
+  const routeAt: number[] = [];
+  if (routeIds.size) config.routes.forEach((r, i) => routeIds.has(r.id) && routeAt.push(i));
+  // a plugin's buildStart value is one build's view of every route (limit-count's groups): a route
+  // using one is compiled with all the others
+  const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
+  for (const id of routeIds) if (perBuild(live.routeById.get(id)?.config.plugins)) return { full: `route "${id}" uses a plugin with a per-build value` };
+  for (const i of routeAt) if (perBuild(config.routes[i].plugins)) return { full: `route "${config.routes[i].id}" uses a plugin with a per-build value` };
+
+  const hold = deps.holdFrom(live.hold);
+  const resolve = configResolver(values, logger, failures);
+  const issues: ConfigIssue[] = [];
+  const fail = (): Incremental => {
+    failures.settle(false);
+    hold.release();
+    return { issues };
+  };
+
+  // consumers: compile the touched ones; each plugin index that holds one takes the delta
+  const consumers = compileConsumers(config.consumers, registry, resolve, values, previousValue, consumerAt);
+  deps.counters?.compiled('consumer', consumerAt.length);
+  const indexes = new Map(live.snapshot.indexes);
+  const plugins = new Set(consumers.entries.keys());
+  for (const [name, byUser] of live.entries) for (const u of touched.consumers) if (byUser.has(u)) plugins.add(name);
+  const { consumers: _none, ...common } = deps.services;
+  for (const name of plugins) {
+    const plugin = registry.plugins.get(name);
+    if (!plugin?.indexConsumers) continue;
+    const before = live.entries.get(name);
+    const removed: ConsumerEntry[] = [];
+    for (const u of touched.consumers) {
+      const e = before?.get(u);
+      if (e) removed.push(e);
+    }
+    const added = consumers.entries.get(name) ?? [];
+    if (!plugin.updateConsumers) {
+      hold.release();
+      return { full: `plugin "${name}" has no updateConsumers` };
+    }
+    const base = { ...common, hasConsumer, state: deps.state(name, hold) };
+    let left = false;
+    const services: IndexServices = {
+      ...base,
+      exclude: () => {
+        left = true;
+      },
+      isReference: () => {
+        // an entry left out is left out by the whole index again, below, which answers this
+        left = true;
+        return true;
+      },
+    };
+    let next: unknown;
+    try {
+      next = plugin.updateConsumers(live.snapshot.indexes.get(name), { added, removed }, services);
+    } catch {
+      next = undefined;
+    }
+    if (next === undefined || left) {
+      // the whole index again, as a full build makes it (duplicates, what is left out, their logs)
+      const list: ConsumerEntry[] = [];
+      const fresh = new Map(added.map((e) => [e.username, e]));
+      for (const [u, e] of before ?? []) {
+        const replaced = touched.consumers.has(u) ? fresh.get(u) : e;
+        if (replaced) list.push(replaced);
+        fresh.delete(u);
+      }
+      list.push(...fresh.values());
+      const written = new Map<ConsumerEntry, unknown>();
+      for (const e of list) {
+        const w = consumers.written.get(e) ?? live.written.get(e);
+        if (w !== undefined) written.set(e, w);
+      }
+      next = indexOf(name, plugin, { entries: new Map([[name, list]]), written, expiresAt: Number.POSITIVE_INFINITY, grace: new Map() }, base, failures, issues);
+      deps.counters?.index(name, 'built');
+    } else deps.counters?.index(name, 'updated');
+    indexes.set(name, next);
+  }
+  if (issues.length) return fail();
+
+  // routes: create the touched ones again, with this build's indexes and hold
+  const servicesOf = new Map<string, BuildServices>();
+  for (const [name, s] of live.servicesOf) servicesOf.set(name, { ...s, hasConsumer, state: deps.state(name, hold), consumers: indexes.get(name) ?? s.consumers });
+  const asked = new Map<string, Set<string>>();
+  const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeAt);
+  deps.counters?.compiled('route', chains.length);
+  if (issues.length) return fail();
+  const owned: Pool[] = [];
+  const added = chains.map((c) => assembleRoute(config, c, deps, owned));
+  const fresh = new Map(added.map((r) => [r.id, r]));
+
+  // upstreams: the touched ones compiled again, and any a created route names that no route used before
+  const upstreams = new Map(live.snapshot.upstreams);
+  const compiledNow = new Set<string>();
+  const compile = (id: string) => {
+    const u = config.upstreams.find((x) => x.id === id);
+    if (u === undefined) upstreams.delete(id);
+    else upstreams.set(id, compileUpstream(u, `upstream:${id}`, deps, owned));
+    compiledNow.add(id);
+  };
+  for (const id of touched.upstreams) if (upstreams.has(id) || config.routes.some((r) => r.upstream_id === id && r.status !== 0)) compile(id);
+  for (const r of added) if (r.upstreamId !== undefined && !upstreams.has(r.upstreamId)) compile(r.upstreamId);
+  deps.counters?.compiled('upstream', compiledNow.size + added.filter((r) => r.upstream !== undefined).length);
+
+  // the routes in config order, each the live one unless touched
+  let routes: readonly CompiledRoute[] = live.snapshot.routes;
+  let router = live.snapshot.router;
+  if (routeIds.size) {
+    const list: CompiledRoute[] = [];
+    for (const r of config.routes) {
+      if (r.status === 0) continue;
+      const c = routeIds.has(r.id) ? fresh.get(r.id) : live.routeById.get(r.id);
+      if (c) list.push(c);
+    }
+    routes = list;
+    const removed: CompiledRoute[] = [];
+    for (const id of routeIds) {
+      const old = live.routeById.get(id);
+      if (old) removed.push(old);
+    }
+    try {
+      router = nextRouter(live.snapshot.router, removed, added, list);
+      deps.counters?.router(nextRouter === rebuildRouter ? 'built' : 'updated');
+    } catch (err) {
+      if (!(err instanceof RouteUriError)) throw err;
+      for (const p of owned) deps.pools.release(p);
+      issues.push(routeUriIssue(config, err));
+      return fail();
+    }
+  }
+
+  // what this snapshot holds: what it compiled, and one more reference to every pool it keeps
+  const held: Pool[] = [...owned];
+  const keep = (u: CompiledUpstream) => {
+    for (const p of u.pools.values()) {
+      deps.pools.retain(p);
+      held.push(p);
+    }
+  };
+  for (const [id, u] of upstreams) if (!compiledNow.has(id)) keep(u);
+  for (const r of routes) if (r.upstream !== undefined && !fresh.has(r.id)) keep(r.upstream);
+  const release = () => {
+    for (const p of held) deps.pools.release(p);
+    hold.release();
+  };
+
+  const grace = new Map(live.grace);
+  for (const u of touched.consumers) grace.delete(u);
+  for (const [u, t] of consumers.grace) grace.set(u, t);
+  let expiresAt = Number.POSITIVE_INFINITY;
+  for (const t of grace.values()) expiresAt = Math.min(expiresAt, t);
+
+  failures.settleTouched(touched.consumers, routeIds);
+  deps.counters?.build('incremental');
+  const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams);
+  const next: LiveBuild = { ...live, snapshot, grace, hold };
+  return {
+    snapshot,
+    live: next,
+    commit() {
+      // the live maps follow the installed snapshot (a replaced consumer keeps its place in config order)
+      for (const [name, byUser] of live.entries) {
+        const now = consumers.entries.get(name);
+        for (const u of touched.consumers) {
+          const e = now?.find((x) => x.username === u);
+          const old = byUser.get(u);
+          if (old) live.written.delete(old);
+          if (e) byUser.set(u, e);
+          else byUser.delete(u);
+        }
+      }
+      for (const [name, list] of consumers.entries) {
+        let byUser = live.entries.get(name);
+        if (!byUser) live.entries.set(name, (byUser = new Map()));
+        for (const e of list) byUser.set(e.username, e);
+      }
+      for (const [e, w] of consumers.written) live.written.set(e, w);
+      for (const u of came) live.usernames.add(u);
+      for (const u of went) live.usernames.delete(u);
+      for (const [u, rs] of asked) for (const r of rs) recordAsked(live.asked, u, r);
+      for (const id of routeIds) {
+        const c = fresh.get(id);
+        if (c) live.routeById.set(id, c);
+        else live.routeById.delete(id);
+      }
+    },
+  };
+}
