@@ -211,7 +211,7 @@ export class AdminServer {
     },
     get: ({ res, kind, params }) => {
       const id = pathId(kind, params)!;
-      const found = this.items(kind).find(([k]) => k === id);
+      const found = this.item(kind, id);
       if (!found) return send(res, 404, { error_msg: `${kind.slice(0, -1)} "${id}" not found` });
       send(res, 200, { key: apisixKey(kind, id), value: found[1] });
     },
@@ -285,7 +285,7 @@ export class AdminServer {
     if (!result.ok) return send(res, result.status, { error_msg: result.message, ...(result.issues.length ? { errors: result.issues.map((i) => `${i.path}: ${i.message}`) } : {}) });
     const key = apisixKey(kind, id);
     if (status === 'deleted') return send(res, 200, { deleted: '1', key });
-    const value = this.items(kind).find(([k]) => k === id)?.[1];
+    const value = this.item(kind, id)?.[1];
     send(res, status, { key, value });
   }
 
@@ -313,22 +313,37 @@ export class AdminServer {
 
   /** [id, redacted value] pairs of one resource kind from the live config. */
   private items(kind: string): Array<[string, unknown]> {
+    const list = this.listOf(kind);
+    return list.map((x) => [this.idOf(kind, x), this.redacted(kind, x)]);
+  }
+
+  /** One resource of the live config, redacted (one of 100 000 consumers is found, not every one redacted). */
+  private item(kind: string, id: string): [string, unknown] | undefined {
+    const found = this.listOf(kind).find((x) => this.idOf(kind, x) === id);
+    return found === undefined ? undefined : [id, this.redacted(kind, found)];
+  }
+
+  private listOf(kind: string): readonly unknown[] {
     const c = this.host.config();
-    const reg = this.host.registry;
+    return kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets' ? c[kind] : [];
+  }
+
+  private idOf(kind: string, x: unknown): string {
+    return kind === 'consumers' ? (x as { username: string }).username : (x as { id: string }).id;
+  }
+
+  private redacted(kind: string, x: any): unknown {
     switch (kind) {
       case 'routes':
-        return c.routes.map((r) => [r.id, { ...r, plugins: this.redactPlugins(r.plugins, false) }]);
-      case 'upstreams':
-        return c.upstreams.map((u) => [u.id!, u]);
+        return { ...x, plugins: this.redactPlugins(x.plugins, false) };
       case 'consumers':
-        return c.consumers.map((k) => [k.username, { ...k, plugins: this.redactPlugins(k.plugins, true) }]);
-      case 'secrets':
-        return c.secrets.map((s) => {
-          const manager = s.id.slice(0, s.id.indexOf('/'));
-          return [s.id, redact(s, writeOnlyPaths(reg.providers.get(manager)?.schema))];
-        });
+        return { ...x, plugins: this.redactPlugins(x.plugins, true) };
+      case 'secrets': {
+        const manager = x.id.slice(0, x.id.indexOf('/'));
+        return redact(x, writeOnlyPaths(this.host.registry.providers.get(manager)?.schema));
+      }
       default:
-        return [];
+        return x;
     }
   }
 
