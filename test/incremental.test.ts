@@ -210,3 +210,50 @@ test('a rotated secret recompiles the one consumer that uses it; its old value w
   assert.deepEqual(e, { [INCREMENTAL]: 1, [compiled('consumer')]: 1, [INDEX_UPDATED]: 1 });
   assert.equal(await withKey('planted-vip-key-2'), 200);
 });
+
+test('an edit of the config file that changes one consumer and one route is applied as that difference', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-incr-reload-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'gatehouse.yaml');
+  const doc = (second: string, uri: string) => ({
+    admin: { key: '$env://GH_INCR_ADMIN_KEY' },
+    upstreams: [{ id: 'up', nodes: { [a.node]: 1 } }],
+    routes: [
+      { id: 'auth', uri: '/auth', plugins: { 'key-auth': {} }, upstream_id: 'up' },
+      { id: 'moving', uri, upstream_id: 'up' },
+      ...Array.from({ length: 50 }, (_, i) => ({ id: `f-${i}`, uri: `/f/${i}`, upstream_id: 'up' })),
+    ],
+    consumers: [
+      ...Array.from({ length: 500 }, (_, i) => ({ username: `f-${i}`, plugins: { 'key-auth': { key: key(10_000 + i) } } })),
+      { username: 'second', plugins: { 'key-auth': { key: second } } },
+    ],
+  });
+  writeFileSync(path, JSON.stringify(doc('planted-incr-file-1', '/before')));
+  const f = await bootGateway({}, { configPath: path, config: undefined, adminListen: '127.0.0.1:0' } as never);
+  t.after(() => f.close());
+  const url = `http://127.0.0.1:${f.gw.adminAddress!.port}`;
+  const read = async () => {
+    const out = new Map<string, number>();
+    for (const line of (await (await request(`${url}/metrics`)).body.text()).split('\n')) {
+      const m = /^gatehouse_(snapshot_builds_total|build_compiled_total|consumer_index_builds_total|router_builds_total)(\{[^}]*\})? (\d+)/.exec(line);
+      if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
+    }
+    return out;
+  };
+  const before = await read();
+  writeFileSync(path, JSON.stringify(doc('planted-incr-file-2', '/after')));
+  await eventually('the edit is live', async () => (await f.request('/after')).status === 200, 10_000);
+  assert.equal((await f.request('/auth', { headers: { apikey: 'planted-incr-file-2' } })).status, 200);
+  assert.equal((await f.request('/auth', { headers: { apikey: 'planted-incr-file-1' } })).status, 401);
+  assert.equal((await f.request('/before')).status, 404);
+  const after = await read();
+  const grew = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+  assert.equal(grew(INCREMENTAL), 1);
+  assert.equal(grew('snapshot_builds_total{kind="full"}'), 0);
+  assert.equal(grew(compiled('consumer')), 1);
+  assert.equal(grew(compiled('route')), 1);
+  assert.equal(grew(INDEX_UPDATED), 1);
+});

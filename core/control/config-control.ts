@@ -299,6 +299,8 @@ export class ConfigControl {
   }
 
   private rejected(err: unknown): ReloadResult {
+    // the store may hold what was refused: the next write reads the stored document again
+    this.raw = undefined;
     const issues = err instanceof GatehouseError ? err.issues : [];
     const message = err instanceof Error ? err.message : String(err);
     this.logger.error({ source: this.store.description, errors: issues.length ? issues.map((i) => `${i.path}: ${i.message}`) : [message] }, 'config reload rejected; the last good config keeps serving');
