@@ -17,7 +17,7 @@ import type { ConfigIssue } from '../errors';
 import { createRegistry } from './registry';
 import { checkSecretPolicy, type PolicyContext } from './secret-policy';
 import { validateConfig, type ValidatedConfig } from './validate';
-import { validateChanges, type ChangeValidation } from './validate-changes';
+import { validateChanges, validateChangesOrThrow, type ChangeValidation } from './validate-changes';
 
 const registry = createRegistry([keyAuth, basicAuth, jwtAuth, limitCount, proxyRewrite], [envProvider, vaultProvider]);
 const ctx: PolicyContext = { baseDir: '/srv/gatehouse', protectedFiles: [] };
@@ -371,6 +371,18 @@ describe('validateChanges', () => {
     assert.equal(validateChanges(live, [{ kind: 'consumers', id: 'ghost', before: { username: 'ghost' } }], registry, ctx).full, true);
     // no change: the live config itself
     assert.equal(validateChanges(live, [], registry, ctx), live);
+  });
+
+  test('the build path\'s form: the next config, undefined for the full validation, GH_ERR_CONFIG_INVALID with every issue', () => {
+    const doc: Doc = { upstreams: [], routes: [], consumers: [{ username: 'x' }], secrets: [VAULT] };
+    const live = full(doc) as ValidatedConfig;
+    const next = validateChangesOrThrow(live, [{ kind: 'consumers', id: 'y', after: { username: 'y' } }], registry, ctx);
+    assert.deepEqual(next?.config.consumers.map((k) => k.username), ['x', 'y']);
+    assert.equal(validateChangesOrThrow(live, [{ kind: 'secrets', id: 'vault/prod', before: VAULT }], registry, ctx), undefined);
+    assert.throws(
+      () => validateChangesOrThrow(live, [{ kind: 'consumers', id: 'y', after: { username: 'y', plugins: { 'key-auth': { key: '$env://PATH' } } } }], registry, ctx),
+      (err: Error & { code?: string }) => err.code === 'GH_ERR_CONFIG_INVALID' && err.message.includes('consumers[1].plugins.key-auth.key: $env://PATH is not allowed by secret_policy.env'),
+    );
   });
 
   test('an item check gives the issues and defaults the document check gives for that item', () => {

@@ -6,7 +6,7 @@
 // the changed document (the same normalised items, the same issues at the same index-based paths,
 // in the same order), sharing every unchanged item with the live config.
 import type { DataChange, DataKind } from '../contracts';
-import type { ConfigIssue } from '../errors';
+import { configInvalid, type ConfigIssue } from '../errors';
 import type { ReferenceSite } from '../secrets/reference';
 import { checkConsumerItem, checkRouteItem, checkUpstreamItem, duplicateIssue, unknownUpstreamIssue, type Neighbours } from './cross-checks';
 import { joinPath } from './paths';
@@ -298,6 +298,18 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     refs,
     ...(live.credentials === undefined ? {} : { credentials: live.credentials }),
   };
+}
+
+/**
+ * validateChanges as the build path validates (SnapshotBuilder.validate): the next config, or
+ * undefined when the whole document must be validated instead.
+ * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
+ */
+export function validateChangesOrThrow(live: ValidatedConfig, changes: readonly DataChange[], registry: Registry, policy: PolicyContext): ValidatedConfig | undefined {
+  const r = validateChanges(live, changes, registry, policy);
+  if (r.full) return undefined;
+  if (r.issues) throw configInvalid(r.issues);
+  return r;
 }
 
 /**
