@@ -61,53 +61,97 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
   if (u.id !== undefined) u.id = String(u.id);
 }
 
+/**
+ * What one item's checks ask about the rest of its document. The full check answers from the items
+ * it has gone through (a Set per section); a check of a few changed items answers from the live
+ * config and the changes (validate-changes.ts). Either way the item's issues are the same.
+ */
+export interface Neighbours {
+  /** Whether an earlier item of the same section has this id (a route's or upstream's as a string, a consumer's username as written). */
+  seenBefore(key: unknown): boolean;
+  /** Whether the document has an upstream with this id. */
+  hasUpstream(id: string): boolean;
+}
+
+/** A later item repeating an id: the issue the item repeating it gets. */
+export function duplicateIssue(kind: 'routes' | 'upstreams' | 'consumers', index: number, key: unknown): ConfigIssue {
+  const path = joinPath(kind, index);
+  if (kind === 'upstreams') return { path: joinPath(path, 'id'), message: `duplicate upstream id ${JSON.stringify(key)}` };
+  if (kind === 'routes') return { path: joinPath(path, 'id'), message: `duplicate route id "${key as string}"` };
+  return { path: joinPath(path, 'username'), message: `duplicate consumer "${key as string}"` };
+}
+
+/** A route naming an upstream the document does not have. */
+export function unknownUpstreamIssue(index: number, id: string): ConfigIssue {
+  return { path: joinPath(joinPath('routes', index), 'upstream_id'), message: `refers to unknown upstream ${JSON.stringify(id)}` };
+}
+
+/** The checks of one upstream (`upstreams[index]`); normalises it in place. */
+export function checkUpstreamItem(u: any, index: number, n: Neighbours, issues: ConfigIssue[]): void {
+  normaliseUpstream(u, joinPath('upstreams', index), issues);
+  if (n.seenBefore(u.id)) issues.push(duplicateIssue('upstreams', index, u.id));
+}
+
+/** The checks of one route (`routes[index]`); normalises it in place. */
+export function checkRouteItem(r: any, index: number, registry: Registry, n: Neighbours, issues: ConfigIssue[]): void {
+  const path = joinPath('routes', index);
+  if (r.id === undefined) issues.push({ path: joinPath(path, 'id'), message: 'is required' });
+  else {
+    r.id = String(r.id);
+    if (n.seenBefore(r.id)) issues.push(duplicateIssue('routes', index, r.id));
+  }
+  if (r.uri !== undefined && r.uris !== undefined) issues.push({ path: joinPath(path, 'uris'), message: 'cannot be used together with uri' });
+  else if (r.uri === undefined && r.uris === undefined) issues.push({ path: joinPath(path, 'uri'), message: 'is required' });
+  r.uris = r.uris ?? (r.uri === undefined ? [] : [r.uri]);
+  delete r.uri;
+  for (const [j, u] of (r.uris as string[]).entries()) {
+    const star = u.indexOf('*');
+    if (star !== -1 && star !== u.length - 1) issues.push({ path: joinPath(joinPath(path, 'uris'), j), message: '"*" is only allowed at the end' });
+  }
+  if (r.host !== undefined && r.hosts !== undefined) issues.push({ path: joinPath(path, 'hosts'), message: 'cannot be used together with host' });
+  if (r.host !== undefined) r.hosts = [r.host];
+  delete r.host;
+  if (r.hosts) r.hosts = r.hosts.map((h: string) => h.toLowerCase());
+  if (r.upstream && r.upstream_id !== undefined) issues.push({ path: joinPath(path, 'upstream_id'), message: 'cannot be used together with upstream' });
+  if (r.upstream) normaliseUpstream(r.upstream, joinPath(path, 'upstream'), issues);
+  if (r.upstream_id !== undefined) {
+    r.upstream_id = String(r.upstream_id);
+    if (!n.hasUpstream(r.upstream_id)) issues.push(unknownUpstreamIssue(index, r.upstream_id));
+  }
+  checkPlugins(r.plugins, joinPath(path, 'plugins'), registry, false, issues);
+}
+
+/** The checks of one consumer (`consumers[index]`). */
+export function checkConsumerItem(k: any, index: number, registry: Registry, n: Neighbours, issues: ConfigIssue[]): void {
+  if (n.seenBefore(k.username)) issues.push(duplicateIssue('consumers', index, k.username));
+  checkPlugins(k.plugins, joinPath(joinPath('consumers', index), 'plugins'), registry, true, issues);
+}
+
+/** Neighbours answered by the items gone through so far: each key is remembered once asked about. */
+function seenSoFar(): (key: unknown) => boolean {
+  const seen = new Set<unknown>();
+  return (key) => {
+    if (seen.has(key)) return true;
+    seen.add(key);
+    return false;
+  };
+}
+
 /** Every cross-check of a schema-valid document, issues in document order; normalises `c` in place. */
 export function crossCheck(c: any, registry: Registry, issues: ConfigIssue[]): void {
   const upstreamIds = new Set<string>();
+  const upstreams: Neighbours = {
+    seenBefore: (key) => upstreamIds.has(key as string),
+    hasUpstream: (id) => upstreamIds.has(id),
+  };
   c.upstreams.forEach((u: any, i: number) => {
-    const path = joinPath('upstreams', i);
-    normaliseUpstream(u, path, issues);
-    if (upstreamIds.has(u.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate upstream id ${JSON.stringify(u.id)}` });
+    checkUpstreamItem(u, i, upstreams, issues);
     upstreamIds.add(u.id);
   });
-
-  const routeIds = new Set<string>();
-  c.routes.forEach((r: any, i: number) => {
-    const path = joinPath('routes', i);
-    if (r.id === undefined) issues.push({ path: joinPath(path, 'id'), message: 'is required' });
-    else {
-      r.id = String(r.id);
-      if (routeIds.has(r.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate route id "${r.id}"` });
-      routeIds.add(r.id);
-    }
-    if (r.uri !== undefined && r.uris !== undefined) issues.push({ path: joinPath(path, 'uris'), message: 'cannot be used together with uri' });
-    else if (r.uri === undefined && r.uris === undefined) issues.push({ path: joinPath(path, 'uri'), message: 'is required' });
-    r.uris = r.uris ?? (r.uri === undefined ? [] : [r.uri]);
-    delete r.uri;
-    for (const [j, u] of (r.uris as string[]).entries()) {
-      const star = u.indexOf('*');
-      if (star !== -1 && star !== u.length - 1) issues.push({ path: joinPath(joinPath(path, 'uris'), j), message: '"*" is only allowed at the end' });
-    }
-    if (r.host !== undefined && r.hosts !== undefined) issues.push({ path: joinPath(path, 'hosts'), message: 'cannot be used together with host' });
-    if (r.host !== undefined) r.hosts = [r.host];
-    delete r.host;
-    if (r.hosts) r.hosts = r.hosts.map((h: string) => h.toLowerCase());
-    if (r.upstream && r.upstream_id !== undefined) issues.push({ path: joinPath(path, 'upstream_id'), message: 'cannot be used together with upstream' });
-    if (r.upstream) normaliseUpstream(r.upstream, joinPath(path, 'upstream'), issues);
-    if (r.upstream_id !== undefined) {
-      r.upstream_id = String(r.upstream_id);
-      if (!upstreamIds.has(r.upstream_id)) issues.push({ path: joinPath(path, 'upstream_id'), message: `refers to unknown upstream ${JSON.stringify(r.upstream_id)}` });
-    }
-    checkPlugins(r.plugins, joinPath(path, 'plugins'), registry, false, issues);
-  });
-
-  const usernames = new Set<string>();
-  c.consumers.forEach((k: any, i: number) => {
-    const path = joinPath('consumers', i);
-    if (usernames.has(k.username)) issues.push({ path: joinPath(path, 'username'), message: `duplicate consumer "${k.username}"` });
-    usernames.add(k.username);
-    checkPlugins(k.plugins, joinPath(path, 'plugins'), registry, true, issues);
-  });
+  const routes: Neighbours = { seenBefore: seenSoFar(), hasUpstream: (id) => upstreamIds.has(id) };
+  c.routes.forEach((r: any, i: number) => checkRouteItem(r, i, registry, routes, issues));
+  const consumers: Neighbours = { seenBefore: seenSoFar(), hasUpstream: (id) => upstreamIds.has(id) };
+  c.consumers.forEach((k: any, i: number) => checkConsumerItem(k, i, registry, consumers, issues));
 
   checkSettings(c, issues);
 

@@ -7,10 +7,12 @@ import { looksLikeReference, parseReference, ReferenceSyntaxError, type Referenc
 import { joinPath } from './paths';
 import type { Registry } from './registry';
 
-/** Find every reference in the places that may hold one, checking each against the config. */
-export function collectReferences(c: any, registry: Registry, issues: ConfigIssue[]): ReferenceSite[] {
-  const sites: ReferenceSite[] = [];
-  const resources = new Set<string>(c.secrets.map((s: { id: string }) => s.id));
+/**
+ * Walks a part of a config for references, each checked against the config: those that hold
+ * become sites, the rest issues.
+ * @param hasResource whether the config declares the secret resource (`vault/prod`)
+ */
+export function referenceWalker(registry: Registry, hasResource: (id: string) => boolean, issues: ConfigIssue[], sites: ReferenceSite[]) {
   const walk = (v: unknown, path: string, owner: string | null): void => {
     if (typeof v === 'string') {
       if (!looksLikeReference(v)) return;
@@ -25,7 +27,7 @@ export function collectReferences(c: any, registry: Registry, issues: ConfigIssu
       if (ref.manager !== 'env' && !registry.providers.has(ref.manager)) issues.push({ path, message: `unknown secret manager "${ref.manager}"` });
       else if (ref.manager !== 'env' && ref.path === '' && registry.providers.get(ref.manager)?.pathOptional !== true) {
         issues.push({ path, message: 'invalid reference: missing segments: expected $secret://<manager>/<id>/<path>/<field> (the last segment is the field)' });
-      } else if (ref.manager !== 'env' && !resources.has(ref.resource)) issues.push({ path, message: `refers to unknown secret resource "${ref.resource}" (add it under secrets:)` });
+      } else if (ref.manager !== 'env' && !hasResource(ref.resource)) issues.push({ path, message: `refers to unknown secret resource "${ref.resource}" (add it under secrets:)` });
       else if (owner !== null && ref.resource === owner) issues.push({ path, message: 'a secret resource cannot reference itself' });
       else sites.push({ path, ref });
       return;
@@ -33,8 +35,22 @@ export function collectReferences(c: any, registry: Registry, issues: ConfigIssu
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, joinPath(path, i), owner));
     else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, joinPath(path, k), owner);
   };
-  c.routes.forEach((r: any, i: number) => walk(r.plugins, joinPath(joinPath('routes', i), 'plugins'), null));
-  c.consumers.forEach((k: any, i: number) => walk(k.plugins, joinPath(joinPath('consumers', i), 'plugins'), null));
+  return {
+    /** The references of one route's or consumer's plugins (`routes[3]`). */
+    item(kind: 'routes' | 'consumers', item: { plugins: unknown }, index: number): void {
+      walk(item.plugins, joinPath(joinPath(kind, index), 'plugins'), null);
+    },
+    walk,
+  };
+}
+
+/** Find every reference in the places that may hold one, checking each against the config. */
+export function collectReferences(c: any, registry: Registry, issues: ConfigIssue[]): ReferenceSite[] {
+  const sites: ReferenceSite[] = [];
+  const resources = new Set<string>(c.secrets.map((s: { id: string }) => s.id));
+  const { item, walk } = referenceWalker(registry, (id) => resources.has(id), issues, sites);
+  c.routes.forEach((r: any, i: number) => item('routes', r, i));
+  c.consumers.forEach((k: any, i: number) => item('consumers', k, i));
   c.secrets.forEach((s: any, i: number) => {
     const { id, ...fields } = s;
     walk(fields, joinPath('secrets', i), id);

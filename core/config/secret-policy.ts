@@ -123,16 +123,14 @@ function ownCredentials(c: GatewayConfig): { vars: Map<string, string>; secrets:
 const inData = (path: string) => path.startsWith('routes[') || path.startsWith('consumers[') || path.startsWith('secrets[');
 
 /**
- * Check a valid config against its `secret_policy`.
- * @returns every issue (with its path), and the credential uses the bindings must admit
+ * What data sections may name (`secret_policy.env`, never the gateway's own credentials): the
+ * sites of routes, consumers and secret resources among `sites`, each on its own (settings decide,
+ * not the other sites), so a change is checked by its own sites alone.
  */
-export function checkSecretPolicy(c: GatewayConfig, refs: readonly ReferenceSite[], registry: Registry, ctx: PolicyContext): { issues: ConfigIssue[]; uses: CredentialUse[] } {
-  const issues: ConfigIssue[] = [];
-  const uses: CredentialUse[] = [];
+export function checkDataReferences(c: GatewayConfig, sites: readonly ReferenceSite[], issues: ConfigIssue[]): void {
   const policy = c.secret_policy;
   const own = ownCredentials(c);
-  // 1. what data sections may name
-  for (const site of refs) {
+  for (const site of sites) {
     if (!inData(site.path)) continue;
     const ref = site.ref;
     if (ref.manager === 'env') {
@@ -144,6 +142,18 @@ export function checkSecretPolicy(c: GatewayConfig, refs: readonly ReferenceSite
       if (setting !== undefined) issues.push({ path: site.path, message: `${credentialName(ref)} is the gateway's own credential (${setting}): routes, consumers and secret resources can never reference it` });
     }
   }
+}
+
+/**
+ * Check a valid config against its `secret_policy`.
+ * @returns every issue (with its path), and the credential uses the bindings must admit
+ */
+export function checkSecretPolicy(c: GatewayConfig, refs: readonly ReferenceSite[], registry: Registry, ctx: PolicyContext): { issues: ConfigIssue[]; uses: CredentialUse[] } {
+  const issues: ConfigIssue[] = [];
+  const uses: CredentialUse[] = [];
+  const policy = c.secret_policy;
+  // 1. what data sections may name
+  checkDataReferences(c, refs, issues);
   // 2. the policy's own destinations
   const allowedOrigins = new Set<string>();
   policy.destinations.forEach((d, i) => {

@@ -25,6 +25,7 @@ export interface ValidatedConfig {
    */
   readonly credentials?: readonly CredentialUse[];
   readonly issues?: undefined;
+  readonly full?: undefined;
 }
 
 /**
