@@ -8,6 +8,7 @@ import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
 import { parseReference, type ReferenceSite } from '../secrets/reference';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
+import { validateChangesOrThrow } from '../config/validate-changes';
 import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
@@ -143,8 +144,9 @@ export class SnapshotBuilder {
    * @param doc the whole raw document after the changes (for a full validation)
    * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
    */
-  validateChanges(_live: ValidatedConfig, _changes: readonly DataChange[], doc: Record<string, unknown>): ValidatedConfig {
-    return this.validate(doc);
+  validateChanges(live: ValidatedConfig, changes: readonly DataChange[], doc: Record<string, unknown>): ValidatedConfig {
+    const next = validateChangesOrThrow(live, changes, this.deps.registry, { baseDir: this.baseDir, protectedFiles: this.store.ownFiles?.() ?? [] });
+    return next ?? this.validate(doc);
   }
 
   /**

@@ -408,7 +408,7 @@ describe('defaults and normalisation', () => {
       },
     });
     try {
-      const retries = Object.fromEntries(gw.snapshot.routes.map((r) => [r.id, r.upstream?.retries]));
+      const retries = Object.fromEntries(gw.snapshot.routes.map((r) => [r.id, gw.snapshot.upstreamOf(r)?.retries]));
       assert.deepEqual(retries, { three: 2, 'weight-zero': 1, one: 0, explicit: 0, 'by-ref': 3 });
       assert.equal(gw.config.routes[0].upstream!.retries, undefined);
     } finally {
