@@ -18,25 +18,46 @@ export interface CredentialEntry<T> {
   readonly until?: number;
 }
 
+/**
+ * What identifies an entry to remove: its owner, its credential and its `until` (none = current).
+ * A `CredentialEntry` given earlier fits; its `value` and `path` are not looked at.
+ */
+export type CredentialKey = Pick<CredentialEntry<unknown>, 'credential' | 'owner' | 'until'>;
+
+/** Entries an update adds and removes (see {@link CredentialIndex.update}). */
+export interface CredentialDelta<T> {
+  readonly added?: Iterable<CredentialEntry<T>>;
+  readonly removed?: Iterable<CredentialKey>;
+}
+
 /** Finds who a presented credential belongs to. */
 export interface CredentialIndex<T> {
   /** @param now ms, for grace expiry */
   find(presented: string, now: number): T | undefined;
   readonly size: number;
-}
-
-interface Slot<T> {
-  /** Where this credential's digest sits in the digest slab (index × 32). */
-  readonly at: number;
-  readonly value: T;
-  readonly until: number;
-}
-
-const DIGEST = 32;
-
-/** One-shot SHA-256 as base64 text: no Hash object and no Buffer per credential. */
-function digestOf(s: string): string {
-  return hash('sha256', s, 'base64');
+  /**
+   * A new index with `delta` applied; this one keeps answering exactly as before (requests in
+   * flight use it). It shares every shard the delta does not touch, so it costs what the delta
+   * changes (one entry replaced among 100 000: a few dozen cells copied, not 100 000).
+   *
+   * The new index answers as `credentialIndex` would over its entries: those of this index less
+   * the removed ones, then the added ones in order. Removals come first. A removal takes away one
+   * held entry with the same owner, credential and `until` (entries alike in all three are
+   * interchangeable: give them the same value). An added current credential that another owner
+   * holds current is a duplicate, as in `credentialIndex`: without `onDuplicate` it throws, its
+   * `path` the added entry's (nothing changes: this index stays as it was); with it, `onDuplicate`
+   * is called (the first holder, rebuilt from what the index keeps, then the added entry) and the
+   * credential matches nobody.
+   *
+   * @returns undefined — "build it again with `credentialIndex`" — when an exact answer would need
+   *   what the index does not keep: a removal of an entry it does not hold (the caller's view
+   *   differs from the index's); a removal from a credential two owners hold current (whatever
+   *   `onDuplicate` did about that pair cannot be undone here); a touched credential that no one
+   *   holds current and that two or more owners hold in grace (which of them it identifies
+   *   depends on the order the owners were listed in, which only the caller knows).
+   * @throws Error with `path` for a duplicate without `onDuplicate`
+   */
+  update(delta: CredentialDelta<T>, options?: CredentialIndexOptions<T>): CredentialIndex<T> | undefined;
 }
 
 /** Options of {@link credentialIndex}. */
@@ -51,64 +72,389 @@ export interface CredentialIndexOptions<T> {
   onDuplicate?(first: CredentialEntry<T>, second: CredentialEntry<T>): void;
 }
 
+/** One of an owner's entries for a key, as an index keeps it (never a credential itself). */
+export interface Owned<T> {
+  readonly owner: string;
+  readonly value: T;
+  /** ms after which it no longer holds (rotation grace); Infinity for a current entry. */
+  readonly until: number;
+}
+
+/** One entry of an {@link ownerIndex}: a key that is no secret (a username, a JWT key claim). */
+export interface OwnerEntry<T> {
+  /** What the index is looked up by. */
+  readonly key: string;
+  readonly value: T;
+  /** Who holds the key (e.g. the consumer's username). */
+  readonly owner: string;
+  /** Config path of the key, set on the error for duplicates. */
+  readonly path?: string;
+  /** ms after which it no longer holds (rotation grace); none = current. */
+  readonly until?: number;
+}
+
+/** What identifies an entry to remove from an {@link OwnerIndex}; an `OwnerEntry` given earlier fits. */
+export type OwnerKey = Pick<OwnerEntry<unknown>, 'key' | 'owner' | 'until'>;
+
+/** Entries an update adds and removes (see {@link OwnerIndex.update}). */
+export interface OwnerDelta<T> {
+  readonly added?: Iterable<OwnerEntry<T>>;
+  readonly removed?: Iterable<OwnerKey>;
+}
+
+/** Options of {@link ownerIndex}. */
+export interface OwnerIndexOptions<T> {
+  /** As {@link CredentialIndexOptions.onDuplicate}: two owners with the same current key. */
+  onDuplicate?(first: OwnerEntry<T>, second: OwnerEntry<T>): void;
+}
+
+/** Finds which owner a key names, and that owner's entries for it. */
+export interface OwnerIndex<T> {
+  /**
+   * The entries of the owner `key` names, allocation-free: its current entries first, then those
+   * in grace, each group in the order given (check `until`); undefined when it names nobody (no
+   * entry, or two owners hold it current). The owner: the one holding it current, else the first
+   * listed of those holding it in grace — a key rotated out never shadows another owner's current one.
+   */
+  get(key: string): readonly Owned<T>[] | undefined;
+  /** How many keys name someone. */
+  readonly size: number;
+  /** As {@link CredentialIndex.update}, for keys: same removals, duplicates and undefined. */
+  update(delta: OwnerDelta<T>, options?: OwnerIndexOptions<T>): OwnerIndex<T> | undefined;
+}
+
+const DIGEST = 32;
+/** Shards of an index: an update copies the few it touches (100 000 keys: ~25 per shard). */
+const SHARD_BITS = 12;
+const SHARDS = 1 << SHARD_BITS;
+
+/** One-shot SHA-256 as base64 text: no Hash object and no Buffer per credential. */
+function digestOf(s: string): string {
+  return hash('sha256', s, 'base64');
+}
+
+const BASE64_VALUE = new Uint8Array(128);
+for (let i = 0; i < 64; i++) BASE64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+
+/** A digest's shard: its first 12 bits (two base64 characters), uniform by construction. */
+function digestShard(k: string): number {
+  return (BASE64_VALUE[k.charCodeAt(0)] << 6) | BASE64_VALUE[k.charCodeAt(1)];
+}
+
+/** A key's shard: FNV-1a of its characters (only spreads the keys; each shard is a Map). */
+function keyShard(k: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & (SHARDS - 1);
+}
+
+/** An entry as the internals see it (`key`: the digest, or the key itself). */
+interface Item<T> {
+  readonly key: string;
+  readonly value: T;
+  readonly owner: string;
+  readonly path?: string;
+  readonly until?: number;
+  /** The credential itself (credential indexes), for `onDuplicate` only: never kept. */
+  readonly credential?: string;
+}
+
+interface Held<T> extends Owned<T> {
+  readonly current: boolean;
+}
+
+/** One key: every entry holding it, in order, and what it answers (empty: nobody). */
+interface Cell<T> {
+  /** Offset of the digest in its shard's slab (credential indexes). */
+  readonly at: number;
+  readonly held: readonly Held<T>[];
+  readonly answer: readonly Held<T>[];
+}
+
+interface Shard<T> {
+  readonly cells: ReadonlyMap<string, Cell<T>>;
+  /** The digests of the cells, 32 bytes each (credential indexes; empty otherwise). */
+  readonly slab: Buffer;
+}
+
+const NO_SLAB = Buffer.alloc(0);
+const EMPTY_SHARD: Shard<never> = Object.freeze({ cells: new Map(), slab: NO_SLAB });
+const NOBODY: readonly never[] = Object.freeze([]);
+
+/** How the two kinds of index differ: what a key is and where it lives. */
+interface Kind {
+  readonly shardOf: (k: string) => number;
+  readonly slab: boolean;
+  readonly duplicate: (first: string, second: string) => string;
+}
+
+function heldOf<T>(e: Item<T>): Held<T> {
+  const current = e.until === undefined;
+  return Object.freeze({ owner: e.owner, value: e.value, until: current ? Number.POSITIVE_INFINITY : e.until!, current });
+}
+
+/**
+ * What a key answers: the entries of the owner holding it current (several owners: nobody), else
+ * of the first owner holding it in grace; that owner's current entries first, then its grace ones.
+ * `ambiguous`: nobody holds it current and several owners hold it in grace, so the answer depends
+ * on the order owners were listed in.
+ */
+function answerOf<T>(held: readonly Held<T>[]): { answer: readonly Held<T>[]; ambiguous: boolean; shared: boolean } {
+  let owner: string | undefined;
+  let shared = false;
+  let graceOwner: string | undefined;
+  let graceOwners = 0;
+  for (const h of held) {
+    if (h.current) {
+      if (owner === undefined) owner = h.owner;
+      else if (h.owner !== owner) shared = true;
+    } else if (graceOwner === undefined) {
+      graceOwner = h.owner;
+      graceOwners = 1;
+    } else if (h.owner !== graceOwner) graceOwners = 2;
+  }
+  if (shared) return { answer: NOBODY, ambiguous: false, shared };
+  const winner = owner ?? graceOwner;
+  if (held.length === 1) return { answer: held, ambiguous: false, shared };
+  const answer: Held<T>[] = [];
+  for (const h of held) if (h.current && h.owner === winner) answer.push(h);
+  for (const h of held) if (!h.current && h.owner === winner) answer.push(h);
+  return { answer, ambiguous: owner === undefined && graceOwners > 1, shared };
+}
+
+/** Whether `h` is the entry `k` names (same owner, current or the same `until`). */
+function sameEntry<T>(h: Held<T>, k: { owner: string; until?: number }): boolean {
+  return h.owner === k.owner && (k.until === undefined ? h.current : !h.current && h.until === k.until);
+}
+
+/** The sharded, copy-on-write table under both kinds of index. */
+class Table<T> {
+  constructor(
+    readonly kind: Kind,
+    readonly shards: readonly Shard<T>[],
+    readonly size: number,
+  ) {}
+
+  /** Build from entries in order; duplicates as `credentialIndex` documents. */
+  static build<T>(kind: Kind, items: Iterable<Item<T>>, onDuplicate: ((first: Item<T>, second: Item<T>) => void) | undefined): Table<T> {
+    const buckets = new Map<string, Held<T>[]>();
+    const firsts = new Map<string, Item<T>>();
+    for (const e of items) {
+      if (e.until === undefined) {
+        const other = firsts.get(e.key);
+        if (other === undefined) firsts.set(e.key, e);
+        else if (other.owner !== e.owner) {
+          if (!onDuplicate) throw Object.assign(new Error(kind.duplicate(other.owner, e.owner)), { path: e.path });
+          onDuplicate(other, e);
+        }
+      }
+      const list = buckets.get(e.key);
+      if (list === undefined) buckets.set(e.key, [heldOf(e)]);
+      else list.push(heldOf(e));
+    }
+    firsts.clear();
+    // every digest in one slab: 100 000 keys cost 3 MB and one object, not 100 000 buffers
+    const slab = kind.slab ? Buffer.allocUnsafeSlow(buckets.size * DIGEST) : NO_SLAB;
+    const maps: Array<Map<string, Cell<T>> | undefined> = new Array(SHARDS);
+    let at = 0;
+    let size = 0;
+    for (const [k, held] of buckets) {
+      const { answer } = answerOf(held);
+      if (answer.length > 0) size++;
+      const s = kind.shardOf(k);
+      (maps[s] ??= new Map()).set(k, { at, held, answer });
+      if (kind.slab) {
+        slab.write(k, at, DIGEST, 'base64');
+        at += DIGEST;
+      }
+    }
+    buckets.clear();
+    const shards: Shard<T>[] = new Array(SHARDS);
+    for (let i = 0; i < SHARDS; i++) shards[i] = maps[i] === undefined ? (EMPTY_SHARD as Shard<T>) : { cells: maps[i]!, slab };
+    return new Table(kind, shards, size);
+  }
+
+  cell(k: string): Cell<T> | undefined {
+    return this.shards[this.kind.shardOf(k)].cells.get(k);
+  }
+
+  /** See {@link CredentialIndex.update}; `rebuilt` turns the first holder back into an entry for `onDuplicate`. */
+  update(
+    added: Iterable<Item<T>>,
+    removed: Iterable<{ key: string; owner: string; until?: number }>,
+    onDuplicate: ((first: Owned<T>, second: Item<T>) => void) | undefined,
+  ): Table<T> | undefined {
+    // the touched keys' new entry lists, by shard
+    const touched = new Map<string, Held<T>[]>();
+    const listOf = (k: string): Held<T>[] => {
+      let list = touched.get(k);
+      if (list === undefined) touched.set(k, (list = [...(this.cell(k)?.held ?? [])]));
+      return list;
+    };
+    for (const r of removed) {
+      const cell = this.cell(r.key);
+      if (cell === undefined || answerOf(cell.held).shared) return undefined;
+      const list = listOf(r.key);
+      const i = list.findIndex((h) => sameEntry(h, r));
+      if (i === -1) return undefined;
+      list.splice(i, 1);
+    }
+    const calls: Array<[Owned<T>, Item<T>]> = [];
+    for (const e of added) {
+      const list = listOf(e.key);
+      if (e.until === undefined) {
+        const first = list.find((h) => h.current);
+        if (first !== undefined && first.owner !== e.owner) {
+          if (!onDuplicate) throw Object.assign(new Error(this.kind.duplicate(first.owner, e.owner)), { path: e.path });
+          calls.push([first, e]);
+        }
+      }
+      list.push(heldOf(e));
+    }
+    // the new shards: each touched one copied once, its slab packed again
+    const byShard = new Map<number, string[]>();
+    for (const k of touched.keys()) {
+      const s = this.kind.shardOf(k);
+      const keys = byShard.get(s);
+      if (keys === undefined) byShard.set(s, [k]);
+      else keys.push(k);
+    }
+    let size = this.size;
+    const next = this.shards.slice();
+    for (const [s, keys] of byShard) {
+      const old = this.shards[s];
+      const lists = new Map<string, readonly Held<T>[]>();
+      for (const [k, c] of old.cells) lists.set(k, c.held);
+      for (const k of keys) {
+        const before = old.cells.get(k);
+        if (before !== undefined && before.answer.length > 0) size--;
+        const list = touched.get(k)!;
+        if (list.length === 0) lists.delete(k);
+        else lists.set(k, list);
+      }
+      const slab = this.kind.slab ? Buffer.allocUnsafeSlow(lists.size * DIGEST) : NO_SLAB;
+      const cells = new Map<string, Cell<T>>();
+      let at = 0;
+      for (const [k, held] of lists) {
+        const was = old.cells.get(k);
+        let answer: readonly Held<T>[];
+        if (was !== undefined && was.held === held) answer = was.answer;
+        else {
+          const a = answerOf(held);
+          if (a.ambiguous) return undefined;
+          answer = a.answer;
+          if (answer.length > 0) size++;
+        }
+        if (this.kind.slab) {
+          if (was !== undefined) old.slab.copy(slab, at, was.at, was.at + DIGEST);
+          else slab.write(k, at, DIGEST, 'base64');
+        }
+        cells.set(k, was !== undefined && was.held === held && was.at === at && old.slab === slab ? was : { at, held, answer });
+        if (this.kind.slab) at += DIGEST;
+      }
+      next[s] = cells.size === 0 ? (EMPTY_SHARD as Shard<T>) : { cells, slab };
+    }
+    // called once the update is certain: a rebuild asked for instead must not have run them
+    for (const [first, second] of calls) onDuplicate!(first, second);
+    return new Table(this.kind, next, size);
+  }
+}
+
+const CREDENTIALS: Kind = {
+  shardOf: digestShard,
+  slab: true,
+  duplicate: (a, b) => `consumers "${a}" and "${b}" have the same key; each key must identify one consumer`,
+};
+const KEYS: Kind = {
+  shardOf: keyShard,
+  slab: false,
+  duplicate: (a, b) => `"${a}" and "${b}" have the same key; each key must identify one owner`,
+};
+
+function* credentialItems<T>(entries: Iterable<CredentialEntry<T>>): Iterable<Item<T>> {
+  for (const e of entries) yield { key: digestOf(e.credential), value: e.value, owner: e.owner, path: e.path, until: e.until, credential: e.credential };
+}
+
+function* credentialKeys(entries: Iterable<CredentialKey>): Iterable<{ key: string; owner: string; until?: number }> {
+  for (const e of entries) yield { key: digestOf(e.credential), owner: e.owner, until: e.until };
+}
+
+/** An item of a credential index as the entry it came from (for `onDuplicate`). */
+function asEntry<T>(e: Item<T>): CredentialEntry<T> {
+  return { credential: e.credential!, value: e.value, owner: e.owner, path: e.path, until: e.until };
+}
+
+function credentialView<T>(table: Table<T>): CredentialIndex<T> {
+  return {
+    size: table.size,
+    find(presented, now) {
+      const k = digestOf(presented);
+      const shard = table.shards[digestShard(k)];
+      const cell = shard.cells.get(k);
+      if (cell === undefined) return undefined;
+      // the map matched on the digest; confirm it in constant time before trusting it
+      if (!timingSafeEqual(shard.slab.subarray(cell.at, cell.at + DIGEST), Buffer.from(k, 'base64'))) return undefined;
+      const first = cell.answer[0];
+      return first !== undefined && now < first.until ? first.value : undefined;
+    },
+    update(delta, options = {}) {
+      const { onDuplicate } = options;
+      const next = table.update(
+        credentialItems(delta.added ?? []),
+        credentialKeys(delta.removed ?? []),
+        onDuplicate && ((first, second) => onDuplicate({ credential: second.credential!, value: first.value, owner: first.owner }, asEntry(second))),
+      );
+      return next && credentialView(next);
+    },
+  };
+}
+
 /**
  * Build an index. Two owners with the same current credential is an error naming both (a key
  * must identify one consumer), or with `onDuplicate` a credential that matches nobody; a
- * rotated-out credential never shadows a current one.
+ * rotated-out credential never shadows a current one (of several owners holding it in grace,
+ * the first listed). Persistent: `update` gives a new index for a few entries added and removed
+ * at the cost of what they change (the key space is split in 4 096 shards, each a Map and a slab
+ * of its digests, copied on write), and leaves this one as it is.
  * Digests live in one slab (32 bytes each) rather than one Buffer per credential: 100 000 keys
  * cost 3 MB and one object, not 100 000 buffers for the collector to trace.
  * @throws Error with `path` set to the second owner's credential path (without `onDuplicate`)
  * @example
  * const idx = credentialIndex([{ credential: 'k1', value: jack, owner: 'jack' }]);
  * idx.find(presentedKey, Date.now()) // jack | undefined
+ * const next = idx.update({ removed: [{ credential: 'k1', owner: 'jack' }], added: [{ credential: 'k2', value: jack, owner: 'jack' }] }) ?? credentialIndex(all);
  */
 export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>, options: CredentialIndexOptions<T> = {}): CredentialIndex<T> {
-  const owners = new Map<string, CredentialEntry<T>>();
-  const shared = new Set<string>();
-  const later: CredentialEntry<T>[] = [];
-  for (const e of entries) {
-    if (e.until !== undefined) {
-      later.push(e);
-      continue;
-    }
-    const k = digestOf(e.credential);
-    const other = owners.get(k);
-    if (other !== undefined && other.owner !== e.owner) {
-      if (!options.onDuplicate) {
-        throw Object.assign(new Error(`consumers "${other.owner}" and "${e.owner}" have the same key; each key must identify one consumer`), { path: e.path });
-      }
-      options.onDuplicate(other, e);
-      shared.add(k);
-      continue;
-    }
-    if (other === undefined) owners.set(k, e);
-  }
-  const slots = new Map<string, Slot<T>>();
-  const digests: string[] = [];
-  const add = (k: string, value: T, until: number) => {
-    slots.set(k, { at: digests.length * DIGEST, value, until });
-    digests.push(k);
-  };
-  for (const [k, e] of owners) if (!shared.has(k)) add(k, e.value, Number.POSITIVE_INFINITY);
-  owners.clear();
-  for (const e of later) {
-    const k = digestOf(e.credential);
-    if (!slots.has(k) && !shared.has(k)) add(k, e.value, e.until!);
-  }
-  const slab = Buffer.allocUnsafeSlow(digests.length * DIGEST);
-  for (let i = 0; i < digests.length; i++) slab.write(digests[i], i * DIGEST, DIGEST, 'base64');
-  digests.length = 0;
+  const { onDuplicate } = options;
+  return credentialView(Table.build(CREDENTIALS, credentialItems(entries), onDuplicate && ((first, second) => onDuplicate(asEntry(first), asEntry(second)))));
+}
+
+function ownerView<T>(table: Table<T>): OwnerIndex<T> {
   return {
-    size: slots.size,
-    find(presented, now) {
-      const k = digestOf(presented);
-      const slot = slots.get(k);
-      if (slot === undefined) return undefined;
-      // the map matched on the digest; confirm it in constant time before trusting it
-      if (!timingSafeEqual(slab.subarray(slot.at, slot.at + DIGEST), Buffer.from(k, 'base64'))) return undefined;
-      return now < slot.until ? slot.value : undefined;
+    size: table.size,
+    get(key) {
+      const cell = table.cell(key);
+      return cell === undefined || cell.answer.length === 0 ? undefined : cell.answer;
+    },
+    update(delta, options = {}) {
+      const { onDuplicate } = options;
+      const next = table.update(delta.added ?? [], delta.removed ?? [], onDuplicate && ((first, second) => onDuplicate({ key: second.key, value: first.value, owner: first.owner }, second)));
+      return next && ownerView(next);
     },
   };
+}
+
+/**
+ * Index entries by a key that is no secret (a username, a JWT key claim): `get(key)` gives the
+ * entries of the owner it names, current first. Duplicates, grace, `update` and its cost as
+ * {@link credentialIndex} (the keys are compared as they are: not for secrets).
+ * @throws Error with `path` set to the second owner's key path (without `onDuplicate`)
+ * @example
+ * const idx = ownerIndex([{ key: 'alice', value: account, owner: 'c1' }]);
+ * idx.get('alice')?.[0].value // account
+ */
+export function ownerIndex<T>(entries: Iterable<OwnerEntry<T>>, options: OwnerIndexOptions<T> = {}): OwnerIndex<T> {
+  return ownerView(Table.build(KEYS, entries, options.onDuplicate));
 }
 
 /**
