@@ -124,9 +124,12 @@ export interface OwnerIndex<T> {
 }
 
 const DIGEST = 32;
-/** Shards of an index: an update copies the few it touches (100 000 keys: ~25 per shard). */
-const SHARD_BITS = 12;
-const SHARDS = 1 << SHARD_BITS;
+/**
+ * Shards of an index, 64 × 64 (two levels, so an update copies 64 + 64 pointers, not 4 096): an
+ * update copies the few it touches (100 000 keys: ~25 per shard).
+ */
+const FANOUT = 64;
+const SHARDS = FANOUT * FANOUT;
 
 /** One-shot SHA-256 as base64 text: no Hash object and no Buffer per credential. */
 function digestOf(s: string): string {
@@ -148,27 +151,36 @@ function keyShard(k: string): number {
   return (h >>> 0) & (SHARDS - 1);
 }
 
-/** An entry as the internals see it (`key`: the digest, or the key itself). */
+/** What the internals read of an entry (its key is computed apart: a digest, or the key itself). */
 interface Item<T> {
-  readonly key: string;
   readonly value: T;
   readonly owner: string;
   readonly path?: string;
   readonly until?: number;
-  /** The credential itself (credential indexes), for `onDuplicate` only: never kept. */
-  readonly credential?: string;
 }
 
 interface Held<T> extends Owned<T> {
   readonly current: boolean;
 }
 
-/** One key: every entry holding it, in order, and what it answers (empty: nobody). */
-interface Cell<T> {
-  /** Offset of the digest in its shard's slab (credential indexes). */
-  readonly at: number;
+/** A key several entries hold: all of them in order, and what it answers (empty: nobody). */
+interface Many<T> {
   readonly held: readonly Held<T>[];
   readonly answer: readonly Held<T>[];
+  /** Two owners hold it current. */
+  readonly shared: boolean;
+}
+
+/**
+ * One key. Usually one entry holds it, and the cell is that entry (one object per key: 100 000
+ * keys are 100 000 objects for the collector, as a plain Map of them would be); `many` otherwise.
+ */
+interface Cell<T> extends Held<T> {
+  /** Offset of the digest in its shard's slab (credential indexes). */
+  readonly at: number;
+  readonly many: Many<T> | undefined;
+  /** What an owner index answers (undefined: nobody; unused by credential indexes). */
+  readonly list: readonly Held<T>[] | undefined;
 }
 
 interface Shard<T> {
@@ -177,20 +189,34 @@ interface Shard<T> {
   readonly slab: Buffer;
 }
 
+type Leaf<T> = readonly Shard<T>[];
+
 const NO_SLAB = Buffer.alloc(0);
 const EMPTY_SHARD: Shard<never> = Object.freeze({ cells: new Map(), slab: NO_SLAB });
+const EMPTY_LEAF: Leaf<never> = Object.freeze(new Array<Shard<never>>(FANOUT).fill(EMPTY_SHARD));
 const NOBODY: readonly never[] = Object.freeze([]);
 
-/** How the two kinds of index differ: what a key is and where it lives. */
+/** How the two kinds of index differ: where a key lives, and what a cell keeps. */
 interface Kind {
   readonly shardOf: (k: string) => number;
+  /** Digests in slabs, for the constant-time comparison (credential indexes). */
   readonly slab: boolean;
   readonly duplicate: (first: string, second: string) => string;
 }
 
 function heldOf<T>(e: Item<T>): Held<T> {
   const current = e.until === undefined;
-  return Object.freeze({ owner: e.owner, value: e.value, until: current ? Number.POSITIVE_INFINITY : e.until!, current });
+  return { owner: e.owner, value: e.value, until: current ? Number.POSITIVE_INFINITY : e.until!, current };
+}
+
+/** Every entry holding the key of `c`. */
+function heldIn<T>(c: Cell<T>): readonly Held<T>[] {
+  return c.many === undefined ? [c] : c.many.held;
+}
+
+/** Whether `c`'s key names someone. */
+function answers<T>(c: Cell<T>): boolean {
+  return c.many === undefined || c.many.answer.length > 0;
 }
 
 /**
@@ -199,27 +225,36 @@ function heldOf<T>(e: Item<T>): Held<T> {
  * `ambiguous`: nobody holds it current and several owners hold it in grace, so the answer depends
  * on the order owners were listed in.
  */
-function answerOf<T>(held: readonly Held<T>[]): { answer: readonly Held<T>[]; ambiguous: boolean; shared: boolean } {
+function many<T>(held: readonly Held<T>[]): Many<T> & { ambiguous: boolean } {
   let owner: string | undefined;
   let shared = false;
   let graceOwner: string | undefined;
-  let graceOwners = 0;
+  let ambiguous = false;
   for (const h of held) {
     if (h.current) {
       if (owner === undefined) owner = h.owner;
       else if (h.owner !== owner) shared = true;
-    } else if (graceOwner === undefined) {
-      graceOwner = h.owner;
-      graceOwners = 1;
-    } else if (h.owner !== graceOwner) graceOwners = 2;
+    } else if (graceOwner === undefined) graceOwner = h.owner;
+    else if (h.owner !== graceOwner) ambiguous = true;
   }
-  if (shared) return { answer: NOBODY, ambiguous: false, shared };
+  if (shared) return { held, answer: NOBODY, shared, ambiguous: false };
   const winner = owner ?? graceOwner;
-  if (held.length === 1) return { answer: held, ambiguous: false, shared };
   const answer: Held<T>[] = [];
   for (const h of held) if (h.current && h.owner === winner) answer.push(h);
   for (const h of held) if (!h.current && h.owner === winner) answer.push(h);
-  return { answer, ambiguous: owner === undefined && graceOwners > 1, shared };
+  return { held, answer, shared, ambiguous: ambiguous && owner === undefined };
+}
+
+/** The cell of a key at `at` held by `held` (one entry or more). */
+function cellOf<T>(kind: Kind, at: number, held: readonly Held<T>[], m?: Many<T>): Cell<T> {
+  if (held.length === 1) {
+    const h = held[0];
+    const cell: { -readonly [K in keyof Cell<T>]: Cell<T>[K] } = { owner: h.owner, value: h.value, until: h.until, current: h.current, at, many: undefined, list: undefined };
+    if (!kind.slab) cell.list = [cell];
+    return cell;
+  }
+  const { answer, shared } = m ?? many(held);
+  return { owner: '', value: undefined as T, until: Number.NEGATIVE_INFINITY, current: false, at, many: { held, answer, shared }, list: kind.slab || answer.length === 0 ? undefined : answer };
 }
 
 /** Whether `h` is the entry `k` names (same owner, current or the same `until`). */
@@ -231,77 +266,99 @@ function sameEntry<T>(h: Held<T>, k: { owner: string; until?: number }): boolean
 class Table<T> {
   constructor(
     readonly kind: Kind,
-    readonly shards: readonly Shard<T>[],
+    readonly leaves: readonly Leaf<T>[],
     readonly size: number,
   ) {}
 
-  /** Build from entries in order; duplicates as `credentialIndex` documents. */
-  static build<T>(kind: Kind, items: Iterable<Item<T>>, onDuplicate: ((first: Item<T>, second: Item<T>) => void) | undefined): Table<T> {
-    const buckets = new Map<string, Held<T>[]>();
-    const firsts = new Map<string, Item<T>>();
-    for (const e of items) {
+  /** Build from entries in order; duplicates as `credentialIndex` documents (`onDuplicate` gets the entries as given). */
+  static build<T, E extends Item<T>>(kind: Kind, entries: Iterable<E>, keyOf: (e: E) => string, onDuplicate: ((first: E, second: E) => void) | undefined): Table<T> {
+    const maps: Array<Map<string, Cell<T>> | undefined> = new Array(SHARDS);
+    const keys: string[] = [];
+    // the first entry holding each key current (by the key's ordinal), for duplicate reports
+    const firsts: Array<E | undefined> = [];
+    // keys several entries hold (rare): their entries in order
+    const several = new Map<string, Held<T>[]>();
+    for (const e of entries) {
+      const k = keyOf(e);
+      const s = kind.shardOf(k);
+      const map = (maps[s] ??= new Map());
+      const cell = map.get(k);
+      if (cell === undefined) {
+        const at = keys.length * DIGEST;
+        map.set(k, cellOf(kind, at, [heldOf(e)]));
+        firsts.push(e.until === undefined ? e : undefined);
+        keys.push(k);
+        continue;
+      }
+      const ordinal = cell.at / DIGEST;
       if (e.until === undefined) {
-        const other = firsts.get(e.key);
-        if (other === undefined) firsts.set(e.key, e);
+        const other = firsts[ordinal];
+        if (other === undefined) firsts[ordinal] = e;
         else if (other.owner !== e.owner) {
           if (!onDuplicate) throw Object.assign(new Error(kind.duplicate(other.owner, e.owner)), { path: e.path });
           onDuplicate(other, e);
         }
       }
-      const list = buckets.get(e.key);
-      if (list === undefined) buckets.set(e.key, [heldOf(e)]);
+      const list = several.get(k);
+      if (list === undefined) several.set(k, [cell, heldOf(e)]);
       else list.push(heldOf(e));
     }
-    firsts.clear();
-    // every digest in one slab: 100 000 keys cost 3 MB and one object, not 100 000 buffers
-    const slab = kind.slab ? Buffer.allocUnsafeSlow(buckets.size * DIGEST) : NO_SLAB;
-    const maps: Array<Map<string, Cell<T>> | undefined> = new Array(SHARDS);
-    let at = 0;
-    let size = 0;
-    for (const [k, held] of buckets) {
-      const { answer } = answerOf(held);
-      if (answer.length > 0) size++;
-      const s = kind.shardOf(k);
-      (maps[s] ??= new Map()).set(k, { at, held, answer });
-      if (kind.slab) {
-        slab.write(k, at, DIGEST, 'base64');
-        at += DIGEST;
-      }
+    firsts.length = 0;
+    for (const [k, held] of several) {
+      const map = maps[kind.shardOf(k)]!;
+      map.set(k, cellOf(kind, map.get(k)!.at, held));
     }
-    buckets.clear();
-    const shards: Shard<T>[] = new Array(SHARDS);
-    for (let i = 0; i < SHARDS; i++) shards[i] = maps[i] === undefined ? (EMPTY_SHARD as Shard<T>) : { cells: maps[i]!, slab };
-    return new Table(kind, shards, size);
+    // every digest in one slab: 100 000 keys cost 3 MB and one object, not 100 000 buffers
+    const slab = kind.slab ? Buffer.allocUnsafeSlow(keys.length * DIGEST) : NO_SLAB;
+    if (kind.slab) for (let i = 0; i < keys.length; i++) slab.write(keys[i], i * DIGEST, DIGEST, 'base64');
+    let size = keys.length;
+    for (const held of several.values()) if (many(held).answer.length === 0) size--;
+    const leaves: Leaf<T>[] = [];
+    for (let hi = 0; hi < FANOUT; hi++) {
+      let leaf: Shard<T>[] | undefined;
+      for (let lo = 0; lo < FANOUT; lo++) {
+        const map = maps[hi * FANOUT + lo];
+        if (map === undefined) continue;
+        leaf ??= new Array<Shard<T>>(FANOUT).fill(EMPTY_SHARD as Shard<T>);
+        leaf[lo] = { cells: map, slab };
+      }
+      leaves.push(leaf ?? (EMPTY_LEAF as Leaf<T>));
+    }
+    return new Table(kind, leaves, size);
+  }
+
+  shard(s: number): Shard<T> {
+    return this.leaves[s >>> 6][s & (FANOUT - 1)];
   }
 
   cell(k: string): Cell<T> | undefined {
-    return this.shards[this.kind.shardOf(k)].cells.get(k);
+    return this.shard(this.kind.shardOf(k)).cells.get(k);
   }
 
-  /** See {@link CredentialIndex.update}; `rebuilt` turns the first holder back into an entry for `onDuplicate`. */
-  update(
-    added: Iterable<Item<T>>,
-    removed: Iterable<{ key: string; owner: string; until?: number }>,
-    onDuplicate: ((first: Owned<T>, second: Item<T>) => void) | undefined,
-  ): Table<T> | undefined {
-    // the touched keys' new entry lists, by shard
+  /** See {@link CredentialIndex.update}. */
+  update<E extends Item<T>, R extends { owner: string; until?: number }>(added: Iterable<E>, removed: Iterable<R>, keyOf: (e: E | R) => string, onDuplicate: ((first: Held<T>, second: E) => void) | undefined): Table<T> | undefined {
+    // the touched keys' new entry lists
     const touched = new Map<string, Held<T>[]>();
     const listOf = (k: string): Held<T>[] => {
       let list = touched.get(k);
-      if (list === undefined) touched.set(k, (list = [...(this.cell(k)?.held ?? [])]));
+      if (list === undefined) {
+        const cell = this.cell(k);
+        touched.set(k, (list = cell === undefined ? [] : [...heldIn(cell)]));
+      }
       return list;
     };
     for (const r of removed) {
-      const cell = this.cell(r.key);
-      if (cell === undefined || answerOf(cell.held).shared) return undefined;
-      const list = listOf(r.key);
+      const k = keyOf(r);
+      const cell = this.cell(k);
+      if (cell === undefined || cell.many?.shared === true) return undefined;
+      const list = listOf(k);
       const i = list.findIndex((h) => sameEntry(h, r));
       if (i === -1) return undefined;
       list.splice(i, 1);
     }
-    const calls: Array<[Owned<T>, Item<T>]> = [];
+    const calls: Array<[Held<T>, E]> = [];
     for (const e of added) {
-      const list = listOf(e.key);
+      const list = listOf(keyOf(e));
       if (e.until === undefined) {
         const first = list.find((h) => h.current);
         if (first !== undefined && first.owner !== e.owner) {
@@ -311,7 +368,6 @@ class Table<T> {
       }
       list.push(heldOf(e));
     }
-    // the new shards: each touched one copied once, its slab packed again
     const byShard = new Map<number, string[]>();
     for (const k of touched.keys()) {
       const s = this.kind.shardOf(k);
@@ -319,44 +375,56 @@ class Table<T> {
       if (keys === undefined) byShard.set(s, [k]);
       else keys.push(k);
     }
+    // each touched shard copied once, its slab packed again; the rest shared
     let size = this.size;
-    const next = this.shards.slice();
+    const leaves = this.leaves.slice();
+    const copied = new Set<number>();
     for (const [s, keys] of byShard) {
-      const old = this.shards[s];
-      const lists = new Map<string, readonly Held<T>[]>();
-      for (const [k, c] of old.cells) lists.set(k, c.held);
+      const old = this.shard(s);
       for (const k of keys) {
-        const before = old.cells.get(k);
-        if (before !== undefined && before.answer.length > 0) size--;
-        const list = touched.get(k)!;
-        if (list.length === 0) lists.delete(k);
-        else lists.set(k, list);
+        const was = old.cells.get(k);
+        if (was !== undefined && answers(was)) size--;
       }
-      const slab = this.kind.slab ? Buffer.allocUnsafeSlow(lists.size * DIGEST) : NO_SLAB;
+      const fresh = new Map<string, Cell<T>>();
+      for (const k of keys) {
+        const held = touched.get(k)!;
+        if (held.length === 0) continue;
+        const m = held.length > 1 ? many(held) : undefined;
+        if (m?.ambiguous) return undefined;
+        const cell = cellOf(this.kind, 0, held, m);
+        if (answers(cell)) size++;
+        fresh.set(k, cell);
+      }
+      const count = old.cells.size + keys.length;
+      const slab = this.kind.slab ? Buffer.allocUnsafeSlow(count * DIGEST) : NO_SLAB;
       const cells = new Map<string, Cell<T>>();
       let at = 0;
-      for (const [k, held] of lists) {
-        const was = old.cells.get(k);
-        let answer: readonly Held<T>[];
-        if (was !== undefined && was.held === held) answer = was.answer;
-        else {
-          const a = answerOf(held);
-          if (a.ambiguous) return undefined;
-          answer = a.answer;
-          if (answer.length > 0) size++;
+      const place = (k: string, c: Cell<T>, from: number | undefined) => {
+        if (!this.kind.slab) {
+          cells.set(k, c);
+          return;
         }
-        if (this.kind.slab) {
-          if (was !== undefined) old.slab.copy(slab, at, was.at, was.at + DIGEST);
-          else slab.write(k, at, DIGEST, 'base64');
-        }
-        cells.set(k, was !== undefined && was.held === held && was.at === at && old.slab === slab ? was : { at, held, answer });
-        if (this.kind.slab) at += DIGEST;
+        if (from === undefined) slab.write(k, at, DIGEST, 'base64');
+        else old.slab.copy(slab, at, from, from + DIGEST);
+        cells.set(k, c.many === undefined ? cellOf(this.kind, at, [c]) : { ...c, at });
+        at += DIGEST;
+      };
+      for (const [k, c] of old.cells) {
+        const f = fresh.get(k);
+        if (f !== undefined) place(k, f, c.at);
+        else if (!touched.has(k)) place(k, c, c.at);
       }
-      next[s] = cells.size === 0 ? (EMPTY_SHARD as Shard<T>) : { cells, slab };
+      for (const [k, f] of fresh) if (!old.cells.has(k)) place(k, f, undefined);
+      const hi = s >>> 6;
+      if (!copied.has(hi)) {
+        leaves[hi] = leaves[hi].slice();
+        copied.add(hi);
+      }
+      (leaves[hi] as Shard<T>[])[s & (FANOUT - 1)] = cells.size === 0 ? (EMPTY_SHARD as Shard<T>) : { cells, slab: this.kind.slab ? slab.subarray(0, at) : NO_SLAB };
     }
     // called once the update is certain: a rebuild asked for instead must not have run them
     for (const [first, second] of calls) onDuplicate!(first, second);
-    return new Table(this.kind, next, size);
+    return new Table(this.kind, leaves, size);
   }
 }
 
@@ -371,39 +439,25 @@ const KEYS: Kind = {
   duplicate: (a, b) => `"${a}" and "${b}" have the same key; each key must identify one owner`,
 };
 
-function* credentialItems<T>(entries: Iterable<CredentialEntry<T>>): Iterable<Item<T>> {
-  for (const e of entries) yield { key: digestOf(e.credential), value: e.value, owner: e.owner, path: e.path, until: e.until, credential: e.credential };
-}
-
-function* credentialKeys(entries: Iterable<CredentialKey>): Iterable<{ key: string; owner: string; until?: number }> {
-  for (const e of entries) yield { key: digestOf(e.credential), owner: e.owner, until: e.until };
-}
-
-/** An item of a credential index as the entry it came from (for `onDuplicate`). */
-function asEntry<T>(e: Item<T>): CredentialEntry<T> {
-  return { credential: e.credential!, value: e.value, owner: e.owner, path: e.path, until: e.until };
-}
+const credentialKey = (e: { credential: string }) => digestOf(e.credential);
+const ownerKey = (e: { key: string }) => e.key;
 
 function credentialView<T>(table: Table<T>): CredentialIndex<T> {
   return {
     size: table.size,
     find(presented, now) {
       const k = digestOf(presented);
-      const shard = table.shards[digestShard(k)];
+      const shard = table.leaves[BASE64_VALUE[k.charCodeAt(0)]][BASE64_VALUE[k.charCodeAt(1)]];
       const cell = shard.cells.get(k);
       if (cell === undefined) return undefined;
       // the map matched on the digest; confirm it in constant time before trusting it
       if (!timingSafeEqual(shard.slab.subarray(cell.at, cell.at + DIGEST), Buffer.from(k, 'base64'))) return undefined;
-      const first = cell.answer[0];
+      const first = cell.many === undefined ? cell : cell.many.answer[0];
       return first !== undefined && now < first.until ? first.value : undefined;
     },
     update(delta, options = {}) {
       const { onDuplicate } = options;
-      const next = table.update(
-        credentialItems(delta.added ?? []),
-        credentialKeys(delta.removed ?? []),
-        onDuplicate && ((first, second) => onDuplicate({ credential: second.credential!, value: first.value, owner: first.owner }, asEntry(second))),
-      );
+      const next = table.update<CredentialEntry<T>, CredentialKey>(delta.added ?? [], delta.removed ?? [], credentialKey, onDuplicate && ((first, second) => onDuplicate({ credential: second.credential, value: first.value, owner: first.owner }, second)));
       return next && credentialView(next);
     },
   };
@@ -425,20 +479,18 @@ function credentialView<T>(table: Table<T>): CredentialIndex<T> {
  * const next = idx.update({ removed: [{ credential: 'k1', owner: 'jack' }], added: [{ credential: 'k2', value: jack, owner: 'jack' }] }) ?? credentialIndex(all);
  */
 export function credentialIndex<T>(entries: Iterable<CredentialEntry<T>>, options: CredentialIndexOptions<T> = {}): CredentialIndex<T> {
-  const { onDuplicate } = options;
-  return credentialView(Table.build(CREDENTIALS, credentialItems(entries), onDuplicate && ((first, second) => onDuplicate(asEntry(first), asEntry(second)))));
+  return credentialView(Table.build<T, CredentialEntry<T>>(CREDENTIALS, entries, credentialKey, options.onDuplicate));
 }
 
 function ownerView<T>(table: Table<T>): OwnerIndex<T> {
   return {
     size: table.size,
     get(key) {
-      const cell = table.cell(key);
-      return cell === undefined || cell.answer.length === 0 ? undefined : cell.answer;
+      return table.cell(key)?.list;
     },
     update(delta, options = {}) {
       const { onDuplicate } = options;
-      const next = table.update(delta.added ?? [], delta.removed ?? [], onDuplicate && ((first, second) => onDuplicate({ key: second.key, value: first.value, owner: first.owner }, second)));
+      const next = table.update<OwnerEntry<T>, OwnerKey>(delta.added ?? [], delta.removed ?? [], ownerKey, onDuplicate && ((first, second) => onDuplicate({ key: second.key, value: first.value, owner: first.owner }, second)));
       return next && ownerView(next);
     },
   };
@@ -454,7 +506,7 @@ function ownerView<T>(table: Table<T>): OwnerIndex<T> {
  * idx.get('alice')?.[0].value // account
  */
 export function ownerIndex<T>(entries: Iterable<OwnerEntry<T>>, options: OwnerIndexOptions<T> = {}): OwnerIndex<T> {
-  return ownerView(Table.build(KEYS, entries, options.onDuplicate));
+  return ownerView(Table.build<T, OwnerEntry<T>>(KEYS, entries, ownerKey, options.onDuplicate));
 }
 
 /**
