@@ -1,6 +1,9 @@
 // Credential lookup for authentication plugins: O(1) in the number of consumers (a map keyed by
 // the SHA-256 of each credential), a constant-time final comparison, and rotation-grace entries
-// that stop matching when their grace ends. And where credentials may be sent: bindings kept in memory.
+// that stop matching when their grace ends; the same by a key that is no secret (a username). Both
+// are persistent: an update by a few entries copies the shards it touches and shares the rest, so
+// requests in flight keep the index they started with. And where credentials may be sent: bindings
+// kept in memory.
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { DestinationBindings } from './contracts';
 
