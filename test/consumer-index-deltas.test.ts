@@ -157,6 +157,30 @@ for (const subject of SUBJECTS) {
     assert.deepEqual(answers(index, probes), answers(plugin.indexConsumers!(consumers, services), probes));
   });
 
+  test(`${plugin.name}: a credential two consumers hold only in rotation grace is handed to indexConsumers (the first in config order names it); one held current by another consumer is not`, () => {
+    const services = indexServices([]);
+    const at = (username: string, credential: string, version: number, previous: ConsumerEntry['previous'] = []): ConsumerEntry => ({ username, config: subject.config(username, credential, version), previous, path: `consumers.${username}` });
+    const jack = at('jack', 'shared', 1);
+    const jill = at('jill', 'jill-1', 2);
+    const v1 = plugin.indexConsumers!([jack, jill], services);
+    // jack rotates away from it: in his grace
+    const jack2 = at('jack', 'jack-2', 3, [{ config: jack.config, until: 5_000 }]);
+    const v2 = plugin.updateConsumers!(v1, { removed: [jack], added: [jack2] }, services);
+    assert.notEqual(v2, undefined);
+    // jill takes it as current: hers, jack's grace shadowed
+    const jill2 = at('jill', 'shared', 4);
+    const v3 = plugin.updateConsumers!(v2, { removed: [jill], added: [jill2] }, services);
+    assert.notEqual(v3, undefined);
+    const full = plugin.indexConsumers!([jack2, jill2], services);
+    for (const c of [jack, jack2, jill2]) assert.deepEqual(subject.answer(v3, subject.probe(c.config), 0), subject.answer(full, subject.probe(c.config), 0));
+    assert.deepEqual(subject.answer(v3, subject.probe(jill2.config), 0), subject.answer(plugin.indexConsumers!([jill2], services), subject.probe(jill2.config), 0), 'jill holds it');
+    // jill rotates away too: only in grace, of two consumers
+    const jill3 = at('jill', 'jill-3', 5, [{ config: jill2.config, until: 6_000 }]);
+    assert.equal(plugin.updateConsumers!(v3, { removed: [jill2], added: [jill3] }, services), undefined);
+    // the full build: jack's, the first in config order
+    assert.deepEqual(subject.answer(plugin.indexConsumers!([jack2, jill3], services), subject.probe(jack.config), 0), subject.answer(plugin.indexConsumers!([jack2], services), subject.probe(jack.config), 0));
+  });
+
   test(`${plugin.name}: the hook reads the index of the request's config (ctx.consumerIndex), and the one it was created with only when the request has none`, () => {
     const services = indexServices([]);
     const jack: ConsumerEntry = { username: 'jack', config: subject.config('jack', 'jack-credential', 1), previous: [], path: 'consumers.jack' };
