@@ -33,6 +33,7 @@ export type {
   SecretAccess,
 } from './contracts';
 export { credentialIndex, type CredentialIndex, type CredentialEntry, type CredentialIndexOptions } from './credentials';
+export { ownerIndex, type OwnerIndex, type OwnerEntry, type OwnerIndexOptions, type Owned, type CredentialKey, type CredentialDelta, type OwnerKey, type OwnerDelta } from './credentials';
 export { SENT_TO_CLIENT } from './contracts';
 export { GatehouseError, ErrorCodes, withoutNodeCaHint, type ErrorCode, type ConfigIssue } from './errors';
 

@@ -1,22 +1,17 @@
 // basic-auth: authenticate a request by HTTP Basic credentials (RFC 7617) against the usernames and
 // passwords of the consumers (passwords may come from Vault, AWS or the environment, and rotate live).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { definePlugin, type ConsumerEntry, type IndexServices, type RequestContext } from 'gatehouse-gateway/sdk';
+import { definePlugin, ownerIndex, type ConsumerEntry, type IndexServices, type OwnerEntry, type OwnerIndex, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type BasicAuthConfig, type BasicAuthConsumerConfig } from './schema';
 
 interface Who {
   readonly username: string;
 }
 
-/** One password a username accepts: the current one (until Infinity) or one in rotation grace. */
+/** One password a username accepts (its `until` is the entry's: Infinity, or the end of its grace). */
 interface Accepted {
-  readonly digest: Buffer;
-  readonly until: number;
-}
-
-interface Account {
   readonly who: Who;
-  readonly accepted: Accepted[];
+  readonly digest: Buffer;
 }
 
 /** Finds the consumer a username and password belong to. */
@@ -24,6 +19,8 @@ export interface BasicAuthIndex {
   /** @param now ms, for rotation-grace expiry */
   find(username: string, password: string, now: number): Who | undefined;
   readonly size: number;
+  /** The passwords each username accepts, updated by delta. */
+  readonly accounts: OwnerIndex<Accepted>;
 }
 
 const MISSING = { message: 'Missing authorization in request' };
@@ -41,6 +38,18 @@ function sha256(s: string): Buffer {
 // compared against when the username is unknown, so that case costs what a wrong password costs
 const NOBODY = sha256('\0gatehouse basic-auth: no such user\0');
 
+/** The usernames of `consumers` with the password each accepts: the current one, then those in rotation grace. */
+function entriesOf(consumers: readonly ConsumerEntry<BasicAuthConsumerConfig>[]): OwnerEntry<Accepted>[] {
+  const entries: OwnerEntry<Accepted>[] = [];
+  for (const c of consumers) {
+    const who = Object.freeze({ username: c.username });
+    entries.push({ key: c.config.username, owner: c.username, path: `${c.path}.username`, value: { who, digest: sha256(c.config.password) } });
+    // passwords (or usernames) replaced by a rotation, accepted until their grace ends
+    for (const p of c.previous) entries.push({ key: p.config.username, owner: c.username, until: p.until, value: { who, digest: sha256(p.config.password) } });
+  }
+  return entries;
+}
+
 /**
  * Index the consumers by username. Two consumers with the same current username is an error
  * naming both when both are written as they are; when one comes from a reference, both are left
@@ -49,45 +58,40 @@ const NOBODY = sha256('\0gatehouse basic-auth: no such user\0');
  * @throws Error with `path` set to the second consumer's username path
  */
 function indexAccounts(consumers: readonly ConsumerEntry<BasicAuthConsumerConfig>[], { exclude, isReference }: Pick<IndexServices, 'exclude' | 'isReference'>): BasicAuthIndex {
-  const accounts = new Map<string, Account & { readonly owner: string; readonly entry: ConsumerEntry }>();
-  for (const c of consumers) {
-    const name = c.config.username;
-    const other = accounts.get(name);
-    if (other !== undefined) {
-      if (isReference(c, ['username']) || isReference(other.entry, ['username'])) {
-        exclude(other.entry, `its basic-auth username is also consumer "${c.username}"'s; each username must identify one consumer`);
-        exclude(c, `its basic-auth username is also consumer "${other.owner}"'s; each username must identify one consumer`);
-        continue;
+  // (a rare case: the entries are looked up then, not mapped for every build)
+  const entryOf = (owner: string) => consumers.find((c) => c.username === owner)!;
+  const accounts = ownerIndex(entriesOf(consumers), {
+    onDuplicate(first, second) {
+      const a = entryOf(first.owner);
+      const b = entryOf(second.owner);
+      if (isReference(b, ['username']) || isReference(a, ['username'])) {
+        exclude(a, `its basic-auth username is also consumer "${second.owner}"'s; each username must identify one consumer`);
+        exclude(b, `its basic-auth username is also consumer "${first.owner}"'s; each username must identify one consumer`);
+        return;
       }
-      throw Object.assign(new Error(`consumers "${other.owner}" and "${c.username}" have the same basic-auth username; each username must identify one consumer`), { path: `${c.path}.username` });
-    }
-    accounts.set(name, { owner: c.username, entry: c, who: Object.freeze({ username: c.username }), accepted: [{ digest: sha256(c.config.password), until: Number.POSITIVE_INFINITY }] });
-  }
-  // passwords (or usernames) replaced by a rotation, accepted until their grace ends
-  for (const c of consumers) {
-    for (const p of c.previous) {
-      const name = p.config.username;
-      let account = accounts.get(name);
-      if (account === undefined) accounts.set(name, (account = { owner: c.username, entry: c, who: Object.freeze({ username: c.username }), accepted: [] }));
-      else if (account.owner !== c.username) continue;
-      account.accepted.push({ digest: sha256(p.config.password), until: p.until });
-    }
-  }
+      throw Object.assign(new Error(`consumers "${first.owner}" and "${second.owner}" have the same basic-auth username; each username must identify one consumer`), { path: second.path });
+    },
+  });
+  return view(accounts);
+}
+
+function view(accounts: OwnerIndex<Accepted>): BasicAuthIndex {
   return {
+    accounts,
     size: accounts.size,
     find(username, password, now) {
       const presented = sha256(password);
-      const account = accounts.get(username);
-      if (account === undefined) {
+      const accepted = accounts.get(username);
+      if (accepted === undefined) {
         timingSafeEqual(NOBODY, presented);
         return undefined;
       }
       // every accepted password is compared, with no early exit
       let ok = false;
-      for (const a of account.accepted) {
-        if (timingSafeEqual(a.digest, presented) && now < a.until) ok = true;
+      for (const a of accepted) {
+        if (timingSafeEqual(a.value.digest, presented) && now < a.until) ok = true;
       }
-      return ok ? account.who : undefined;
+      return ok ? accepted[0].value.who : undefined;
     },
   };
 }
@@ -115,6 +119,14 @@ export default definePlugin<BasicAuthConfig, BasicAuthConsumerConfig, BasicAuthI
     return indexAccounts(consumers, services);
   },
 
+  updateConsumers(index, delta) {
+    // a username two consumers would share: indexConsumers decides (a config error naming both in
+    // the order of the config, or both left out), exactly as a full build does
+    let shared = false;
+    const next = index.accounts.update({ removed: entriesOf(delta.removed), added: entriesOf(delta.added) }, { onDuplicate: () => void (shared = true) });
+    return shared || next === undefined ? undefined : view(next);
+  },
+
   create(conf, { consumers, clock, hasConsumer }) {
     // as APISIX: the anonymous consumer must be a declared consumer
     if (conf.anonymous_consumer !== undefined && !hasConsumer(conf.anonymous_consumer)) {
@@ -137,7 +149,9 @@ export default definePlugin<BasicAuthConfig, BasicAuthConsumerConfig, BasicAuthI
           ctx.respond(401, INVALID, CHALLENGE);
           return;
         }
-        const who = consumers.find(sent.username, sent.password, clock.now());
+        // the index of the config this request started on: a consumer change replaces it without
+        // creating this route again
+        const who = (ctx.consumerIndex<BasicAuthIndex>('basic-auth') ?? consumers).find(sent.username, sent.password, clock.now());
         if (who === undefined) {
           // unknown username or wrong password: one answer for both
           ctx.respond(401, DENIED, CHALLENGE);

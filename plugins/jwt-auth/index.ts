@@ -2,14 +2,14 @@
 // cookie, verified with the key material of the consumer its key claim names (HMAC secrets and public
 // keys may come from Vault, AWS or the environment, and rotate live). Verification uses node:crypto.
 import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { definePlugin, withoutQueryArg, type ConsumerEntry, type IndexServices, type RequestContext } from 'gatehouse-gateway/sdk';
+import { definePlugin, ownerIndex, withoutQueryArg, type ConsumerDelta, type ConsumerEntry, type IndexServices, type OwnerEntry, type OwnerIndex, type OwnerKey, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type JwtAlgorithm, type JwtAuthConfig, type JwtAuthConsumerConfig } from './schema';
 
 interface Who {
   readonly username: string;
 }
 
-/** What verifies one consumer's tokens: its current config, or one replaced by a rotation. */
+/** What verifies one consumer's tokens: its current config, or one replaced by a rotation (its `until` is the entry's). */
 interface Verifier {
   readonly who: Who;
   /** The only `alg` accepted. */
@@ -18,16 +18,13 @@ interface Verifier {
   readonly key: KeyObject;
   /** Seconds of clock skew tolerated on `exp` and `nbf`. */
   readonly leeway: number;
-  /** ms after which it no longer verifies (rotation grace); Infinity for the current config. */
-  readonly until: number;
 }
 
-/** Finds what verifies the tokens of the consumer a key claim names. */
-export interface JwtAuthIndex {
-  /** Current verifier first, then those still in rotation grace (check `until`). */
-  verifiers(key: string): readonly Verifier[] | undefined;
-  readonly size: number;
-}
+/**
+ * Finds what verifies the tokens of the consumer a key claim names: `get(key)` gives its current
+ * verifier first, then those still in rotation grace (check `until`).
+ */
+export type JwtAuthIndex = OwnerIndex<Verifier>;
 
 /** A token split and decoded; the signature is not checked yet. */
 interface Token {
@@ -76,6 +73,22 @@ function keyOf(conf: JwtAuthConsumerConfig): KeyObject | Problem {
   return ok ? key : { field: 'public_key', message: `public_key is not ${wanted} (algorithm ${conf.algorithm})` };
 }
 
+/** The configs a rotation replaced whose key material is usable (an old config that is not verifies nothing). */
+function* usablePrevious(c: ConsumerEntry<JwtAuthConsumerConfig>): Iterable<{ config: Readonly<JwtAuthConsumerConfig>; until: number; key: KeyObject }> {
+  for (const p of c.previous) {
+    const key = keyOf(p.config);
+    if (!('field' in key)) yield { config: p.config, until: p.until, key };
+  }
+}
+
+/** A consumer's verifiers: the current one (when its key material is usable: `key`), then those in rotation grace. */
+function entriesOf(c: ConsumerEntry<JwtAuthConsumerConfig>, key: KeyObject | undefined, into: OwnerEntry<Verifier>[]): void {
+  const who = Object.freeze({ username: c.username });
+  if (key !== undefined) into.push({ key: c.config.key, owner: c.username, path: `${c.path}.key`, value: { who, alg: c.config.algorithm, key, leeway: c.config.lifetime_grace_period } });
+  // secrets (or keys) replaced by a rotation keep verifying until their grace ends
+  for (const p of usablePrevious(c)) into.push({ key: p.config.key, owner: c.username, until: p.until, value: { who, alg: p.config.algorithm, key: p.key, leeway: p.config.lifetime_grace_period } });
+}
+
 /**
  * Index the consumers by key. Two consumers with the same current key is an error naming both when
  * both keys are written as they are; when one comes from a reference, both are left out (a refused
@@ -86,16 +99,19 @@ function keyOf(conf: JwtAuthConsumerConfig): KeyObject | Problem {
  * @throws Error with `path` set to the field at fault (duplicate key, unusable key material)
  */
 function indexVerifiers(consumers: readonly ConsumerEntry<JwtAuthConsumerConfig>[], { exclude, isReference }: Pick<IndexServices, 'exclude' | 'isReference'>): JwtAuthIndex {
-  const byKey = new Map<string, { owner: string; entry: ConsumerEntry; list: Verifier[] }>();
+  // the checks in the order of the config, each consumer's key before its key material: the
+  // first error met is the one reported, and a consumer left out holds no key
+  const holders = new Map<string, ConsumerEntry>();
+  const usable = new Map<ConsumerEntry, KeyObject>();
   for (const c of consumers) {
-    const other = byKey.get(c.config.key);
+    const other = holders.get(c.config.key);
     if (other !== undefined) {
-      if (isReference(c, ['key']) || isReference(other.entry, ['key'])) {
-        exclude(other.entry, `its jwt-auth key is also consumer "${c.username}"'s; each key must identify one consumer`);
-        exclude(c, `its jwt-auth key is also consumer "${other.owner}"'s; each key must identify one consumer`);
+      if (isReference(c, ['key']) || isReference(other, ['key'])) {
+        exclude(other, `its jwt-auth key is also consumer "${c.username}"'s; each key must identify one consumer`);
+        exclude(c, `its jwt-auth key is also consumer "${other.username}"'s; each key must identify one consumer`);
         continue;
       }
-      throw Object.assign(new Error(`consumers "${other.owner}" and "${c.username}" have the same jwt-auth key; each key must identify one consumer`), { path: `${c.path}.key` });
+      throw Object.assign(new Error(`consumers "${other.username}" and "${c.username}" have the same jwt-auth key; each key must identify one consumer`), { path: `${c.path}.key` });
     }
     const key = keyOf(c.config);
     if ('field' in key) {
@@ -105,24 +121,32 @@ function indexVerifiers(consumers: readonly ConsumerEntry<JwtAuthConsumerConfig>
       }
       throw Object.assign(new Error(`consumer "${c.username}": ${key.message}`), { path: `${c.path}.${key.field}` });
     }
-    const who = Object.freeze({ username: c.username });
-    byKey.set(c.config.key, { owner: c.username, entry: c, list: [{ who, alg: c.config.algorithm, key, leeway: c.config.lifetime_grace_period, until: Number.POSITIVE_INFINITY }] });
+    holders.set(c.config.key, c);
+    usable.set(c, key);
   }
-  // secrets (or keys) replaced by a rotation keep verifying until their grace ends
-  for (const c of consumers) {
-    for (const p of c.previous) {
-      const key = keyOf(p.config);
-      // an old config whose key material is unusable verifies nothing
-      if ('field' in key) continue;
-      let entry = byKey.get(p.config.key);
-      if (entry === undefined) byKey.set(p.config.key, (entry = { owner: c.username, entry: c, list: [] }));
-      else if (entry.owner !== c.username) continue;
-      entry.list.push({ who: entry.list[0]?.who ?? Object.freeze({ username: c.username }), alg: p.config.algorithm, key, leeway: p.config.lifetime_grace_period, until: p.until });
-    }
+  holders.clear();
+  const entries: OwnerEntry<Verifier>[] = [];
+  for (const c of consumers) entriesOf(c, usable.get(c), entries);
+  // no two consumers hold one key current any more: the checks above left them out or threw
+  return ownerIndex(entries);
+}
+
+/** Update `index` by `delta`; undefined when an added consumer needs what indexVerifiers decides (left out, refused). */
+function updateVerifiers(index: JwtAuthIndex, delta: ConsumerDelta<JwtAuthConsumerConfig>): JwtAuthIndex | undefined {
+  const added: OwnerEntry<Verifier>[] = [];
+  for (const c of delta.added) {
+    const key = keyOf(c.config);
+    if ('field' in key) return undefined;
+    entriesOf(c, key, added);
   }
-  const lists = new Map<string, readonly Verifier[]>();
-  for (const [k, e] of byKey) lists.set(k, e.list);
-  return { size: lists.size, verifiers: (k) => lists.get(k) };
+  const removed: OwnerKey[] = [];
+  for (const c of delta.removed) {
+    removed.push({ key: c.config.key, owner: c.username });
+    for (const p of usablePrevious(c)) removed.push({ key: p.config.key, owner: c.username, until: p.until });
+  }
+  let shared = false;
+  const next = index.update({ removed, added }, { onDuplicate: () => void (shared = true) });
+  return shared ? undefined : next;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -206,6 +230,10 @@ export default definePlugin<JwtAuthConfig, JwtAuthConsumerConfig, JwtAuthIndex>(
     return indexVerifiers(consumers, services);
   },
 
+  // a key two consumers would share, or key material that cannot be used: indexConsumers decides
+  // (a config error in the order of the config, or the consumer left out), as a full build does
+  updateConsumers: (index, delta) => updateVerifiers(index, delta),
+
   create(conf, { consumers, clock, hasConsumer }) {
     // as APISIX: the anonymous consumer must be a declared consumer
     if (conf.anonymous_consumer !== undefined && !hasConsumer(conf.anonymous_consumer)) {
@@ -261,7 +289,9 @@ export default definePlugin<JwtAuthConfig, JwtAuthConsumerConfig, JwtAuthIndex>(
           return;
         }
         const key = token.payload[claim];
-        const verifiers = typeof key === 'string' ? consumers.verifiers(key) : undefined;
+        // the index of the config this request started on: a consumer change replaces it without
+        // creating this route again
+        const verifiers = typeof key === 'string' ? (ctx.consumerIndex<JwtAuthIndex>('jwt-auth') ?? consumers).get(key) : undefined;
         const now = clock.now();
         if (verifiers === undefined || !verifiers.some((v) => now < v.until)) {
           // no consumer has this key (any more: a rotated-out key whose grace ended)
@@ -271,8 +301,8 @@ export default definePlugin<JwtAuthConfig, JwtAuthConsumerConfig, JwtAuthIndex>(
         let match: Verifier | undefined;
         // the consumer's algorithm is the only one accepted: no "none", no switch to another family
         if (!token.crit) {
-          for (const v of verifiers) {
-            if (v.alg === token.alg && now < v.until && signatureValid(v, token)) {
+          for (const { value: v, until } of verifiers) {
+            if (v.alg === token.alg && now < until && signatureValid(v, token)) {
               match = v;
               break;
             }

@@ -1,6 +1,6 @@
 // key-auth: authenticate a request by an API key in a header or query argument, against the keys
 // of the consumers (which may come from Vault, AWS or the environment, and rotate live).
-import { credentialIndex, definePlugin, withoutQueryArg, type CredentialIndex, type RequestContext } from 'gatehouse-gateway/sdk';
+import { credentialIndex, definePlugin, withoutQueryArg, type ConsumerEntry, type CredentialEntry, type CredentialIndex, type RequestContext } from 'gatehouse-gateway/sdk';
 import { consumerSchema, schema, type KeyAuthConfig, type KeyAuthConsumerConfig } from './schema';
 
 interface Who {
@@ -11,6 +11,17 @@ const MISSING = { message: 'Missing API key found in request' };
 const INVALID = { message: 'Invalid API key in request' };
 const CHALLENGE = { 'www-authenticate': 'Key realm="gatehouse"' };
 
+/** The keys of `consumers`: each one's current key, then those in rotation grace (newest first). */
+function entriesOf(consumers: readonly ConsumerEntry<KeyAuthConsumerConfig>[]): CredentialEntry<Who>[] {
+  const entries: CredentialEntry<Who>[] = [];
+  for (const c of consumers) {
+    const who = Object.freeze({ username: c.username });
+    entries.push({ credential: c.config.key, value: who, owner: c.username, path: `${c.path}.key` });
+    for (const p of c.previous) entries.push({ credential: p.config.key, value: who, owner: c.username, until: p.until });
+  }
+  return entries;
+}
+
 export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialIndex<Who>>({
   name: 'key-auth',
   version: '1.0.0',
@@ -20,15 +31,9 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
   consumerSchema,
 
   indexConsumers(consumers, { exclude, isReference }) {
-    const entries = [];
-    for (const c of consumers) {
-      const who = Object.freeze({ username: c.username });
-      entries.push({ credential: c.config.key, value: who, owner: c.username, path: `${c.path}.key` });
-      for (const p of c.previous) entries.push({ credential: p.config.key, value: who, owner: c.username, until: p.until });
-    }
     // (a rare case: the entries are looked up then, not mapped for every build)
     const entryOf = (owner: string) => consumers.find((c) => c.username === owner)!;
-    return credentialIndex(entries, {
+    return credentialIndex(entriesOf(consumers), {
       onDuplicate(first, second) {
         const a = entryOf(first.owner);
         const b = entryOf(second.owner);
@@ -43,6 +48,14 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
         exclude(b, `its key is also consumer "${first.owner}"'s; each key must identify one consumer`);
       },
     });
+  },
+
+  updateConsumers(index, delta) {
+    // a key two consumers would share: indexConsumers decides (a config error naming both in the
+    // order of the config, or both left out), exactly as a full build does
+    let shared = false;
+    const next = index.update({ removed: entriesOf(delta.removed), added: entriesOf(delta.added) }, { onDuplicate: () => void (shared = true) });
+    return shared ? undefined : next;
   },
 
   create(conf, { consumers, clock, hasConsumer }) {
@@ -72,7 +85,9 @@ export default definePlugin<KeyAuthConfig, KeyAuthConsumerConfig, CredentialInde
           else ctx.respond(401, MISSING, CHALLENGE);
           return;
         }
-        const who = consumers.find(key, clock.now());
+        // the index of the config this request started on: a consumer change replaces it without
+        // creating this route again
+        const who = (ctx.consumerIndex<CredentialIndex<Who>>('key-auth') ?? consumers).find(key, clock.now());
         if (who === undefined) {
           ctx.respond(401, INVALID, CHALLENGE);
           return;
