@@ -95,6 +95,7 @@ export function compileChanges(
   const consumers = compileConsumers(config.consumers, registry, resolve, values, previousValue, consumerAt);
   deps.counters?.compiled('consumer', consumerAt.length);
   const indexes = new Map(live.snapshot.indexes);
+  const partial = new Set(live.partial);
   const plugins = new Set(consumers.entries.keys());
   for (const [name, byUser] of live.entries) for (const u of touched.consumers) if (byUser.has(u)) plugins.add(name);
   const { consumers: _none, ...common } = deps.services;
@@ -126,11 +127,14 @@ export function compileChanges(
       },
     };
     let next: unknown;
-    try {
-      next = plugin.updateConsumers(live.snapshot.indexes.get(name), { added, removed }, services);
-    } catch {
-      next = undefined;
+    if (!live.partial.has(name)) {
+      try {
+        next = plugin.updateConsumers(live.snapshot.indexes.get(name), { added, removed }, services);
+      } catch {
+        next = undefined;
+      }
     }
+    partial.delete(name);
     if (next === undefined || left) {
       // the whole index again, as a full build makes it (duplicates, what is left out, their logs)
       const list: ConsumerEntry[] = [];
@@ -146,7 +150,7 @@ export function compileChanges(
         const w = consumers.written.get(e) ?? live.written.get(e);
         if (w !== undefined) written.set(e, w);
       }
-      next = indexOf(name, plugin, { entries: new Map([[name, list]]), written, expiresAt: Number.POSITIVE_INFINITY, grace: new Map() }, base, failures, issues);
+      next = indexOf(name, plugin, { entries: new Map([[name, list]]), written, expiresAt: Number.POSITIVE_INFINITY, grace: new Map() }, base, failures, issues, () => partial.add(name));
       deps.counters?.index(name, 'built');
     } else deps.counters?.index(name, 'updated');
     indexes.set(name, next);
@@ -228,7 +232,7 @@ export function compileChanges(
   failures.settleTouched(touched.consumers, routeIds);
   deps.counters?.build('incremental');
   const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams);
-  const next: LiveBuild = { ...live, snapshot, grace, hold };
+  const next: LiveBuild = { ...live, snapshot, grace, hold, partial };
   return {
     snapshot,
     live: next,

@@ -210,7 +210,16 @@ function within(path: string, base: string): boolean {
  * the cause; the index is built again without them. A throw naming nothing that holds a reference
  * is an error in what was written: an issue, as before.
  */
-export function indexOf(name: string, plugin: Plugin, consumers: CompiledConsumers, base: Omit<PluginServices, 'consumers'>, failures: FailClosedLog, issues: ConfigIssue[]): unknown {
+export function indexOf(
+  name: string,
+  plugin: Plugin,
+  consumers: CompiledConsumers,
+  base: Omit<PluginServices, 'consumers'>,
+  failures: FailClosedLog,
+  issues: ConfigIssue[],
+  /** Told when the index leaves an entry out (a later change must build it whole again: what it left out is not in it to compare with). */
+  leftOut: () => void = () => undefined,
+): unknown {
   let list: readonly ConsumerEntry[] = consumers.entries.get(name) ?? [];
   const checks = new Map<ConsumerEntry, (path: string | ReadonlyArray<string | number>) => boolean>();
   for (;;) {
@@ -241,6 +250,7 @@ export function indexOf(name: string, plugin: Plugin, consumers: CompiledConsume
       left.set(culprit, `plugin "${name}" rejected the value of ${referencesIn(consumers.written.get(culprit)).join(', ')}`);
     }
     if (left.size === 0) return index;
+    leftOut();
     const members = new Set(list);
     const rest = list.filter((e) => !left.has(e));
     for (const [entry, reason] of left) {
@@ -259,7 +269,7 @@ export function indexOf(name: string, plugin: Plugin, consumers: CompiledConsume
  * state (counted for this build's hold) and its consumer index. Issues: a `buildStart` that threw,
  * or an `indexConsumers` that threw for what was written.
  */
-function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: CompiledConsumers, usernames: ReadonlySet<string>, failures: FailClosedLog, issues: ConfigIssue[]): Map<string, BuildServices> {
+function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: CompiledConsumers, usernames: ReadonlySet<string>, failures: FailClosedLog, issues: ConfigIssue[], partial: Set<string>): Map<string, BuildServices> {
   const { consumers: _none, ...rest } = deps.services;
   const common = { ...rest, hasConsumer: (u: string) => usernames.has(u) };
   const servicesOf = new Map<string, BuildServices>();
@@ -271,7 +281,7 @@ function pluginServices(deps: SnapshotDeps, hold: StateHold, consumers: Compiled
       issues.push({ path: '', message: `plugin "${name}": buildStart failed: ${(err as Error).message}` });
     }
     const base = { ...common, state: deps.state(name, hold) };
-    const index = plugin.indexConsumers ? indexOf(name, plugin, consumers, base, failures, issues) : undefined;
+    const index = plugin.indexConsumers ? indexOf(name, plugin, consumers, base, failures, issues, () => partial.add(name)) : undefined;
     if (plugin.indexConsumers) deps.counters?.index(name, 'built');
     servicesOf.set(name, { ...base, consumers: index, build });
   }
@@ -500,6 +510,11 @@ export interface LiveBuild {
   readonly routeById: Map<string, CompiledRoute>;
   /** The plugin state this snapshot holds (an incremental build's hold starts as a copy of it). */
   readonly hold: StateHold;
+  /**
+   * The plugins whose index left a consumer out (a shared key, an unusable value): a change to
+   * their consumers builds their index whole, since what was left out is not in it to be compared.
+   */
+  readonly partial: ReadonlySet<string>;
 }
 
 /** A built snapshot and what the build path keeps of it. */
@@ -537,7 +552,8 @@ export function compileSnapshot(
   const consumers = compileConsumers(config.consumers, deps.registry, resolve, values, previousValue);
   deps.counters?.compiled('consumer', config.consumers.length);
   const usernames = new Set(config.consumers.map((k) => k.username));
-  const servicesOf = pluginServices(deps, hold, consumers, usernames, failures, issues);
+  const partial = new Set<string>();
+  const servicesOf = pluginServices(deps, hold, consumers, usernames, failures, issues, partial);
   const asked = new Map<string, Set<string>>();
   const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r));
   deps.counters?.compiled('route', chains.length);
@@ -578,6 +594,7 @@ export function compileSnapshot(
     asked,
     routeById: new Map(compiled.routes.map((r) => [r.id, r])),
     hold,
+    partial,
   };
   return { snapshot, live };
 }
