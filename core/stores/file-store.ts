@@ -175,6 +175,14 @@ export class FileConfigStore implements ConfigStore {
   readonly bindings: DestinationBindings | undefined;
 
   /**
+   * true: `load` and `complete` hand out the resources the store keeps, the very objects (the
+   * `before` of the changes it reports, the `after` of the changes written), for a caller that
+   * diffs by identity and never changes them in place. false (default): a copy, which the caller
+   * may normalise in place (the first validation and a reload do).
+   */
+  shareObjects = false;
+
+  /**
    * @param debounceMs changes closer together than this cause one reload
    * @param withDataFile false: the file's own sections only, no data file (the etcd store keeps the data)
    */
@@ -244,7 +252,7 @@ export class FileConfigStore implements ConfigStore {
       this.logger?.warn({ store: this.path, data_file: target }, 'the config file has data sections, but the data file of Admin API writes replaces them: they are not in force (edit through the Admin API, or delete the data file to make the file the source again)');
     }
     this.shadowWarned = own;
-    return { ...raw, ...sections };
+    return { ...raw, ...(this.shareObjects ? sections : structuredClone(sections)) };
   }
 
   /**
@@ -657,14 +665,16 @@ export class FileConfigStore implements ConfigStore {
 
 /**
  * A store over an in-memory document (tests and embedding); `set` triggers a reload. The data
- * sections' resources are the very objects written to it (load hands out new lists of them), so a
- * change is seen by identity, as in the file store.
+ * sections' resources are the very objects written to it (with `shareObjects`, load hands out new
+ * lists of them), so a change is seen by identity, as in the file store.
  */
 export class MemoryConfigStore implements ConfigStore {
   readonly description = 'memory';
   /** Destination bindings in memory, shared by the gateways of this store, for the store's lifetime. */
   readonly bindings: DestinationBindings = new MemoryBindings();
   private listener: ((changes?: readonly DataChange[]) => void) | undefined;
+  /** As FileConfigStore's: the kept resources themselves from `load`, or (default) a copy. */
+  shareObjects = false;
   /** The document's data sections by id, made (from a copy) on first use after `set`. */
   private data: DataState | undefined;
   constructor(private doc: RawConfig) {}
@@ -674,7 +684,8 @@ export class MemoryConfigStore implements ConfigStore {
   }
   async load(): Promise<RawConfig> {
     const own = Object.fromEntries(Object.entries(this.doc).filter(([k]) => !(DATA_KINDS as readonly string[]).includes(k)));
-    const data = this.state().sections();
+    const kept = this.state().sections();
+    const data = this.shareObjects ? kept : structuredClone(kept);
     // a section the document does not have stays absent, as in the document
     return { ...structuredClone(own), ...Object.fromEntries(DATA_KINDS.filter((k) => this.doc[k] !== undefined || data[k].length > 0).map((k) => [k, data[k]])) };
   }
