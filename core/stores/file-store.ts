@@ -49,6 +49,7 @@ export interface FileStoreOptions {
 const COMPACT_RATIO = 0.25;
 const COMPACT_MIN_BYTES = 1024 * 1024;
 const CHUNK_ITEMS = 1000;
+const WRITE_BYTES = 1024 * 1024;
 
 /** What identifies a version of the data file: a rename or an edit changes one of these. */
 interface FileId {
@@ -366,7 +367,9 @@ export class FileConfigStore implements ConfigStore {
   }
 
   ownFiles(): readonly string[] {
-    return this.dataPath === undefined ? [this.path] : [this.path, this.dataPath, journalOf(this.dataPath), sealedJournalOf(this.dataPath)];
+    if (this.dataPath === undefined) return [this.path];
+    // the compaction's temp file holds the whole data, and one a crash left stays until the next compaction
+    return [this.path, this.dataPath, journalOf(this.dataPath), sealedJournalOf(this.dataPath), `${this.dataPath}.compact.tmp`];
   }
 
   complete(fileDoc: RawConfig): Promise<RawConfig> {
@@ -427,23 +430,35 @@ export class FileConfigStore implements ConfigStore {
     const chunk = this.options.chunkItems ?? CHUNK_ITEMS;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.write('{\n');
+      // text is written a megabyte at a time: a write per chunk of resources costs more than the chunk
+      let pending: string[] = [];
+      let bytes = 0;
+      const put = async (text: string, flush = false) => {
+        pending.push(text);
+        bytes += text.length;
+        if (bytes < WRITE_BYTES && !flush) return;
+        const out = pending.join('');
+        pending = [];
+        bytes = 0;
+        await fh.write(out);
+      };
+      await put('{\n');
       for (const kind of DATA_KINDS) {
         const list: unknown = data[kind];
         if (!Array.isArray(list)) {
-          await fh.write(`  ${JSON.stringify(kind)}: ${JSON.stringify(list ?? [])},\n`);
+          await put(`  ${JSON.stringify(kind)}: ${JSON.stringify(list ?? [])},\n`);
           continue;
         }
-        await fh.write(`  ${JSON.stringify(kind)}: [`);
+        await put(`  ${JSON.stringify(kind)}: [`);
         for (let at = 0; at < list.length; at += chunk) {
           // the proxy serves requests on this thread: a 15 MB document is never serialised in one go
           if (at > 0) await nextTurn();
           const part = list.slice(at, at + chunk).map((item) => JSON.stringify(item) ?? 'null').join(',\n    ');
-          await fh.write(`${at === 0 ? '\n    ' : ',\n    '}${part}`);
+          await put(`${at === 0 ? '\n    ' : ',\n    '}${part}`);
         }
-        await fh.write(list.length > 0 ? '\n  ],\n' : '],\n');
+        await put(list.length > 0 ? '\n  ],\n' : '],\n');
       }
-      await fh.write(`  "journal_generation": ${generation}\n}\n`);
+      await put(`  "journal_generation": ${generation}\n}\n`, true);
       await fh.sync();
       return fileId(await fh.stat());
     } finally {
