@@ -264,10 +264,17 @@ export class FileConfigStore implements ConfigStore {
     this.state = undefined;
     this.known = undefined;
     this.pendingOwn.clear();
+    // the journal, then the sealed one, then the data file: the order a compaction by another process
+    // changes them in reverse, so what is read is either consistent or older than the files (and
+    // then read again whole at the next look: the journal read is no longer the one named so)
+    const settled = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
+    const journalRead = await settled(readJournal(journalOf(target)));
+    const sealedRead = await settled(readJournal(sealedJournalOf(target)));
     let fh: FileHandle;
     try {
       fh = await open(target, 'r');
     } catch (err) {
+      // no data file: the config file is the source, whatever journal is left beside it
       if (notFound(err)) return;
       throw new GatehouseError('GH_ERR_CONFIG_READ', `${target}: ${(err as Error).message}`);
     }
@@ -289,8 +296,10 @@ export class FileConfigStore implements ConfigStore {
     const marker = (doc as { journal_generation?: unknown }).journal_generation;
     const generation = typeof marker === 'number' ? marker : 0;
     const state = new DataState(doc as Record<string, unknown>);
-    const sealed = await readJournal(sealedJournalOf(target));
-    const journal = await readJournal(journalOf(target));
+    if ('error' in journalRead) throw journalRead.error;
+    if ('error' in sealedRead) throw sealedRead.error;
+    const journal = journalRead.value;
+    const sealed = sealedRead.value;
     // a sealed journal the data file does not include yet (a compaction cut short), unless it is still the journal itself
     if (sealed !== undefined && sealed.generation >= generation && sealed.ino !== journal?.ino) this.replay(state, sealedJournalOf(target), sealed);
     let j: Known['journal'];
