@@ -357,3 +357,28 @@ test('a data file written before the journal (no journal_generation) takes appen
   assert.deepEqual(sectionsOf(await a.load()), other.data);
   await a.close();
 });
+
+test('two stores appending at once (as two workers): every write is kept, and each ends with what the files hold, in their order', async () => {
+  const { file } = setup();
+  const a = new FileConfigStore(file, 20);
+  const b = new FileConfigStore(file, 20);
+  const first = new Writer();
+  await a.load();
+  await first.write(a, first.put('routes', { id: 'r', uri: '/' }));
+  await b.load();
+  const run = async (store: FileConfigStore, name: string) => {
+    const w = new Writer();
+    w.data = sectionsOf(await store.load()) as Writer['data'];
+    for (let i = 0; i < 30; i++) {
+      // both write the shared route too: the last append wins, for every reader alike
+      await w.write(store, w.put('consumers', { username: `${name}${i}` }), w.put('routes', { id: 'r', uri: `/${name}${i}` }));
+    }
+  };
+  await Promise.all([run(a, 'a'), run(b, 'b')]);
+  const files = sectionsOf(await new FileConfigStore(file).load());
+  assert.equal((files.consumers as Item[]).length, 60);
+  assert.deepEqual(sectionsOf(await a.load()), files, "a's view is the files'");
+  assert.deepEqual(sectionsOf(await b.load()), files, "b's view is the files'");
+  await a.close();
+  await b.close();
+});

@@ -72,6 +72,9 @@ interface Known {
   sealedIno?: number;
 }
 
+/** A change this store appended, and whether the resource was new to it then. */
+type OwnChange = StoredChange & { readonly created: boolean };
+
 interface JournalFile {
   readonly ino: number;
   readonly size: number;
@@ -161,7 +164,7 @@ export class FileConfigStore implements ConfigStore {
   private readonly writer = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private seq = 0;
   /** This store's records not yet passed over by a read of the journal (another process appended around them). */
-  private readonly pendingOwn = new Map<number, readonly StoredChange[]>();
+  private readonly pendingOwn = new Map<number, readonly OwnChange[]>();
   /** Reads and writes of the data files, one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
   private compacting: Promise<void> | undefined;
@@ -346,16 +349,35 @@ export class FileConfigStore implements ConfigStore {
     }
     // an unfinished last record is one another process is writing: read again on its next event
     const read = readRecords(buf, k.journal.offset, jpath);
-    const changes: StoredChange[] = [];
-    for (const r of read.records) {
-      const rec = changeRecord(r, jpath);
-      const own = rec.w === this.writer ? this.pendingOwn.get(rec.s) : undefined;
-      if (own !== undefined) this.pendingOwn.delete(rec.s);
-      // this store's own record: its very objects, which the state holds already
-      changes.push(...(own ?? rec.changes));
-    }
+    const changes = this.applyRecords(read.records, jpath);
     k.journal.offset = read.end;
-    return this.state.applyAll(changes);
+    return changes;
+  }
+
+  /**
+   * Apply records read from a journal in their order: another process's as read, this store's own
+   * as the very objects it wrote (the state holds them already). A resource this store created
+   * and that is still its own goes last again (deleted, then set): records of others read now may
+   * have been appended before it, and the order is then the files' for every reader.
+   */
+  private applyRecords(records: readonly ReadRecord[], file: string): DataChange[] {
+    const self = this;
+    function* changes(): Generator<StoredChange> {
+      for (const r of records) {
+        const rec = changeRecord(r, file);
+        const own = rec.w === self.writer ? self.pendingOwn.get(rec.s) : undefined;
+        if (own === undefined) {
+          yield* rec.changes;
+          continue;
+        }
+        self.pendingOwn.delete(rec.s);
+        for (const c of own) {
+          if (c.created && self.state!.get(c.kind, c.id) === c.after) yield { kind: c.kind, id: c.id };
+          yield c;
+        }
+      }
+    }
+    return this.state!.applyAll(changes());
   }
 
   /** catchUp, then tell the watcher what another process changed. */
@@ -539,9 +561,10 @@ export class FileConfigStore implements ConfigStore {
       // a journal replaced meanwhile (another process compacted or wrote whole) may not be read: write it to the new one
       if ((await statOrNone(jpath))?.ino === st.ino || attempt > 2) written = st;
     }
+    const own: OwnChange[] = stored.map((c) => ({ ...c, created: c.after !== undefined && this.state!.get(c.kind, c.id) === undefined }));
     for (const c of stored) this.state!.apply(c);
     if (k.journal !== undefined && written.ino === k.journal.ino && written.size - record.length === k.journal.offset) k.journal.offset = written.size;
-    else this.pendingOwn.set(seq, stored); // another process appended around it: the next read sorts the order out
+    else this.pendingOwn.set(seq, own); // another process appended around it: the next read sorts the order out
   }
 
   private maybeCompact(target: string): void {
@@ -609,15 +632,7 @@ export class FileConfigStore implements ConfigStore {
   private async readSealedTail(sealedPath: string, from: number): Promise<void> {
     const sealed = await readJournal(sealedPath);
     if (sealed === undefined) return;
-    const changes: StoredChange[] = [];
-    for (const r of sealed.records) {
-      if (r.offset < from) continue;
-      const rec = changeRecord(r, sealedPath);
-      const own = rec.w === this.writer ? this.pendingOwn.get(rec.s) : undefined;
-      if (own !== undefined) this.pendingOwn.delete(rec.s);
-      changes.push(...(own ?? rec.changes));
-    }
-    const news = this.state!.applyAll(changes);
+    const news = this.applyRecords(sealed.records.filter((r) => r.offset >= from), sealedPath);
     if (news.length > 0) this.listener?.(news);
   }
 
