@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { freePort, startGatehouse, tempDir, upstreamFor, waitForPort, type GatehouseProcess } from './helpers/harness';
@@ -156,7 +156,9 @@ async function walkthrough(t: { after(fn: () => unknown): void; diagnostic(msg: 
 
   // The writes were persisted as written: the key is nowhere in the data file, nor the token when
   // it is a reference
-  const data = readFileSync(join(dir, 'gatehouse.data.json'), 'utf8');
+  // the data file and the journal of writes beside it
+  const journal = join(dir, 'gatehouse.data.json.journal');
+  const data = readFileSync(join(dir, 'gatehouse.data.json'), 'utf8') + (existsSync(journal) ? readFileSync(journal, 'utf8') : '');
   assert.equal(data.includes(KEY), false, 'the data file holds no key');
   assert.ok(data.includes(REF));
   if (tokenMode === 'env') assert.equal(data.includes(rootToken), false, 'the data file holds no Vault token');

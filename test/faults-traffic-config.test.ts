@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { FileConfigStore } from '../core/stores/file-store';
 import { delay, eventually, upstreamFor, type Upstream } from './helpers/harness';
 import { ADMIN_KEY, BOUND_MS, clientSockets, gatehouse, metrics, send, total, type Gh, type Outcome } from './helpers/faults-traffic';
 
@@ -135,7 +136,6 @@ test('racing Admin API PUTs of one route, valid and invalid, under traffic: only
   const shown = (v: number) => ({ uris: ['/race/*'], desc: `version ${v}`, labels: { version: `v${v}` }, nodes: [{ host: '127.0.0.1', port: ups[v % 4].port, weight: 1 }], pass_host: 'rewrite', upstream_host: `v${v}.race.test`, plugins: { 'proxy-rewrite': { headers: { set: { 'x-version': `v${v}` } } } } });
   const project = (value: any) => ({ uris: value.uris, desc: value.desc, labels: value.labels, nodes: value.upstream?.nodes, pass_host: value.upstream?.pass_host, upstream_host: value.upstream?.upstream_host, plugins: value.plugins });
   const gh = await gatehouse(t, { routes: [{ id: 'race', ...body(0) }] });
-  const dataFile = gh.file.replace(/\.yaml$/, '.data.json');
 
   const agent = new Agent({ connections: 32 });
   const versionsSeen = new Set<string>();
@@ -180,7 +180,8 @@ test('racing Admin API PUTs of one route, valid and invalid, under traffic: only
     const n = Number(/^version (\d+)$/.exec(got.json.value.desc)?.[1]);
     assert.ok(versions.includes(n), `round ${round}: GET shows version ${got.json.value.desc}`);
     assert.deepEqual(project(got.json.value), shown(n), `round ${round}: GET shows one body whole`);
-    const stored = (JSON.parse(readFileSync(dataFile, 'utf8')) as { routes: Array<Record<string, unknown>> }).routes;
+    // what the file store holds: the data file and the journal of writes beside it
+    const stored = ((await new FileConfigStore(gh.file).load()) as { routes: Array<Record<string, unknown>> }).routes;
     assert.deepEqual(stored, [{ id: 'race', ...body(n) }], `round ${round}: the stored route is body v${n} exactly`);
     for (let i = 0; i < 5; i++) {
       const o = await send(agent, `${gh.url}/race/check`);
@@ -276,7 +277,7 @@ test('racing PUT and DELETE of upstreams that routes reference, under traffic: r
   const upstreams = new Set((await adminCall(gh, 'GET', '/upstreams')).json.list.map((i: { value: { id: string } }) => i.value.id));
   const dangling = routes.filter((r: Record<string, unknown>) => r.upstream_id !== undefined && !upstreams.has(r.upstream_id));
   assert.deepEqual(dangling, []);
-  const stored = JSON.parse(readFileSync(gh.file.replace(/\.yaml$/, '.data.json'), 'utf8')) as { routes: Array<{ upstream_id?: string }>; upstreams: Array<{ id: string }> };
+  const stored = (await new FileConfigStore(gh.file).load()) as { routes: Array<{ upstream_id?: string }>; upstreams: Array<{ id: string }> };
   assert.deepEqual(stored.routes.filter((r) => r.upstream_id !== undefined && !stored.upstreams.some((u) => u.id === r.upstream_id)), []);
   assert.deepEqual(gh.proc.logLines().filter((l) => l.level >= 50), [], 'nothing was logged as an error');
   t.diagnostic(`${count} requests during the races, 0 failed; outcomes ${JSON.stringify(outcomes)}`);

@@ -12,7 +12,7 @@ import { createRegistry } from '../core/config/registry';
 import { parseSize } from '../core/config/settings-check';
 import { validateConfig } from '../core/config/validate';
 import mocking from '../plugins/mocking';
-import { MemoryConfigStore } from '../core/stores/file-store';
+import { FileConfigStore, MemoryConfigStore } from '../core/stores/file-store';
 import { bootGateway, delay, tempDir, type TestGateway } from './helpers/harness';
 import { chunk, parseResponse, rawConnect, recordingUpstream, TOO_LARGE, type Recorder } from './servers/raw-http';
 import { startEtcd, type EtcdServer } from './helpers/etcd';
@@ -347,7 +347,8 @@ describe('admin.limits: file store', () => {
   let g: TestGateway;
   let admin: string;
   const yaml = (routes: number) => `admin: { key: ${ADMIN_KEY}, limits: { routes: ${routes}, upstreams: 1, consumers: 2, secrets: 1 } }\n`;
-  const stored = () => JSON.parse(readFileSync(join(dir, 'gatehouse.data.json'), 'utf8')) as Record<string, Array<Record<string, unknown>>>;
+  // what the file store holds: the data file and the journal of writes beside it
+  const stored = async () => (await new FileConfigStore(file).load()) as Record<string, Array<Record<string, unknown>>>;
 
   before(async () => {
     dir = tempDir();
@@ -370,7 +371,7 @@ describe('admin.limits: file store', () => {
       assert.deepEqual(r.json, { error_msg: refusal('routes', 2, 2) });
     }
     assert.equal((await adminCall(admin, 'GET', '/routes')).json.total, 2);
-    assert.deepEqual(stored().routes.map((r) => r.id), ['r1', posted.json.value.id]);
+    assert.deepEqual((await stored()).routes.map((r) => r.id), ['r1', posted.json.value.id]);
     assert.equal((await request(`${g.url}/r3`)).statusCode, 404);
   });
 
@@ -394,7 +395,7 @@ describe('admin.limits: file store', () => {
     assert.equal((await adminCall(admin, 'PUT', '/consumers/c1', { desc: 'updated at the limit' })).status, 200);
     assert.equal((await adminCall(admin, 'PUT', '/secrets/vault/a', vaultResource)).status, 201);
     assert.deepEqual(await adminCall(admin, 'PUT', '/secrets/vault/b', vaultResource), { status: 400, json: { error_msg: refusal('secrets', 1, 1) } });
-    const data = stored();
+    const data = await stored();
     assert.deepEqual([data.upstreams.length, data.consumers.length, data.secrets.length], [1, 2, 1]);
     assert.equal(data.consumers.find((c) => c.username === 'c1')!.desc, 'updated at the limit');
   });
