@@ -5,7 +5,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import type { ConfigStore, Extension, Logger, RawConfig } from './contracts';
 import { readConfigFile } from './config/loader';
 import { createLogger } from './observe/log';
-import { MemoryConfigStore } from './stores/file-store';
+import { FileConfigStore, MemoryConfigStore } from './stores/file-store';
 import { storeForFile } from './stores';
 import { loadExtensions } from './extensions/load';
 import { builtinExtensions } from './extensions/builtins';
@@ -59,6 +59,8 @@ export async function startup(opts: StartupOptions): Promise<Startup> {
   const level = typeof (first?.gateway as any)?.log_level === 'string' ? (first!.gateway as any).log_level : undefined;
   const logger = opts.logger ?? createLogger({ level });
   const store: ConfigStore = opts.store ?? (opts.configPath !== undefined ? storeForFile(opts.configPath, first ?? {}, logger, opts.dryRun === true) : new MemoryConfigStore(opts.config ?? {}));
+  // the gateway never changes what a store hands out (it validates copies): no copy of 100 000 resources per load
+  if (opts.store === undefined && store instanceof FileConfigStore) store.shareObjects = true;
   // relative paths in the config are the file's own: they resolve from its folder, whatever the working directory
   const baseDir = opts.configPath !== undefined ? dirname(resolvePath(opts.configPath)) : process.cwd();
   // extensions named by the config file, loaded relative to it (an embedding app may add its own)

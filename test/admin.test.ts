@@ -2,7 +2,8 @@
 // secrets, plugin schemas, forced secret refresh and Prometheus metrics.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { FileConfigStore, journalOf } from '../core/stores/file-store';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
@@ -258,11 +259,14 @@ test('an Admin write to the file store is built once: the gateway does not reloa
     await delay(600); // the store's debounce is 100 ms
     assert.equal(reloads(), 0, 'each write was built once, by the write itself');
     assert.equal(await request(`${g2.url}/two`).then((x) => x.body.text()), 'two');
-    // someone else's change to the data file (another worker, a hand edit) is reloaded
+    // someone else's change to the data file (another worker, a hand edit) is reloaded: the edit
+    // writes what the store holds (the data file and its journal) back whole, and drops the journal
     const dataFile = join(dir, 'gatehouse.data.json');
-    const data = JSON.parse(readFileSync(dataFile, 'utf8')) as { routes: Array<{ plugins: { mocking: { response_example: string } } }> };
-    data.routes[1].plugins.mocking.response_example = 'edited';
-    writeFileSync(dataFile, JSON.stringify(data));
+    const stored = await new FileConfigStore(file).load();
+    const routes = stored.routes as Array<{ id: string; plugins: { mocking: { response_example: string } } }>;
+    routes.find((r) => r.id === 'two')!.plugins.mocking.response_example = 'edited';
+    writeFileSync(dataFile, JSON.stringify({ routes, upstreams: [], consumers: [], secrets: [] }));
+    rmSync(journalOf(dataFile), { force: true });
     await eventually('the hand edit reloaded', async () => (await request(`${g2.url}/two`).then((x) => x.body.text())) === 'edited', 5000);
     assert.equal(reloads(), 1);
   } finally {

@@ -200,7 +200,9 @@ test('compaction: past the threshold the data file is rewritten from the journal
   assert.ok(duringWrites >= 1);
   const doc = JSON.parse(readFileSync(data, 'utf8')) as { journal_generation: number; consumers: Item[] };
   assert.ok(doc.journal_generation >= 2, 'the data file names the journal generation after the one folded in');
-  assert.ok(doc.consumers.length >= 50, 'the data file holds what the journal held');
+  // when the last compaction ran depends on how fast the writes came: together the two hold every write
+  assert.ok(doc.consumers.length >= 1, 'the data file holds what the journal held');
+  assert.ok(doc.consumers.length + recordsOf(journal).length >= 60, 'the data file and the journal hold every write');
   assert.ok(recordsOf(journal).length < 30, 'the journal holds only what came after the last compaction');
   assert.equal(existsSync(sealedJournalOf(data)), false, 'the sealed journal is gone');
   assert.equal(existsSync(`${data}.compact.tmp`), false);

@@ -413,10 +413,22 @@ export class FileConfigStore implements ConfigStore {
 
   /** The data file, when the config file allows writes. @throws GatehouseError GH_ERR_STORE_READONLY */
   private async writableTarget(): Promise<string> {
-    const raw = await readConfigFile(this.path);
-    if (isReadonly(raw)) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set: change the config file instead');
-    return this.dataFile(raw);
+    // what the config file says about writes, read again only when the file changed: a config file
+    // that holds 100 000 consumers itself is not parsed twice per write
+    const st = await stat(this.path).catch(() => undefined);
+    const key = st === undefined ? undefined : `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    let facts = this.writeFacts;
+    if (key === undefined || facts?.key !== key) {
+      const raw = await readConfigFile(this.path);
+      facts = { key: key ?? '', readonly: isReadonly(raw), target: this.dataFile(raw) };
+      this.writeFacts = key === undefined ? undefined : facts;
+    }
+    if (facts.readonly) throw new GatehouseError('GH_ERR_STORE_READONLY', 'config_store.readonly is set: change the config file instead');
+    return facts.target;
   }
+
+  /** The config file's `config_store.readonly` and data file, with the file's identity and time they were read at. */
+  private writeFacts: { key: string; readonly: boolean; target: string } | undefined;
 
   /** A full write: the data file rewritten atomically (temp file, fsync, rename), the journal started afresh. */
   async writeData(data: DataSections): Promise<void> {
