@@ -64,6 +64,8 @@ interface Entry<R> {
   readonly u: number;
   /** Unique per entry: names it in the cache of pair trees. */
   readonly eid: number;
+  /** The hash of the uri's key (see placeUri; 0 at level 0). */
+  readonly key: number;
 }
 
 /** Whether `x` comes before `y` in config order (routes, then their uris). */
@@ -121,20 +123,26 @@ export interface RouterLayout {
 }
 
 /**
- * The default split. 64 trees per level keep a change at 10,000 routes to rebuilding about 150 of
- * them and cost one find-my-way instance per non-empty bucket (measured: docs/performance.md).
+ * The default split: 16 trees per level. At 10,000 routes a change rebuilds one tree of about 600
+ * uris (3 ms of CPU against about 140 ms for the whole router) and a lookup costs what it did in
+ * one tree; 32 and 64 trees made the change 2 and 4 times cheaper again but lookups 1.4 and 1.9
+ * times dearer (more find-my-way instances to visit), and a lookup is paid per request
+ * (measured with bench/router.ts: docs/performance.md).
  */
-export const DEFAULT_LAYOUT: RouterLayout = Object.freeze({ maxLevel: 8, buckets: 64 });
+export const DEFAULT_LAYOUT: RouterLayout = Object.freeze({ maxLevel: 8, buckets: 16 });
 /** One find-my-way tree per host table and method, as the router was before the split (tests and benches compare the two). */
 export const SINGLE_TREE: RouterLayout = Object.freeze({ maxLevel: 0, buckets: 1 });
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 16777619;
+const HASH_OF_SLASH = Math.imul(FNV_OFFSET ^ 47, FNV_PRIME);
+/** Key hashes are kept to 30 bits: small integers for V8, in a Set and as indexes. */
+const KEY_MASK = 0x3fffffff;
 
-/** A route uri's level and the bucket of its key. */
-function placeUri(uri: string, layout: RouterLayout): { level: number; bucket: number } {
-  if (layout.maxLevel === 0 || uri.charCodeAt(0) !== 47 /* / */) return { level: 0, bucket: 0 };
-  let h = Math.imul(FNV_OFFSET ^ 47, FNV_PRIME);
+/** A route uri's level, the hash of its key and the bucket of that hash. */
+function placeUri(uri: string, layout: RouterLayout): { level: number; key: number; bucket: number } {
+  if (layout.maxLevel === 0 || uri.charCodeAt(0) !== 47 /* / */) return { level: 0, key: 0, bucket: 0 };
+  let h = HASH_OF_SLASH;
   let level = 0;
   let key = 0;
   let isStatic = true;
@@ -143,14 +151,14 @@ function placeUri(uri: string, layout: RouterLayout): { level: number; bucket: n
     if (c === 47 || c === -1) {
       if (!isStatic) break;
       level++;
-      key = h;
+      key = h & KEY_MASK;
       if (level === layout.maxLevel || c === -1) break;
     } else if (c === 58 /* : */ || c === 42 /* * */ || c === 40 /* ( */ || c === 37 /* % */ || c === 63 /* ? */ || c === 35 /* # */) {
       isStatic = false;
     }
     if (c !== -1) h = Math.imul(h ^ c, FNV_PRIME);
   }
-  return { level, bucket: level === 0 ? 0 : key & (layout.buckets - 1) };
+  return level === 0 ? { level, key: 0, bucket: 0 } : { level, key, bucket: key & (layout.buckets - 1) };
 }
 
 /**
@@ -161,41 +169,59 @@ function placeUri(uri: string, layout: RouterLayout): { level: number; bucket: n
  */
 function pathKeys(path: string, maxLevel: number, out: Int32Array): number {
   if (maxLevel === 0 || path.charCodeAt(0) !== 47) return 0;
-  let end = path.length;
-  let escaped = false;
+  let h = HASH_OF_SLASH;
+  let level = 0;
   for (let i = 1; i < path.length; i++) {
     const c = path.charCodeAt(i);
-    if (c === 63 /* ? */ || c === 35 /* # */) {
+    if (c === 47) {
+      out[++level] = h & KEY_MASK;
+      if (level === maxLevel) return level;
+    } else if (c === 63 /* ? */ || c === 35 /* # */) break;
+    else if (c === 37 /* % */) return decodedKeys(path, maxLevel, out);
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  out[++level] = h & KEY_MASK;
+  return level;
+}
+
+/** {@link pathKeys} of a path with escapes (rare: the data plane has decoded the unreserved ones). */
+function decodedKeys(path: string, maxLevel: number, out: Int32Array): number {
+  let end = path.length;
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 63 || c === 35) {
       end = i;
       break;
     }
-    if (c === 37) escaped = true;
   }
-  let p = end === path.length ? path : path.slice(0, end);
-  if (escaped) {
-    try {
-      p = decodeURI(p.replace(/%25/g, '%2525'));
-    } catch {
-      return -1;
-    }
+  let p: string;
+  try {
+    p = decodeURI(path.slice(0, end).replace(/%25/g, '%2525'));
+  } catch {
+    return -1;
   }
-  let h = Math.imul(FNV_OFFSET ^ 47, FNV_PRIME);
+  let h = HASH_OF_SLASH;
   let level = 0;
   for (let i = 1; i < p.length; i++) {
     const c = p.charCodeAt(i);
     if (c === 47) {
-      out[++level] = h;
+      out[++level] = h & KEY_MASK;
       if (level === maxLevel) return level;
     }
     h = Math.imul(h ^ c, FNV_PRIME);
   }
-  out[++level] = h;
+  out[++level] = h & KEY_MASK;
   return level;
 }
 
 /** One small tree: the groups (entries of one uri shape) it holds, by shape. Never changed once built. */
 interface Shard<R> {
   readonly groups: ReadonlyMap<string, readonly Entry<R>[]>;
+  /**
+   * The hashes of the keys it holds: a request whose key is not among them is not looked up in it
+   * (a miss in a set of numbers costs a tenth of a miss in the tree).
+   */
+  readonly keys: ReadonlySet<number>;
   readonly tree: Fmw;
 }
 
@@ -204,13 +230,13 @@ interface Shard<R> {
  * level, its small trees by bucket. `order` lists the non-empty levels, deepest first.
  */
 interface Tree<R> {
-  readonly levels: ReadonlyArray<ReadonlyMap<number, Shard<R>> | undefined>;
+  readonly levels: ReadonlyArray<ReadonlyArray<Shard<R> | undefined> | undefined>;
   readonly order: readonly number[];
 }
 
 /** A tree while a change builds it. */
 interface MutableTree<R> {
-  levels: Array<ReadonlyMap<number, Shard<R>> | undefined>;
+  levels: Array<ReadonlyArray<Shard<R> | undefined> | undefined>;
   order: number[];
 }
 
@@ -224,8 +250,9 @@ function findInTree<R>(t: Tree<R>, path: string, keys: number, mask: number): Fm
   for (let i = 0; i < t.order.length; i++) {
     const level = t.order[i];
     if (level > keys) continue;
-    const shard = t.levels[level]!.get(level === 0 ? 0 : KEYS[level] & mask);
-    if (shard !== undefined) {
+    const key = KEYS[level];
+    const shard = t.levels[level]![level === 0 ? 0 : key & mask];
+    if (shard !== undefined && (level === 0 || shard.keys.has(key))) {
       const m = shard.tree.find('GET', path) as FmwMatch<R> | null;
       if (m !== null) return m;
     }
@@ -345,7 +372,7 @@ class Edit<R extends RoutableRoute> {
     const k = `${table}\n${method}\n${level}\n${bucket}`;
     let d = this.drafts.get(k);
     if (d === undefined) {
-      const old = this.oldTable(table)?.get(method)?.levels[level]?.get(bucket);
+      const old = this.oldTable(table)?.get(method)?.levels[level]?.[bucket];
       d = { table, method, level, bucket, groups: new Map(old?.groups as Map<string, Entry<R>[]> | undefined) };
       this.drafts.set(k, d);
     }
@@ -355,8 +382,8 @@ class Edit<R extends RoutableRoute> {
   private entries(r: R, ord: number, fn: (e: Entry<R>, table: string, method: string, level: number, bucket: number) => void): void {
     const tables = tableKeys(r);
     r.uris.forEach((uri, u) => {
-      const e: Entry<R> = { route: r, uri, shape: uriShape(uri), ord, u, eid: nextEid++ };
-      const { level, bucket } = placeUri(uri, this.s.layout);
+      const { level, key, bucket } = placeUri(uri, this.s.layout);
+      const e: Entry<R> = { route: r, uri, shape: uriShape(uri), ord, u, eid: nextEid++, key };
       for (const method of r.methods ?? [ANY]) for (const t of tables) fn(e, t, method, level, bucket);
     });
   }
@@ -406,20 +433,20 @@ class Edit<R extends RoutableRoute> {
         this.own.add(tree);
         table.set(d.method, tree);
       }
-      let level = tree.levels[d.level] as Map<number, Shard<R>> | undefined;
+      let level = tree.levels[d.level] as Array<Shard<R> | undefined> | undefined;
       if (level === undefined || !this.own.has(level)) {
-        tree.levels[d.level] = level = new Map(level);
+        tree.levels[d.level] = level = level === undefined ? new Array<undefined>(d.level === 0 ? 1 : this.s.layout.buckets).fill(undefined) : [...level];
         this.own.add(level);
       }
-      if (d.groups.size === 0) level.delete(d.bucket);
-      else level.set(d.bucket, { groups: d.groups, tree: buildShard(d.groups) });
+      if (d.groups.size === 0) level[d.bucket] = undefined;
+      else level[d.bucket] = { groups: d.groups, keys: new Set([...d.groups.values()].map((g) => g[0].key)), tree: buildShard(d.groups) };
     }
     // the trees this change touched: their levels' order, and the empty ones dropped
     for (const table of this.tables.values()) {
       for (const [method, tree] of table) {
         if (!this.own.has(tree)) continue;
         const t = tree as MutableTree<R>;
-        for (let l = 0; l < t.levels.length; l++) if (t.levels[l]?.size === 0) t.levels[l] = undefined;
+        for (let l = 0; l < t.levels.length; l++) if (t.levels[l]?.every((x) => x === undefined)) t.levels[l] = undefined;
         t.order = t.levels.flatMap((m, l) => (m === undefined ? [] : [l])).reverse();
         if (t.order.length === 0) table.delete(method);
       }
