@@ -410,7 +410,13 @@ class Edit<R extends RoutableRoute> {
     this.entries(r, ord, (e, table, method, level, bucket) => {
       const groups = this.draft(table, method, level, bucket);
       const g = groups.get(e.shape);
-      groups.set(e.shape, g === undefined ? [e] : [...g, e]);
+      // a group this change made is its own to grow (many routes of one uri would copy it each time)
+      if (g !== undefined && this.own.has(g)) g.push(e);
+      else {
+        const grown = g === undefined ? [e] : [...g, e];
+        this.own.add(grown);
+        groups.set(e.shape, grown);
+      }
     });
   }
 
