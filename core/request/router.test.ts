@@ -150,6 +150,16 @@ test('a deleted route leaves its place: the next in config order wins the tie', 
   assert.equal(r4.find('GET', '', '/t')?.route.id, 'b');
 });
 
+test('a route without uris (a disabled one) matches nothing and holds its place for when it comes back', () => {
+  const disabled = { id: 'a', uris: [], priority: 0 };
+  const r0 = buildRouter([disabled, route('b', '/t')]);
+  assert.equal(r0.find('GET', '', '/t')?.route.id, 'b');
+  const enabled = updateRouter(r0, [disabled], [route('a', '/t')]);
+  assert.equal(enabled.find('GET', '', '/t')?.route.id, 'a', 'back in its place, before b');
+  const again = updateRouter(enabled, [route('a', '/t')], [disabled]);
+  assert.equal(again.find('GET', '', '/t')?.route.id, 'b');
+});
+
 test('several changes at once: replaced in place, added in the order given, deleted gone', () => {
   const r0 = buildRouter([route('a', '/t'), route('b', '/t'), route('c', '/u')]);
   const r1 = updateRouter(r0, [route('b', '/t'), route('a', '/t')], [route('x', '/u'), route('b', '/u'), route('y', '/t')]);

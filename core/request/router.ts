@@ -612,7 +612,9 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[], layou
  * removed and added) keeps its place, a new route goes last (in the order of `added`) and a
  * removed route's place disappears. Only the small trees holding the changed routes' uris are
  * rebuilt; everything else is shared with `router`, which stays as it was and may go on serving.
- * `removed` are matched by id (the route objects the router holds need not be given).
+ * `removed` are matched by id (the route objects the router holds need not be given). A route
+ * with no uris matches nothing but holds its place: a route that stays in the config while out of
+ * the router (disabled, `status: 0`) can be given so, and keeps its place when it comes back.
  * @throws RouteUriError for an added uri the router cannot take (nothing is changed)
  * @throws Error for a removed id the router does not hold, or an added id it holds and is not removed
  */
