@@ -4,9 +4,10 @@
 // the list after a change is what the config's list is after an Admin API write: a replaced route
 // keeps its place, a new one goes last, a deleted one leaves. Route sets mix static, `:param`,
 // regex and multi-parameter segments, `*` wildcards (after a slash and inside a segment), escaped
-// colons, hosts (exact and `*.`), methods, priorities and routes of the same shape; requests are
-// the routes' own uris filled in, near misses and escapes. After each change the router it
-// replaced still answers as before, and a refused uri leaves the router as it was.
+// colons, hosts (exact and `*.`), methods, priorities, routes of the same shape and routes without
+// uris (disabled ones, holding their place); requests are the routes' own uris filled in, near
+// misses and escapes. After each change the router it replaced still answers as before, and a
+// refused uri leaves the router as it was.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRouter, DEFAULT_LAYOUT, RouteUriError, SINGLE_TREE, updateRouter, type Router, type RouterLayout } from '../../core/request/router';
@@ -41,7 +42,12 @@ const uri = fc
   });
 const body = fc.record(
   {
-    uris: fc.oneof({ weight: 30, arbitrary: fc.array(uri, { minLength: 1, maxLength: 2 }) }, { weight: 1, arbitrary: fc.constantFrom(...REFUSED).map((u) => [u]) }),
+    uris: fc.oneof(
+      { weight: 30, arbitrary: fc.array(uri, { minLength: 1, maxLength: 2 }) },
+      { weight: 1, arbitrary: fc.constantFrom(...REFUSED).map((u) => [u]) },
+      // no uris: a disabled route, holding its place
+      { weight: 2, arbitrary: fc.constant([]) },
+    ),
     methods: fc.option(fc.subarray(METHODS, { minLength: 1 }), { nil: undefined, freq: 3 }),
     hosts: fc.option(fc.subarray(HOSTS, { minLength: 1 }), { nil: undefined, freq: 2 }),
     priority: fc.integer({ min: -1, max: 1 }),
