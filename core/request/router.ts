@@ -7,7 +7,7 @@
 // one from a change, sharing everything the change does not touch. What would be one find-my-way
 // tree (one host table, one method) is split by the routes' leading static segments into small
 // trees, so a change rebuilds one small tree, not all of them; the split answers every request as
-// the one tree would (see `Tree` below, docs/architecture.md and docs/performance.md).
+// the one tree would (see "The split of one tree" below, docs/architecture.md and docs/performance.md).
 import { maxHeaderSize } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { HTTP_METHODS } from '../config/types';
