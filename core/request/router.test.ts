@@ -2,7 +2,7 @@
 // trees of their own, and a request matching in both gets find-my-way's precedence between the two.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRouter, hostForMatching } from './router';
+import { buildRouter, DEFAULT_LAYOUT, hostForMatching, RouteUriError, routerTreesBuilt, updateRouter } from './router';
 
 const route = (id: string, uri: string, methods?: string[], priority = 0) => ({ id, uris: [uri], methods, priority });
 
@@ -111,4 +111,107 @@ test('hosts of routes are read like the request host: letter case and a trailing
   const r = buildRouter([{ id: 'a', uris: ['/'], hosts: ['API.example.com.'], priority: 0 }, { id: 'w', uris: ['/'], hosts: ['*.Example.ORG.'], priority: 0 }]);
   assert.equal(r.find('GET', 'api.example.com', '/')?.route.id, 'a');
   assert.equal(r.find('GET', 'x.example.org', '/')?.route.id, 'w');
+});
+
+// ---------------------------------------------------------------------------------------------
+// updateRouter: the next router from a change (the property test/fuzz/router-update.test.ts checks
+// it against one tree over the whole list; these are its rules one by one)
+
+test('a replaced route keeps its place: it still wins a tie of equal priority against a later route', () => {
+  const r0 = buildRouter([route('first', '/t'), route('second', '/t')]);
+  const r1 = updateRouter(r0, [route('first', '/t')], [route('first', '/t', ['GET', 'POST'])]);
+  assert.equal(r1.find('GET', '', '/t')?.route.id, 'first');
+  assert.deepEqual(r1.find('GET', '', '/t')?.route.methods, ['GET', 'POST'], 'the new version of the route');
+  assert.equal(r1.find('PUT', '', '/t')?.route.id, 'second');
+  // the same route replaced on top of a list: it did not move behind the later one
+  assert.equal(buildRouter([route('first', '/t', ['GET', 'POST']), route('second', '/t')]).find('GET', '', '/t')?.route.id, 'first');
+});
+
+test('a new route goes last: it loses a tie of equal priority, wins with a higher one', () => {
+  const r0 = buildRouter([route('old', '/t/:a')]);
+  const tie = updateRouter(r0, [], [route('new', '/t/:b')]);
+  assert.equal(tie.find('GET', '', '/t/1')?.route.id, 'old');
+  assert.equal(tie.find('GET', '', '/t/1')?.params.a, '1', "the winner's own parameter names");
+  const higher = updateRouter(r0, [], [route('new', '/t/:b', undefined, 1)]);
+  assert.equal(higher.find('GET', '', '/t/1')?.route.id, 'new');
+  assert.equal(higher.find('GET', '', '/t/1')?.params.b, '1');
+});
+
+test('a deleted route leaves its place: the next in config order wins the tie', () => {
+  const r0 = buildRouter([route('a', '/t'), route('b', '/t'), route('c', '/t')]);
+  const r1 = updateRouter(r0, [route('a', '/t')], []);
+  assert.equal(r1.find('GET', '', '/t')?.route.id, 'b');
+  const r2 = updateRouter(r1, [route('b', '/t')], []);
+  assert.equal(r2.find('GET', '', '/t')?.route.id, 'c');
+  const r3 = updateRouter(r2, [route('c', '/t')], []);
+  assert.equal(r3.find('GET', '', '/t'), null);
+  // deleted then added again under the same id: a new route, so last
+  const r4 = updateRouter(updateRouter(r0, [route('a', '/t')], []), [], [route('a', '/t')]);
+  assert.equal(r4.find('GET', '', '/t')?.route.id, 'b');
+});
+
+test('a route without uris (a disabled one) matches nothing and holds its place for when it comes back', () => {
+  const disabled = { id: 'a', uris: [], priority: 0 };
+  const r0 = buildRouter([disabled, route('b', '/t')]);
+  assert.equal(r0.find('GET', '', '/t')?.route.id, 'b');
+  const enabled = updateRouter(r0, [disabled], [route('a', '/t')]);
+  assert.equal(enabled.find('GET', '', '/t')?.route.id, 'a', 'back in its place, before b');
+  const again = updateRouter(enabled, [route('a', '/t')], [disabled]);
+  assert.equal(again.find('GET', '', '/t')?.route.id, 'b');
+});
+
+test('several changes at once: replaced in place, added in the order given, deleted gone', () => {
+  const r0 = buildRouter([route('a', '/t'), route('b', '/t'), route('c', '/u')]);
+  const r1 = updateRouter(r0, [route('b', '/t'), route('a', '/t')], [route('x', '/u'), route('b', '/u'), route('y', '/t')]);
+  // the list is now [b (/u, b's place), c, x, y]: b wins /u over c and x, y is alone on /t
+  assert.equal(r1.find('GET', '', '/u')?.route.id, 'b');
+  assert.equal(r1.find('GET', '', '/t')?.route.id, 'y');
+});
+
+test('the router a change replaced answers as before; a refused uri changes nothing', () => {
+  const r0 = buildRouter([route('a', '/x/:id'), route('b', '/y')]);
+  const r1 = updateRouter(r0, [route('a', '/x/:id')], [route('a', '/x/*')]);
+  assert.equal(r0.find('GET', '', '/x/1/2'), null);
+  assert.equal(r0.find('GET', '', '/x/1')?.route.id, 'a');
+  assert.equal(r1.find('GET', '', '/x/1/2')?.route.id, 'a');
+  assert.throws(
+    () => updateRouter(r1, [route('b', '/y')], [route('b', '/y/:n(^\\d+')]),
+    (e) => e instanceof RouteUriError && e.routeId === 'b' && e.uri === '/y/:n(^\\d+',
+  );
+  assert.equal(r1.find('GET', '', '/y')?.route.id, 'b', 'the refused change left the router as it was');
+  // and it still takes the next change
+  assert.equal(updateRouter(r1, [], [route('c', '/z')]).find('GET', '', '/z')?.route.id, 'c');
+});
+
+test('a change names routes the router holds: an unknown removal or a second route of an id is an error', () => {
+  const r0 = buildRouter([route('a', '/x')]);
+  assert.throws(() => updateRouter(r0, [route('nope', '/x')], []), /route nope is not in the router/);
+  assert.throws(() => updateRouter(r0, [], [route('a', '/y')]), /route a is already in the router/);
+  assert.throws(() => buildRouter([route('a', '/x'), route('a', '/y')]), /route a is already in the router/);
+  assert.throws(() => updateRouter({ find: () => null }, [], []), TypeError);
+});
+
+test('one route changed among 10,000 rebuilds one small tree; the router before the change is untouched', () => {
+  const routes = Array.from({ length: 10_000 }, (_, i) => route(`r${i}`, i % 2 ? `/svc/r${i}/items` : `/svc/r${i}/items/:id`));
+  const start = routerTreesBuilt();
+  const r0 = buildRouter(routes);
+  const full = routerTreesBuilt() - start;
+  // every uri has 3 static segments: one level, at most one tree per bucket
+  assert.ok(full > 1 && full <= DEFAULT_LAYOUT.buckets, `${full} small trees for 10,000 routes of one level`);
+  const rebuilt = (change: () => unknown) => {
+    const before = routerTreesBuilt();
+    change();
+    return routerTreesBuilt() - before;
+  };
+  let r1 = r0;
+  assert.equal(rebuilt(() => (r1 = updateRouter(r0, [], [route('new', '/svc/new/items')]))), 1, 'added');
+  assert.equal(r1.find('GET', '', '/svc/new/items')?.route.id, 'new');
+  assert.equal(r1.find('GET', '', '/svc/r9/items')?.route.id, 'r9');
+  assert.equal(r0.find('GET', '', '/svc/new/items'), null);
+  assert.equal(rebuilt(() => (r1 = updateRouter(r0, [routes[5000]], [route('r5000', '/svc/r5000/items/:other')]))), 1, 'replaced');
+  assert.equal(r1.find('GET', '', '/svc/r5000/items/9')?.params.other, '9');
+  assert.equal(r0.find('GET', '', '/svc/r5000/items/9')?.params.id, '9');
+  assert.equal(rebuilt(() => (r1 = updateRouter(r0, [routes[7]], []))), 1, 'removed');
+  assert.equal(r1.find('GET', '', '/svc/r7/items'), null);
+  assert.equal(r0.find('GET', '', '/svc/r7/items')?.route.id, 'r7');
 });

@@ -1,7 +1,13 @@
-// Route matching on find-my-way: uri (exact, `/prefix/*`, `:param`), methods and hosts, built once
-// per snapshot. Host first, then uri, as APISIX's default `radixtree_host_uri` router: routes
-// naming the request's host are searched first (exact host, then `*.` wildcards, most specific
-// first), then routes without hosts. Routes sharing method, uri and host are ordered by priority.
+// Route matching on find-my-way: uri (exact, `/prefix/*`, `:param`), methods and hosts. Host first,
+// then uri, as APISIX's default `radixtree_host_uri` router: routes naming the request's host are
+// searched first (exact host, then `*.` wildcards, most specific first), then routes without hosts.
+// Routes sharing method, uri and host are ordered by priority, then by their place in the config.
+//
+// A router is immutable (a request keeps the router it started with); `updateRouter` makes the next
+// one from a change, sharing everything the change does not touch. What would be one find-my-way
+// tree (one host table, one method) is split by the routes' leading static segments into small
+// trees, so a change rebuilds one small tree, not all of them; the split answers every request as
+// the one tree would (see "The split of one tree" below, docs/architecture.md and docs/performance.md).
 import { maxHeaderSize } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { HTTP_METHODS } from '../config/types';
@@ -40,6 +46,7 @@ function uriShape(uri: string): string {
 }
 
 type Fmw = ReturnType<typeof FindMyWay>;
+type FmwMatch<R> = { store: Entry<R>; params: Record<string, string | undefined> };
 
 /** Methods a route can list; others (PROPFIND, MKCOL, …) are matched by the routes without `methods` only. */
 const LISTED = new Set<string>(HTTP_METHODS);
@@ -51,8 +58,24 @@ interface Entry<R> {
   readonly route: R;
   readonly uri: string;
   readonly shape: string;
-  /** Config order (routes, then their uris): the earlier wins a tie of equal priority. */
-  readonly seq: number;
+  /** The route's place in the config: the earlier wins a tie of equal priority. */
+  readonly ord: number;
+  /** The uri's index in the route's `uris`: the earlier wins among one route's uris. */
+  readonly u: number;
+  /** Unique per entry: names it in the cache of pair trees. */
+  readonly eid: number;
+  /** The hash of the uri's key (see placeUri; 0 at level 0). */
+  readonly key: number;
+}
+
+/** Whether `x` comes before `y` in config order (routes, then their uris). */
+function earlier<R>(x: Entry<R>, y: Entry<R>): boolean {
+  return x.ord !== y.ord ? x.ord < y.ord : x.u < y.u;
+}
+
+/** The entry find-my-way is given for a group of one shape: the higher priority, then the earlier in config. */
+function better<R extends RoutableRoute>(x: Entry<R>, y: Entry<R>): boolean {
+  return x.route.priority !== y.route.priority ? x.route.priority > y.route.priority : earlier(x, y);
 }
 
 /**
@@ -68,87 +91,450 @@ function newTree(): Fmw {
   return FindMyWay({ ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true, maxParamLength: MAX_PARAM_LENGTH });
 }
 
-/**
- * The trees of one host table entry: one for the routes without `methods` (key ANY) and one per
- * method that some route lists, holding only the routes that list it. Routes without methods are
- * never copied into per-method trees, so one method-restricted route does not multiply the memory
- * of all the others by ten. Every tree is registered and searched under GET.
- */
-class UriTable<R extends RoutableRoute> {
-  private readonly groups = new Map<string, { method: string; entries: Entry<R>[] }>();
-  add(entry: Entry<R>, method: string): void {
-    const key = `${method} ${entry.shape}`;
-    let g = this.groups.get(key);
-    if (!g) this.groups.set(key, (g = { method, entries: [] }));
-    g.entries.push(entry);
-  }
-  build(): Map<string, Fmw> {
-    const trees = new Map<string, Fmw>();
-    for (const g of this.groups.values()) {
-      // stable sort: equal priority keeps config order; the winner's own uri names the params
-      const best = [...g.entries].sort((a, b) => b.route.priority - a.route.priority)[0];
-      let t = trees.get(g.method);
-      if (t === undefined) trees.set(g.method, (t = newTree()));
-      try {
-        t.on('GET', best.uri, noop, best);
-      } catch (err) {
-        throw new RouteUriError(best.route.id, best.uri, err as Error);
-      }
-    }
-    return trees;
-  }
+// ---------------------------------------------------------------------------------------------
+// The split of one tree by leading static segments
+//
+// A route's level is the number of its uri's leading segments that are entirely static (no `:`,
+// `*`, `(`, and, to stay on the safe side, no `%`, `?` or `#`), at most `maxLevel`; its key is the
+// uri up to the end of those segments (`/svc/r1/items/:id` → level 3, key `/svc/r1/items`; `/:v/x`
+// and `/a*` → level 0). A request's keys are its own first 1, 2, … segments, as find-my-way reads
+// the path (up to `?` or `#`, decoded as find-my-way decodes it). Routes of one level are spread
+// over `buckets` small trees by a hash of their key; a request is looked up at each level, deepest
+// first, in the tree its key hashes to, and the first match wins.
+//
+// Why this is the one tree's answer: find-my-way walks the request's path through static nodes
+// first and backtracks to a parametric node, then a wildcard, only when what lies below fails
+// (static before parametric before wildcard). The routes whose first k+1 segments are static and
+// equal to the request's sit below the static node that ends the request's segment k+1; every
+// route that leaves the request's path earlier does so at a parametric or wildcard node within
+// one of its first k+1 segments, so it is tried only after that whole static subtree failed. So
+// the deeper level's routes, when one of them matches, win over every shallower one, and within a
+// level the routes of other keys cannot match (their static segments differ from the request's).
+// Routes that find-my-way must order among themselves (several parameters or regexes at the same
+// node) share every segment before that node, so they share a key and a tree, where they are
+// inserted in config order as in the one tree.
+
+/** How a tree is split; `SINGLE_TREE` is one find-my-way tree per host table and method. */
+export interface RouterLayout {
+  /** The deepest level (0: no split). */
+  readonly maxLevel: number;
+  /** Small trees per level, a power of two. */
+  readonly buckets: number;
 }
 
 /**
- * Build a router. Routes later in `routes` lose ties of equal priority.
- * @throws RouteUriError for a uri the router cannot take
+ * The default split: 16 trees per level. At 10,000 routes a change rebuilds one tree of about 600
+ * uris (3 ms of CPU against about 140 ms for the whole router) and a lookup costs what it did in
+ * one tree; 32 and 64 trees made the change 2 and 4 times cheaper again but lookups 1.4 and 1.9
+ * times dearer (more find-my-way instances to visit), and a lookup is paid per request
+ * (measured with bench/router.ts: docs/performance.md).
  */
-export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Router<R> {
-  const any = new UriTable<R>();
-  const exact = new Map<string, UriTable<R>>();
-  const wild = new Map<string, UriTable<R>>(); // ".example.com" → table
-  let seq = 0;
-  for (const r of routes) {
-    for (const uri of r.uris) {
-      const entry: Entry<R> = { route: r, uri, shape: uriShape(uri), seq: seq++ };
-      for (const method of r.methods ?? [ANY]) {
-        if (r.hosts === undefined) {
-          any.add(entry, method);
-          continue;
-        }
-        for (const h of r.hosts) {
-          // as the request's host is compared: lowercase, without a trailing dot
-          const host = h.toLowerCase().replace(/\.$/, '');
-          const [map, key] = host.startsWith('*.') ? [wild, host.slice(1)] : [exact, host];
-          let t = map.get(key);
-          if (!t) map.set(key, (t = new UriTable<R>()));
-          t.add(entry, method);
-        }
-      }
+export const DEFAULT_LAYOUT: RouterLayout = Object.freeze({ maxLevel: 8, buckets: 16 });
+/** One find-my-way tree per host table and method, as the router was before the split (tests and benches compare the two). */
+export const SINGLE_TREE: RouterLayout = Object.freeze({ maxLevel: 0, buckets: 1 });
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 16777619;
+const HASH_OF_SLASH = Math.imul(FNV_OFFSET ^ 47, FNV_PRIME);
+/** Key hashes are kept to 30 bits: small integers for V8, in a Set and as indexes. */
+const KEY_MASK = 0x3fffffff;
+
+/** A route uri's level, the hash of its key and the bucket of that hash. */
+function placeUri(uri: string, layout: RouterLayout): { level: number; key: number; bucket: number } {
+  if (layout.maxLevel === 0 || uri.charCodeAt(0) !== 47 /* / */) return { level: 0, key: 0, bucket: 0 };
+  let h = HASH_OF_SLASH;
+  let level = 0;
+  let key = 0;
+  let isStatic = true;
+  for (let i = 1; i <= uri.length; i++) {
+    const c = i === uri.length ? -1 : uri.charCodeAt(i);
+    if (c === 47 || c === -1) {
+      if (!isStatic) break;
+      level++;
+      key = h & KEY_MASK;
+      if (level === layout.maxLevel || c === -1) break;
+    } else if (c === 58 /* : */ || c === 42 /* * */ || c === 40 /* ( */ || c === 37 /* % */ || c === 63 /* ? */ || c === 35 /* # */) {
+      isStatic = false;
+    }
+    if (c !== -1) h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  return level === 0 ? { level, key: 0, bucket: 0 } : { level, key, bucket: key & (layout.buckets - 1) };
+}
+
+/**
+ * The hashes of a request path's keys (`out[k]`: its first k segments), as find-my-way reads the
+ * path: up to `?` or `#`, percent-decoded as it decodes (decodeURI, `%25` and reserved characters
+ * kept escaped). Returns the number of keys (at most `maxLevel`), or -1 when find-my-way cannot
+ * decode the path (it then matches nothing).
+ */
+function pathKeys(path: string, maxLevel: number, out: Int32Array): number {
+  if (maxLevel === 0 || path.charCodeAt(0) !== 47) return 0;
+  let h = HASH_OF_SLASH;
+  let level = 0;
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 47) {
+      out[++level] = h & KEY_MASK;
+      if (level === maxLevel) return level;
+    } else if (c === 63 /* ? */ || c === 35 /* # */) break;
+    else if (c === 37 /* % */) return decodedKeys(path, maxLevel, out);
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  out[++level] = h & KEY_MASK;
+  return level;
+}
+
+/** {@link pathKeys} of a path with escapes (rare: the data plane has decoded the unreserved ones). */
+function decodedKeys(path: string, maxLevel: number, out: Int32Array): number {
+  let end = path.length;
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 63 || c === 35) {
+      end = i;
+      break;
     }
   }
-  const anyTrees = any.build();
-  const exactTrees = new Map<string, Map<string, Fmw>>();
-  for (const [h, t] of exact) exactTrees.set(h, t.build());
-  // longest suffix first: "*.a.example.com" is more specific than "*.example.com"
-  const wildTrees = [...wild.entries()].sort((a, b) => b[0].length - a[0].length).map(([suffix, t]) => ({ suffix, trees: t.build() }));
-  const hasHosts = exactTrees.size > 0 || wildTrees.length > 0;
+  let p: string;
+  try {
+    p = decodeURI(path.slice(0, end).replace(/%25/g, '%2525'));
+  } catch {
+    return -1;
+  }
+  let h = HASH_OF_SLASH;
+  let level = 0;
+  for (let i = 1; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c === 47) {
+      out[++level] = h & KEY_MASK;
+      if (level === maxLevel) return level;
+    }
+    h = Math.imul(h ^ c, FNV_PRIME);
+  }
+  out[++level] = h & KEY_MASK;
+  return level;
+}
 
+/** One small tree: the groups (entries of one uri shape) it holds, by shape. Never changed once built. */
+interface Shard<R> {
+  readonly groups: ReadonlyMap<string, readonly Entry<R>[]>;
+  /**
+   * The hashes of the keys it holds: a request whose key is not among them is not looked up in it
+   * (a miss in a set of numbers costs a tenth of a miss in the tree).
+   */
+  readonly keys: ReadonlySet<number>;
+  readonly tree: Fmw;
+}
+
+/**
+ * What one find-my-way tree would hold (the routes of one host table for one method), split: per
+ * level, its small trees by bucket. `order` lists the non-empty levels, deepest first.
+ */
+interface Tree<R> {
+  readonly levels: ReadonlyArray<ReadonlyArray<Shard<R> | undefined> | undefined>;
+  readonly order: readonly number[];
+}
+
+/** A tree while a change builds it. */
+interface MutableTree<R> {
+  levels: Array<ReadonlyArray<Shard<R> | undefined> | undefined>;
+  order: number[];
+}
+
+/** A host table: its trees by method (ANY for the routes without `methods`). */
+type Table<R> = ReadonlyMap<string, Tree<R>>;
+
+/** Scratch for the keys of the path being looked up (a lookup never runs inside another). */
+const KEYS = new Int32Array(64);
+
+function findInTree<R>(t: Tree<R>, path: string, keys: number, mask: number): FmwMatch<R> | null {
+  for (let i = 0; i < t.order.length; i++) {
+    const level = t.order[i];
+    if (level > keys) continue;
+    const key = KEYS[level];
+    const shard = t.levels[level]![level === 0 ? 0 : key & mask];
+    if (shard !== undefined && (level === 0 || shard.keys.has(key))) {
+      const m = shard.tree.find('GET', path) as FmwMatch<R> | null;
+      if (m !== null) return m;
+    }
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A persistent map for the few maps that grow with the config (routes by id, tables by host): a
+// change copies the array of buckets and the buckets it touches, not the whole map.
+
+const COW_BUCKETS = 256;
+
+function strHash(s: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return h & (COW_BUCKETS - 1);
+}
+
+class CowMap<V> {
+  static readonly EMPTY = new CowMap<never>(new Array(COW_BUCKETS).fill(undefined), 0);
+  private constructor(
+    private readonly buckets: ReadonlyArray<ReadonlyMap<string, V> | undefined>,
+    readonly size: number,
+  ) {}
+  get(k: string): V | undefined {
+    return this.buckets[strHash(k)]?.get(k);
+  }
+  /** An editor: its changes make a new map at `done()`, this one stays as it is. */
+  edit(): { get(k: string): V | undefined; set(k: string, v: V): void; delete(k: string): void; done(): CowMap<V> } {
+    let buckets: Array<ReadonlyMap<string, V> | undefined> | undefined;
+    const fresh = new Set<number>();
+    let size = this.size;
+    const own = (i: number): Map<string, V> => {
+      buckets ??= [...this.buckets];
+      if (!fresh.has(i)) {
+        fresh.add(i);
+        buckets[i] = new Map(buckets[i]);
+      }
+      return buckets[i] as Map<string, V>;
+    };
+    return {
+      get: (k) => (buckets ?? this.buckets)[strHash(k)]?.get(k),
+      set: (k, v) => {
+        const b = own(strHash(k));
+        if (!b.has(k)) size++;
+        b.set(k, v);
+      },
+      delete: (k) => {
+        const b = own(strHash(k));
+        if (b.delete(k)) size--;
+      },
+      done: () => (buckets === undefined ? this : new CowMap(buckets, size)),
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The router's state and one change to it
+
+interface Slot<R> {
+  readonly route: R;
+  readonly ord: number;
+}
+
+interface State<R> {
+  readonly layout: RouterLayout;
+  /** The routes without hosts. */
+  readonly any: Table<R>;
+  /** Exact host → table. */
+  readonly exact: CowMap<Table<R>>;
+  /** `*.` wildcards (".example.com" → table), longest suffix first: "*.a.example.com" is more specific than "*.example.com". */
+  readonly wild: ReadonlyArray<{ readonly suffix: string; readonly table: Table<R> }>;
+  readonly routes: CowMap<Slot<R>>;
+  readonly nextOrd: number;
+}
+
+let nextEid = 0;
+
+/** The routes' table keys: '' for the routes without hosts, `=host` and `*.suffix`. */
+function tableKeys(r: RoutableRoute): string[] {
+  if (r.hosts === undefined) return [''];
+  // as the request's host is compared: lowercase, without a trailing dot
+  return r.hosts.map((h) => {
+    const host = h.toLowerCase().replace(/\.$/, '');
+    return host.startsWith('*.') ? host : `=${host}`;
+  });
+}
+
+/** A group of one shape in a small tree being rebuilt. */
+type Draft<R> = Map<string, Entry<R>[]>;
+
+/**
+ * One change in the making. Everything it copies is its own until `done()` (so it changes those
+ * copies in place); everything else is shared with the state it started from, which stays as it was.
+ */
+class Edit<R extends RoutableRoute> {
+  private readonly own = new Set<object>();
+  private readonly tables = new Map<string, Map<string, Tree<R>>>();
+  /** The small trees to rebuild, by table key, method, level and bucket. */
+  private readonly drafts = new Map<string, { table: string; method: string; level: number; bucket: number; groups: Draft<R> }>();
+  private readonly routes;
+  private nextOrd: number;
+
+  constructor(private readonly s: State<R>) {
+    this.routes = s.routes.edit();
+    this.nextOrd = s.nextOrd;
+  }
+
+  private oldTable(key: string): Table<R> | undefined {
+    if (key === '') return this.s.any;
+    if (key.startsWith('=')) return this.s.exact.get(key.slice(1));
+    return this.s.wild.find((w) => w.suffix === key.slice(1))?.table;
+  }
+
+  private draft(table: string, method: string, level: number, bucket: number): Draft<R> {
+    const k = `${table}\n${method}\n${level}\n${bucket}`;
+    let d = this.drafts.get(k);
+    if (d === undefined) {
+      const old = this.oldTable(table)?.get(method)?.levels[level]?.[bucket];
+      d = { table, method, level, bucket, groups: new Map(old?.groups as Map<string, Entry<R>[]> | undefined) };
+      this.drafts.set(k, d);
+    }
+    return d.groups;
+  }
+
+  private entries(r: R, ord: number, fn: (e: Entry<R>, table: string, method: string, level: number, bucket: number) => void): void {
+    const tables = tableKeys(r);
+    r.uris.forEach((uri, u) => {
+      const { level, key, bucket } = placeUri(uri, this.s.layout);
+      const e: Entry<R> = { route: r, uri, shape: uriShape(uri), ord, u, eid: nextEid++, key };
+      for (const method of r.methods ?? [ANY]) for (const t of tables) fn(e, t, method, level, bucket);
+    });
+  }
+
+  remove(r: RoutableRoute): number {
+    const slot = this.routes.get(r.id);
+    if (slot === undefined) throw new Error(`route ${r.id} is not in the router`);
+    this.routes.delete(r.id);
+    const gone = slot.route;
+    this.entries(gone, slot.ord, (e, table, method, level, bucket) => {
+      const groups = this.draft(table, method, level, bucket);
+      const g = groups.get(e.shape);
+      if (g === undefined) return;
+      const kept = g.filter((x) => x.route !== gone);
+      if (kept.length === 0) groups.delete(e.shape);
+      else groups.set(e.shape, kept);
+    });
+    return slot.ord;
+  }
+
+  add(r: R, ord = this.nextOrd++): void {
+    if (this.routes.get(r.id) !== undefined) throw new Error(`route ${r.id} is already in the router`);
+    this.routes.set(r.id, { route: r, ord });
+    this.entries(r, ord, (e, table, method, level, bucket) => {
+      const groups = this.draft(table, method, level, bucket);
+      const g = groups.get(e.shape);
+      // a group this change made is its own to grow (many routes of one uri would copy it each time)
+      if (g !== undefined && this.own.has(g)) g.push(e);
+      else {
+        const grown = g === undefined ? [e] : [...g, e];
+        this.own.add(grown);
+        groups.set(e.shape, grown);
+      }
+    });
+  }
+
+  /** The table of `key` as this change leaves it, copied into the change on first use. */
+  private table(key: string): Map<string, Tree<R>> {
+    let t = this.tables.get(key);
+    if (t === undefined) this.tables.set(key, (t = new Map(this.oldTable(key))));
+    return t;
+  }
+
+  /** @throws RouteUriError for a uri find-my-way refuses; nothing of the state changed */
+  done(): State<R> {
+    for (const d of this.drafts.values()) {
+      const table = this.table(d.table);
+      const old = table.get(d.method);
+      let tree: MutableTree<R>;
+      if (old !== undefined && this.own.has(old)) tree = old as MutableTree<R>;
+      else {
+        tree = { levels: old === undefined ? [] : [...old.levels], order: [] };
+        this.own.add(tree);
+        table.set(d.method, tree);
+      }
+      let level = tree.levels[d.level] as Array<Shard<R> | undefined> | undefined;
+      if (level === undefined || !this.own.has(level)) {
+        tree.levels[d.level] = level = level === undefined ? new Array<undefined>(d.level === 0 ? 1 : this.s.layout.buckets).fill(undefined) : [...level];
+        this.own.add(level);
+      }
+      if (d.groups.size === 0) level[d.bucket] = undefined;
+      else level[d.bucket] = { groups: d.groups, keys: new Set([...d.groups.values()].map((g) => g[0].key)), tree: buildShard(d.groups) };
+    }
+    // the trees this change touched: their levels' order, and the empty ones dropped
+    for (const table of this.tables.values()) {
+      for (const [method, tree] of table) {
+        if (!this.own.has(tree)) continue;
+        const t = tree as MutableTree<R>;
+        for (let l = 0; l < t.levels.length; l++) if (t.levels[l]?.every((x) => x === undefined)) t.levels[l] = undefined;
+        t.order = t.levels.flatMap((m, l) => (m === undefined ? [] : [l])).reverse();
+        if (t.order.length === 0) table.delete(method);
+      }
+    }
+    let any = this.s.any;
+    const exact = this.s.exact.edit();
+    let wild = this.s.wild;
+    for (const [key, table] of this.tables) {
+      if (key === '') any = table;
+      else if (key.startsWith('=')) {
+        if (table.size === 0) exact.delete(key.slice(1));
+        else exact.set(key.slice(1), table);
+      } else {
+        const suffix = key.slice(1);
+        wild = wild.filter((w) => w.suffix !== suffix);
+        if (table.size > 0) wild = [...wild, { suffix, table }].sort((a, b) => b.suffix.length - a.suffix.length);
+      }
+    }
+    return { layout: this.s.layout, any, exact: exact.done(), wild, routes: this.routes.done(), nextOrd: this.nextOrd };
+  }
+}
+
+let shardBuilds = 0;
+
+/** How many small trees this process has built so far: tests count what a change rebuilds. */
+export function routerTreesBuilt(): number {
+  return shardBuilds;
+}
+
+/** One small tree over its groups: each group's best entry, the groups in config order (the order find-my-way sees them in the one tree). */
+function buildShard<R extends RoutableRoute>(groups: ReadonlyMap<string, readonly Entry<R>[]>): Fmw {
+  const firsts: Array<{ first: Entry<R>; best: Entry<R> }> = [];
+  for (const g of groups.values()) {
+    let first = g[0];
+    let best = g[0];
+    for (let i = 1; i < g.length; i++) {
+      if (earlier(g[i], first)) first = g[i];
+      if (better(g[i], best)) best = g[i];
+    }
+    firsts.push({ first, best });
+  }
+  firsts.sort((a, b) => (earlier(a.first, b.first) ? -1 : 1));
+  shardBuilds++;
+  const t = newTree();
+  for (const { best } of firsts) {
+    try {
+      // the winner's own uri names the params
+      t.on('GET', best.uri, noop, best);
+    } catch (err) {
+      throw new RouteUriError(best.route.id, best.uri, err as Error);
+    }
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The router
+
+class SplitRouter<R extends RoutableRoute> implements Router<R> {
+  private readonly hasHosts: boolean;
+  private readonly mask: number;
   /**
    * A method-restricted route and a route without methods both match: the one find-my-way would
    * pick if both were in one tree wins (static before parameter before wildcard), or, for the same
    * uri shape, the higher priority, then the earlier in config. The two-route tree that answers
    * this is built once per pair.
    */
-  const pairs = new Map<string, Fmw>();
-  function prefer(a: { store: Entry<R>; params: Record<string, string | undefined> }, b: { store: Entry<R>; params: Record<string, string | undefined> }, path: string) {
+  private readonly pairs = new Map<string, Fmw>();
+
+  constructor(readonly state: State<R>) {
+    this.hasHosts = state.exact.size > 0 || state.wild.length > 0;
+    this.mask = state.layout.buckets - 1;
+  }
+
+  private prefer(a: FmwMatch<R>, b: FmwMatch<R>, path: string): FmwMatch<R> {
     const x = a.store;
     const y = b.store;
     // the higher priority, then the earlier in config
-    const ranked = () => (x.route.priority !== y.route.priority ? (x.route.priority > y.route.priority ? a : b) : x.seq < y.seq ? a : b);
+    const ranked = () => (better(x, y) ? a : b);
     if (x.shape === y.shape) return ranked();
-    const key = x.seq < y.seq ? `${x.seq} ${y.seq}` : `${y.seq} ${x.seq}`;
-    let t = pairs.get(key);
+    const key = x.eid < y.eid ? `${x.eid} ${y.eid}` : `${y.eid} ${x.eid}`;
+    let t = this.pairs.get(key);
     if (t === undefined) {
       t = newTree();
       t.on('GET', x.uri, noop, x);
@@ -158,49 +544,88 @@ export function buildRouter<R extends RoutableRoute>(routes: readonly R[]): Rout
         // find-my-way takes each alone but not both
         return ranked();
       }
-      if (pairs.size < 10_000) pairs.set(key, t);
+      if (this.pairs.size < 10_000) this.pairs.set(key, t);
     }
     return t.find('GET', path)?.store === y ? b : a;
   }
 
-  function lookup(trees: Map<string, Fmw>, method: string, path: string): RouteMatch<R> | null {
-    const anyTree = trees.get(ANY);
-    const listed = LISTED.has(method) ? trees.get(method) : undefined;
-    const b = anyTree === undefined ? null : (anyTree.find('GET', path) as { store: Entry<R>; params: Record<string, string | undefined> } | null);
-    const a = listed === undefined ? null : (listed.find('GET', path) as { store: Entry<R>; params: Record<string, string | undefined> } | null);
-    const m = a === null ? b : b === null ? a : prefer(a, b, path);
+  private lookup(table: Table<R>, method: string, path: string, keys: number): RouteMatch<R> | null {
+    const anyTree = table.get(ANY);
+    const listed = LISTED.has(method) ? table.get(method) : undefined;
+    const b = anyTree === undefined ? null : findInTree(anyTree, path, keys, this.mask);
+    const a = listed === undefined ? null : findInTree(listed, path, keys, this.mask);
+    const m = a === null ? b : b === null ? a : this.prefer(a, b, path);
     return m ? { route: m.store.route, params: m.params } : null;
   }
 
-  function findIn(method: string, host: string, path: string): RouteMatch<R> | null {
-    if (hasHosts && host !== '') {
-      const t = exactTrees.get(host);
+  private findIn(method: string, host: string, path: string): RouteMatch<R> | null {
+    const keys = pathKeys(path, this.state.layout.maxLevel, KEYS);
+    // find-my-way matches nothing on a path it cannot decode
+    if (keys < 0) return null;
+    if (this.hasHosts && host !== '') {
+      const t = this.state.exact.get(host);
       if (t !== undefined) {
-        const m = lookup(t, method, path);
+        const m = this.lookup(t, method, path, keys);
         if (m !== null) return m;
       }
-      for (let i = 0; i < wildTrees.length; i++) {
-        const w = wildTrees[i];
+      const wild = this.state.wild;
+      for (let i = 0; i < wild.length; i++) {
+        const w = wild[i];
         // "*.example.com" matches any depth of subdomain, not the bare domain
         if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
-          const m = lookup(w.trees, method, path);
+          const m = this.lookup(w.table, method, path, keys);
           if (m !== null) return m;
         }
       }
     }
-    return lookup(anyTrees, method, path);
+    return this.lookup(this.state.any, method, path, keys);
   }
 
-  return {
-    find(method, host, path) {
-      const m = findIn(method, host, path);
-      if (m !== null || path.indexOf('%') === -1) return m;
-      const kept = undecodableKept(path);
-      return kept === undefined ? null : findIn(method, host, kept);
-    },
-  };
+  find(method: string, host: string, path: string): RouteMatch<R> | null {
+    const m = this.findIn(method, host, path);
+    if (m !== null || path.indexOf('%') === -1) return m;
+    const kept = undecodableKept(path);
+    return kept === undefined ? null : this.findIn(method, host, kept);
+  }
 }
 
+function emptyState<R>(layout: RouterLayout): State<R> {
+  if (!Number.isInteger(layout.maxLevel) || layout.maxLevel < 0 || layout.maxLevel >= KEYS.length) throw new RangeError(`maxLevel must be 0..${KEYS.length - 1}`);
+  if (!(layout.buckets >= 1 && (layout.buckets & (layout.buckets - 1)) === 0)) throw new RangeError('buckets must be a power of two');
+  return { layout, any: new Map(), exact: CowMap.EMPTY, wild: [], routes: CowMap.EMPTY, nextOrd: 0 };
+}
+
+/**
+ * Build a router. Routes later in `routes` lose ties of equal priority. Route ids must be unique
+ * (as the config's are): {@link updateRouter} finds routes by id.
+ * @throws RouteUriError for a uri the router cannot take
+ */
+export function buildRouter<R extends RoutableRoute>(routes: readonly R[], layout: RouterLayout = DEFAULT_LAYOUT): Router<R> {
+  const edit = new Edit<R>(emptyState<R>(layout));
+  for (const r of routes) edit.add(r);
+  return new SplitRouter(edit.done());
+}
+
+/**
+ * The router after a change, as {@link buildRouter} would build it over the resulting list of
+ * routes, where (as the config's list after an Admin API write) a route replaced (its id both
+ * removed and added) keeps its place, a new route goes last (in the order of `added`) and a
+ * removed route's place disappears. Only the small trees holding the changed routes' uris are
+ * rebuilt; everything else is shared with `router`, which stays as it was and may go on serving.
+ * `removed` are matched by id (the route objects the router holds need not be given). A route
+ * with no uris matches nothing but holds its place: a route that stays in the config while out of
+ * the router (disabled, `status: 0`) can be given so, and keeps its place when it comes back.
+ * @throws RouteUriError for an added uri the router cannot take (nothing is changed)
+ * @throws Error for a removed id the router does not hold, or an added id it holds and is not removed
+ */
+export function updateRouter<R extends RoutableRoute>(router: Router<R>, removed: readonly RoutableRoute[], added: readonly R[]): Router<R> {
+  if (!(router instanceof SplitRouter)) throw new TypeError('updateRouter takes a router made by buildRouter or updateRouter');
+  const edit = new Edit<R>((router as SplitRouter<R>).state);
+  const places = new Map<string, number>();
+  for (const r of removed) places.set(r.id, edit.remove(r));
+  for (const r of added) edit.add(r, places.get(r.id));
+  return new SplitRouter(edit.done());
+}
 /**
  * The request's host as routes are matched on it, as nginx reads the Host header: without the
  * port, lowercased, without one trailing dot (`API.Example.COM.:80` is `api.example.com`, the
