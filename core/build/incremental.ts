@@ -8,12 +8,13 @@ import type { Pool } from 'undici';
 import type { ConsumerEntry, IndexServices } from '../contracts';
 import type { GatewayConfig } from '../config/types';
 import type { ConfigIssue } from '../errors';
-import { buildRouter, RouteUriError, type Router } from '../request/router';
+import { RouteUriError, updateRouter, type Router } from '../request/router';
 import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 import { FailClosedLog } from './fail-closed';
 import type { StateHold } from './plugin-state';
 import {
   assembleRoute,
+  placeholder,
   compileConsumers,
   compileHookChains,
   compileUpstream,
@@ -41,8 +42,8 @@ export type Incremental = (Built & { commit(): void; issues?: undefined; full?: 
 /** The router of the next snapshot: the live one with the touched routes replaced. */
 export type NextRouter = (live: Router<CompiledRoute>, removed: readonly CompiledRoute[], added: readonly CompiledRoute[], all: readonly CompiledRoute[]) => Router<CompiledRoute>;
 
-/** Until the router takes changes, it is built again over every route. */
-const rebuildRouter: NextRouter = (_live, _removed, _added, all) => buildRouter(all);
+/** The live router with the touched routes replaced: only the small trees they are in are built again. */
+const changeRouter: NextRouter = (live, removed, added) => updateRouter(live, removed, added);
 
 /**
  * Apply the touched resources of `config` (the config after the change; every other resource in
@@ -57,7 +58,7 @@ export function compileChanges(
   values: ResolvedValues,
   refKeys: ReadonlySet<string>,
   previousValue: (text: string) => { value: string; until: number } | undefined,
-  nextRouter: NextRouter = rebuildRouter,
+  nextRouter: NextRouter = changeRouter,
 ): Incremental {
   const registry = deps.registry;
   const logger = deps.services.logger;
@@ -183,6 +184,8 @@ export function compileChanges(
 
   // the routes in config order, each the live one unless touched
   let routes: readonly CompiledRoute[] = live.snapshot.routes;
+  /** The touched routes the config still has (in the router from now on). */
+  const ids = new Set<string>();
   let router = live.snapshot.router;
   if (routeIds.size) {
     const list: CompiledRoute[] = [];
@@ -192,14 +195,18 @@ export function compileChanges(
       if (c) list.push(c);
     }
     routes = list;
+    // the router holds every route of the config, a disabled one as a placeholder in its place
     const removed: CompiledRoute[] = [];
-    for (const id of routeIds) {
-      const old = live.routeById.get(id);
-      if (old) removed.push(old);
+    for (const id of routeIds) if (live.routeIds.has(id)) removed.push(live.routeById.get(id) ?? placeholder(id));
+    const inRouter: CompiledRoute[] = [];
+    for (const i of routeAt) {
+      const id = config.routes[i].id;
+      ids.add(id);
+      inRouter.push(fresh.get(id) ?? placeholder(id));
     }
     try {
-      router = nextRouter(live.snapshot.router, removed, added, list);
-      deps.counters?.router(nextRouter === rebuildRouter ? 'built' : 'updated');
+      router = nextRouter(live.snapshot.router, removed, inRouter, list);
+      deps.counters?.router('updated');
     } catch (err) {
       if (!(err instanceof RouteUriError)) throw err;
       for (const p of owned) deps.pools.release(p);
@@ -261,6 +268,8 @@ export function compileChanges(
         const c = fresh.get(id);
         if (c) live.routeById.set(id, c);
         else live.routeById.delete(id);
+        if (ids.has(id)) live.routeIds.add(id);
+        else live.routeIds.delete(id);
       }
     },
   };

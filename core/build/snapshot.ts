@@ -466,6 +466,11 @@ export function assembleRoute(config: GatewayConfig, { index, ...hooks }: RouteH
   return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream, upstreamId: r.upstream ? undefined : r.upstream_id };
 }
 
+/** A route in the router's order that matches nothing: a disabled one (status 0). */
+export function placeholder(id: string): CompiledRoute {
+  return { id, uris: [], priority: 0 } as unknown as CompiledRoute;
+}
+
 /** The issue of a uri the router refused, at that uri. */
 export function routeUriIssue(config: GatewayConfig, err: RouteUriError): ConfigIssue {
   const i = config.routes.findIndex((r) => r.id === err.routeId);
@@ -481,7 +486,10 @@ function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], dep
   const routes = chains.map((c) => assembleRoute(config, c, deps, owned));
   try {
     deps.counters?.router('built');
-    return { routes, router: buildRouter(routes) };
+    // a disabled route keeps its place in the router's order (it matches nothing), so enabling it
+    // again is a replacement at that place, not an addition at the end
+    const byIndex = new Map(chains.map((c, k) => [c.index, routes[k]]));
+    return { routes, router: buildRouter(config.routes.map((r, i) => byIndex.get(i) ?? placeholder(r.id))) };
   } catch (err) {
     if (!(err instanceof RouteUriError)) throw err;
     return { issues: [routeUriIssue(config, err)] };
@@ -508,6 +516,8 @@ export interface LiveBuild {
   readonly asked: Map<string, Set<string>>;
   /** The compiled enabled routes by id. */
   readonly routeById: Map<string, CompiledRoute>;
+  /** Every route of the config by id, disabled ones too (each has its place in the router). */
+  readonly routeIds: Set<string>;
   /** The plugin state this snapshot holds (an incremental build's hold starts as a copy of it). */
   readonly hold: StateHold;
   /**
@@ -593,6 +603,7 @@ export function compileSnapshot(
     usernames,
     asked,
     routeById: new Map(compiled.routes.map((r) => [r.id, r])),
+    routeIds: new Set(config.routes.map((r) => r.id)),
     hold,
     partial,
   };
