@@ -36,6 +36,97 @@ export interface Touched {
   readonly upstreams: ReadonlySet<string>;
 }
 
+/** Where the touched resources are in the config after the change, and what else they touch. */
+export interface Located {
+  /** The touched consumers the config still has, by index. */
+  readonly consumerAt: readonly number[];
+  /** The routes to create again, by index: the touched ones, and those whose create asked about a consumer that came or went. */
+  readonly routeAt: readonly number[];
+  readonly routeIds: ReadonlySet<string>;
+  /** Consumers new to the config, and consumers gone from it. */
+  readonly came: readonly string[];
+  readonly went: readonly string[];
+}
+
+/**
+ * The indexes of `ids` in `list`. After an Admin API change the list is a new one whose unchanged
+ * items are the live list's very objects: the changed ones lie between the unchanged head and tail,
+ * found by comparing pointers (100,000 usernames are not hashed per write). A list that did not
+ * change (a rotation recompiles resources as they are) is searched by id.
+ */
+function locate<T>(list: readonly T[], live: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean): number[] {
+  const out: number[] = [];
+  if (ids.size === 0) return out;
+  let from = 0;
+  let to = list.length;
+  if (list !== live && !everywhere) {
+    const n = Math.min(list.length, live.length);
+    while (from < n && list[from] === live[from]) from++;
+    let j = live.length;
+    while (to > from && j > from && list[to - 1] === live[j - 1]) {
+      to--;
+      j--;
+    }
+  }
+  for (let i = from; i < to; i++) if (ids.has(idOf(list[i]))) out.push(i);
+  return out;
+}
+
+/** Where the touched resources of `config` are, and the routes a consumer that came or went touches too. */
+export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: Touched): Located {
+  const before = live.snapshot.config;
+  const consumerAt = locate(config.consumers, before.consumers, touched.consumers, (k) => k.username, false);
+  const present = new Set(consumerAt.map((i) => config.consumers[i].username));
+  const came = [...present].filter((u) => !live.usernames.has(u));
+  const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
+  const routeIds = new Set(touched.routes);
+  for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
+  // routes that did not change themselves (they asked about a consumer) are anywhere in the list
+  const routeAt = locate(config.routes, before.routes, routeIds, (r) => r.id, routeIds.size > touched.routes.size);
+  return { consumerAt, routeAt, routeIds, came, went };
+}
+
+/**
+ * The enabled routes in config order after the change: the live list with the touched routes
+ * replaced in place (found by pointer), removed, or appended when new to the config; a route
+ * enabled again, which has a place in the middle, has the list made again from the config.
+ */
+function nextRoutes(live: LiveBuild, config: GatewayConfig, routeIds: ReadonlySet<string>, fresh: ReadonlyMap<string, CompiledRoute>): readonly CompiledRoute[] {
+  const list = [...live.snapshot.routes];
+  const gone: CompiledRoute[] = [];
+  const appended: CompiledRoute[] = [];
+  for (const id of routeIds) {
+    const old = live.routeById.get(id);
+    const now = fresh.get(id);
+    if (old !== undefined) {
+      const at = list.indexOf(old);
+      if (now !== undefined) list[at] = now;
+      else gone.push(old);
+    } else if (now !== undefined) {
+      if (live.routeIds.has(id)) return fromConfig(live, config, routeIds, fresh);
+      appended.push(now);
+    }
+  }
+  // appended in config order (new routes are at the end of the config, in the order written)
+  if (appended.length > 1) {
+    const order = new Map(config.routes.map((r, i) => [r.id, i]));
+    appended.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  }
+  const out = gone.length === 0 ? list : list.filter((r) => !gone.includes(r));
+  out.push(...appended);
+  return out;
+}
+
+function fromConfig(live: LiveBuild, config: GatewayConfig, routeIds: ReadonlySet<string>, fresh: ReadonlyMap<string, CompiledRoute>): CompiledRoute[] {
+  const list: CompiledRoute[] = [];
+  for (const r of config.routes) {
+    if (r.status === 0) continue;
+    const c = routeIds.has(r.id) ? fresh.get(r.id) : live.routeById.get(r.id);
+    if (c) list.push(c);
+  }
+  return list;
+}
+
 /** What an incremental build gives: a snapshot (and what to keep once it is installed), issues, or why only a full build will do. */
 export type Incremental = (Built & { commit(): void; issues?: undefined; full?: undefined }) | { issues: ConfigIssue[]; full?: undefined } | { full: string; issues?: undefined };
 
@@ -59,24 +150,15 @@ export function compileChanges(
   refKeys: ReadonlySet<string>,
   previousValue: (text: string) => { value: string; until: number } | undefined,
   nextRouter: NextRouter = changeRouter,
+  located: Located = locateTouched(live, config, touched),
 ): Incremental {
   const registry = deps.registry;
   const logger = deps.services.logger;
   const failures = deps.failures ?? new FailClosedLog(logger);
 
-  // where the touched consumers are now, and which of them came or went
-  const consumerAt: number[] = [];
-  if (touched.consumers.size) config.consumers.forEach((k, i) => touched.consumers.has(k.username) && consumerAt.push(i));
+  const { consumerAt, routeAt, routeIds, came, went } = located;
   const present = new Set(consumerAt.map((i) => config.consumers[i].username));
-  const came = [...present].filter((u) => !live.usernames.has(u));
-  const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
   const hasConsumer = (u: string): boolean => present.has(u) || (!touched.consumers.has(u) && live.usernames.has(u));
-
-  // the routes to create again: the changed ones, and those whose create asked about a consumer that came or went
-  const routeIds = new Set(touched.routes);
-  for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
-  const routeAt: number[] = [];
-  if (routeIds.size) config.routes.forEach((r, i) => routeIds.has(r.id) && routeAt.push(i));
   // a plugin's buildStart value is one build's view of every route (limit-count's groups): a route
   // using one is compiled with all the others
   const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
@@ -188,13 +270,7 @@ export function compileChanges(
   const ids = new Set<string>();
   let router = live.snapshot.router;
   if (routeIds.size) {
-    const list: CompiledRoute[] = [];
-    for (const r of config.routes) {
-      if (r.status === 0) continue;
-      const c = routeIds.has(r.id) ? fresh.get(r.id) : live.routeById.get(r.id);
-      if (c) list.push(c);
-    }
-    routes = list;
+    routes = nextRoutes(live, config, routeIds, fresh);
     // the router holds every route of the config, a disabled one as a placeholder in its place
     const removed: CompiledRoute[] = [];
     for (const id of routeIds) if (live.routeIds.has(id)) removed.push(live.routeById.get(id) ?? placeholder(id));
@@ -205,7 +281,7 @@ export function compileChanges(
       inRouter.push(fresh.get(id) ?? placeholder(id));
     }
     try {
-      router = nextRouter(live.snapshot.router, removed, inRouter, list);
+      router = nextRouter(live.snapshot.router, removed, inRouter, routes);
       deps.counters?.router('updated');
     } catch (err) {
       if (!(err instanceof RouteUriError)) throw err;
@@ -224,7 +300,7 @@ export function compileChanges(
     }
   };
   for (const [id, u] of upstreams) if (!compiledNow.has(id)) keep(u);
-  for (const r of routes) if (r.upstream !== undefined && !fresh.has(r.id)) keep(r.upstream);
+  for (const [id, u] of live.inline) if (!routeIds.has(id)) keep(u);
   const release = () => {
     for (const p of held) deps.pools.release(p);
     hold.release();
@@ -270,6 +346,8 @@ export function compileChanges(
         else live.routeById.delete(id);
         if (ids.has(id)) live.routeIds.add(id);
         else live.routeIds.delete(id);
+        if (c?.upstream !== undefined) live.inline.set(id, c.upstream);
+        else live.inline.delete(id);
       }
     },
   };

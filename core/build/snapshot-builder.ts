@@ -13,7 +13,7 @@ import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
 import { compileSnapshot, type BuildCounters, type LiveBuild, type SnapshotDeps } from './snapshot';
-import { compileChanges, type Touched } from './incremental';
+import { compileChanges, locateTouched, type Touched } from './incremental';
 import type { DataChange } from '../contracts';
 import type { Snapshot } from '../request/snapshot';
 import { PluginStates } from './plugin-state';
@@ -159,16 +159,15 @@ export class SnapshotBuilder {
     const live = this.live;
     if (live === undefined) return undefined;
     // the references of the touched resources (every other one's value is compiled in already)
-    const at = new Set<string>();
-    v.config.consumers.forEach((k, i) => touched.consumers.has(k.username) && at.add(`consumers[${i}]`));
-    v.config.routes.forEach((r, i) => touched.routes.has(r.id) && at.add(`routes[${i}]`));
+    const where = locateTouched(live, v.config, touched);
+    const at = new Set<string>([...where.consumerAt.map((i) => `consumers[${i}]`), ...where.routeAt.map((i) => `routes[${i}]`)]);
     const refs = v.refs.filter((s) => {
       const m = /^(?:consumers|routes)\[\d+\]/.exec(s.path);
       return m !== null && at.has(m[0]);
     });
     const values = await this.valuesOf(refs);
     const refKeys = new Set(v.refs.map((s) => s.ref.key));
-    const c = compileChanges(live, v.config, touched, this.deltaDeps, values, refKeys, this.previousOf(v));
+    const c = compileChanges(live, v.config, touched, this.deltaDeps, values, refKeys, this.previousOf(v), undefined, where);
     if (c.full !== undefined) return undefined;
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));

@@ -518,6 +518,8 @@ export interface LiveBuild {
   readonly routeById: Map<string, CompiledRoute>;
   /** Every route of the config by id, disabled ones too (each has its place in the router). */
   readonly routeIds: Set<string>;
+  /** The compiled upstream of each enabled route that has its own (`upstream:`). */
+  readonly inline: Map<string, CompiledUpstream>;
   /** The plugin state this snapshot holds (an incremental build's hold starts as a copy of it). */
   readonly hold: StateHold;
   /**
@@ -604,6 +606,7 @@ export function compileSnapshot(
     asked,
     routeById: new Map(compiled.routes.map((r) => [r.id, r])),
     routeIds: new Set(config.routes.map((r) => r.id)),
+    inline: new Map(compiled.routes.filter((r) => r.upstream !== undefined).map((r) => [r.id, r.upstream!])),
     hold,
     partial,
   };
