@@ -6,7 +6,7 @@ import type { ConfigStore, Extension, Logger, RawConfig } from './contracts';
 import { readConfigFile } from './config/loader';
 import { createLogger } from './observe/log';
 import { MemoryConfigStore } from './stores/file-store';
-import { storeForFile } from './stores';
+import { holdsStoreObjects, storeForFile } from './stores';
 import { loadExtensions } from './extensions/load';
 import { builtinExtensions } from './extensions/builtins';
 
@@ -80,9 +80,14 @@ export async function startup(opts: StartupOptions): Promise<Startup> {
     async firstDocument() {
       const doc = first;
       first = undefined;
-      // store.load() always returns a fresh document; complete(first) is fresh only when first is ours
-      if (store.complete !== undefined && doc !== undefined) return { raw: await store.complete(doc), own: ownFirst };
-      return { raw: await store.load(), own: true };
+      // store.load() returns a fresh document, complete(first) only when first is ours; either holds
+      // the store's own objects when it keeps them (etcd), which are never normalised in place
+      if (store.complete !== undefined && doc !== undefined) {
+        const raw = await store.complete(doc);
+        return { raw, own: ownFirst && !holdsStoreObjects(raw) };
+      }
+      const raw = await store.load();
+      return { raw, own: !holdsStoreObjects(raw) };
     },
   };
 }

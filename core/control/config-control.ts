@@ -13,6 +13,7 @@ import { DataPlane } from '../request/data-plane';
 import { SnapshotBuilder } from '../build/snapshot-builder';
 import type { Admission } from '../build/destinations';
 import { dataSections } from '../stores/file-store';
+import { holdsStoreObjects } from '../stores';
 import { ChangeQueue } from './change-queue';
 
 /** Outcome of an Admin API change. */
@@ -75,7 +76,9 @@ export class ConfigControl {
       let v: ValidatedConfig;
       let admitted: Admission;
       try {
-        v = this.builder.validate(await (this.store.reload ? this.store.reload() : this.store.load()), true);
+        const raw = await (this.store.reload ? this.store.reload() : this.store.load());
+        // in place unless the data sections are the store's own objects (etcd keeps them)
+        v = this.builder.validate(raw, !holdsStoreObjects(raw));
         admitted = await this.builder.admit(v);
       } catch (err) {
         return this.rejected(err);

@@ -1,7 +1,7 @@
 // Picks the config store a config file asks for: the file itself (default) or etcd.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { ConfigStore, Logger, RawConfig } from '../contracts';
+import { DATA_KINDS, type ConfigStore, type Logger, type RawConfig } from '../contracts';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { parseReference } from '../secrets/reference';
 import { envReferenceValue } from '../config/settings-refs';
@@ -10,6 +10,18 @@ import { parseKey } from './encryption';
 import type { EtcdAuth, EtcdTls } from './etcd-store';
 
 const DEFAULT_TIMEOUT_S = 2;
+
+/**
+ * Whether a document's data sections are made of objects a store keeps (the etcd store's items,
+ * frozen, told from a writer's copy by identity): such a document is validated as a copy, never
+ * normalised in place.
+ */
+export function holdsStoreObjects(raw: RawConfig): boolean {
+  return DATA_KINDS.some((k) => {
+    const list = raw[k];
+    return Array.isArray(list) && list.length > 0 && Object.isFrozen(list[0]);
+  });
+}
 
 /**
  * The store for a config file, chosen by its `config_store` section (already read by the caller).
