@@ -32,8 +32,6 @@ export interface Item {
    * `error` says why it cannot be used. The data sections hand out this object itself.
    */
   readonly value: Readonly<Record<string, unknown>> | undefined;
-  /** JSON of `value`, to tell an unchanged resource from a changed one. */
-  readonly plain: string;
   readonly create: number;
   readonly mod: number;
   readonly error?: string;
@@ -75,15 +73,15 @@ export function decodeItem(root: string, rel: string, kv: IKeyValue, encryptionK
     value = JSON.parse(kv.value.toString('utf8')) as Record<string, unknown>;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
   } catch {
-    return { kind, value: undefined, plain: '', create, mod, error: `etcd key ${root}${rel}: not a JSON object` };
+    return { kind, value: undefined, create, mod, error: `etcd key ${root}${rel}: not a JSON object` };
   }
   const bad: string[] = [];
   decryptAll(value, encryptionKey, (p) => bad.push(p));
   if (bad.length) {
     const why = encryptionKey ? 'cannot be decrypted with config_store.encryption_key (wrong key?)' : 'is encrypted but config_store.encryption_key is not set';
-    return { kind, value: undefined, plain: '', create, mod, error: `etcd key ${root}${rel}: ${bad.join(', ')} ${why}` };
+    return { kind, value: undefined, create, mod, error: `etcd key ${root}${rel}: ${bad.join(', ')} ${why}` };
   }
-  return { kind, value: deepFreeze(value), plain: JSON.stringify(value), create, mod };
+  return { kind, value: deepFreeze(value), create, mod };
 }
 
 /** The stored form of a resource: plaintext secret fields encrypted, references left as written. */

@@ -23,6 +23,7 @@ import { etcdFailure } from './etcd-errors';
 import { PrefixWatch, type Applied, type OnChange } from './etcd-watch';
 import { EtcdBindings } from './etcd-bindings';
 import { readPrefix } from './etcd-read';
+import { deepFreeze } from '../config/validate';
 
 /** etcd user and password (config_store.user, and the value config_store.password points at). */
 export interface EtcdAuth {
@@ -51,7 +52,7 @@ export interface EtcdStoreOptions {
   readonly auth?: EtcdAuth;
   /** Endpoints are https:// (checked by the caller). */
   readonly tls?: EtcdTls;
-  /** Keys per page of a full read (default PAGE_KEYS, etcd-read.ts). */
+  /** Keys per page of a full read, all pages alike (default: pages of about 2 MB, etcd-read.ts). */
   readonly pageKeys?: number;
 }
 
@@ -282,7 +283,7 @@ export class EtcdConfigStore implements ConfigStore {
     const writes: Write[] = [];
     for (const [rel, w] of wanted) {
       const have = this.items.get(rel);
-      if (have && (have.value === w.item || have.plain === JSON.stringify(w.item))) continue;
+      if (have?.value !== undefined && (have.value === w.item || JSON.stringify(have.value) === JSON.stringify(w.item))) continue;
       writes.push({ rel, kind: w.kind, after: w.item, have });
     }
     for (const [rel, have] of this.items) if (!wanted.has(rel)) writes.push({ rel, kind: have.kind, after: undefined, have });
@@ -296,7 +297,8 @@ export class EtcdConfigStore implements ConfigStore {
    * Write the keys of these changes alone, in one transaction: a created key must not exist, a
    * replaced or deleted one must still be at the revision this node holds. A change whose `before`
    * is not the object the store holds for that resource (another write came first, and this node
-   * has applied it) is refused before etcd is asked. Afterwards the store's item is `after` itself.
+   * has applied it) is refused before etcd is asked. Afterwards the store's item is `after` itself,
+   * deep-frozen.
    * Several changes of one resource are one (the first `before`, the last `after`). The whole data
    * (`_data`) is not needed: etcd holds one key per resource.
    * @throws GatehouseError GH_ERR_STORE_UNAVAILABLE (etcd away), GH_ERR_STORE_CONFLICT (another write won)
@@ -374,10 +376,11 @@ export class EtcdConfigStore implements ConfigStore {
       }
       return false;
     }
-    // what this node wrote is what it now has: the watch events of this revision are not news
+    // what this node wrote is what it now has (frozen, as every item): the watch events of this
+    // revision are not news
     for (const w of writes) {
       if (w.after) {
-        this.items.set(w.rel, { kind: w.kind, value: w.after, plain: JSON.stringify(w.after), create: w.have?.create ?? rev, mod: rev });
+        this.items.set(w.rel, { kind: w.kind, value: deepFreeze(w.after), create: w.have?.create ?? rev, mod: rev });
         this.gone.delete(w.rel);
       } else {
         this.items.delete(w.rel);
