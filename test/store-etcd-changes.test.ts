@@ -418,3 +418,29 @@ test('a resync after the watch was lost (history compacted meanwhile), a value t
     await relay.close();
   }
 });
+
+test('a full read does not undo what the watch applied while its pages were read', { timeout: 60000 }, async () => {
+  const prefix = '/gh-read-vs-watch';
+  await seedRoutes(prefix, Array.from({ length: 400 }, (_, i) => route(`m${String(i).padStart(3, '0')}`)));
+  const { store: s } = store(prefix, { pageKeys: 10 });
+  try {
+    await s.load();
+    const calls = record(s);
+    // a writer adds routes (sorting before every page) while the store reads everything again
+    let stop = false;
+    let written = 0;
+    const writer = (async () => {
+      while (!stop) await raw.put(`${prefix}/routes/a${written++}`).value(JSON.stringify(route(`a${written - 1}`)));
+    })();
+    await delay(20);
+    for (let i = 0; i < 3; i++) await s.load();
+    stop = true;
+    await writer;
+    await eventually('every write applied', async () => (await list(s, 'routes')).length === 400 + written, 3000);
+    assert.ok(calls.length > 0);
+    const held = new Set((await list(s, 'routes')).map((r) => String(r.id)));
+    for (let i = 0; i < written; i++) assert.ok(held.has(`a${i}`), `a${i} is held`);
+  } finally {
+    await s.close();
+  }
+});

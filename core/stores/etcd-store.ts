@@ -169,10 +169,15 @@ export class EtcdConfigStore implements ConfigStore {
       throw this.failure(err, 'read');
     }
     if (this.have && read.revision < this.rev) return false;
+    // what the watch applied, and this node wrote, while the pages were read is newer than the read
+    for (const [rel, it] of this.items) if (it.mod > read.revision) items.set(rel, it);
+    for (const [rel, rev] of this.gone) {
+      if (rev > read.revision) items.delete(rel);
+      else this.gone.delete(rel);
+    }
     let changed = items.size !== this.items.size;
     if (!changed) for (const [k, it] of items) if (this.items.get(k) !== it) { changed = true; break; }
     this.items = items;
-    this.gone.clear();
     this.seeded = seeded;
     this.bindings.reset(bindings, read.revision);
     this.rev = read.revision;
