@@ -5,7 +5,8 @@
 // leaves the writer's own objects as the store's; another node receives a write as one
 // onChange(changes) with the objects it held as `before`, a burst (one transaction, or events
 // within 5 ms) as one call with the events of one resource merged; a resync, an unusable value
-// and an edit of the config file are onChange() (read everything again).
+// and an edit of the config file are onChange() (read everything again); a full read does not
+// undo the events applied while its pages were read.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
