@@ -13,6 +13,7 @@ import type { DestinationBindings } from '../contracts';
 import { GatehouseError } from '../errors';
 import { decodeBinding, encodeBinding, encodeCredential } from './bindings';
 import { BINDINGS } from './etcd-keys';
+import { readPrefix } from './etcd-read';
 
 /** What the store lends its bindings: each call's deadline, and what a failure means (etcd-errors.ts). */
 export interface EtcdCalls {
@@ -79,17 +80,18 @@ export class EtcdBindings implements DestinationBindings {
   }
 
   async list(): Promise<ReadonlyMap<string, string>> {
-    let res;
-    try {
-      res = await this.client.getAll().prefix(this.root + BINDINGS).options(this.calls.deadline()).exec();
-    } catch (err) {
-      throw this.calls.failure(err, 'read');
-    }
     const out = new Map<string, string>();
-    for (const kv of res.kvs) {
-      const rel = kv.key.toString('utf8').slice(this.root.length);
-      const destination = this.decode(rel, kv);
-      out.set(decodeURIComponent(rel.slice(BINDINGS.length)), destination);
+    const page = (kvs: readonly IKeyValue[]) => {
+      for (const kv of kvs) {
+        const rel = kv.key.toString('utf8').slice(this.root.length);
+        out.set(decodeURIComponent(rel.slice(BINDINGS.length)), this.decode(rel, kv));
+      }
+    };
+    try {
+      await readPrefix(this.client, this.root + BINDINGS, { call: () => this.calls.deadline(), page, restart: () => out.clear() });
+    } catch (err) {
+      if (err instanceof GatehouseError) throw err;
+      throw this.calls.failure(err, 'read');
     }
     return out;
   }

@@ -6,16 +6,24 @@
 // returns they resync, by a fresh read, also after the watch history was compacted. With
 // credentials the client authenticates (and re-authenticates when its token expires); with TLS it
 // verifies etcd's certificate and may present its own. This file is the store itself: the first
-// read and the seed, the data this node holds, writes as one guarded transaction, commands.
+// read (in pages, etcd-read.ts) and the seed, the data this node holds, writes of the changed keys
+// as one guarded transaction, watch events applied one resource at a time, commands.
+//
+// The resources this node holds are objects nobody edits: the data sections a load hands out are
+// made of them, a change's `before` is one of them, and a write's `after` becomes one. So a writer
+// that worked from an older object than the store holds (this node's watch applied another node's
+// write meanwhile) is told by identity, before etcd is even asked.
 import { Etcd3, EtcdPermissionDeniedError, type IKeyValue } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
-import { DATA_KINDS, type ClusterCommand, type ConfigStore, type DataKind, type DataSections, type Logger, type RawConfig, type SecretFieldPaths } from '../contracts';
+import { DATA_KINDS, type ClusterCommand, type ConfigStore, type DataChange, type DataKind, type DataSections, type Logger, type RawConfig, type SecretFieldPaths } from '../contracts';
 import { GatehouseError } from '../errors';
 import type { FileConfigStore } from './file-store';
-import { COMMANDS, dataSections, decodeItem, encodeItem, keyOf, kindOf, MAX_TXN_OPS, SEEDED, type Item } from './etcd-keys';
+import { COMMANDS, dataSections, decodeItem, encodeItem, idOf, keyOf, keyOfId, kindOf, MAX_TXN_OPS, SEEDED, type Item } from './etcd-keys';
 import { etcdFailure } from './etcd-errors';
-import { PrefixWatch } from './etcd-watch';
+import { PrefixWatch, type Applied, type OnChange } from './etcd-watch';
 import { EtcdBindings } from './etcd-bindings';
+import { readPrefix } from './etcd-read';
+import { deepFreeze } from '../config/validate';
 
 /** etcd user and password (config_store.user, and the value config_store.password points at). */
 export interface EtcdAuth {
@@ -44,13 +52,26 @@ export interface EtcdStoreOptions {
   readonly auth?: EtcdAuth;
   /** Endpoints are https:// (checked by the caller). */
   readonly tls?: EtcdTls;
+  /** Keys per page of a full read, all pages alike (default: pages of about 2 MB, etcd-read.ts). */
+  readonly pageKeys?: number;
 }
+
+/** One key a write puts (with the object that becomes the store's item) or deletes. */
+interface Write {
+  readonly rel: string;
+  readonly kind: DataKind;
+  readonly after: Readonly<Record<string, unknown>> | undefined;
+  /** The store's item when the write was made: the transaction commits only if etcd still holds it. */
+  readonly have: Item | undefined;
+}
+
+const CONFLICT = 'the resource was changed by another writer meanwhile; read it again and retry';
 
 export class EtcdConfigStore implements ConfigStore {
   readonly description: string;
   private readonly client: Etcd3;
   private readonly root: string;
-  private readonly items = new Map<string, Item>();
+  private items = new Map<string, Item>();
   /** Deleted keys and the revision of their deletion (stale events are recognised). */
   private readonly gone = new Map<string, number>();
   /** Revision of the last full read the items reflect. */
@@ -59,6 +80,13 @@ export class EtcdConfigStore implements ConfigStore {
   /** Whether the prefix holds the seed marker (as of the last full read). */
   private seeded = false;
   private readonly loop: PrefixWatch;
+  /**
+   * Keys of a transaction in flight and the watch events on them that came before its answer:
+   * applied once it is answered, so this node's own write is no news even when its event comes first.
+   */
+  private readonly held = new Map<string, Array<{ type: string; kv: IKeyValue }>>();
+  /** How the last full read went (pages, ms, resources), for the log and the measurements. */
+  lastRead: { readonly pages: number; readonly ms: number; readonly resources: number } | undefined;
   private onCommand: ((cmd: ClusterCommand) => void) | undefined;
   private secretFields: SecretFieldPaths = () => [];
   /** Where each credential may be sent, under <prefix>/_gatehouse/bindings/ (etcd-bindings.ts). */
@@ -105,39 +133,58 @@ export class EtcdConfigStore implements ConfigStore {
     return decodeItem(this.root, rel, kv, this.o.encryptionKey);
   }
 
-  /** Read the whole prefix; replaces the items when the read is at least as new as they are. @returns whether anything changed */
+  /**
+   * Read the whole prefix (in pages, at one revision); replaces the items when the read is at least
+   * as new as they are. A resource whose key was not modified since this node had it keeps its
+   * object (and is not parsed again).
+   * @returns whether anything changed
+   */
   private async fetch(): Promise<boolean> {
-    let res;
+    const t0 = Date.now();
+    let items = new Map<string, Item>();
+    let bindings: Array<{ rel: string; kv: IKeyValue }> = [];
+    let seeded = false;
+    let read;
     try {
-      res = await this.client.getAll().prefix(this.root).options(this.deadline()).exec();
+      read = await readPrefix(this.client, this.root, {
+        call: () => this.deadline(),
+        pageKeys: this.o.pageKeys,
+        restart: () => {
+          items = new Map();
+          bindings = [];
+          seeded = false;
+        },
+        page: (kvs) => {
+          for (const kv of kvs) {
+            const rel = kv.key.toString('utf8').slice(this.root.length);
+            if (rel === SEEDED) seeded = true;
+            if (EtcdBindings.owns(rel)) bindings.push({ rel, kv });
+            const had = this.items.get(rel);
+            const it = had && had.mod === Number(kv.mod_revision) && had.create === Number(kv.create_revision) ? had : this.ingest(rel, kv);
+            if (it) items.set(rel, it);
+          }
+        },
+      });
     } catch (err) {
       throw this.failure(err, 'read');
     }
-    const rev = Number(res.header.revision);
-    if (this.have && rev < this.rev) return false;
-    const before = this.signature();
-    this.items.clear();
-    this.gone.clear();
-    this.seeded = false;
-    const bindings: Array<{ rel: string; kv: IKeyValue }> = [];
-    for (const kv of res.kvs) {
-      const rel = kv.key.toString('utf8').slice(this.root.length);
-      if (rel === SEEDED) this.seeded = true;
-      if (EtcdBindings.owns(rel)) bindings.push({ rel, kv });
-      const it = this.ingest(rel, kv);
-      if (it) this.items.set(rel, it);
+    if (this.have && read.revision < this.rev) return false;
+    // what the watch applied, and this node wrote, while the pages were read is newer than the read
+    for (const [rel, it] of this.items) if (it.mod > read.revision) items.set(rel, it);
+    for (const [rel, rev] of this.gone) {
+      if (rev > read.revision) items.delete(rel);
+      else this.gone.delete(rel);
     }
-    this.bindings.reset(bindings, rev);
-    this.rev = rev;
+    let changed = items.size !== this.items.size;
+    if (!changed) for (const [k, it] of items) if (this.items.get(k) !== it) { changed = true; break; }
+    this.items = items;
+    this.seeded = seeded;
+    this.bindings.reset(bindings, read.revision);
+    this.rev = read.revision;
     this.have = true;
     this.loop.reachable();
-    return this.signature() !== before;
-  }
-
-  private signature(): string {
-    let s = '';
-    for (const [k, it] of this.items) s += `${k}@${it.mod};`;
-    return s;
+    this.lastRead = { pages: read.pages, ms: Date.now() - t0, resources: items.size };
+    return changed;
   }
 
   private merge(fileDoc: RawConfig): RawConfig {
@@ -145,7 +192,7 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   /** The stored form of a resource (etcd-keys.ts). */
-  private stored(kind: DataKind, item: Record<string, unknown>): string {
+  private stored(kind: DataKind, item: Readonly<Record<string, unknown>>): string {
     return encodeItem(kind, item, this.o.encryptionKey, this.secretFields);
   }
 
@@ -231,52 +278,121 @@ export class EtcdConfigStore implements ConfigStore {
 
   /**
    * Write what changed between the stored data and `data`, in one transaction that only commits
-   * when none of those keys changed since this node read them.
+   * when none of those keys changed since this node read them. An object the store holds stands
+   * for itself (unchanged, not even compared).
    * @throws GatehouseError GH_ERR_STORE_UNAVAILABLE (etcd away), GH_ERR_STORE_CONFLICT (another write won)
    */
   async writeData(data: DataSections): Promise<void> {
-    const wanted = new Map<string, { kind: DataKind; item: Record<string, unknown>; plain: string }>();
-    for (const kind of DATA_KINDS) for (const item of (data[kind] ?? []) as Array<Record<string, unknown>>) wanted.set(keyOf(kind, item), { kind, item, plain: JSON.stringify(item) });
-    const cmp: Array<[string, 'Create' | 'Mod', number]> = [];
-    const puts: Array<[string, string]> = [];
-    const dels: string[] = [];
-    for (const [k, w] of wanted) {
-      const have = this.items.get(k);
-      if (have?.plain === w.plain) continue;
-      cmp.push(have ? [k, 'Mod', have.mod] : [k, 'Create', 0]);
-      puts.push([k, this.stored(w.kind, w.item)]);
+    const wanted = new Map<string, { kind: DataKind; item: Record<string, unknown> }>();
+    for (const kind of DATA_KINDS) for (const item of (data[kind] ?? []) as Array<Record<string, unknown>>) wanted.set(keyOf(kind, item), { kind, item });
+    const writes: Write[] = [];
+    for (const [rel, w] of wanted) {
+      const have = this.items.get(rel);
+      if (have?.value !== undefined && (have.value === w.item || JSON.stringify(have.value) === JSON.stringify(w.item))) continue;
+      writes.push({ rel, kind: w.kind, after: w.item, have });
     }
-    for (const [k, it] of this.items) {
-      if (wanted.has(k)) continue;
-      cmp.push([k, 'Mod', it.mod]);
-      dels.push(k);
+    for (const [rel, have] of this.items) if (!wanted.has(rel)) writes.push({ rel, kind: have.kind, after: undefined, have });
+    if (!(await this.commit(writes))) {
+      void this.fetch().then((changed) => changed && this.loop.notify(), () => undefined);
+      throw new GatehouseError('GH_ERR_STORE_CONFLICT', CONFLICT);
     }
-    if (!puts.length && !dels.length) return;
-    const ops = [...puts.map(([k, v]) => this.client.put(this.root + k).value(v)), ...dels.map((k) => this.client.delete().key(this.root + k))];
-    if (ops.length > MAX_TXN_OPS) throw new GatehouseError('GH_ERR_STORE_CONFLICT', `one change may touch at most ${MAX_TXN_OPS} resources`);
-    let txn = this.client.if(this.root + cmp[0][0], cmp[0][1], '==', cmp[0][2]);
-    for (const [k, col, v] of cmp.slice(1)) txn = txn.and(this.root + k, col, '==', v);
+  }
+
+  /**
+   * Write the keys of these changes alone, in one transaction: a created key must not exist, a
+   * replaced or deleted one must still be at the revision this node holds. A change whose `before`
+   * is not the object the store holds for that resource (another write came first, and this node
+   * has applied it) is refused before etcd is asked. Afterwards the store's item is `after` itself,
+   * deep-frozen.
+   * Several changes of one resource are one (the first `before`, the last `after`). The whole data
+   * (`_data`) is not needed: etcd holds one key per resource.
+   * @throws GatehouseError GH_ERR_STORE_UNAVAILABLE (etcd away), GH_ERR_STORE_CONFLICT (another write won)
+   */
+  async writeChanges(changes: readonly DataChange[], _data?: DataSections): Promise<void> {
+    const byKey = new Map<string, { kind: DataKind; before: DataChange['before']; after: DataChange['after'] }>();
+    for (const c of changes) {
+      const rel = keyOfId(c.kind, c.id);
+      const earlier = byKey.get(rel);
+      byKey.set(rel, { kind: c.kind, before: earlier ? earlier.before : c.before, after: c.after });
+    }
+    const writes: Write[] = [];
+    for (const [rel, c] of byKey) {
+      const have = this.items.get(rel);
+      // the store's current object, or none: anything else is an older copy
+      if (have ? have.error !== undefined || have.value !== c.before : c.before !== undefined) throw new GatehouseError('GH_ERR_STORE_CONFLICT', CONFLICT);
+      if (c.before !== c.after) writes.push({ rel, kind: c.kind, after: c.after, have });
+    }
+    if (!(await this.commit(writes, true))) throw new GatehouseError('GH_ERR_STORE_CONFLICT', CONFLICT);
+  }
+
+  /**
+   * Put and delete `writes` in one transaction guarded by each key's revision; on success the
+   * store's items are the written objects (the watch events of this revision are then no news).
+   * @param learn on a refusal, read the contested keys in the same transaction and apply them as
+   *   watch events (told to the watcher), so the store is current before the writer retries
+   * @returns whether it committed
+   */
+  private async commit(writes: readonly Write[], learn = false): Promise<boolean> {
+    if (!writes.length) return true;
+    if (writes.length > MAX_TXN_OPS) throw new GatehouseError('GH_ERR_STORE_CONFLICT', `one change may touch at most ${MAX_TXN_OPS} resources`);
+    const stored = writes.map((w) => (w.after ? this.stored(w.kind, w.after) : undefined));
+    const guard = (w: Write): [string, 'Create' | 'Mod', '==', number] => (w.have ? [this.root + w.rel, 'Mod', '==', w.have.mod] : [this.root + w.rel, 'Create', '==', 0]);
+    let txn = this.client.if(...guard(writes[0]));
+    for (const w of writes.slice(1)) txn = txn.and(...guard(w));
+    txn = txn.then(...writes.map((w, i) => (stored[i] !== undefined ? this.client.put(this.root + w.rel).value(stored[i]) : this.client.delete().key(this.root + w.rel))));
+    if (learn) txn = txn.else(...writes.map((w) => this.client.get(this.root + w.rel)));
+    for (const w of writes) this.held.set(w.rel, []);
     let res;
     try {
-      res = await txn.then(...ops).options(this.deadline()).commit();
+      res = await txn.options(this.deadline()).commit();
     } catch (err) {
+      this.release(writes);
       throw this.failure(err, 'write');
     }
-    if (!res.succeeded) {
-      void this.fetch().then((changed) => changed && this.loop.notify(), () => undefined);
-      throw new GatehouseError('GH_ERR_STORE_CONFLICT', 'the resource was changed by another writer meanwhile; read it again and retry');
-    }
-    // what this node wrote is what it now has: the watch events of this revision are not news
     const rev = Number(res.header.revision);
-    for (const [k, v] of puts) {
-      const it = this.ingest(k, { key: Buffer.from(this.root + k), value: Buffer.from(v), create_revision: String(this.items.get(k)?.create ?? rev), mod_revision: String(rev), version: '1', lease: '0' });
-      if (it) this.items.set(k, it);
-      this.gone.delete(k);
+    try {
+      return this.committed(writes, res, rev, learn);
+    } finally {
+      this.release(writes);
     }
-    for (const k of dels) {
-      this.items.delete(k);
-      this.gone.set(k, rev);
+  }
+
+  /** The keys of an answered transaction: the events that came meanwhile are applied now. */
+  private release(writes: readonly Write[]): void {
+    for (const w of writes) {
+      const evs = this.held.get(w.rel) ?? [];
+      this.held.delete(w.rel);
+      for (const ev of evs) {
+        const applied = this.apply(ev);
+        if (applied) this.loop.notify(applied);
+      }
     }
+  }
+
+  /** The store after a transaction etcd answered (its keys still held). @returns whether it committed */
+  private committed(writes: readonly Write[], res: { succeeded: boolean; responses: Array<{ response_range?: { kvs?: IKeyValue[] } | null }> }, rev: number, learn: boolean): boolean {
+    if (!res.succeeded) {
+      // what the keys hold now, as events after those that came meanwhile (applied on release)
+      if (learn) {
+        writes.forEach((w, i) => {
+          const kv = res.responses[i]?.response_range?.kvs?.[0];
+          this.held.get(w.rel)?.push(kv ? { type: 'Put', kv } : { type: 'Delete', kv: { key: Buffer.from(this.root + w.rel), mod_revision: String(rev) } as IKeyValue });
+        });
+      }
+      return false;
+    }
+    // what this node wrote is what it now has (frozen, as every item): the watch events of this
+    // revision are not news
+    for (const w of writes) {
+      if (w.after) {
+        this.items.set(w.rel, { kind: w.kind, value: deepFreeze(w.after), create: w.have?.create ?? rev, mod: rev });
+        this.gone.delete(w.rel);
+      } else {
+        this.items.delete(w.rel);
+        this.gone.set(w.rel, rev);
+      }
+    }
+    return true;
   }
 
   /** Tell the other nodes (they watch the same prefix) to run a command. */
@@ -288,14 +404,18 @@ export class EtcdConfigStore implements ConfigStore {
     }
   }
 
-  watch(onChange: () => void, onCommand?: (cmd: ClusterCommand) => void): void {
+  /**
+   * Changes in etcd are told resource by resource (`onChange(changes)`, a burst in one call); a
+   * resync after etcd was away, and an edit of the config file, as `onChange()`.
+   */
+  watch(onChange: OnChange, onCommand?: (cmd: ClusterCommand) => void): void {
     this.onCommand = onCommand;
-    this.file.watch(onChange);
+    this.file.watch(() => onChange());
     this.loop.start(onChange);
   }
 
-  /** A watch event on the prefix: a command to run, or a change to the data this node holds. @returns whether the data changed */
-  private apply(ev: { type: string; kv: IKeyValue }): boolean {
+  /** A watch event on the prefix: a command to run, or a change to the data this node holds. */
+  private apply(ev: { type: string; kv: IKeyValue }): Applied {
     const rel = ev.kv.key.toString('utf8').slice(this.root.length);
     const mod = Number(ev.kv.mod_revision);
     if (rel.startsWith(COMMANDS)) {
@@ -307,26 +427,38 @@ export class EtcdConfigStore implements ConfigStore {
           this.o.logger.warn({ key: this.root + rel }, 'ignored a malformed command in etcd');
         }
       }
-      return false;
+      return undefined;
     }
     // a destination binding is bookkeeping: the node's copy follows it, the config does not change
     if (EtcdBindings.owns(rel)) {
       this.bindings.apply(rel, ev.type, ev.kv);
-      return false;
+      return undefined;
     }
-    if (!kindOf(rel)) return false;
-    const have = this.items.get(rel);
-    if ((have && have.mod >= mod) || (this.gone.get(rel) ?? 0) >= mod) return false;
+    const kind = kindOf(rel);
+    if (!kind) return undefined;
+    const holding = this.held.get(rel);
+    if (holding) {
+      holding.push(ev);
+      return undefined;
+    }
+    const had = this.items.get(rel);
+    if ((had && had.mod >= mod) || (this.gone.get(rel) ?? 0) >= mod) return undefined;
+    let now: Item | undefined;
     if (ev.type === 'Delete') {
       this.items.delete(rel);
       this.gone.set(rel, mod);
+      if (!had) return undefined;
     } else {
-      const it = this.ingest(rel, ev.kv);
-      if (!it) return false;
-      this.items.set(rel, it);
+      now = this.ingest(rel, ev.kv);
+      if (!now) return undefined;
+      this.items.set(rel, now);
       this.gone.delete(rel);
     }
-    return true;
+    // a value that cannot be used (or no longer is), or that names another resource than its key:
+    // the full read says what is wrong, naming the key
+    const fits = (it: Item | undefined) => it === undefined || (it.value !== undefined && keyOf(kind, it.value) === rel);
+    if (!fits(had) || !fits(now)) return 'full';
+    return { kind, id: idOf(kind, (now ?? had)!.value!), before: had?.value, after: now?.value };
   }
 
   async close(): Promise<void> {

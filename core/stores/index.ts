@@ -1,7 +1,7 @@
 // Picks the config store a config file asks for: the file itself (default) or etcd.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { ConfigStore, Logger, RawConfig } from '../contracts';
+import { DATA_KINDS, type ConfigStore, type Logger, type RawConfig } from '../contracts';
 import { GatehouseError, type ConfigIssue } from '../errors';
 import { parseReference } from '../secrets/reference';
 import { envReferenceValue } from '../config/settings-refs';
