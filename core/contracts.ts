@@ -499,6 +499,12 @@ export interface ConfigStore {
    * @throws GatehouseError as writeData; GH_ERR_STORE_CONFLICT when another writer changed one of these resources
    */
   writeChanges?(changes: readonly DataChange[], data: DataSections): Promise<void>;
+  /**
+   * How many resources of `kind` the store holds now, every writer's included (etcd: a count-only
+   * read); for `admin.limits`, which a node's own view may count short while another node's
+   * write is on its way to it. Absent on stores with one writer.
+   */
+  count?(kind: DataKind): Promise<number>;
   /** Checked before a write is even built. @throws GatehouseError GH_ERR_STORE_READONLY */
   assertWritable?(): Promise<void>;
   /**

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { inject, injectable, Lifecycle, type DependencyContainer } from 'tsyringe';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Clock, ClusterBus, ClusterCommand, ConfigStore, Logger, Metrics, RawConfig } from './contracts';
+import type { Clock, ClusterBus, ClusterCommand, ConfigStore, DataKind, Logger, Metrics, RawConfig } from './contracts';
 import { createGatewayContainer, systemClock } from './container';
 import { startup, type StartupOptions } from './bootstrap';
 import { REGISTRY } from './config/registry';
@@ -146,7 +146,7 @@ export class Gateway {
           metrics: this.metrics,
           logger: this.logger,
           generatedKey: this.opts.generatedAdminKey,
-          change: (m) => this.change(m),
+          change: (m, counted) => this.control.change(m, counted as DataKind | undefined),
           refreshSecret: (id) => this.refreshSecret(id),
         },
         this.opts.adminListen,

@@ -56,9 +56,9 @@ export function postedId(body: Record<string, unknown>, now: number = Date.now()
 /**
  * PUT (and POST, with a generated id): replace the resource `id`, or create it when there is none
  * and `admin.limits` leaves room.
- * @param limit the kind's `admin.limits` entry, counted on this document (in etcd mode, every node's writes)
+ * @param limit the kind's `admin.limits` entry, counted on this document, or `stored` when the store counted more (in etcd mode, every node's writes)
  */
-export function putResource(doc: DataDocument, kind: string, id: string, body: Record<string, unknown>, o: { writeOnly: WriteOnlyPaths; limit?: number }): { created: boolean } {
+export function putResource(doc: DataDocument, kind: string, id: string, body: Record<string, unknown>, o: { writeOnly: WriteOnlyPaths; limit?: number; stored?: number }): { created: boolean } {
   const list = doc[kind];
   const idx = indexOf(list, kind, id);
   const next = withId(structuredClone(body), kind, id, body);
@@ -67,8 +67,10 @@ export function putResource(doc: DataDocument, kind: string, id: string, body: R
     list[idx] = next;
     return { created: false };
   }
-  if (o.limit !== undefined && list.length >= o.limit) {
-    throw new AdminError(400, `the ${kind} limit is reached (admin.limits.${kind}: ${o.limit}, stored: ${list.length}): delete ${kind}, or raise admin.limits.${kind} in the config file`);
+  // what the store holds when it can count every writer's resources (etcd), else this document
+  const stored = o.stored ?? list.length;
+  if (o.limit !== undefined && stored >= o.limit) {
+    throw new AdminError(400, `the ${kind} limit is reached (admin.limits.${kind}: ${o.limit}, stored: ${stored}): delete ${kind}, or raise admin.limits.${kind} in the config file`);
   }
   list.push(next);
   return { created: true };

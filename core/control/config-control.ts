@@ -3,7 +3,7 @@
 // end of a rotation grace), run one at a time by the change queue.
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import { DATA_KINDS, type Clock, type ConfigStore, type DataChange, type Logger } from '../contracts';
+import { DATA_KINDS, type Clock, type ConfigStore, type DataChange, type DataKind, type Logger } from '../contracts';
 import { GatehouseError, statusOf, type ConfigIssue } from '../errors';
 import { CLOCK, CONFIG_STORE, LOGGER } from '../tokens';
 import type { ValidatedConfig } from '../config/validate';
@@ -140,23 +140,26 @@ export class ConfigControl {
    * section present; validated, built, persisted, then installed, or else nothing is left behind.
    * Only what `mutate` changed is validated, compiled and written when that can be done.
    */
-  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<ChangeResult> {
+  change(mutate: (doc: Record<string, unknown[]>, stored?: number) => void, counted?: DataKind): Promise<ChangeResult> {
     return this.queue.run(async (): Promise<ChangeResult> => {
       if (this.stopped) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
       let base: DataDocument;
+      let stored: number | undefined;
       try {
         // 403 for a store that refuses writes by design (readonly), 503 for one that is down; a config
         // file that cannot be read or parsed right now is the same failure as the load: 500
         await this.store.assertWritable?.();
         base = this.raw ?? (await this.store.load());
+        // a limit counts what the store holds, every node's writes included
+        if (counted !== undefined && this.store.count) stored = await this.store.count(counted);
       } catch (err) {
         // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
         return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
       }
       const raw = copyOnWrite(base);
       try {
-        mutate(raw);
+        mutate(raw, stored);
       } catch (err) {
         return { ok: false, status: (err as { status?: number }).status ?? 400, message: (err as Error).message, issues: [] };
       }

@@ -396,6 +396,15 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   /** Tell the other nodes (they watch the same prefix) to run a command. */
+  /** Resources of `kind` under the prefix now, every node's writes included: a count-only read (`admin.limits`). */
+  async count(kind: DataKind): Promise<number> {
+    try {
+      return await this.client.getAll().prefix(`${this.root}${kind}/`).options(this.deadline()).count();
+    } catch (err) {
+      throw this.failure(err, 'read');
+    }
+  }
+
   async publish(cmd: ClusterCommand): Promise<void> {
     try {
       await this.client.put(`${this.root}${COMMANDS}${cmd.type}`).value(JSON.stringify(cmd)).options(this.deadline()).exec();
