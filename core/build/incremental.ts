@@ -145,7 +145,7 @@ export function compileChanges(
   live: LiveBuild,
   config: GatewayConfig,
   touched: Touched,
-  deps: SnapshotDeps & { holdFrom(hold: StateHold): StateHold },
+  deps: SnapshotDeps,
   values: ResolvedValues,
   refKeys: ReadonlySet<string>,
   previousValue: (text: string) => { value: string; until: number } | undefined,
@@ -165,12 +165,15 @@ export function compileChanges(
   for (const id of routeIds) if (perBuild(live.routeById.get(id)?.config.plugins)) return { full: `route "${id}" uses a plugin with a per-build value` };
   for (const i of routeAt) if (perBuild(config.routes[i].plugins)) return { full: `route "${config.routes[i].id}" uses a plugin with a per-build value` };
 
-  const hold = deps.holdFrom(live.hold);
+  // this build's own state (its index services'); what the live snapshot holds is kept below
+  const hold = deps.holdState();
+  const routeHolds = new Map<string, StateHold>();
   const resolve = configResolver(values, logger, failures);
   const issues: ConfigIssue[] = [];
   const fail = (): Incremental => {
     failures.settle(false);
     hold.release();
+    for (const h of routeHolds.values()) h.release();
     return { issues };
   };
 
@@ -244,7 +247,7 @@ export function compileChanges(
   const servicesOf = new Map<string, BuildServices>();
   for (const [name, s] of live.servicesOf) servicesOf.set(name, { ...s, hasConsumer, state: deps.state(name, hold), consumers: indexes.get(name) ?? s.consumers });
   const asked = new Map<string, Set<string>>();
-  const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeAt);
+  const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeHolds, deps.state, deps.holdState, routeAt);
   deps.counters?.compiled('route', chains.length);
   if (issues.length) return fail();
   const owned: Pool[] = [];
@@ -301,9 +304,19 @@ export function compileChanges(
   };
   for (const [id, u] of upstreams) if (!compiledNow.has(id)) keep(u);
   for (const [id, u] of live.inline) if (!routeIds.has(id)) keep(u);
+  // plugin state: the live builds' holds and those of the routes this change did not touch, and this build's own
+  const holds = hold.entries.size > 0 ? [...live.holds, hold] : live.holds;
+  if (holds === live.holds) hold.release();
+  const keptHolds: StateHold[] = [...holds, ...routeHolds.values()];
+  for (const h of live.holds) h.retain();
+  for (const [id, h] of live.routeHolds) {
+    if (routeIds.has(id)) continue;
+    h.retain();
+    keptHolds.push(h);
+  }
   const release = () => {
     for (const p of held) deps.pools.release(p);
-    hold.release();
+    for (const h of keptHolds) h.release();
   };
 
   const grace = new Map(live.grace);
@@ -315,7 +328,7 @@ export function compileChanges(
   failures.settleTouched(touched.consumers, routeIds);
   deps.counters?.build('incremental');
   const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams);
-  const next: LiveBuild = { ...live, snapshot, grace, hold, partial };
+  const next: LiveBuild = { ...live, snapshot, grace, holds, partial };
   return {
     snapshot,
     live: next,
@@ -348,6 +361,9 @@ export function compileChanges(
         else live.routeIds.delete(id);
         if (c?.upstream !== undefined) live.inline.set(id, c.upstream);
         else live.inline.delete(id);
+        const h = routeHolds.get(id);
+        if (h !== undefined) live.routeHolds.set(id, h);
+        else live.routeHolds.delete(id);
       }
     },
   };

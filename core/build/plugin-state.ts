@@ -24,11 +24,18 @@ export class StateHold {
   /** Entries this hold counts, with where they are stored. */
   readonly entries = new Map<StateEntry, { plugin: string; key: string }>();
   released = false;
+  /** The snapshots that keep this hold (an incremental build keeps the holds of the routes it did not touch). */
+  private refs = 1;
   constructor(private readonly owner: PluginStates) {}
 
-  /** Let go of every entry this hold counts (idempotent). */
+  /** One more snapshot keeps this hold. */
+  retain(): void {
+    if (!this.released) this.refs++;
+  }
+
+  /** A snapshot keeping it is done; the last one lets go of every entry it counts. */
   release(): void {
-    if (this.released) return;
+    if (this.released || --this.refs > 0) return;
     this.released = true;
     this.owner.releaseHold(this);
   }
@@ -42,20 +49,6 @@ export class PluginStates {
 
   hold(): StateHold {
     return new StateHold(this);
-  }
-
-  /**
-   * A new hold counting what `from` counts, for a build that keeps most of the previous one (an
-   * incremental build: its unchanged routes keep the state they got). What only a route it drops
-   * got stays held until a full build.
-   */
-  holdFrom(from: StateHold): StateHold {
-    const h = new StateHold(this);
-    for (const [e, where] of from.entries) {
-      h.entries.set(e, where);
-      e.holders++;
-    }
-    return h;
   }
 
   /** The state of `plugin` as one build sees it: what it gets is counted for `hold`. */

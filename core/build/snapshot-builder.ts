@@ -36,7 +36,6 @@ export class SnapshotBuilder {
   private live: LiveBuild | undefined;
   /** Builds not installed yet: what to keep of each once it is. */
   private readonly pending = new WeakMap<Snapshot, { live: LiveBuild; commit?: () => void }>();
-  private readonly deltaDeps: SnapshotDeps & { holdFrom(hold: import('./plugin-state').StateHold): import('./plugin-state').StateHold };
 
   constructor(
     @inject(REGISTRY) registry: Registry,
@@ -93,7 +92,6 @@ export class SnapshotBuilder {
       nextGeneration: () => ++generations,
       failures: new FailClosedLog(logger),
     };
-    this.deltaDeps = { ...this.deps, holdFrom: (h) => states.holdFrom(h) };
   }
 
   /**
@@ -167,7 +165,7 @@ export class SnapshotBuilder {
     });
     const values = await this.valuesOf(refs);
     const refKeys = new Set(v.refs.map((s) => s.ref.key));
-    const c = compileChanges(live, v.config, touched, this.deltaDeps, values, refKeys, this.previousOf(v), undefined, where);
+    const c = compileChanges(live, v.config, touched, this.deps, values, refKeys, this.previousOf(v), undefined, where);
     if (c.full !== undefined) return undefined;
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));

@@ -359,6 +359,10 @@ export function compileHookChains(
   issues: ConfigIssue[],
   /** Told of each consumer a route's `create` asks about (a change to that consumer creates the route again). */
   asked: (username: string, route: string) => void,
+  /** The state its plugins got, held per route (a later change of the route lets go of it), for each route that got any. */
+  holds: Map<string, StateHold>,
+  state: SnapshotDeps['state'],
+  holdState: () => StateHold,
   /** The indexes of the routes to compile (an incremental build's); default every one. */
   only?: readonly number[],
 ): RouteHooks[] {
@@ -370,6 +374,7 @@ export function compileHookChains(
     let unavailable: { reference: string; reason: string } | undefined;
     let bodyLimit: { size: number; priority: number; name: string } | undefined;
     const info: RouteInfo = Object.freeze({ id: r.id, uri: r.uris[0] });
+    const hold = holdState();
     for (const name of Object.keys(r.plugins)) {
       const plugin = registry.plugins.get(name)!;
       const pluginPath = joinPath(joinPath(joinPath('routes', i), 'plugins'), name);
@@ -389,7 +394,7 @@ export function compileHookChains(
           asked(username, r.id);
           return base.hasConsumer(username);
         };
-        hooks = plugin.create(conf, { ...base, route: info, isReference, hasConsumer });
+        hooks = plugin.create(conf, { ...base, route: info, isReference, hasConsumer, state: state(name, hold) });
         size = plugin.maxBodySize?.(conf);
       } catch (err) {
         const refused = isReference === NO_REFERENCE ? err : valueOrConfig(plugin, written, servicesOf.get(name)!, info, isReference);
@@ -424,6 +429,8 @@ export function compileHookChains(
         if (typeof h === 'function') phases[phase].push({ name, priority: plugin.priority, hook: h.bind(hooks) as Hook });
       }
     }
+    if (hold.entries.size > 0) holds.set(r.id, hold);
+    else hold.release();
     for (const list of Object.values(phases)) list.sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : 1));
     const request = [...phases.rewrite, ...phases.access, ...phases.beforeProxy];
     chains.push({
@@ -520,8 +527,10 @@ export interface LiveBuild {
   readonly routeIds: Set<string>;
   /** The compiled upstream of each enabled route that has its own (`upstream:`). */
   readonly inline: Map<string, CompiledUpstream>;
-  /** The plugin state this snapshot holds (an incremental build's hold starts as a copy of it). */
-  readonly hold: StateHold;
+  /** The plugin state its builds' plugin services got (index and build-wide state), kept by every later incremental snapshot. */
+  readonly holds: readonly StateHold[];
+  /** The state each route's plugins got, by route id (a change of the route lets go of its old one). */
+  readonly routeHolds: Map<string, StateHold>;
   /**
    * The plugins whose index left a consumer out (a shared key, an unusable value): a change to
    * their consumers builds their index whole, since what was left out is not in it to be compared.
@@ -567,18 +576,23 @@ export function compileSnapshot(
   const partial = new Set<string>();
   const servicesOf = pluginServices(deps, hold, consumers, usernames, failures, issues, partial);
   const asked = new Map<string, Set<string>>();
-  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r));
+  const routeHolds = new Map<string, StateHold>();
+  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeHolds, deps.state, deps.holdState);
   deps.counters?.compiled('route', chains.length);
   if (issues.length) {
     failures.settle(false);
     hold.release();
+    for (const h of routeHolds.values()) h.release();
     return { issues };
   }
   // what this build holds: let go of by a failed build at once, by a snapshot when it is released
   const owned: Pool[] = [];
+  // (the live build's map of route holds changes with later incremental builds: this snapshot's are these)
+  const held = [...routeHolds.values()];
   const release = () => {
     for (const p of owned) deps.pools.release(p);
     hold.release();
+    for (const h of held) h.release();
   };
   const upstreams = compileUpstreams(config, chains, deps, owned);
   const compiled = compileRoutes(config, chains, deps, owned);
@@ -607,7 +621,8 @@ export function compileSnapshot(
     routeById: new Map(compiled.routes.map((r) => [r.id, r])),
     routeIds: new Set(config.routes.map((r) => r.id)),
     inline: new Map(compiled.routes.filter((r) => r.upstream !== undefined).map((r) => [r.id, r.upstream!])),
-    hold,
+    holds: [hold],
+    routeHolds,
     partial,
   };
   return { snapshot, live };
