@@ -198,12 +198,13 @@ export class SnapshotBuilder {
   }
 
   /** `snapshot` (built here) is the one requests use now: the next incremental build starts from it. */
-  installed(snapshot: Snapshot): void {
+  installed(snapshot: Snapshot): 'full' | 'incremental' {
     const p = this.pending.get(snapshot);
-    if (p === undefined) return;
+    if (p === undefined) return 'full';
     this.pending.delete(snapshot);
     p.commit?.();
     this.live = p.live;
+    return p.commit === undefined ? 'full' : 'incremental';
   }
 
   /** The values of `refs` (batched), by reference text. */

@@ -3,9 +3,9 @@
 // end of a rotation grace), run one at a time by the change queue.
 import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
-import { DATA_KINDS, type Clock, type ConfigStore, type DataChange, type DataKind, type Logger } from '../contracts';
+import { DATA_KINDS, type Clock, type ConfigStore, type DataChange, type DataKind, type Histogram, type Logger, type Metrics } from '../contracts';
 import { GatehouseError, statusOf, type ConfigIssue } from '../errors';
-import { CLOCK, CONFIG_STORE, LOGGER } from '../tokens';
+import { CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
 import type { ValidatedConfig } from '../config/validate';
 import { restartOnlyChanges } from '../config/restart-only';
 import type { Snapshot } from '../request/snapshot';
@@ -38,6 +38,8 @@ export class ConfigControl {
    */
   private raw: DataDocument | undefined;
   private readonly unsubscribe: () => void;
+  /** How long changes take to apply (`gatehouse_config_apply_duration_seconds`). */
+  private readonly applied: Histogram<'kind' | 'cause'>;
   /** Secrets whose value changed since the last rebuild for them (their keys). */
   private changedRefs = new Set<string>();
   private stopped = false;
@@ -45,11 +47,13 @@ export class ConfigControl {
   constructor(
     @inject(LOGGER) private readonly logger: Logger,
     @inject(CLOCK) private readonly clock: Clock,
+    @inject(METRICS) metrics: Metrics,
     @inject(CONFIG_STORE) private readonly store: ConfigStore,
     private readonly builder: SnapshotBuilder,
     private readonly plane: DataPlane,
     private readonly queue: ChangeQueue,
   ) {
+    this.applied = metrics.histogram('config_apply_duration_seconds', 'From the start of a change (a write, a reload, a store change, a secret rotation, a grace end) to its snapshot serving, by how it was built', ['kind', 'cause'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
     // a secret the live config uses changed: rebuild from the same config with the new values
     this.unsubscribe = this.builder.resolver.onChange((c) => {
       if (!this.plane.current?.refKeys.has(c.ref.key)) return;
@@ -73,13 +77,14 @@ export class ConfigControl {
    * retired (its pools close when its last request finishes); a changed restart-only setting is
    * reported; `why` is logged (the first install logs nothing: the gateway's listen() does).
    */
-  install(v: ValidatedConfig, snapshot: Snapshot, why?: string, raw?: DataDocument): void {
+  install(v: ValidatedConfig, snapshot: Snapshot, why?: string, raw?: DataDocument, since?: { started: number; cause: string }): void {
     const old = this.plane.current as Snapshot | undefined;
     if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
     this.validated = v;
     this.raw = raw;
-    this.builder.installed(snapshot);
+    const kind = this.builder.installed(snapshot);
     this.plane.current = snapshot;
+    if (since !== undefined) this.applied.observe({ kind, cause: since.cause }, (performance.now() - since.started) / 1000);
     old?.retire();
     // when a rotation grace in the live snapshot ends, rebuild so the old credential stops working
     const grace = Number.isFinite(snapshot.expiresAt) ? Math.max(0, snapshot.expiresAt - this.clock.now()) + GRACE_MARGIN_MS : Infinity;
@@ -90,6 +95,7 @@ export class ConfigControl {
   /** A reload (Gateway.reload): validated from the store's document again, coalesced with the calls that wait with it. */
   reload(): Promise<ReloadResult> {
     return this.queue.coalesce('reload', async () => {
+      const started = performance.now();
       let raw: DataDocument;
       try {
         raw = await (this.store.reload ? this.store.reload() : this.store.load());
@@ -101,7 +107,7 @@ export class ConfigControl {
       if (base !== undefined && sameSettings(base, raw)) {
         const changes = diffData(base, raw, sameContent);
         if (changes !== undefined && changes.length > 0 && !changes.some((c) => c.kind === 'secrets')) {
-          const r = await this.applyData(base, raw, changes, 'config reloaded');
+          const r = await this.applyData(base, raw, changes, 'config reloaded', { started, cause: 'reload' });
           if (r !== undefined) return r;
         }
       }
@@ -113,7 +119,7 @@ export class ConfigControl {
       } catch (err) {
         return this.rejected(err);
       }
-      const r = await this.swap(v, 'config reloaded', raw);
+      const r = await this.swap(v, 'config reloaded', raw, { started, cause: 'reload' });
       if (!r.ok) await admitted.release();
       return r;
     });
@@ -125,10 +131,11 @@ export class ConfigControl {
    */
   applyStoreChanges(changes: readonly DataChange[]): Promise<ReloadResult> {
     return this.queue.run(async (): Promise<ReloadResult> => {
+      const started = performance.now();
       const base = this.raw;
       const doc = base === undefined || changes.some((c) => c.kind === 'secrets') ? undefined : applyChanges(base, changes);
       if (base !== undefined && doc !== undefined) {
-        const r = await this.applyData(base, doc, changes, 'config changed in the store');
+        const r = await this.applyData(base, doc, changes, 'config changed in the store', { started, cause: 'store' });
         if (r !== undefined) return r;
       }
       return this.reloadNow();
@@ -142,6 +149,7 @@ export class ConfigControl {
    */
   change(mutate: (doc: Record<string, unknown[]>, stored?: number) => void, counted?: DataKind): Promise<ChangeResult> {
     return this.queue.run(async (): Promise<ChangeResult> => {
+      const started = performance.now();
       if (this.stopped) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
       let base: DataDocument;
@@ -201,7 +209,7 @@ export class ConfigControl {
         // with etcd's error, as APISIX); anything else is not for the client to read
         return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
       }
-      this.install(v, snapshot, 'admin change applied', raw);
+      this.install(v, snapshot, 'admin change applied', raw, { started, cause: 'write' });
       return { ok: true };
     });
   }
@@ -215,6 +223,7 @@ export class ConfigControl {
 
   /** The live config again, with the secret values and the clock of now. */
   private async rebuild(why: string, touched?: Touched): Promise<ReloadResult> {
+    const since = { started: performance.now(), cause: why === 'secrets changed' ? 'secret' : 'grace' };
     if (touched !== undefined && !this.stopped) {
       let snapshot: Snapshot | undefined;
       try {
@@ -228,11 +237,11 @@ export class ConfigControl {
           snapshot.retire();
           return { ok: false, issues: [], message: 'gateway is closed' };
         }
-        this.install(this.validated!, snapshot, why, this.raw);
+        this.install(this.validated!, snapshot, why, this.raw, since);
         return { ok: true, generation: snapshot.generation };
       }
     }
-    return this.swap(this.validated!, why, this.raw);
+    return this.swap(this.validated!, why, this.raw, since);
   }
 
   /**
@@ -240,7 +249,7 @@ export class ConfigControl {
    * they reach, installed.
    * @returns undefined when only a full reload will do
    */
-  private async applyData(base: DataDocument, doc: DataDocument, changes: readonly DataChange[], why: string): Promise<ReloadResult | undefined> {
+  private async applyData(base: DataDocument, doc: DataDocument, changes: readonly DataChange[], why: string, since: { started: number; cause: string }): Promise<ReloadResult | undefined> {
     if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
     let v: ValidatedConfig;
     let snapshot: Snapshot | undefined;
@@ -257,12 +266,13 @@ export class ConfigControl {
       snapshot.retire();
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
-    this.install(v, snapshot, why, { ...base, ...doc });
+    this.install(v, snapshot, why, { ...base, ...doc }, since);
     return { ok: true, generation: snapshot.generation };
   }
 
   /** A whole reload, inside a job already queued. */
   private async reloadNow(): Promise<ReloadResult> {
+    const started = performance.now();
     let raw: DataDocument;
     let v: ValidatedConfig;
     let admitted: Admission;
@@ -273,13 +283,13 @@ export class ConfigControl {
     } catch (err) {
       return this.rejected(err);
     }
-    const r = await this.swap(v, 'config reloaded', raw);
+    const r = await this.swap(v, 'config reloaded', raw, { started, cause: 'store' });
     if (!r.ok) await admitted.release();
     return r;
   }
 
   /** Build a snapshot of `v` and swap it in atomically. */
-  private async swap(v: ValidatedConfig, why: string, raw: DataDocument | undefined): Promise<ReloadResult> {
+  private async swap(v: ValidatedConfig, why: string, raw: DataDocument | undefined, since?: { started: number; cause: string }): Promise<ReloadResult> {
     if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
     let snapshot: Snapshot;
     try {
@@ -292,7 +302,7 @@ export class ConfigControl {
       snapshot.retire();
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
-    this.install(v, snapshot, why, raw);
+    this.install(v, snapshot, why, raw, since);
     return { ok: true, generation: snapshot.generation };
   }
 
