@@ -138,7 +138,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function indexOf(list: unknown[], kind: string, id: string): number {
   const field = idField(kind);
-  return list.findIndex((x) => x !== null && typeof x === 'object' && String((x as Record<string, unknown>)[field]) === id);
+  // a string id compared as it is: 100,000 consumers are not each turned into a string per write
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
+    if (x === null || typeof x !== 'object') continue;
+    const v = (x as Record<string, unknown>)[field];
+    if (v === id || (typeof v !== 'string' && v !== undefined && String(v) === id)) return i;
+  }
+  return -1;
 }
 
 /** The index of the stored resource; 404 when there is none. */

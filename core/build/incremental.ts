@@ -21,6 +21,8 @@ import {
   configResolver,
   indexOf,
   recordAsked,
+  askedInto,
+  releaser,
   routeUriIssue,
   type BuildServices,
   type Built,
@@ -34,6 +36,30 @@ export interface Touched {
   readonly consumers: ReadonlySet<string>;
   readonly routes: ReadonlySet<string>;
   readonly upstreams: ReadonlySet<string>;
+}
+
+/**
+ * `hasConsumer` of an incremental build: the touched consumers as they are now, the others as
+ * the live build has them. Made in its own scope (a closure keeps the scope it is made in: an inline
+ * one would keep the live build, and so chain every snapshot to the one before).
+ */
+function consumerCheck(present: ReadonlySet<string>, touched: ReadonlySet<string>, usernames: ReadonlySet<string>): (username: string) => boolean {
+  return (u) => present.has(u) || (!touched.has(u) && usernames.has(u));
+}
+
+/** The services of one `updateConsumers` call: `exclude` and `isReference` mark that the whole index must be built instead. */
+function deltaServices(base: Omit<IndexServices, 'exclude' | 'isReference'>, asks: { left: boolean }): IndexServices {
+  return {
+    ...base,
+    exclude: () => {
+      asks.left = true;
+    },
+    isReference: () => {
+      // an entry left out is left out by the whole index again, which answers this
+      asks.left = true;
+      return true;
+    },
+  };
 }
 
 /** Where the touched resources are in the config after the change, and what else they touch. */
@@ -158,7 +184,7 @@ export function compileChanges(
 
   const { consumerAt, routeAt, routeIds, came, went } = located;
   const present = new Set(consumerAt.map((i) => config.consumers[i].username));
-  const hasConsumer = (u: string): boolean => present.has(u) || (!touched.consumers.has(u) && live.usernames.has(u));
+  const hasConsumer = consumerCheck(present, touched.consumers, live.usernames);
   // a plugin's buildStart value is one build's view of every route (limit-count's groups): a route
   // using one is compiled with all the others
   const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
@@ -200,28 +226,17 @@ export function compileChanges(
       return { full: `plugin "${name}" has no updateConsumers` };
     }
     const base = { ...common, hasConsumer, state: deps.state(name, hold) };
-    let left = false;
-    const services: IndexServices = {
-      ...base,
-      exclude: () => {
-        left = true;
-      },
-      isReference: () => {
-        // an entry left out is left out by the whole index again, below, which answers this
-        left = true;
-        return true;
-      },
-    };
+    const asks = { left: false };
     let next: unknown;
     if (!live.partial.has(name)) {
       try {
-        next = plugin.updateConsumers(live.snapshot.indexes.get(name), { added, removed }, services);
+        next = plugin.updateConsumers(live.snapshot.indexes.get(name), { added, removed }, deltaServices(base, asks));
       } catch {
         next = undefined;
       }
     }
     partial.delete(name);
-    if (next === undefined || left) {
+    if (next === undefined || asks.left) {
       // the whole index again, as a full build makes it (duplicates, what is left out, their logs)
       const list: ConsumerEntry[] = [];
       const fresh = new Map(added.map((e) => [e.username, e]));
@@ -247,7 +262,7 @@ export function compileChanges(
   const servicesOf = new Map<string, BuildServices>();
   for (const [name, s] of live.servicesOf) servicesOf.set(name, { ...s, hasConsumer, state: deps.state(name, hold), consumers: indexes.get(name) ?? s.consumers });
   const asked = new Map<string, Set<string>>();
-  const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeHolds, deps.state, deps.holdState, routeAt);
+  const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, askedInto(asked), routeHolds, deps.state, deps.holdState, routeAt);
   deps.counters?.compiled('route', chains.length);
   if (issues.length) return fail();
   const owned: Pool[] = [];
@@ -314,10 +329,7 @@ export function compileChanges(
     h.retain();
     keptHolds.push(h);
   }
-  const release = () => {
-    for (const p of held) deps.pools.release(p);
-    for (const h of keptHolds) h.release();
-  };
+  const release = releaser(deps.pools, held, keptHolds);
 
   const grace = new Map(live.grace);
   for (const u of touched.consumers) grace.delete(u);

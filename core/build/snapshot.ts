@@ -390,11 +390,7 @@ export function compileHookChains(
       try {
         const conf = deepFreeze(res.conf) as any;
         const base = servicesOf.get(name)!;
-        const hasConsumer = (username: string): boolean => {
-          asked(username, r.id);
-          return base.hasConsumer(username);
-        };
-        hooks = plugin.create(conf, { ...base, route: info, isReference, hasConsumer, state: state(name, hold) });
+        hooks = plugin.create(conf, { ...base, route: info, isReference, hasConsumer: askingHasConsumer(base.hasConsumer, asked, r.id), state: state(name, hold) });
         size = plugin.maxBodySize?.(conf);
       } catch (err) {
         const refused = isReference === NO_REFERENCE ? err : valueOrConfig(plugin, written, servicesOf.get(name)!, info, isReference);
@@ -544,6 +540,31 @@ export interface Built {
   readonly live: LiveBuild;
 }
 
+/**
+ * `hasConsumer` for one route's `create`, telling `asked` what the route asks about. Made here, not
+ * inline: a plugin may keep what it is given, and a closure keeps the whole scope it was made in
+ * (a build's config, the live build before it), which would chain every snapshot to the one before.
+ */
+function askingHasConsumer(has: (username: string) => boolean, asked: (username: string, route: string) => void, route: string): (username: string) => boolean {
+  return (username) => {
+    asked(username, route);
+    return has(username);
+  };
+}
+
+/** `asked` for compileHookChains, recording into `into` (its own scope: see askingHasConsumer). */
+export function askedInto(into: Map<string, Set<string>>): (username: string, route: string) => void {
+  return (u, r) => recordAsked(into, u, r);
+}
+
+/** What a snapshot lets go of when released: its pools and its plugin state holds (its own scope: see askingHasConsumer). */
+export function releaser(pools: UpstreamPools, held: readonly Pool[], holds: readonly StateHold[]): () => void {
+  return () => {
+    for (const p of held) pools.release(p);
+    for (const h of holds) h.release();
+  };
+}
+
 /** Record that a route asked about a consumer. */
 export function recordAsked(asked: Map<string, Set<string>>, username: string, route: string): void {
   let routes = asked.get(username);
@@ -577,7 +598,7 @@ export function compileSnapshot(
   const servicesOf = pluginServices(deps, hold, consumers, usernames, failures, issues, partial);
   const asked = new Map<string, Set<string>>();
   const routeHolds = new Map<string, StateHold>();
-  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, (u, r) => recordAsked(asked, u, r), routeHolds, deps.state, deps.holdState);
+  const chains = compileHookChains(config, deps.registry, servicesOf, resolve, failures, issues, askedInto(asked), routeHolds, deps.state, deps.holdState);
   deps.counters?.compiled('route', chains.length);
   if (issues.length) {
     failures.settle(false);
@@ -588,12 +609,7 @@ export function compileSnapshot(
   // what this build holds: let go of by a failed build at once, by a snapshot when it is released
   const owned: Pool[] = [];
   // (the live build's map of route holds changes with later incremental builds: this snapshot's are these)
-  const held = [...routeHolds.values()];
-  const release = () => {
-    for (const p of owned) deps.pools.release(p);
-    hold.release();
-    for (const h of held) h.release();
-  };
+  const release = releaser(deps.pools, owned, [hold, ...routeHolds.values()]);
   const upstreams = compileUpstreams(config, chains, deps, owned);
   const compiled = compileRoutes(config, chains, deps, owned);
   if ('issues' in compiled) {

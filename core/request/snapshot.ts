@@ -71,7 +71,7 @@ export class Snapshot {
     /** ms when a rotation grace in it ends (the snapshot must be rebuilt then); Infinity if none. */
     readonly expiresAt: number,
     /** What the build that made it holds for it (pools, plugin state): let go of once, when the last request is done. */
-    private readonly onRelease: () => void,
+    private onRelease: () => void,
     /** `gateway.trusted_proxies`, compiled: whether a peer's forwarding headers are believed. */
     readonly trustedProxies: TrustedProxies = null,
     /** Each plugin's consumer index in this config (RequestContext.consumerIndex). */
@@ -99,9 +99,14 @@ export class Snapshot {
   private release(): void {
     if (this.released) return;
     this.released = true;
-    this.onRelease();
+    const release = this.onRelease;
+    // what the build held is not kept by a snapshot that something may still reference
+    this.onRelease = noop;
+    release();
   }
 }
+
+function noop(): void {}
 
 export function nodeKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
