@@ -146,7 +146,7 @@ export class Gateway {
           metrics: this.metrics,
           logger: this.logger,
           generatedKey: this.opts.generatedAdminKey,
-          change: (m, counted) => this.control.change(m, counted as DataKind | undefined),
+          change: (m, counted) => this.control.change(m, counted as { kind: DataKind; limit: number } | undefined),
           refreshSecret: (id) => this.refreshSecret(id),
         },
         this.opts.adminListen,

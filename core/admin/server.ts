@@ -36,8 +36,8 @@ export interface AdminHost {
   /** The admin key a `gatehouse start` primary generated (and printed) for its workers, used when `admin.key` is not set. */
   readonly generatedKey?: string;
   /** Apply a change to the data sections (validated, persisted, live when it resolves). */
-  /** @param counted a kind whose stored count `mutate` needs (`admin.limits`), read from the store inside the change */
-  change(mutate: (doc: DataDocument, stored?: number) => void, counted?: string): Promise<ChangeResult>;
+  /** @param counted a kind whose `admin.limits` entry `mutate` checks: its stored count is read from the store inside the change when near */
+  change(mutate: (doc: DataDocument, stored?: number) => void, counted?: { kind: string; limit: number }): Promise<ChangeResult>;
   /** Refresh one secret resource here and on every other gateway process. */
   refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }>;
 }
@@ -229,14 +229,14 @@ export class AdminServer {
       const limit = this.limitOf(kind);
       const result = await this.host.change((doc, stored) => {
         created = putResource(doc, kind, id, body, { writeOnly: this.writeOnly(kind, id), limit, stored }).created;
-      }, limit === undefined ? undefined : kind);
+      }, limit === undefined ? undefined : { kind, limit });
       this.answerWrite(res, result, kind, id, created ? 201 : 200);
     },
     post: async ({ req, res, kind }) => {
       const body = (await this.body(req, true)) as Record<string, unknown>;
       const id = postedId(body);
       const limit = this.limitOf(kind);
-      const result = await this.host.change((doc, stored) => void putResource(doc, kind, id, body, { writeOnly: this.writeOnly(kind, id), limit, stored }), limit === undefined ? undefined : kind);
+      const result = await this.host.change((doc, stored) => void putResource(doc, kind, id, body, { writeOnly: this.writeOnly(kind, id), limit, stored }), limit === undefined ? undefined : { kind, limit });
       this.answerWrite(res, result, kind, id, 201);
     },
     patch: async ({ req, res, kind, params }) => {
