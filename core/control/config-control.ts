@@ -116,17 +116,7 @@ export class ConfigControl {
           if (r !== undefined) return r;
         }
       }
-      let v: ValidatedConfig;
-      let admitted: Admission;
-      try {
-        v = this.builder.validate(raw);
-        admitted = await this.builder.admit(v);
-      } catch (err) {
-        return this.rejected(err);
-      }
-      const r = await this.swap(v, 'config reloaded', raw, { started, cause: 'reload' });
-      if (!r.ok) await admitted.release();
-      return r;
+      return this.reloadWhole(raw, { started, cause: 'reload' });
     });
   }
 
@@ -284,16 +274,25 @@ export class ConfigControl {
   private async reloadNow(): Promise<ReloadResult> {
     const started = performance.now();
     let raw: DataDocument;
+    try {
+      raw = await (this.store.reload ? this.store.reload() : this.store.load());
+    } catch (err) {
+      return this.rejected(err);
+    }
+    return this.reloadWhole(raw, { started, cause: 'store' });
+  }
+
+  /** The document `raw` validated, admitted, built and swapped in whole. */
+  private async reloadWhole(raw: DataDocument, since: { started: number; cause: string }): Promise<ReloadResult> {
     let v: ValidatedConfig;
     let admitted: Admission;
     try {
-      raw = await (this.store.reload ? this.store.reload() : this.store.load());
       v = this.builder.validate(raw);
       admitted = await this.builder.admit(v);
     } catch (err) {
       return this.rejected(err);
     }
-    const r = await this.swap(v, 'config reloaded', raw, { started, cause: 'store' });
+    const r = await this.swap(v, 'config reloaded', raw, since);
     if (!r.ok) await admitted.release();
     return r;
   }
