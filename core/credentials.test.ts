@@ -5,17 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { credentialIndex, ownerIndex, type CredentialEntry, type CredentialIndex, type OwnerIndex } from './credentials';
+import { prng } from '../test/helpers/prng';
 
-/** Deterministic PRNG (mulberry32): a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An entry both kinds of index take: `credential` and `key` are the same text. */
 interface E {

@@ -11,17 +11,8 @@ import type { ConsumerEntry, CreateServices, IndexServices, Plugin, RequestConte
 import keyAuth from '../plugins/key-auth';
 import basicAuth from '../plugins/basic-auth';
 import jwtAuth from '../plugins/jwt-auth';
+import { prng } from './helpers/prng';
 
-/** Deterministic PRNG (mulberry32): a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One plugin as the driver sees it: its consumer config for a credential, and what its index answers. */
 interface Subject {

@@ -18,6 +18,7 @@ import { createRegistry } from './registry';
 import { checkSecretPolicy, type PolicyContext } from './secret-policy';
 import { validateConfig, type ValidatedConfig } from './validate';
 import { validateChanges, validateChangesOrThrow, type ChangeValidation } from './validate-changes';
+import { prng } from '../../test/helpers/prng';
 
 const registry = createRegistry([keyAuth, basicAuth, jwtAuth, limitCount, proxyRewrite], [envProvider, vaultProvider]);
 const ctx: PolicyContext = { baseDir: '/srv/gatehouse', protectedFiles: [] };
@@ -43,22 +44,11 @@ function full(doc: Doc): ValidatedConfig | { issues: ConfigIssue[] } {
   return { ...v, credentials: p.uses };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 class Gen {
   private readonly rnd: () => number;
   private n = 0;
   constructor(seed: number) {
-    this.rnd = mulberry32(seed);
+    this.rnd = prng(seed);
   }
   chance(p: number): boolean {
     return this.rnd() < p;

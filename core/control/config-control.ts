@@ -99,25 +99,7 @@ export class ConfigControl {
 
   /** A reload (Gateway.reload): validated from the store's document again, coalesced with the calls that wait with it. */
   reload(): Promise<ReloadResult> {
-    return this.queue.coalesce('reload', async () => {
-      const started = performance.now();
-      let raw: DataDocument;
-      try {
-        raw = await (this.store.reload ? this.store.reload() : this.store.load());
-      } catch (err) {
-        return this.rejected(err);
-      }
-      // only data changed (an edit of the file's resources, another process's write): apply the difference
-      const base = this.raw;
-      if (base !== undefined && sameSettings(base, raw)) {
-        const changes = diffData(base, raw, sameContent);
-        if (changes !== undefined && changes.length > 0 && !changes.some((c) => c.kind === 'secrets')) {
-          const r = await this.applyData(base, raw, changes, 'config reloaded', { started, cause: 'reload' });
-          if (r !== undefined) return r;
-        }
-      }
-      return this.reloadWhole(raw, { started, cause: 'reload' });
-    });
+    return this.queue.coalesce('reload', () => this.reloadNow('reload'));
   }
 
   /**
@@ -133,7 +115,7 @@ export class ConfigControl {
         const r = await this.applyData(base, doc, changes, 'config changed in the store', { started, cause: 'store' });
         if (r !== undefined) return r;
       }
-      return this.reloadNow();
+      return this.reloadNow('store');
     });
   }
 
@@ -270,8 +252,12 @@ export class ConfigControl {
     return { ok: true, generation: snapshot.generation };
   }
 
-  /** A whole reload, inside a job already queued. */
-  private async reloadNow(): Promise<ReloadResult> {
+  /**
+   * The store's document read again, inside a job already queued: when only data changed since the
+   * live one (an edit of the file's resources, another process's write), that difference is
+   * applied; otherwise the whole document.
+   */
+  private async reloadNow(cause: 'reload' | 'store'): Promise<ReloadResult> {
     const started = performance.now();
     let raw: DataDocument;
     try {
@@ -279,7 +265,15 @@ export class ConfigControl {
     } catch (err) {
       return this.rejected(err);
     }
-    return this.reloadWhole(raw, { started, cause: 'store' });
+    const base = this.raw;
+    if (base !== undefined && sameSettings(base, raw)) {
+      const changes = diffData(base, raw, sameContent);
+      if (changes !== undefined && changes.length > 0 && !changes.some((c) => c.kind === 'secrets')) {
+        const r = await this.applyData(base, raw, changes, 'config reloaded', { started, cause });
+        if (r !== undefined) return r;
+      }
+    }
+    return this.reloadWhole(raw, { started, cause });
   }
 
   /** The document `raw` validated, admitted, built and swapped in whole. */
