@@ -25,6 +25,7 @@ import { createMetrics } from './observe/metrics';
 import { secretFieldPaths } from './admin/redact';
 import { CLUSTER_BUS, CONFIG_STORE, LOGGER, METRICS, resolve, token, type Timers } from './tokens';
 import { ConfigControl, type ChangeResult, type ReloadResult } from './control/config-control';
+import type { DocumentEdit } from './control/positions';
 
 export type { ChangeResult, ReloadResult };
 
@@ -147,6 +148,7 @@ export class Gateway {
           logger: this.logger,
           generatedKey: this.opts.generatedAdminKey,
           change: (m, counted) => this.control.change(m, counted as { kind: DataKind; limit: number } | undefined),
+          resource: (kind, id) => this.control.resource(kind as DataKind, id),
           refreshSecret: (id) => this.refreshSecret(id),
         },
         this.opts.adminListen,
@@ -208,12 +210,13 @@ export class Gateway {
   }
 
   /**
-   * Change the data sections (Admin API writes): `mutate` edits a copy of the current document;
-   * the result is validated and compiled like any load, persisted, then swapped in — all before
-   * this resolves, one change at a time. Nothing is persisted or applied when any step fails.
+   * Change the data sections (Admin API writes): `edit` reads and writes the current document one
+   * resource at a time (the document itself is left as it is); what it changed is validated and
+   * compiled like any load, persisted, then swapped in — all before this resolves, one change at a
+   * time. Nothing is persisted or applied when any step fails.
    */
-  change(mutate: (doc: Record<string, unknown[]>) => void): Promise<ChangeResult> {
-    return this.control.change(mutate);
+  change(edit: (doc: DocumentEdit) => void): Promise<ChangeResult> {
+    return this.control.change(edit);
   }
 
   /**

@@ -1,5 +1,5 @@
 // The Admin API's writes as operations on a data document (`{ routes: [...], upstreams: [...], ...}`,
-// as the config store holds it): create or replace, JSON merge patch, APISIX's SubPath PATCH,
+// as the config store holds it, edited one resource at a time through a ResourceEdit): create or replace, JSON merge patch, APISIX's SubPath PATCH,
 // delete, and the rules on ids. No HTTP and no gateway here: each function edits the document it
 // is given or throws an AdminError carrying the status the Admin API answers with. The server runs
 // them inside the gateway's change(), which validates, persists and swaps in the result.
@@ -8,6 +8,24 @@ import { MASK } from './redact';
 
 /** The data sections of a config, by kind: `doc.routes`, `doc.upstreams`, … */
 export type DataDocument = Record<string, unknown[]>;
+
+/**
+ * What an operation edits: the store's document as the gateway keeps it, read and written one
+ * resource at a time by id (the gateway's edit finds a resource without a pass over the others,
+ * and records what changed for the write pipeline; the document itself is left as it was).
+ */
+export interface ResourceEdit {
+  /** The resource `id` of `kind` as edited so far, or undefined. */
+  get(kind: string, id: string): Readonly<Record<string, unknown>> | undefined;
+  /** Replace the resource `id`, or create it (appended to its section). */
+  set(kind: string, id: string, item: Readonly<Record<string, unknown>>): void;
+  /** Delete the resource `id`. */
+  remove(kind: string, id: string): void;
+  /** How many resources the section holds as edited. */
+  count(kind: string): number;
+  /** The section as edited, for the operations that look through every resource (a deletion's users). */
+  list(kind: string): readonly unknown[];
+}
 
 /** A refused operation, with the HTTP status the Admin API answers (read by the gateway's change()). */
 export class AdminError extends Error {
@@ -58,31 +76,29 @@ export function postedId(body: Record<string, unknown>, now: number = Date.now()
  * and `admin.limits` leaves room.
  * @param limit the kind's `admin.limits` entry, counted on this document, or `stored` when the store counted more (in etcd mode, every node's writes)
  */
-export function putResource(doc: DataDocument, kind: string, id: string, body: Record<string, unknown>, o: { writeOnly: WriteOnlyPaths; limit?: number; stored?: number }): { created: boolean } {
-  const list = doc[kind];
-  const idx = indexOf(list, kind, id);
+export function putResource(doc: ResourceEdit, kind: string, id: string, body: Record<string, unknown>, o: { writeOnly: WriteOnlyPaths; limit?: number; stored?: number }): { created: boolean } {
+  const was = doc.get(kind, id);
   const next = withId(structuredClone(body), kind, id, body);
-  restoreMasked(next, idx === -1 ? undefined : list[idx], o.writeOnly(body), `${kind}/${id}`);
-  if (idx !== -1) {
-    list[idx] = next;
+  restoreMasked(next, was, o.writeOnly(body), `${kind}/${id}`);
+  if (was !== undefined) {
+    doc.set(kind, id, next);
     return { created: false };
   }
   // what the store holds when it can count every writer's resources (etcd), else this document
-  const stored = o.stored ?? list.length;
+  const stored = o.stored ?? doc.count(kind);
   if (o.limit !== undefined && stored >= o.limit) {
     throw new AdminError(400, `the ${kind} limit is reached (admin.limits.${kind}: ${o.limit}, stored: ${stored}): delete ${kind}, or raise admin.limits.${kind} in the config file`);
   }
-  list.push(next);
+  doc.set(kind, id, next);
   return { created: true };
 }
 
 /** PATCH: an RFC 7386 merge of `patch` into the stored resource; a field set drops its other spelling. */
-export function patchResource(doc: DataDocument, kind: string, id: string, patch: Record<string, unknown>, writeOnly: WriteOnlyPaths): void {
-  const list = doc[kind];
-  const idx = existing(list, kind, id);
-  const next = withId(mergePatch(withoutAliases(list[idx], patch), patch) as Record<string, unknown>, kind, id, patch);
-  restoreMasked(next, list[idx], writeOnly(patch), `${kind}/${id}`);
-  list[idx] = next;
+export function patchResource(doc: ResourceEdit, kind: string, id: string, patch: Record<string, unknown>, writeOnly: WriteOnlyPaths): void {
+  const stored = existing(doc, kind, id);
+  const next = withId(mergePatch(withoutAliases(stored, patch), patch) as Record<string, unknown>, kind, id, patch);
+  restoreMasked(next, stored, writeOnly(patch), `${kind}/${id}`);
+  doc.set(kind, id, next);
 }
 
 /** Sub-path segments refused outright: as a key, JS reads and writes it as the prototype. */
@@ -92,33 +108,30 @@ const FORBIDDEN_SEGMENT = '__proto__';
  * APISIX's SubPath PATCH: the attribute `sub` names (one or more segments) becomes `value`; null
  * deletes it. "******" anywhere in the new value keeps what is stored there, as a full PATCH does.
  */
-export function subPatchResource(doc: DataDocument, kind: string, id: string, sub: readonly string[], value: unknown, writeOnly: WriteOnlyPaths): void {
-  const list = doc[kind];
-  const idx = existing(list, kind, id);
+export function subPatchResource(doc: ResourceEdit, kind: string, id: string, sub: readonly string[], value: unknown, writeOnly: WriteOnlyPaths): void {
+  const stored = existing(doc, kind, id);
   const field = idField(kind);
   if (sub.includes('')) throw new AdminError(400, `the sub-path "${sub.join('/')}" has an empty segment`);
   if (sub.includes(FORBIDDEN_SEGMENT)) throw new AdminError(400, `the sub-path segment "${FORBIDDEN_SEGMENT}" is not allowed`);
   if (sub[0] === field) throw new AdminError(400, `the ${field} cannot be changed through a sub-path: PUT the resource to its new ${field}`);
-  const stored = list[idx] as Record<string, unknown>;
   const next = subPatch(sub.length === 1 ? (withoutAliases(stored, { [sub[0]]: value }) as Record<string, unknown>) : stored, sub, value);
   restoreMasked(next, stored, writeOnly(next), `${kind}/${id}`);
-  list[idx] = next;
+  doc.set(kind, id, next);
 }
 
 /** DELETE, refused while something still uses the resource (naming every user). */
-export function deleteResource(doc: DataDocument, kind: string, id: string): void {
-  const list = doc[kind];
-  const idx = existing(list, kind, id);
+export function deleteResource(doc: ResourceEdit, kind: string, id: string): void {
+  existing(doc, kind, id);
   const users = usersOf(doc, kind, id);
   if (users.length) {
     throw new AdminError(400, kind === 'upstreams' ? `upstream "${id}" is still used by routes: ${users.join(', ')}` : `secret resource "${id}" is still referenced by ${users.join(', ')}`);
   }
-  list.splice(idx, 1);
+  doc.remove(kind, id);
 }
 
 /** What refers to the resource: routes by `upstream_id`; routes, consumers and other secret resources by `$secret://` reference. */
-function usersOf(doc: DataDocument, kind: string, id: string): string[] {
-  const all = (k: string) => (doc[k] ?? []) as Array<Record<string, unknown>>;
+function usersOf(doc: ResourceEdit, kind: string, id: string): string[] {
+  const all = (k: string) => doc.list(k) as Array<Record<string, unknown>>;
   if (kind === 'upstreams') return all('routes').filter((r) => String(r.upstream_id) === id).map((r) => String(r.id));
   if (kind !== 'secrets') return [];
   const uses = (x: unknown) => JSON.stringify(x ?? null).includes(`"$secret://${id}/`);
@@ -136,23 +149,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function indexOf(list: unknown[], kind: string, id: string): number {
-  const field = idField(kind);
-  // a string id compared as it is: 100,000 consumers are not each turned into a string per write
-  for (let i = 0; i < list.length; i++) {
-    const x = list[i];
-    if (x === null || typeof x !== 'object') continue;
-    const v = (x as Record<string, unknown>)[field];
-    if (v === id || (typeof v !== 'string' && v !== undefined && String(v) === id)) return i;
-  }
-  return -1;
-}
-
-/** The index of the stored resource; 404 when there is none. */
-function existing(list: unknown[], kind: string, id: string): number {
-  const idx = indexOf(list, kind, id);
-  if (idx === -1) throw new AdminError(404, `${kind}/${id} not found`);
-  return idx;
+/** The stored resource; 404 when there is none. */
+function existing(doc: ResourceEdit, kind: string, id: string): Record<string, unknown> {
+  const stored = doc.get(kind, id);
+  if (stored === undefined) throw new AdminError(404, `${kind}/${id} not found`);
+  return stored as Record<string, unknown>;
 }
 
 /** `next` named `id`; a route or upstream keeps a numeric id as the body gave it (APISIX takes both). */

@@ -20,7 +20,7 @@ import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_PREFIXES } from './paths';
 import { adminOpenApi } from './openapi';
 import { adminRouter, type AdminAction } from './routes';
-import { AdminError, deleteResource, patchResource, postedId, putResource, subPatchResource, writeTarget, type DataDocument, type WriteOnlyPaths } from './documents';
+import { AdminError, deleteResource, patchResource, postedId, putResource, subPatchResource, writeTarget, type ResourceEdit, type WriteOnlyPaths } from './documents';
 
 /** The outcome of a change: applied, or refused with the status to answer. */
 type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: ReadonlyArray<{ path: string; message: string }> };
@@ -37,7 +37,9 @@ export interface AdminHost {
   readonly generatedKey?: string;
   /** Apply a change to the data sections (validated, persisted, live when it resolves). */
   /** @param counted a kind whose `admin.limits` entry `mutate` checks: its stored count is read from the store inside the change when near */
-  change(mutate: (doc: DataDocument, stored?: number) => void, counted?: { kind: string; limit: number }): Promise<ChangeResult>;
+  change(edit: (doc: ResourceEdit, stored?: number) => void, counted?: { kind: string; limit: number }): Promise<ChangeResult>;
+  /** The live config's resource `id` of `kind` (found without a pass over the others), or undefined. */
+  resource(kind: string, id: string): unknown;
   /** Refresh one secret resource here and on every other gateway process. */
   refreshSecret(resource: string): Promise<{ refreshed: number; failed: number; published: boolean }>;
 }
@@ -320,9 +322,9 @@ export class AdminServer {
     return list.map((x) => [this.idOf(kind, x), this.redacted(kind, x)]);
   }
 
-  /** One resource of the live config, redacted (one of 100 000 consumers is found, not every one redacted). */
+  /** One resource of the live config, redacted (one of 100 000 consumers is found by id, not every one looked at or redacted). */
   private item(kind: string, id: string): [string, unknown] | undefined {
-    const found = this.listOf(kind).find((x) => this.idOf(kind, x) === id);
+    const found = this.host.resource(kind, id);
     return found === undefined ? undefined : [id, this.redacted(kind, found)];
   }
 

@@ -7,6 +7,7 @@
 import type { Pool } from 'undici';
 import type { ConsumerEntry, IndexServices } from '../contracts';
 import type { GatewayConfig } from '../config/types';
+import type { PositionOf } from '../config/validate-changes';
 import type { ConfigIssue } from '../errors';
 import { RouteUriError, updateRouter, type Router } from '../request/router';
 import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
@@ -98,17 +99,34 @@ function locate<T>(list: readonly T[], live: readonly T[], ids: ReadonlySet<stri
   return out;
 }
 
-/** Where the touched resources of `config` are, and the routes a consumer that came or went touches too. */
-export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: Touched): Located {
+/** The indexes of `ids` in `list`, where `at` says they are (each checked); undefined when it is wrong about one. */
+function placed<T>(list: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) => string, where: (id: string) => number): number[] | undefined {
+  const out: number[] = [];
+  for (const id of ids) {
+    const i = where(id);
+    if (i === -1) continue;
+    if (i >= list.length || idOf(list[i]) !== id) return undefined;
+    out.push(i);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * Where the touched resources of `config` are, and the routes a consumer that came or went touches too.
+ * @param at where each resource stands in `config`'s sections, when the caller knows (else found by pointer or by id)
+ */
+export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: Touched, at?: PositionOf): Located {
   const before = live.snapshot.config;
-  const consumerAt = locate(config.consumers, before.consumers, touched.consumers, (k) => k.username, false);
+  const find = <T>(kind: 'consumers' | 'routes', list: readonly T[], was: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean) =>
+    (at === undefined ? undefined : placed(list, ids, idOf, (id) => at(kind, id))) ?? locate(list, was, ids, idOf, everywhere);
+  const consumerAt = find('consumers', config.consumers, before.consumers, touched.consumers, (k) => k.username, false);
   const present = new Set(consumerAt.map((i) => config.consumers[i].username));
   const came = [...present].filter((u) => !live.usernames.has(u));
   const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
   const routeIds = new Set(touched.routes);
   for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
   // routes that did not change themselves (they asked about a consumer) are anywhere in the list
-  const routeAt = locate(config.routes, before.routes, routeIds, (r) => r.id, routeIds.size > touched.routes.size);
+  const routeAt = find('routes', config.routes, before.routes, routeIds, (r) => r.id, routeIds.size > touched.routes.size);
   return { consumerAt, routeAt, routeIds, came, went };
 }
 

@@ -8,7 +8,7 @@ import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
 import { parseReference, type ReferenceSite } from '../secrets/reference';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
-import { validateChangesOrThrow } from '../config/validate-changes';
+import { validateChangesOrThrow, type PositionOf } from '../config/validate-changes';
 import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
@@ -140,24 +140,26 @@ export class SnapshotBuilder {
    * The validated config after `changes`, checked as a full validation would check it, from the
    * live one.
    * @param doc the whole raw document after the changes (for a full validation)
+   * @param at where each resource stands in the live config's sections (the raw document it was validated from lists them in the same order)
    * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
    */
-  validateChanges(live: ValidatedConfig, changes: readonly DataChange[], doc: Record<string, unknown>): ValidatedConfig {
-    const next = validateChangesOrThrow(live, changes, this.deps.registry, { baseDir: this.baseDir, protectedFiles: this.store.ownFiles?.() ?? [] });
+  validateChanges(live: ValidatedConfig, changes: readonly DataChange[], doc: Record<string, unknown>, at?: PositionOf): ValidatedConfig {
+    const next = validateChangesOrThrow(live, changes, this.deps.registry, { baseDir: this.baseDir, protectedFiles: this.store.ownFiles?.() ?? [] }, at);
     return next ?? this.validate(doc);
   }
 
   /**
    * Build the next snapshot of `v` from the installed one, compiling only what `touched` names
    * (core/build/incremental.ts); the rest is shared with it.
+   * @param positions where each resource stands in `v`'s sections, when known (else they are searched)
    * @returns undefined when only a full build will do ({@link build})
    * @throws GatehouseError GH_ERR_CONFIG_INVALID when a plugin rejects its config
    */
-  async buildChanges(v: ValidatedConfig, touched: Touched): Promise<Snapshot | undefined> {
+  async buildChanges(v: ValidatedConfig, touched: Touched, positions?: PositionOf): Promise<Snapshot | undefined> {
     const live = this.live;
     if (live === undefined) return undefined;
     // the references of the touched resources (every other one's value is compiled in already)
-    const where = locateTouched(live, v.config, touched);
+    const where = locateTouched(live, v.config, touched, positions);
     const at = new Set<string>([...where.consumerAt.map((i) => `consumers[${i}]`), ...where.routeAt.map((i) => `routes[${i}]`)]);
     const refs = v.refs.filter((s) => {
       const m = /^(?:consumers|routes)\[\d+\]/.exec(s.path);

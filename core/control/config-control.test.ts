@@ -37,13 +37,13 @@ test('an Admin API write is validated, persisted and installed; a refused one le
   const g = await controlOver({ routes: [route('a')] });
   t.after(g.close);
   const first = g.plane.current;
-  assert.deepEqual(await g.control.change((doc) => doc.routes.push(route('b'))), { ok: true });
+  assert.deepEqual(await g.control.change((doc) => doc.set('routes', 'b', route('b'))), { ok: true });
   assert.notEqual(g.plane.current, first);
   assert.deepEqual(((await g.store.load()).routes as { id: string }[]).map((r) => r.id), ['a', 'b']);
   assert.ok(g.logs.lines.some((l) => l.msg === 'admin change applied' && l.generation === g.plane.current.generation));
 
   const live = g.plane.current;
-  const invalid = await g.control.change((doc) => doc.routes.push({ id: 'c', uri: 42 }));
+  const invalid = await g.control.change((doc) => doc.set('routes', 'c', { id: 'c', uri: 42 }));
   assert.equal(invalid.ok, false);
   assert.equal(!invalid.ok && invalid.status, 400);
   const thrown = await g.control.change(() => {
@@ -57,7 +57,7 @@ test('an Admin API write is validated, persisted and installed; a refused one le
 test('a store that refuses writes answers with its own status', async (t) => {
   const g = await controlOver({ config_store: { readonly: true }, routes: [route('a')] });
   t.after(g.close);
-  const r = await g.control.change((doc) => doc.routes.push(route('b')));
+  const r = await g.control.change((doc) => doc.set('routes', 'b', route('b')));
   assert.equal(!r.ok && r.status, 403);
 });
 
@@ -93,7 +93,7 @@ test('once closed, nothing is swapped in', async (t) => {
   const live = g.plane.current;
   g.control.close();
   assert.equal(g.control.closed, true);
-  assert.deepEqual(await g.control.change((doc) => doc.routes.push(route('b'))), { ok: false, status: 503, message: 'gateway is closing', issues: [] });
+  assert.deepEqual(await g.control.change((doc) => doc.set('routes', 'b', route('b'))), { ok: false, status: 503, message: 'gateway is closing', issues: [] });
   assert.deepEqual(await g.control.reload(), { ok: false, issues: [], message: 'gateway is closed' });
   assert.equal(g.plane.current, live);
 });

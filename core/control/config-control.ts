@@ -15,7 +15,8 @@ import type { Admission } from '../build/destinations';
 import { dataSections } from '../stores/file-store';
 import { ChangeQueue } from './change-queue';
 import type { Touched } from '../build/incremental';
-import { applyChanges, copyOnWrite, diffData, sameContent, type DataDocument } from './data-diff';
+import { diffData, idOf, sameContent, type DataDocument } from './data-diff';
+import { DocumentEdit, IndexedDocument } from './positions';
 
 /** Outcome of an Admin API change. */
 export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
@@ -38,10 +39,11 @@ export class ConfigControl {
   private validated: ValidatedConfig | undefined;
   /**
    * The document the live snapshot was built from, as the store holds it (its resources are the
-   * store's objects): the base of the next change, diffed by identity. Undefined when it is not
-   * known (a change refused by this gateway that another node wrote): the next change reads it.
+   * store's objects), with where each resource stands: the base of the next change. Undefined
+   * when it is not known (a change refused by this gateway that another node wrote): the next
+   * change reads it.
    */
-  private raw: DataDocument | undefined;
+  private raw: IndexedDocument | undefined;
   private readonly unsubscribe: () => void;
   /** How long changes take to apply (`gatehouse_config_apply_duration_seconds`). */
   private readonly applied: Histogram<'kind' | 'cause'>;
@@ -82,11 +84,11 @@ export class ConfigControl {
    * retired (its pools close when its last request finishes); a changed restart-only setting is
    * reported; `why` is logged (the first install logs nothing: the gateway's listen() does).
    */
-  install(v: ValidatedConfig, snapshot: Snapshot, why?: string, raw?: DataDocument, since?: { started: number; cause: string }): void {
+  install(v: ValidatedConfig, snapshot: Snapshot, why?: string, raw?: DataDocument | IndexedDocument, since?: { started: number; cause: string }): void {
     const old = this.plane.current as Snapshot | undefined;
     if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
     this.validated = v;
-    this.raw = raw;
+    this.raw = raw === undefined || raw instanceof IndexedDocument ? raw : IndexedDocument.of(raw);
     const kind = this.builder.installed(snapshot);
     this.plane.current = snapshot;
     if (since !== undefined) this.applied.observe({ kind, cause: since.cause }, (performance.now() - since.started) / 1000);
@@ -109,10 +111,9 @@ export class ConfigControl {
   applyStoreChanges(changes: readonly DataChange[]): Promise<ReloadResult> {
     return this.queue.run(async (): Promise<ReloadResult> => {
       const started = performance.now();
-      const base = this.raw;
-      const doc = base === undefined || changes.some((c) => c.kind === 'secrets') ? undefined : applyChanges(base, changes);
-      if (base !== undefined && doc !== undefined) {
-        const r = await this.applyData(base, doc, changes, 'config changed in the store', { started, cause: 'store' });
+      const doc = this.raw === undefined || changes.some((c) => c.kind === 'secrets') ? undefined : this.raw.apply(changes);
+      if (doc !== undefined) {
+        const r = await this.applyData(doc, changes, 'config changed in the store', { started, cause: 'store' });
         if (r !== undefined) return r;
       }
       return this.reloadNow('store');
@@ -120,50 +121,51 @@ export class ConfigControl {
   }
 
   /**
-   * An Admin API write (Gateway.change): `mutate` edits the store's document with every data
-   * section present; validated, built, persisted, then installed, or else nothing is left behind.
-   * Only what `mutate` changed is validated, compiled and written when that can be done.
+   * An Admin API write (Gateway.change): `edit` reads and writes the store's document one resource
+   * at a time; what it changed is validated, built, persisted, then installed, or else nothing is
+   * left behind. Only what it changed is validated, compiled and written when that can be done.
    */
-  change(mutate: (doc: Record<string, unknown[]>, stored?: number) => void, counted?: { kind: DataKind; limit: number }): Promise<ChangeResult> {
+  change(edit: (doc: DocumentEdit, stored?: number) => void, counted?: { kind: DataKind; limit: number }): Promise<ChangeResult> {
     return this.queue.run(async (): Promise<ChangeResult> => {
       const started = performance.now();
       if (this.stopped) return { ok: false, status: 503, message: 'gateway is closing', issues: [] };
       if (!this.store.writeData) return { ok: false, status: 403, message: 'this config store does not take writes', issues: [] };
-      let base: DataDocument;
+      let base: IndexedDocument;
       let stored: number | undefined;
       try {
         // 403 for a store that refuses writes by design (readonly), 503 for one that is down; a config
         // file that cannot be read or parsed right now is the same failure as the load: 500
         await this.store.assertWritable?.();
-        base = this.raw ?? (await this.store.load());
+        base = this.raw ?? IndexedDocument.of(await this.store.load());
         // a limit counts what the store holds, every node's writes included, once this node's own
         // view comes near it (another node's writes reach this view within milliseconds)
-        const near = counted !== undefined && (Array.isArray(base[counted.kind]) ? (base[counted.kind] as unknown[]).length : 0) >= counted.limit - LIMIT_SLACK;
+        const near = counted !== undefined && base.list(counted.kind).length >= counted.limit - LIMIT_SLACK;
         if (near && this.store.count) stored = await this.store.count(counted!.kind);
       } catch (err) {
         // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
         return this.storeRefusal(err, 'admin change refused: the stored config cannot be read');
       }
-      const raw = copyOnWrite(base);
+      const pending = new DocumentEdit(base);
       try {
-        mutate(raw, stored);
+        edit(pending, stored);
       } catch (err) {
         return { ok: false, status: (err as { status?: number }).status ?? 400, message: (err as Error).message, issues: [] };
       }
-      const changes = diffData(base, raw);
-      if (changes !== undefined && changes.length === 0) return { ok: true };
+      const changes = pending.changes();
+      if (changes.length === 0) return { ok: true };
+      const next = base.apply(changes)!;
+      const raw = next.doc;
       let v: ValidatedConfig;
       let snapshot: Snapshot;
       let admitted: Admission | undefined;
       try {
-        const delta = changes !== undefined && this.raw !== undefined && !changes.some((c) => c.kind === 'secrets') ? changes : undefined;
-        if (delta !== undefined) {
+        if (this.raw !== undefined && !changes.some((c) => c.kind === 'secrets')) {
           // the proxy runs on this thread: requests that arrived meanwhile are served between the steps
           await turn();
-          v = this.builder.validateChanges(this.validated!, delta, raw);
+          v = this.builder.validateChanges(this.validated!, changes, raw, base.at);
           await turn();
-          const next = await this.builder.buildChanges(v, touchedBy(delta));
-          snapshot = next ?? (await this.builder.build(v));
+          const built = await this.builder.buildChanges(v, touchedBy(changes), next.at);
+          snapshot = built ?? (await this.builder.build(v));
         } else {
           v = this.builder.validate(raw);
           // where credentials go is settled before the build contacts any secret backend
@@ -181,7 +183,7 @@ export class ConfigControl {
         return { ok: false, status, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
       try {
-        if (this.store.writeChanges && changes !== undefined) await this.store.writeChanges(changes, dataSections(raw));
+        if (this.store.writeChanges) await this.store.writeChanges(changes, dataSections(raw));
         else await this.store.writeData(dataSections(raw));
       } catch (err) {
         snapshot.retire();
@@ -191,9 +193,21 @@ export class ConfigControl {
         // with etcd's error, as APISIX); anything else is not for the client to read
         return this.storeRefusal(err, 'admin change not persisted', 'the change could not be persisted');
       }
-      this.install(v, snapshot, 'admin change applied', raw, { started, cause: 'write' });
+      this.install(v, snapshot, 'admin change applied', next, { started, cause: 'write' });
       return { ok: true };
     });
+  }
+
+  /**
+   * The live config's resource `id` of `kind`, found where the document it was validated from
+   * lists it (the same resources in the same order), or undefined when it has none.
+   */
+  resource(kind: DataKind, id: string): unknown {
+    const list = this.plane.current?.config[kind as 'routes'] as readonly unknown[] | undefined;
+    if (!Array.isArray(list)) return undefined;
+    const p = this.raw !== undefined && this.validated?.config === this.plane.current!.config ? this.raw.at(kind, id) : undefined;
+    if (p !== undefined && (p === -1 || idOf(kind, list[p]) === id)) return p === -1 ? undefined : list[p];
+    return list.find((x) => idOf(kind, x) === id);
   }
 
   /** Swap nothing in any more: drop the pending rebuilds and stop listening to secret changes. */
@@ -209,7 +223,7 @@ export class ConfigControl {
     if (touched !== undefined && !this.stopped) {
       let snapshot: Snapshot | undefined;
       try {
-        snapshot = await this.builder.buildChanges(this.validated!, touched);
+        snapshot = await this.builder.buildChanges(this.validated!, touched, this.raw?.at);
       } catch {
         // what the whole build says about it (a plugin refusing a value fails closed there, logged)
         snapshot = undefined;
@@ -227,17 +241,17 @@ export class ConfigControl {
   }
 
   /**
-   * Data changes whose document is known (`doc`, from `base`): validated and compiled as far as
-   * they reach, installed.
+   * Data changes whose document is known (`doc`, the live one with them applied): validated and
+   * compiled as far as they reach, installed.
    * @returns undefined when only a full reload will do
    */
-  private async applyData(base: DataDocument, doc: DataDocument, changes: readonly DataChange[], why: string, since: { started: number; cause: string }): Promise<ReloadResult | undefined> {
+  private async applyData(doc: IndexedDocument, changes: readonly DataChange[], why: string, since: { started: number; cause: string }): Promise<ReloadResult | undefined> {
     if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
     let v: ValidatedConfig;
     let snapshot: Snapshot | undefined;
     try {
-      v = this.builder.validateChanges(this.validated!, changes, { ...base, ...doc });
-      snapshot = await this.builder.buildChanges(v, touchedBy(changes));
+      v = this.builder.validateChanges(this.validated!, changes, doc.doc, this.raw?.at);
+      snapshot = await this.builder.buildChanges(v, touchedBy(changes), doc.at);
     } catch (err) {
       // refused: the last good config keeps serving; the document this gateway has is no longer the store's
       this.raw = undefined;
@@ -248,7 +262,7 @@ export class ConfigControl {
       snapshot.retire();
       return { ok: false, issues: [], message: 'gateway is closed' };
     }
-    this.install(v, snapshot, why, { ...base, ...doc }, since);
+    this.install(v, snapshot, why, doc, since);
     return { ok: true, generation: snapshot.generation };
   }
 
@@ -265,11 +279,11 @@ export class ConfigControl {
     } catch (err) {
       return this.rejected(err);
     }
-    const base = this.raw;
+    const base = this.raw?.doc;
     if (base !== undefined && sameSettings(base, raw)) {
       const changes = diffData(base, raw, sameContent);
       if (changes !== undefined && changes.length > 0 && !changes.some((c) => c.kind === 'secrets')) {
-        const r = await this.applyData(base, raw, changes, 'config reloaded', { started, cause });
+        const r = await this.applyData(IndexedDocument.of({ ...base, ...raw }), changes, 'config reloaded', { started, cause });
         if (r !== undefined) return r;
       }
     }
@@ -292,7 +306,7 @@ export class ConfigControl {
   }
 
   /** Build a snapshot of `v` and swap it in atomically. */
-  private async swap(v: ValidatedConfig, why: string, raw: DataDocument | undefined, since?: { started: number; cause: string }): Promise<ReloadResult> {
+  private async swap(v: ValidatedConfig, why: string, raw: DataDocument | IndexedDocument | undefined, since?: { started: number; cause: string }): Promise<ReloadResult> {
     if (this.stopped) return { ok: false, issues: [], message: 'gateway is closed' };
     let snapshot: Snapshot;
     try {

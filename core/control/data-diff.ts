@@ -1,7 +1,6 @@
-// What a change of the data sections changed, as DataChanges: by object identity after an Admin API
-// operation (which replaces, appends or removes the objects it changes and leaves the others as
-// they are), by content after a reload (whose document is parsed afresh); and the same changes
-// applied to a document. Costs what the change costs, but one pass over the lists' pointers.
+// What a change of the data sections changed, as DataChanges: by content after a reload (whose
+// document is parsed afresh), or by object identity. One pass over the lists' pointers; an Admin
+// API write records its changes as it makes them instead (positions.ts).
 import { DATA_KINDS, type DataChange, type DataKind } from '../contracts';
 
 /** A data document: the data sections as lists of raw resources (other keys are left alone). */
@@ -14,13 +13,6 @@ export function idOf(kind: DataKind, item: unknown): string | undefined {
   if (item === null || typeof item !== 'object') return undefined;
   const v = (item as Item)[kind === 'consumers' ? 'username' : 'id'];
   return v === undefined || v === null ? undefined : String(v);
-}
-
-/** A copy of `doc` whose data sections are new lists holding the same resources (an operation edits the copy). */
-export function copyOnWrite(doc: DataDocument): Record<string, unknown[]> {
-  const out: Record<string, unknown> = { ...doc };
-  for (const k of DATA_KINDS) out[k] = Array.isArray(doc[k]) ? [...(doc[k] as unknown[])] : [];
-  return out as Record<string, unknown[]>;
 }
 
 /**
@@ -72,23 +64,4 @@ function identical(a: unknown, b: unknown): boolean {
 /** Same content: for documents parsed afresh (a reload), whose unchanged resources are new objects. */
 export function sameContent(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
-/**
- * `doc` (copied on write) with `changes` applied as a store applies them: a replaced resource
- * keeps its place, a new one is appended, a deleted one removed.
- * @returns undefined when a change does not fit the document (a replaced or deleted resource it does not hold)
- */
-export function applyChanges(doc: DataDocument, changes: readonly DataChange[]): Record<string, unknown[]> | undefined {
-  const out = copyOnWrite(doc);
-  for (const c of changes) {
-    const list = out[c.kind];
-    const at = list.findIndex((x) => idOf(c.kind, x) === c.id);
-    if (c.after === undefined) {
-      if (at === -1) return undefined;
-      list.splice(at, 1);
-    } else if (at === -1) list.push(c.after);
-    else list[at] = c.after;
-  }
-  return out;
 }
