@@ -70,7 +70,7 @@ async function main(): Promise<void> {
       sections = { ...sections, consumers: list };
       const change: DataChange = { kind: 'consumers', id: `consumer-${n}`, before, after };
       const t0 = performance.now();
-      await store.writeChanges([change], sections);
+      await store.writeChanges([change], () => sections);
       one.push(performance.now() - t0);
     }
     console.log(`writeChanges (one consumer: append + fdatasync): ${stats(one)}; journal ${statSync(journalOf(data)).size} bytes after ${WRITES} writes`);
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     const n = 1;
     const change: DataChange = { kind: 'consumers', id: `consumer-${n}`, before: (sections.consumers as Array<Record<string, unknown>>)[n], after: consumer(n, 999) };
     const t0 = performance.now();
-    await compacting.writeChanges([change], sections);
+    await compacting.writeChanges([change], () => sections);
     const answered = performance.now() - t0;
     await compacting.close(); // waits for the compaction
     const took = performance.now() - compactedAt;

@@ -494,11 +494,12 @@ export interface ConfigStore {
   writeData?(data: DataSections): Promise<void>;
   /**
    * Persist an Admin API write as what it changed (the file store appends them to its journal,
-   * etcd writes those keys alone). `data` is every data section after the change, for a store that
-   * keeps them whole. Preferred to `writeData` when present.
+   * etcd writes those keys alone). `data` gives every data section after the change, for a store that
+   * keeps them whole (made when called: a store that needs only the changes never pays for it).
+   * Preferred to `writeData` when present.
    * @throws GatehouseError as writeData; GH_ERR_STORE_CONFLICT when another writer changed one of these resources
    */
-  writeChanges?(changes: readonly DataChange[], data: DataSections): Promise<void>;
+  writeChanges?(changes: readonly DataChange[], data: () => DataSections): Promise<void>;
   /**
    * How many resources of `kind` the store holds now, every writer's included (etcd: a count-only
    * read); for `admin.limits`, which a node's own view may count short while another node's

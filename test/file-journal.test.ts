@@ -37,7 +37,7 @@ class Writer {
     return { kind, id, before };
   }
   async write(store: FileConfigStore, ...changes: DataChange[]): Promise<void> {
-    await store.writeChanges(changes, this.data as unknown as DataSections);
+    await store.writeChanges(changes, () => this.data as unknown as DataSections);
   }
 }
 

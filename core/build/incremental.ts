@@ -6,8 +6,9 @@
 // the builder compiles the whole config as before.
 import type { Pool } from 'undici';
 import type { ConsumerEntry, IndexServices } from '../contracts';
-import type { GatewayConfig } from '../config/types';
+import type { ConsumerConfig, GatewayConfig, RouteConfig } from '../config/types';
 import type { PositionOf } from '../config/validate-changes';
+import { sectionOf, type Section } from '../config/section';
 import type { ConfigIssue } from '../errors';
 import { RouteUriError, updateRouter, type Router } from '../request/router';
 import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
@@ -100,12 +101,12 @@ function locate<T>(list: readonly T[], live: readonly T[], ids: ReadonlySet<stri
 }
 
 /** The indexes of `ids` in `list`, where `at` says they are (each checked); undefined when it is wrong about one. */
-function placed<T>(list: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) => string, where: (id: string) => number): number[] | undefined {
+function placed<T>(list: Section<T>, ids: ReadonlySet<string>, idOf: (x: T) => string, where: (id: string) => number): number[] | undefined {
   const out: number[] = [];
   for (const id of ids) {
     const i = where(id);
     if (i === -1) continue;
-    if (i >= list.length || idOf(list[i]) !== id) return undefined;
+    if (i >= list.length || idOf(list.get(i)) !== id) return undefined;
     out.push(i);
   }
   return out.sort((a, b) => a - b);
@@ -117,16 +118,19 @@ function placed<T>(list: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) =>
  */
 export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: Touched, at?: PositionOf): Located {
   const before = live.snapshot.config;
-  const find = <T>(kind: 'consumers' | 'routes', list: readonly T[], was: readonly T[], ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean) =>
-    (at === undefined ? undefined : placed(list, ids, idOf, (id) => at(kind, id))) ?? locate(list, was, ids, idOf, everywhere);
-  const consumerAt = find('consumers', config.consumers, before.consumers, touched.consumers, (k) => k.username, false);
-  const present = new Set(consumerAt.map((i) => config.consumers[i].username));
+  // (the lists themselves only when the positions are not known: a section is read item by item)
+  const find = <T>(kind: 'consumers' | 'routes', ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean) =>
+    (at === undefined ? undefined : placed(sectionOf<T>(config, kind), ids, idOf, (id) => at(kind, id))) ??
+    locate(config[kind] as unknown as readonly T[], before[kind] as unknown as readonly T[], ids, idOf, everywhere);
+  const consumers = sectionOf<ConsumerConfig>(config, 'consumers');
+  const consumerAt = find<ConsumerConfig>('consumers', touched.consumers, (k) => k.username, false);
+  const present = new Set(consumerAt.map((i) => consumers.get(i).username));
   const came = [...present].filter((u) => !live.usernames.has(u));
   const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
   const routeIds = new Set(touched.routes);
   for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
   // routes that did not change themselves (they asked about a consumer) are anywhere in the list
-  const routeAt = find('routes', config.routes, before.routes, routeIds, (r) => r.id, routeIds.size > touched.routes.size);
+  const routeAt = find<RouteConfig>('routes', routeIds, (r) => r.id, routeIds.size > touched.routes.size);
   return { consumerAt, routeAt, routeIds, came, went };
 }
 
@@ -201,13 +205,15 @@ export function compileChanges(
   const failures = deps.failures ?? new FailClosedLog(logger);
 
   const { consumerAt, routeAt, routeIds, came, went } = located;
-  const present = new Set(consumerAt.map((i) => config.consumers[i].username));
+  const consumerList = sectionOf<ConsumerConfig>(config, 'consumers');
+  const routeList = sectionOf<RouteConfig>(config, 'routes');
+  const present = new Set(consumerAt.map((i) => consumerList.get(i).username));
   const hasConsumer = consumerCheck(present, touched.consumers, live.usernames);
   // a plugin's buildStart value is one build's view of every route (limit-count's groups): a route
   // using one is compiled with all the others
   const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
   for (const id of routeIds) if (perBuild(live.routeById.get(id)?.config.plugins)) return { full: `route "${id}" uses a plugin with a per-build value` };
-  for (const i of routeAt) if (perBuild(config.routes[i].plugins)) return { full: `route "${config.routes[i].id}" uses a plugin with a per-build value` };
+  for (const i of routeAt) if (perBuild(routeList.get(i).plugins)) return { full: `route "${routeList.get(i).id}" uses a plugin with a per-build value` };
 
   // this build's own state (its index services'); what the live snapshot holds is kept below
   const hold = deps.holdState();
@@ -222,7 +228,7 @@ export function compileChanges(
   };
 
   // consumers: compile the touched ones; each plugin index that holds one takes the delta
-  const consumers = compileConsumers(config.consumers, registry, resolve, values, previousValue, consumerAt);
+  const consumers = compileConsumers(config, registry, resolve, values, previousValue, consumerAt);
   deps.counters?.compiled('consumer', consumerAt.length);
   const indexes = new Map(live.snapshot.indexes);
   const partial = new Set(live.partial);
@@ -312,7 +318,7 @@ export function compileChanges(
     for (const id of routeIds) if (live.routeIds.has(id)) removed.push(live.routeById.get(id) ?? placeholder(id));
     const inRouter: CompiledRoute[] = [];
     for (const i of routeAt) {
-      const id = config.routes[i].id;
+      const id = routeList.get(i).id;
       ids.add(id);
       inRouter.push(fresh.get(id) ?? placeholder(id));
     }

@@ -9,6 +9,8 @@ import { parseReference, type ReferenceSite } from '../secrets/reference';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
 import { validateChangesOrThrow, type PositionOf } from '../config/validate-changes';
+import { sectionOf } from '../config/section';
+import type { ConsumerConfig, RouteConfig } from '../config/types';
 import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
@@ -139,13 +141,13 @@ export class SnapshotBuilder {
   /**
    * The validated config after `changes`, checked as a full validation would check it, from the
    * live one.
-   * @param doc the whole raw document after the changes (for a full validation)
+   * @param doc the whole raw document after the changes (asked only for a full validation)
    * @param at where each resource stands in the live config's sections (the raw document it was validated from lists them in the same order)
    * @throws GatehouseError GH_ERR_CONFIG_INVALID listing every issue
    */
-  validateChanges(live: ValidatedConfig, changes: readonly DataChange[], doc: Record<string, unknown>, at?: PositionOf): ValidatedConfig {
+  validateChanges(live: ValidatedConfig, changes: readonly DataChange[], doc: () => Record<string, unknown>, at?: PositionOf): ValidatedConfig {
     const next = validateChangesOrThrow(live, changes, this.deps.registry, { baseDir: this.baseDir, protectedFiles: this.store.ownFiles?.() ?? [] }, at);
-    return next ?? this.validate(doc);
+    return next ?? this.validate(doc());
   }
 
   /**
@@ -185,8 +187,8 @@ export class SnapshotBuilder {
       if (!keys.has(s.ref.key)) continue;
       const m = /^(consumers|routes)\[(\d+)\]/.exec(s.path);
       if (m === null) return undefined;
-      if (m[1] === 'consumers') t.consumers.add(v.config.consumers[Number(m[2])].username);
-      else t.routes.add(v.config.routes[Number(m[2])].id);
+      if (m[1] === 'consumers') t.consumers.add(sectionOf<ConsumerConfig>(v.config, 'consumers').get(Number(m[2])).username);
+      else t.routes.add(sectionOf<RouteConfig>(v.config, 'routes').get(Number(m[2])).id);
     }
     return t;
   }

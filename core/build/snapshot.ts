@@ -6,7 +6,8 @@ import type { ConsumerEntry, CreateServices, Hook, IndexServices, Logger, Plugin
 import { createBalancer, type Balancer, type UpstreamNode } from '../request/balancer';
 import { PassiveHealth } from '../request/health';
 import { buildRouter, RouteUriError, type Router } from '../request/router';
-import type { GatewayConfig, UpstreamConfig } from '../config/types';
+import type { GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types';
+import { sectionOf } from '../config/section';
 import type { Registry } from '../config/registry';
 import type { SchemaCheck } from '../config/schema-check';
 import { deepFreeze } from '../config/validate';
@@ -140,7 +141,7 @@ export interface CompiledConsumers {
  * those indexes keep (100 000 consumers: no 100 000 Maps in the snapshot).
  */
 export function compileConsumers(
-  consumers: GatewayConfig['consumers'],
+  config: GatewayConfig,
   registry: Registry,
   resolve: ResolveConfig,
   values: ResolvedValues,
@@ -181,8 +182,12 @@ export function compileConsumers(
       list.push(entry);
     }
   };
-  if (only === undefined) consumers.forEach(each);
-  else for (const i of only) each(consumers[i], i);
+  if (only === undefined) config.consumers.forEach(each);
+  else {
+    // (an incremental build's few: read from the section, never the whole list)
+    const consumers = sectionOf<GatewayConfig['consumers'][number]>(config, 'consumers');
+    for (const i of only) each(consumers.get(i), i);
+  }
   return { entries, expiresAt, written, grace };
 }
 
@@ -443,7 +448,10 @@ export function compileHookChains(
     });
   };
   if (only === undefined) config.routes.forEach(each);
-  else for (const i of only) each(config.routes[i], i);
+  else {
+    const routes = sectionOf<RouteConfig>(config, 'routes');
+    for (const i of only) each(routes.get(i), i);
+  }
   return chains;
 }
 
@@ -464,7 +472,7 @@ function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], 
 
 /** A route's hook chains with its upstream: its own (compiled here, pools pushed to `owned`) or an `upstreams:` entry by id. */
 export function assembleRoute(config: GatewayConfig, { index, ...hooks }: RouteHooks, deps: SnapshotDeps, owned: Pool[]): CompiledRoute {
-  const r = config.routes[index];
+  const r = sectionOf<RouteConfig>(config, 'routes').get(index);
   const upstream = r.upstream ? compileUpstream(r.upstream, `route:${r.id}`, deps, owned) : undefined;
   return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream, upstreamId: r.upstream ? undefined : r.upstream_id };
 }
@@ -591,7 +599,7 @@ export function compileSnapshot(
   const hold = deps.holdState();
   deps.counters?.build('full');
   // consumers first: plugins that authenticate them get their index before routes create them
-  const consumers = compileConsumers(config.consumers, deps.registry, resolve, values, previousValue);
+  const consumers = compileConsumers(config, deps.registry, resolve, values, previousValue);
   deps.counters?.compiled('consumer', config.consumers.length);
   const usernames = new Set(config.consumers.map((k) => k.username));
   const partial = new Set<string>();

@@ -15,6 +15,7 @@ import type { Registry } from './registry';
 import { checkDataReferences, type PolicyContext } from './secret-policy';
 import type { GatewayConfig } from './types';
 import { deepFreeze, type ValidatedConfig } from './validate';
+import { Section, sectionOf, withSections } from './section';
 
 /**
  * What a change validates to: the next valid config, every issue (as the whole document's
@@ -22,7 +23,7 @@ import { deepFreeze, type ValidatedConfig } from './validate';
  */
 export type ChangeValidation = ValidatedConfig | { readonly issues: ConfigIssue[]; readonly config?: undefined; readonly full?: undefined } | { readonly full: true; readonly why: string; readonly config?: undefined; readonly issues?: undefined };
 
-type Section = 'routes' | 'upstreams' | 'consumers';
+type Kind = 'routes' | 'upstreams' | 'consumers';
 
 /**
  * Where the resource `id` of `kind` stands in a config's section (a consumer's username, a route's
@@ -33,11 +34,11 @@ type Section = 'routes' | 'upstreams' | 'consumers';
 export type PositionOf = (kind: DataKind, id: string) => number;
 
 /** The kinds checked here. A secret resource is not: resources reference each other (cycles), and their credentials, files and destinations are the policy's whole-config part. */
-const SECTIONS: ReadonlySet<string> = new Set<Section>(['routes', 'upstreams', 'consumers']);
+const SECTIONS: ReadonlySet<string> = new Set<Kind>(['routes', 'upstreams', 'consumers']);
 
 /** The order the document's cross-checks go through the sections (cross-checks.ts) and the order its schema reports them in (schema.ts). */
-const CROSS_ORDER: Record<Section, number> = { upstreams: 0, routes: 1, consumers: 2 };
-const SCHEMA_ORDER: Record<Section, number> = { routes: 0, upstreams: 1, consumers: 2 };
+const CROSS_ORDER: Record<Kind, number> = { upstreams: 0, routes: 1, consumers: 2 };
+const SCHEMA_ORDER: Record<Kind, number> = { routes: 0, upstreams: 1, consumers: 2 };
 
 /** A deleted slot while changes are applied: positions stay put until the end. */
 const GONE = Object.freeze({});
@@ -49,15 +50,16 @@ const GONE = Object.freeze({});
 const SCAN_LIMIT = 4;
 
 /** The id an item is known by, as the cross-checks compare it: a route's or upstream's as a string, a consumer's username as written. */
-function keyOf(kind: Section, item: any): unknown {
+function keyOf(kind: Kind, item: any): unknown {
   if (item === null || typeof item !== 'object') return undefined;
   if (kind === 'consumers') return item.username;
   return item.id === undefined ? undefined : String(item.id);
 }
 
-/** One section while the changes are applied to it. */
+/** One section while the changes are applied to it: the live section, and the slots the changes filled. */
 class Working {
-  readonly list: unknown[];
+  /** Slots the changes filled: live slots replaced (or GONE: deleted), and slots from live.length on, appended. */
+  private readonly over = new Map<number, unknown>();
   /** Slots of new items → the item (raw until validated; not keyed by the item: two may be the same string). */
   readonly fresh = new Map<number, unknown>();
   /** Slots of live items that are replaced or deleted, and of those deleted. */
@@ -70,59 +72,61 @@ class Working {
   /** With many changes: where each id they name stands (only those: a map of every item costs tens of ms). */
   private index?: Map<unknown, number>;
   private named?: ReadonlySet<unknown>;
-
-  /** The end of the list: slots from here up to its length are room left for new items. */
+  /** The end of the section: the next appended item's slot. */
   private end: number;
 
-  constructor(readonly kind: Section, readonly live: readonly unknown[], changes: readonly DataChange[], private readonly at?: PositionOf) {
-    // room for the items the changes create, made with the one copy: pushing onto a copy of
-    // 100,000 would copy it again to grow it (a concat, not slice(): slicing a frozen array takes
-    // V8's slow path, about 10 ms at 100,000)
-    const created = changes.filter((c) => c.before === undefined).length;
-    this.list = created ? live.concat(new Array(created).fill(GONE)) : [...live];
+  constructor(readonly kind: Kind, readonly live: Section<unknown>, changes: readonly DataChange[], private readonly at?: PositionOf) {
     this.end = live.length;
     if (changes.length > SCAN_LIMIT && at === undefined) {
       const named = new Set<unknown>();
       for (const c of changes) named.add(c.id).add(keyOf(kind, c.after));
       named.delete(undefined);
       const index = new Map<unknown, number>();
-      this.list.forEach((x, i) => {
-        const key = keyOf(kind, x);
+      for (let i = 0; i < live.length; i++) {
+        const key = keyOf(kind, live.get(i));
         if (named.has(key)) index.set(key, i);
-      });
+      }
       this.index = index;
       this.named = named;
     }
   }
 
+  /** What `slot` holds now (GONE when deleted). */
+  get(slot: number): unknown {
+    if (this.over.has(slot)) return this.over.get(slot);
+    return slot < this.live.length ? this.live.get(slot) : GONE;
+  }
+
   find(key: unknown): number {
     if (this.index && this.named!.has(key)) return this.index.get(key) ?? -1;
-    const { list, kind } = this;
+    const { kind } = this;
     if (this.at !== undefined && typeof key === 'string') {
-      // a live item where the positions say (unless a change of this batch took its slot), else one this batch appended
       const p = this.at(kind, key);
-      if (p === -1 || keyOf(kind, this.live[p]) === key) {
+      if (p === -1 || keyOf(kind, this.live.get(p)) === key) {
         // the live item where it stands (unless this batch took its slot), or the first slot this batch filled (a few) holding it
-        let found = p !== -1 && list[p] !== GONE && keyOf(kind, list[p]) === key ? p : -1;
-        for (const slot of this.fresh.keys()) if ((found === -1 || slot < found) && keyOf(kind, list[slot]) === key) found = slot;
+        let found = p !== -1 && keyOf(kind, this.get(p)) === key ? p : -1;
+        for (const slot of this.fresh.keys()) if ((found === -1 || slot < found) && keyOf(kind, this.get(slot)) === key) found = slot;
         return found;
       }
-      // positions that do not describe this list: searched below
+      // positions that do not describe this section: searched below
     }
-    for (let i = 0; i < list.length; i++) if (list[i] !== GONE && keyOf(kind, list[i]) === key) return i;
+    for (let i = 0; i < this.end; i++) {
+      const x = this.get(i);
+      if (x !== GONE && keyOf(kind, x) === key) return i;
+    }
     return -1;
   }
 
   /** Put `item` (undefined: delete) at `slot` (-1: append). */
   put(slot: number, item: unknown): void {
     const key = item === undefined ? undefined : keyOf(this.kind, item);
-    const was = slot === -1 ? undefined : this.list[slot];
+    const was = slot === -1 ? undefined : this.get(slot);
     const wasKey = was === undefined ? undefined : keyOf(this.kind, was);
     if (slot !== -1) {
       this.fresh.delete(slot);
       if (this.index && this.index.get(wasKey) === slot) this.index.delete(wasKey);
       if (slot < this.live.length) this.dropped.add(slot);
-      this.list[slot] = GONE;
+      this.over.set(slot, GONE);
     }
     if (item === undefined) {
       this.gone.push(slot);
@@ -131,23 +135,34 @@ class Working {
     }
     // a created item, or one renamed, may take an id another item holds (a duplicate, reported as such)
     if (key !== undefined && (slot === -1 || key !== wasKey) && this.find(key) !== -1) this.ambiguous.add(key);
-    if (slot === -1) {
-      slot = this.end++;
-      if (slot < this.list.length) this.list[slot] = item;
-      else this.list.push(item);
-    } else this.list[slot] = item;
+    if (slot === -1) slot = this.end++;
+    this.over.set(slot, item);
     this.fresh.set(slot, item);
     if (this.index && this.named!.has(key) && !this.index.has(key)) this.index.set(key, slot);
   }
 
-  /** The section after the changes, and each new item's final position (in position order). */
-  finish(): { list: unknown[]; fresh: Array<{ raw: unknown; index: number }> } {
-    // (room not taken: a create that found its id held and replaced it)
-    this.list.length = this.end;
+  /**
+   * The section after the changes (sharing all but the chunks they touch with the live one, or,
+   * after a deletion, made again: its items move), and each new item's final position (in
+   * position order).
+   */
+  finish(): { section: Section<unknown>; fresh: Array<{ raw: unknown; index: number }> } {
     const gone = this.gone.sort((a, b) => a - b);
     const shift = (slot: number) => slot - lowerBound(gone.length, (k) => gone[k] >= slot);
     const fresh = [...this.fresh].map(([slot, raw]) => ({ raw, index: shift(slot) })).sort((a, b) => a.index - b.index);
-    return { list: gone.length ? this.list.filter((x) => x !== GONE) : this.list, fresh };
+    if (gone.length) {
+      const items: unknown[] = [];
+      for (let i = 0; i < this.end; i++) {
+        const x = this.get(i);
+        if (x !== GONE) items.push(x);
+      }
+      return { section: Section.own(items), fresh };
+    }
+    const replaced = new Map<number, unknown>();
+    const appended: unknown[] = [];
+    for (const [slot, x] of this.over) if (slot < this.live.length) replaced.set(slot, x);
+    for (let i = this.live.length; i < this.end; i++) appended.push(this.over.get(i));
+    return { section: this.live.with(replaced).concat(appended), fresh };
   }
 }
 
@@ -189,60 +204,68 @@ interface Placed {
  */
 export function validateChanges(live: ValidatedConfig, changes: readonly DataChange[], registry: Registry, policy?: PolicyContext, at?: PositionOf): ChangeValidation {
   if (changes.length === 0) return live;
-  const perKind = new Map<Section, DataChange[]>();
+  const perKind = new Map<Kind, DataChange[]>();
   for (const c of changes) {
     if (!SECTIONS.has(c.kind)) return { full: true, why: c.kind === 'secrets' ? 'a secret resource changed' : `unknown kind "${c.kind}"` };
-    const mine = perKind.get(c.kind as Section);
+    const mine = perKind.get(c.kind as Kind);
     if (mine) mine.push(c);
-    else perKind.set(c.kind as Section, [c]);
+    else perKind.set(c.kind as Kind, [c]);
   }
-  const config = live.config as GatewayConfig & Record<Section, readonly unknown[]>;
+  const config = live.config;
 
-  // 1. apply the changes to copies of the sections' lists (pointers only)
-  const working = new Map<Section, Working>();
-  for (const [kind, n] of perKind) working.set(kind, new Working(kind, config[kind], n, at));
+  // 1. apply the changes to the sections (the slots they fill, over the live sections)
+  const working = new Map<Kind, Working>();
+  for (const [kind, n] of perKind) working.set(kind, new Working(kind, sectionOf(config, kind), n, at));
   for (const c of changes) {
-    const w = working.get(c.kind as Section)!;
+    const w = working.get(c.kind as Kind)!;
     if (c.before !== undefined && w.ambiguous.has(c.id)) return { full: true, why: `${c.kind}/${c.id} is held twice by an earlier change of the batch` };
     const slot = c.before === undefined ? -1 : w.find(c.id);
     if (c.before !== undefined && slot === -1) return { full: true, why: `${c.kind}/${c.id} is not in the live config` };
     if (c.before === undefined && c.after === undefined) return { full: true, why: `${c.kind}/${c.id}: a change with neither before nor after` };
     w.put(slot, c.after);
   }
-  const lists = new Map<Section, unknown[]>();
-  const fresh = new Map<Section, Array<{ raw: unknown; index: number; item?: any }>>();
+  const lists = new Map<Kind, Section<unknown>>();
+  const fresh = new Map<Kind, Array<{ raw: unknown; index: number; item?: any }>>();
   for (const [kind, w] of working) {
     const done = w.finish();
-    lists.set(kind, done.list);
+    lists.set(kind, done.section);
     fresh.set(kind, done.fresh);
   }
-  const listOf = (kind: Section) => lists.get(kind) ?? (config[kind] as unknown[]);
+  // a section as one array: only for what a change rarely needs (an id held twice, a deleted upstream's routes)
+  const listOf = (kind: Kind) => (lists.get(kind) ?? sectionOf(config, kind)).toArray();
 
   // 2. each new item's schema (a copy of it: its defaults are applied), reported in document order
   const schemaIssues: Array<{ issue: ConfigIssue; at: number; index: number }> = [];
   for (const [kind, items] of fresh) {
     const check = registry.itemCheck(kind as DataKind);
-    const list = lists.get(kind)!;
+    const checked = new Map<number, unknown>();
     for (const f of items) {
       f.item = structuredClone(f.raw);
       for (const issue of check(f.item, joinPath(kind, f.index))) schemaIssues.push({ issue, at: SCHEMA_ORDER[kind], index: f.index });
-      list[f.index] = f.item;
+      checked.set(f.index, f.item);
     }
+    lists.set(kind, lists.get(kind)!.with(checked));
   }
   schemaIssues.sort((a, b) => a.at - b.at || a.index - b.index);
-  const freshItems = new Map<Section, Set<unknown>>();
+  const freshItems = new Map<Kind, Set<unknown>>();
   for (const [kind, items] of fresh) freshItems.set(kind, new Set(items.map((f) => f.item)));
   // (an unchanged item is always an object: a new one that is the same string as another is never confused with it)
-  const isNew = (kind: Section, item: unknown) => freshItems.get(kind)?.has(item) === true;
+  const isNew = (kind: Kind, item: unknown) => freshItems.get(kind)?.has(item) === true;
 
   // 3. the cross-checks of each new item, then what its neighbours get for it
   const placed: Placed[] = [];
   let seq = 0;
-  const place = (issue: ConfigIssue, kind: Section, index: number, step: number) => placed.push({ issue, section: CROSS_ORDER[kind], index, step, seq: seq++ });
+  const place = (issue: ConfigIssue, kind: Kind, index: number, step: number) => placed.push({ issue, section: CROSS_ORDER[kind], index, step, seq: seq++ });
   const positions = positionsOfNewKeys(working, listOf);
+  const upstreamsChanged = working.get('upstreams');
   let upstreamKeys: Set<unknown> | undefined;
-  // (upstreams this change leaves alone are where the live positions say)
-  const hasUpstream = at !== undefined && !working.has('upstreams') ? (id: string) => at('upstreams', id) !== -1 : (id: string) => (upstreamKeys ??= new Set(listOf('upstreams').map((u) => keyOf('upstreams', u)))).has(id);
+  // (upstreams: where the live positions say, or where this change put them)
+  const hasUpstream =
+    at === undefined
+      ? (id: string) => (upstreamKeys ??= new Set(listOf('upstreams').map((u) => keyOf('upstreams', u)))).has(id)
+      : upstreamsChanged === undefined
+        ? (id: string) => at('upstreams', id) !== -1
+        : (id: string) => upstreamsChanged.find(id) !== -1;
   let cut: { section: number; index: number } | undefined;
   for (const kind of ['upstreams', 'routes', 'consumers'] as const) {
     for (const f of fresh.get(kind) ?? []) {
@@ -273,7 +296,7 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   if (upstreams) {
     const gone = new Set<unknown>();
     for (const slot of upstreams.dropped) {
-      const key = keyOf('upstreams', config.upstreams[slot]);
+      const key = keyOf('upstreams', sectionOf(config, 'upstreams').get(slot));
       if (!hasUpstream(key as string)) gone.add(key);
     }
     if (gone.size) {
@@ -296,7 +319,7 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
 
   // 4. the new items' references, against the live secret resources (none of them changed)
   const refIssues: ConfigIssue[] = [];
-  const newSites = new Map<Section, Array<{ index: number; sites: ReferenceSite[] }>>();
+  const newSites = new Map<Kind, Array<{ index: number; sites: ReferenceSite[] }>>();
   const all: ReferenceSite[] = [];
   const resources = secretIds(config);
   for (const kind of ['routes', 'consumers'] as const) {
@@ -318,15 +341,11 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     if (policyIssues.length) return { issues: policyIssues };
   }
 
-  // 6. the next config: new items frozen, every other one shared
-  const next: Record<string, unknown> = { ...config };
-  for (const [kind, list] of lists) {
-    for (const f of fresh.get(kind)!) deepFreeze(f.item);
-    next[kind] = Object.freeze(list);
-  }
+  // 6. the next config: new items frozen, every other one shared, the changed sections sharing all but their touched chunks
+  for (const items of fresh.values()) for (const f of items) deepFreeze(f.item);
   const refs = nextRefs(live.refs, config, working, newSites);
   return {
-    config: Object.freeze(next) as unknown as GatewayConfig,
+    config: withSections(config, lists),
     refs,
     ...(live.credentials === undefined ? {} : { credentials: live.credentials }),
   };
@@ -349,8 +368,8 @@ export function validateChangesOrThrow(live: ValidatedConfig, changes: readonly 
  * (the only ids that can be duplicates: the live config has none, and a new item keeping its id
  * is its only holder). Items without an id are left out: their schema issue covers the duplicate's.
  */
-function positionsOfNewKeys(working: Map<Section, Working>, listOf: (kind: Section) => readonly unknown[]): Map<Section, Map<unknown, number[]>> {
-  const out = new Map<Section, Map<unknown, number[]>>();
+function positionsOfNewKeys(working: Map<Kind, Working>, listOf: (kind: Kind) => readonly unknown[]): Map<Kind, Map<unknown, number[]>> {
+  const out = new Map<Kind, Map<unknown, number[]>>();
   for (const [kind, w] of working) {
     const keys = w.ambiguous;
     if (keys.size === 0) continue;
@@ -391,7 +410,7 @@ function siteIndex(path: string, prefix: string): number {
  * (re-pathed only when a deletion before it moved it), each new item's sites at its position.
  * Runs of untouched sites are copied as they are; only the positions a change touched are searched.
  */
-function nextRefs(refs: readonly ReferenceSite[], config: GatewayConfig, working: Map<Section, Working>, newSites: Map<Section, Array<{ index: number; sites: ReferenceSite[] }>>): readonly ReferenceSite[] {
+function nextRefs(refs: readonly ReferenceSite[], config: GatewayConfig, working: Map<Kind, Working>, newSites: Map<Kind, Array<{ index: number; sites: ReferenceSite[] }>>): readonly ReferenceSite[] {
   const routesEnd = lowerBound(refs.length, (k) => siteSection(refs[k].path) >= 1);
   const consumersEnd = lowerBound(refs.length, (k) => siteSection(refs[k].path) >= 2);
   const out: ReferenceSite[] = [];
@@ -419,7 +438,8 @@ function nextRefs(refs: readonly ReferenceSite[], config: GatewayConfig, working
       if (d > start) runs.push([start, d]);
       start = d + 1;
     }
-    if (start < config[kind].length) runs.push([start, config[kind].length]);
+    const length = sectionOf(config, kind).length;
+    if (start < length) runs.push([start, length]);
     let d = 0;
     for (const [s, e] of runs) {
       while (d < deleted.length && deleted[d] < s) d++;

@@ -139,7 +139,7 @@ export class ConfigControl {
         base = this.raw ?? IndexedDocument.of(await this.store.load());
         // a limit counts what the store holds, every node's writes included, once this node's own
         // view comes near it (another node's writes reach this view within milliseconds)
-        const near = counted !== undefined && base.list(counted.kind).length >= counted.limit - LIMIT_SLACK;
+        const near = counted !== undefined && base.section(counted.kind).length >= counted.limit - LIMIT_SLACK;
         if (near && this.store.count) stored = await this.store.count(counted!.kind);
       } catch (err) {
         // the stored config itself is broken (e.g. a hand-written value in etcd): say where, change nothing
@@ -154,7 +154,6 @@ export class ConfigControl {
       const changes = pending.changes();
       if (changes.length === 0) return { ok: true };
       const next = base.apply(changes)!;
-      const raw = next.doc;
       let v: ValidatedConfig;
       let snapshot: Snapshot;
       let admitted: Admission | undefined;
@@ -162,12 +161,12 @@ export class ConfigControl {
         if (this.raw !== undefined && !changes.some((c) => c.kind === 'secrets')) {
           // the proxy runs on this thread: requests that arrived meanwhile are served between the steps
           await turn();
-          v = this.builder.validateChanges(this.validated!, changes, raw, base.at);
+          v = this.builder.validateChanges(this.validated!, changes, () => next.doc, base.at);
           await turn();
           const built = await this.builder.buildChanges(v, touchedBy(changes), next.at);
           snapshot = built ?? (await this.builder.build(v));
         } else {
-          v = this.builder.validate(raw);
+          v = this.builder.validate(next.doc);
           // where credentials go is settled before the build contacts any secret backend
           admitted = await this.builder.admit(v);
           snapshot = await this.builder.build(v);
@@ -183,8 +182,8 @@ export class ConfigControl {
         return { ok: false, status, message: issues.length ? `${issues[0].path}: ${issues[0].message}` : (err as Error).message, issues };
       }
       try {
-        if (this.store.writeChanges) await this.store.writeChanges(changes, dataSections(raw));
-        else await this.store.writeData(dataSections(raw));
+        if (this.store.writeChanges) await this.store.writeChanges(changes, () => dataSections(next.doc));
+        else await this.store.writeData(dataSections(next.doc));
       } catch (err) {
         snapshot.retire();
         await admitted?.release();
@@ -250,7 +249,7 @@ export class ConfigControl {
     let v: ValidatedConfig;
     let snapshot: Snapshot | undefined;
     try {
-      v = this.builder.validateChanges(this.validated!, changes, doc.doc, this.raw?.at);
+      v = this.builder.validateChanges(this.validated!, changes, () => doc.doc, this.raw?.at);
       snapshot = await this.builder.buildChanges(v, touchedBy(changes), doc.at);
     } catch (err) {
       // refused: the last good config keeps serving; the document this gateway has is no longer the store's

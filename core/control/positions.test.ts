@@ -28,7 +28,7 @@ function item(kind: DataKind, id: string, v: number): Record<string, unknown> {
 /** Every id's position, asked of the indexed document, equals a scan of its lists. */
 function assertPositions(d: IndexedDocument, ids: readonly string[], seed: number): void {
   for (const kind of KINDS) {
-    const list = d.list(kind);
+    const list = d.section(kind).toArray();
     for (const id of ids) assert.equal(d.at(kind, id), list.findIndex((x) => idOf(kind, x) === id), `seed ${seed}: ${kind}/${id}`);
   }
 }

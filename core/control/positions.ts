@@ -5,53 +5,83 @@
 // it too (validateChanges and the incremental build ask them).
 import { DATA_KINDS, type DataChange, type DataKind } from '../contracts';
 import type { PositionOf } from '../config/validate-changes';
+import { Section } from '../config/section';
 import { idOf, type DataDocument } from './data-diff';
 
 type Item = Readonly<Record<string, unknown>>;
 
 /**
  * A data document and the positions of its resources, by kind then id, built on first use of a
- * kind. A document derived by {@link IndexedDocument.apply} shares the position maps of the kinds
- * that only had resources replaced or appended: a map only ever gains the positions of appended
- * resources, and every answer is checked against the list it is asked about. So a document and
- * every one it was derived from answer right (an id appended later points past their lists' end,
- * or at another resource), whatever was derived from them and dropped meanwhile (a refused
+ * kind. Its data sections are persistent lists (config/section.ts): the document after a change
+ * of a few resources shares all but the chunks they touch with this one, and `doc`, the plain
+ * document, is made only when asked (a whole validation, a store's first write, a reload's
+ * comparison).
+ *
+ * A document derived by {@link IndexedDocument.apply} shares the position maps of the kinds that
+ * only had resources replaced or appended: a map only ever gains the positions of appended
+ * resources, and every answer is checked against the section it is asked about. So a document and
+ * every one it was derived from answer right (an id appended later points past their sections'
+ * end, or at another resource), whatever was derived from them and dropped meanwhile (a refused
  * change); a dropped one is not asked again. A kind with a deletion gets a map of its own, built
  * when first asked.
  */
 export class IndexedDocument {
+  /** The plain document, once made. */
+  private plain: DataDocument | undefined;
+
   private constructor(
-    readonly doc: DataDocument,
+    /** The settings, and the data sections as lists where `sections` has none. */
+    private readonly base: DataDocument,
+    /** The data sections, each made when first asked of a list of `base`, or by a change. */
+    private readonly sections: Map<DataKind, Section<unknown>>,
     private readonly maps: Map<DataKind, Map<string, number>>,
+    /** The kinds whose section is not `base`'s list any more. */
+    private readonly changed: ReadonlySet<DataKind>,
   ) {}
 
   static of(doc: DataDocument): IndexedDocument {
-    return new IndexedDocument(doc, new Map());
+    const d = new IndexedDocument(doc, new Map(), new Map(), new Set());
+    d.plain = doc;
+    return d;
   }
 
-  /** The section of `kind` (an empty list when the document has none, or something else there). */
-  list(kind: DataKind): readonly unknown[] {
-    const l = this.doc[kind];
-    return Array.isArray(l) ? l : [];
+  /** The document with its data sections as lists. */
+  get doc(): DataDocument {
+    if (this.plain === undefined) {
+      const doc: DataDocument = { ...this.base };
+      for (const kind of this.changed) doc[kind] = this.section(kind).toArray();
+      this.plain = doc;
+    }
+    return this.plain;
+  }
+
+  /** The section of `kind` (empty when the document has none, or something else there). */
+  section(kind: DataKind): Section<unknown> {
+    let s = this.sections.get(kind);
+    if (s === undefined) {
+      const l = this.base[kind];
+      this.sections.set(kind, (s = Section.of(Array.isArray(l) ? l : [])));
+    }
+    return s;
   }
 
   /** Where `id` stands in the section `kind`, or -1. */
   readonly at: PositionOf = (kind, id) => {
-    const list = this.list(kind);
+    const section = this.section(kind);
     const p = this.map(kind).get(id);
-    if (p !== undefined && p < list.length && idOf(kind, list[p]) === id) return p;
+    if (p !== undefined && p < section.length && idOf(kind, section.get(p)) === id) return p;
     return -1;
   };
 
   /** The resource `id` of `kind`, or undefined. */
   get(kind: DataKind, id: string): Item | undefined {
     const p = this.at(kind, id);
-    return p === -1 ? undefined : (this.list(kind)[p] as Item);
+    return p === -1 ? undefined : (this.section(kind).get(p) as Item);
   }
 
   /**
    * The document after `changes`, as a store applies them: a replaced resource keeps its place, a
-   * new one is appended, a deleted one removed. Only the sections changed are new lists.
+   * new one is appended, a deleted one removed. Only the sections changed are new.
    * @returns undefined when a change does not fit (a replaced or deleted resource the document does not hold)
    */
   apply(changes: readonly DataChange[]): IndexedDocument | undefined {
@@ -62,48 +92,45 @@ export class IndexedDocument {
       else byKind.set(c.kind, [c]);
     }
     const maps = new Map(this.maps);
-    const doc: DataDocument = { ...this.doc };
+    const sections = new Map(this.sections);
     for (const [kind, mine] of byKind) {
       const deletes = mine.some((c) => c.after === undefined);
-      const list = deletes ? this.withDeletions(kind, mine) : this.withReplacements(kind, mine);
-      if (list === undefined) return undefined;
-      doc[kind] = list;
+      const section = deletes ? this.withDeletions(kind, mine) : this.withReplacements(kind, mine);
+      if (section === undefined) return undefined;
+      sections.set(kind, section);
       if (deletes) maps.delete(kind);
     }
-    return new IndexedDocument(doc, maps);
+    return new IndexedDocument(this.base, sections, maps, new Set([...this.changed, ...byKind.keys()]));
   }
 
   /**
-   * The section of `kind` with `changes` (no deletion among them) applied: one copy of the list, of
-   * its final length; the appended resources' positions go into the shared map (see the class comment).
+   * The section of `kind` with `changes` (no deletion among them) applied: a few chunks copied; the
+   * appended resources' positions go into the shared map (see the class comment).
    */
-  private withReplacements(kind: DataKind, changes: readonly DataChange[]): unknown[] | undefined {
-    const base = this.list(kind);
+  private withReplacements(kind: DataKind, changes: readonly DataChange[]): Section<unknown> | undefined {
+    const base = this.section(kind);
     const appended = new Map<string, unknown>();
-    const replaced: Array<[number, unknown]> = [];
+    const replaced = new Map<number, unknown>();
     for (const c of changes) {
       if (appended.has(c.id)) appended.set(c.id, c.after);
       else {
         const p = this.at(kind, c.id);
-        if (p !== -1) replaced.push([p, c.after]);
+        if (p !== -1) replaced.set(p, c.after);
         else if (c.before !== undefined) return undefined;
         else appended.set(c.id, c.after);
       }
     }
-    // (concat allocates the final length once; a spread then push would copy the list again to grow it)
-    const list = appended.size ? base.concat([...appended.values()]) : [...base];
-    for (const [p, item] of replaced) list[p] = item;
     if (appended.size) {
       const map = this.map(kind);
       let at = base.length;
       for (const id of appended.keys()) map.set(id, at++);
     }
-    return list;
+    return base.with(replaced).concat([...appended.values()]);
   }
 
-  /** The section of `kind` with `changes` applied one by one, some of them deletions (the positions of `kind` are built again when next asked). */
-  private withDeletions(kind: DataKind, changes: readonly DataChange[]): unknown[] | undefined {
-    const list = [...this.list(kind)];
+  /** The section of `kind` with `changes` applied one by one, some of them deletions (its resources move: a new list, whose positions are built again when next asked). */
+  private withDeletions(kind: DataKind, changes: readonly DataChange[]): Section<unknown> | undefined {
+    const list = [...this.section(kind).toArray()];
     for (const c of changes) {
       const p = list.findIndex((x) => idOf(kind, x) === c.id);
       if (c.after === undefined) {
@@ -113,16 +140,16 @@ export class IndexedDocument {
       else if (c.before !== undefined) return undefined;
       else list.push(c.after);
     }
-    return list;
+    return Section.own(list);
   }
 
   private map(kind: DataKind): Map<string, number> {
     let m = this.maps.get(kind);
     if (m === undefined) {
       m = new Map();
-      const list = this.list(kind);
-      for (let i = 0; i < list.length; i++) {
-        const id = idOf(kind, list[i]);
+      const section = this.section(kind);
+      for (let i = 0; i < section.length; i++) {
+        const id = idOf(kind, section.get(i));
         // the first of two resources with one id is the one a write edits (the document is refused anyway)
         if (id !== undefined && !m.has(id)) m.set(id, i);
       }
@@ -162,7 +189,7 @@ export class DocumentEdit {
 
   /** How many resources the section holds as edited. */
   count(kind: DataKind): number {
-    let n = this.base.list(kind).length;
+    let n = this.base.section(kind).length;
     for (const [id, e] of this.edits.get(kind) ?? []) {
       const had = this.base.at(kind, id) !== -1;
       if (had && e === null) n--;
@@ -173,10 +200,11 @@ export class DocumentEdit {
 
   /** The section as edited (a new list: for the operations that look through every resource, a deletion's users). */
   list(kind: DataKind): readonly unknown[] {
+    const all = this.base.section(kind).toArray();
     const mine = this.edits.get(kind);
-    if (mine === undefined || mine.size === 0) return this.base.list(kind);
+    if (mine === undefined || mine.size === 0) return all;
     const out: unknown[] = [];
-    for (const x of this.base.list(kind)) {
+    for (const x of all) {
       const id = idOf(kind, x);
       const e = id === undefined ? undefined : mine.get(id);
       if (e === undefined) out.push(x);

@@ -308,7 +308,7 @@ export class EtcdConfigStore implements ConfigStore {
    * (`_data`) is not needed: etcd holds one key per resource.
    * @throws GatehouseError GH_ERR_STORE_UNAVAILABLE (etcd away), GH_ERR_STORE_CONFLICT (another write won)
    */
-  async writeChanges(changes: readonly DataChange[], _data?: DataSections): Promise<void> {
+  async writeChanges(changes: readonly DataChange[], _data?: () => DataSections): Promise<void> {
     const byKey = new Map<string, { kind: DataKind; before: DataChange['before']; after: DataChange['after'] }>();
     for (const c of changes) {
       const rel = keyOfId(c.kind, c.id);

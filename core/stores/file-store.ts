@@ -440,14 +440,14 @@ export class FileConfigStore implements ConfigStore {
    * Persist what one Admin API write changed: one record appended to the journal and fsynced. The
    * first write, while the config file is still the source, writes the data file whole.
    */
-  async writeChanges(changes: readonly DataChange[], data: DataSections): Promise<void> {
+  async writeChanges(changes: readonly DataChange[], data: () => DataSections): Promise<void> {
     const target = await this.writableTarget();
     if (changes.length === 0) return;
     await this.locked(async () => {
       // another process's appends first: this record goes after them, and the watcher hears of them
       await this.refresh(target);
       if (this.state === undefined) await this.readAll(target);
-      if (this.state === undefined) return this.writeBase(target, data);
+      if (this.state === undefined) return this.writeBase(target, data());
       await this.append(target, changes);
     });
     this.maybeCompact(target);
