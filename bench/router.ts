@@ -6,6 +6,9 @@
 // - a full build (ms), median of --builds;
 // - one change on the split router: a route added, replaced, removed (ms, median of --changes each,
 //   every one from the same base router); without the split a change is a full build;
+// - --sequence changes one after another (each route replaced in turn, each change on the router
+//   the one before made): median, p99, max and mean (ms), where the occasional whole rebuild of a
+//   bucket (core/request/router.ts, "A change to a large bucket") shows;
 // - lookups (ns per find) over a fixed mix of paths: a third static, a third parameter, a quarter
 //   wildcard, the rest misses; interleaved rounds, median;
 // - times are the process's CPU time (process.cpuUsage), steadier than wall time on a shared machine;
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     finds: { type: 'string', default: '200000' },
     buckets: { type: 'string', default: String(DEFAULT_LAYOUT.buckets) },
+    sequence: { type: 'string', default: '2000' },
   },
 });
 const BUCKETS = values.buckets.split(',').map(Number);
@@ -39,7 +43,8 @@ const BUILDS = Number(values.builds);
 const CHANGES = Number(values.changes);
 const ROUNDS = Number(values.rounds);
 const FINDS = Number(values.finds);
-for (const [k, v] of Object.entries({ routes: N, builds: BUILDS, changes: CHANGES, rounds: ROUNDS, finds: FINDS })) {
+const SEQUENCE = Number(values.sequence);
+for (const [k, v] of Object.entries({ routes: N, builds: BUILDS, changes: CHANGES, rounds: ROUNDS, finds: FINDS, sequence: SEQUENCE })) {
   if (!Number.isInteger(v) || v < (k === "routes" ? 3 : 1)) {
     process.stderr.write(`--${k} must be an integer >= ${k === "routes" ? 3 : 1}\n`);
     process.exit(2);
@@ -129,6 +134,19 @@ function main(): void {
       c0.removed.push(timeMs(() => updateRouter(r, [routes[i]], [])));
     }
   }
+  const sequence: Record<string, number[]> = {};
+  for (const [label, r] of routers) {
+    if (label === ONE) continue;
+    const seq: number[] = (sequence[label] = []);
+    let cur = r;
+    const live = routes.slice();
+    for (let c = 0; c < SEQUENCE; c++) {
+      const i = (c * 7919) % N;
+      const next = routeOf(i, c % 2 === 0 ? '/v2' : '');
+      seq.push(timeMs(() => (cur = updateRouter(cur, [live[i]], [next]))));
+      live[i] = next;
+    }
+  }
   for (const r of routers.values()) nsPerFind(r); // warm the JIT
   for (let round = 0; round < ROUNDS; round++) for (const [label, r] of routers) (finds[label] ??= []).push(nsPerFind(r));
 
@@ -151,9 +169,16 @@ function main(): void {
     const c = change[label];
     if (c !== undefined) lines.push(`${label}: one route added / replaced / removed costs ${['added', 'replaced', 'removed'].map((k) => `${fmt(full / median(c[k]), 0)}x`).join(' / ')} less than a full build of one tree`);
   }
+  for (const [label, seq] of Object.entries(sequence)) {
+    const sorted = seq.slice().sort((a, b) => a - b);
+    const mean = seq.reduce((a, b) => a + b, 0) / seq.length;
+    lines.push(
+      `${label}: ${seq.length} changes one after another: median ${fmt(median(seq))}, p99 ${fmt(sorted[Math.floor(0.99 * (sorted.length - 1))])}, max ${fmt(sorted[sorted.length - 1])}, mean ${fmt(mean)} ms`,
+    );
+  }
   lines.push('* a change without the split is a full build (ms); changes and builds in ms; heap needs node --expose-gc');
   process.stdout.write(lines.join('\n') + '\n');
-  writeJson(RESULTS_FILE, { routes: N, node: process.version, build, change, finds, heap });
+  writeJson(RESULTS_FILE, { routes: N, node: process.version, build, change, sequence, finds, heap });
 }
 
 main();

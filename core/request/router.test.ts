@@ -2,7 +2,7 @@
 // trees of their own, and a request matching in both gets find-my-way's precedence between the two.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRouter, DEFAULT_LAYOUT, hostForMatching, RouteUriError, routerTreesBuilt, updateRouter } from './router';
+import { buildRouter, DEFAULT_LAYOUT, hostForMatching, RouteUriError, routerTreesBuilt, routerUrisBuilt, updateRouter, WHOLE_UP_TO } from './router';
 
 const route = (id: string, uri: string, methods?: string[], priority = 0) => ({ id, uris: [uri], methods, priority });
 
@@ -191,7 +191,7 @@ test('a change names routes the router holds: an unknown removal or a second rou
   assert.throws(() => updateRouter({ find: () => null }, [], []), TypeError);
 });
 
-test('one route changed among 10,000 rebuilds one small tree; the router before the change is untouched', () => {
+test('one route changed among 10,000 builds at most one small tree; the router before the change is untouched', () => {
   const routes = Array.from({ length: 10_000 }, (_, i) => route(`r${i}`, i % 2 ? `/svc/r${i}/items` : `/svc/r${i}/items/:id`));
   const start = routerTreesBuilt();
   const r0 = buildRouter(routes);
@@ -211,7 +211,58 @@ test('one route changed among 10,000 rebuilds one small tree; the router before 
   assert.equal(rebuilt(() => (r1 = updateRouter(r0, [routes[5000]], [route('r5000', '/svc/r5000/items/:other')]))), 1, 'replaced');
   assert.equal(r1.find('GET', '', '/svc/r5000/items/9')?.params.other, '9');
   assert.equal(r0.find('GET', '', '/svc/r5000/items/9')?.params.id, '9');
-  assert.equal(rebuilt(() => (r1 = updateRouter(r0, [routes[7]], []))), 1, 'removed');
+  // the key's last uri gone: no tree to build, the key is skipped
+  assert.ok(rebuilt(() => (r1 = updateRouter(r0, [routes[7]], []))) <= 1, 'removed');
   assert.equal(r1.find('GET', '', '/svc/r7/items'), null);
   assert.equal(r0.find('GET', '', '/svc/r7/items')?.route.id, 'r7');
+});
+
+test('one route changed among 10,000 builds the uris of its key, not of its bucket', () => {
+  const routes = Array.from({ length: 10_000 }, (_, i) => route(`r${i}`, i % 2 ? `/svc/r${i}/items` : `/svc/r${i}/items/:id`));
+  const r0 = buildRouter(routes);
+  const uris = (change: () => unknown) => {
+    const before = routerUrisBuilt();
+    change();
+    return routerUrisBuilt() - before;
+  };
+  // rebuilding its bucket would build about 10,000 / 16 uris
+  assert.equal(uris(() => updateRouter(r0, [], [route('new', '/svc/new/items')])), 1, 'added');
+  assert.equal(uris(() => updateRouter(r0, [routes[5000]], [route('r5000', '/svc/r5000/items/:other')])), 1, 'replaced');
+  assert.equal(uris(() => updateRouter(r0, [routes[7]], [])), 0, 'removed');
+  // a second uri of the same key: the key tree holds both
+  const two = updateRouter(r0, [], [route('deeper', '/svc/r8/items/:id/:sub')]);
+  assert.equal(two.find('GET', '', '/svc/r8/items/1/2')?.route.id, 'deeper');
+  assert.equal(two.find('GET', '', '/svc/r8/items/1')?.route.id, 'r8');
+  assert.equal(uris(() => updateRouter(two, [routes[8]], [route('r8', '/svc/r8/items/:x')])), 2, 'a key of two uris');
+});
+
+test('changes one after another: each builds its key, and a bucket is rebuilt whole only after a quarter of its keys changed', () => {
+  const n = 2_000;
+  const routes = Array.from({ length: n }, (_, i) => route(`r${i}`, `/svc/r${i}/items/:id`));
+  let router = buildRouter(routes);
+  let list = routes;
+  const perChange: number[] = [];
+  for (let c = 0; c < 3 * n; c++) {
+    // every route replaced three times, in an order that visits every bucket
+    const i = (c * 7919) % n;
+    const next = route(`r${i}`, `/svc/r${i}/items/:id${c % 2 ? '/v' : ''}`, undefined, c);
+    const before = routerUrisBuilt();
+    router = updateRouter(router, [list[i]], [next]);
+    perChange.push(routerUrisBuilt() - before);
+    list = list.map((x, k) => (k === i ? next : x));
+  }
+  const total = perChange.reduce((a, b) => a + b, 0);
+  const bucket = n / DEFAULT_LAYOUT.buckets;
+  assert.ok(bucket > WHOLE_UP_TO, 'the buckets are large enough for key trees');
+  // one uri per change, plus a whole bucket once per quarter of a bucket of distinct keys changed
+  assert.ok(total <= 6 * perChange.length, `${total} uris built over ${perChange.length} changes`);
+  assert.ok(Math.max(...perChange) <= 1.5 * bucket, `at most a bucket at once: ${Math.max(...perChange)}`);
+  assert.ok(perChange.filter((u) => u > 1).length < perChange.length / 20, 'whole rebuilds are rare');
+  // and it answers as a router built over the list
+  const fresh = buildRouter(list);
+  for (let i = 0; i < n; i += 7) {
+    for (const p of [`/svc/r${i}/items/5`, `/svc/r${i}/items/5/v`, `/svc/r${i}/items`]) {
+      assert.deepEqual(router.find('GET', '', p), fresh.find('GET', '', p), p);
+    }
+  }
 });

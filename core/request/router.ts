@@ -6,8 +6,9 @@
 // A router is immutable (a request keeps the router it started with); `updateRouter` makes the next
 // one from a change, sharing everything the change does not touch. What would be one find-my-way
 // tree (one host table, one method) is split by the routes' leading static segments into small
-// trees, so a change rebuilds one small tree, not all of them; the split answers every request as
-// the one tree would (see "The split of one tree" below, docs/architecture.md and docs/performance.md).
+// trees, so a change builds one small tree (or only a tree of the changed key's uris), not all of
+// them; the split answers every request as the one tree would (see "The split of one tree" and "A
+// change to a large bucket" below, docs/architecture.md and docs/performance.md).
 import { maxHeaderSize } from 'node:http';
 import FindMyWay from 'find-my-way';
 import { HTTP_METHODS } from '../config/types';
@@ -120,16 +121,36 @@ export interface RouterLayout {
   readonly maxLevel: number;
   /** Small trees per level, a power of two. */
   readonly buckets: number;
+  /**
+   * A bucket holding at most this many uri shapes is rebuilt whole on a change; a larger one
+   * keeps its tree and gets a tree per changed key (see "A change to a large bucket" below).
+   * Default {@link WHOLE_UP_TO}; the property tests set 0 to put every change on key trees.
+   */
+  readonly wholeUpTo?: number;
+  /**
+   * The share of a large bucket's keys that may have key trees: a change that would pass it
+   * rebuilds the bucket whole. Default {@link KEY_TREE_SHARE}; the property tests raise it so that
+   * their few keys per bucket get key trees.
+   */
+  readonly keyTreeShare?: number;
 }
 
 /**
- * The default split: 16 trees per level. At 10,000 routes a change rebuilds one tree of about 600
- * uris (3 ms of CPU against about 140 ms for the whole router) and a lookup costs what it did in
- * one tree; 32 and 64 trees made the change 2 and 4 times cheaper again but lookups 1.4 and 1.9
- * times dearer (more find-my-way instances to visit), and a lookup is paid per request
- * (measured with bench/router.ts: docs/performance.md).
+ * The default split: 16 trees per level. A lookup costs about what it did in one tree; 64 and 256
+ * trees per level made lookups 1.4–1.7 and 2.2–2.4 times dearer (find-my-way compiles a matcher function
+ * per tree node, and small trees each repeat the upper nodes one big tree shares, so a lookup
+ * runs more functions that are rarely run, hence slow), and a lookup is paid per request. A change
+ * does not rebuild the bucket's tree of about 600 uris at 10,000 routes (3–5 ms) but a tree of the
+ * changed key (see "A change to a large bucket"). Measured with bench/router.ts: docs/performance.md.
  */
 export const DEFAULT_LAYOUT: RouterLayout = Object.freeze({ maxLevel: 8, buckets: 16 });
+/**
+ * Buckets of up to this many uri shapes are rebuilt whole on a change: about 0.2 ms, no cheaper
+ * with key trees, and so small buckets carry none.
+ */
+export const WHOLE_UP_TO = 32;
+/** A large bucket is rebuilt whole once more than this share of its keys have key trees. */
+export const KEY_TREE_SHARE = 0.25;
 /** One find-my-way tree per host table and method, as the router was before the split (tests and benches compare the two). */
 export const SINGLE_TREE: RouterLayout = Object.freeze({ maxLevel: 0, buckets: 1 });
 
@@ -214,15 +235,51 @@ function decodedKeys(path: string, maxLevel: number, out: Int32Array): number {
   return level;
 }
 
-/** One small tree: the groups (entries of one uri shape) it holds, by shape. Never changed once built. */
-interface Shard<R> {
-  readonly groups: ReadonlyMap<string, readonly Entry<R>[]>;
-  /**
-   * The hashes of the keys it holds: a request whose key is not among them is not looked up in it
-   * (a miss in a set of numbers costs a tenth of a miss in the tree).
-   */
-  readonly keys: ReadonlySet<number>;
+// A change to a large bucket
+//
+// Rebuilding a bucket's tree costs its size (about 8 µs of CPU per uri: find-my-way compiles
+// functions per node and handler), 3–5 ms for the 600 uris of a bucket at 10,000 routes, and
+// smaller buckets make every lookup dearer (DEFAULT_LAYOUT). So a change to a bucket of more than
+// `wholeUpTo` uri shapes keeps the bucket's tree and builds a tree of each key it changed: the
+// key's groups alone, usually one or two uris. A key tree answers for its key instead of the
+// bucket's tree, which still holds that key's uris as they were and is no longer asked about it.
+// This answers as the bucket's tree rebuilt would: a request reaches a bucket only for its own key,
+// only routes of that key can match it (see above), and the key tree holds all of them, inserted in
+// config order. When the changed keys would be more than a quarter of the bucket's keys, the
+// change rebuilds the bucket whole instead, dropping the key trees and the stale uris: so a whole
+// rebuild is paid for by at least a quarter of the bucket's keys changed one by one (at 10,000
+// routes, 3–5 ms once per about 150 changes to a bucket), and key trees, about 4.5 KB each against
+// 2 KB for a uri in a shared tree, add at most half the bucket's heap.
+
+/** The groups (entries of one uri shape) of one key: an array, not a map by shape (a map per key took 5 % more heap). */
+type Groups<R> = ReadonlyArray<readonly Entry<R>[]>;
+
+/** A changed key's own tree, over its groups as they are now. */
+interface KeyTree<R> {
+  readonly groups: Groups<R>;
   readonly tree: Fmw;
+}
+
+/**
+ * One bucket's small tree. Never changed once built: a change makes a new one, which shares the
+ * tree when it only adds key trees.
+ */
+interface Shard<R> {
+  /**
+   * The groups the tree was built over, by the hash of their key. A request whose key is not
+   * among them (nor changed) is not looked up in it: a miss in a map of numbers costs a tenth of
+   * a miss in the tree.
+   */
+  readonly byKey: ReadonlyMap<number, Groups<R>>;
+  readonly tree: Fmw;
+  /**
+   * The keys changed since the tree was built: each one's own tree, which answers for it instead
+   * of `tree`, or null for a key that has no uri now. Undefined when none changed.
+   */
+  readonly changed: ReadonlyMap<number, KeyTree<R> | null> | undefined;
+  /** The uri shapes and keys it holds now (changed keys as they are now). */
+  readonly size: number;
+  readonly keyCount: number;
 }
 
 /**
@@ -252,8 +309,12 @@ function findInTree<R>(t: Tree<R>, path: string, keys: number, mask: number): Fm
     if (level > keys) continue;
     const key = KEYS[level];
     const shard = t.levels[level]![level === 0 ? 0 : key & mask];
-    if (shard !== undefined && (level === 0 || shard.keys.has(key))) {
-      const m = shard.tree.find('GET', path) as FmwMatch<R> | null;
+    if (shard === undefined) continue;
+    // level 0 is one key, 0 (KEYS[0] is never written), so its bucket takes the same path
+    const changed = shard.changed === undefined ? undefined : shard.changed.get(key);
+    const tree = changed !== undefined ? (changed === null ? null : changed.tree) : level === 0 || shard.byKey.has(key) ? shard.tree : null;
+    if (tree !== null) {
+      const m = tree.find('GET', path) as FmwMatch<R> | null;
       if (m !== null) return m;
     }
   }
@@ -342,8 +403,15 @@ function tableKeys(r: RoutableRoute): string[] {
   });
 }
 
-/** A group of one shape in a small tree being rebuilt. */
+/** The groups of one key while a change makes them, by shape. */
 type Draft<R> = Map<string, Entry<R>[]>;
+
+/** The groups of `key` a shard holds now (a changed key's as it is now); undefined when none. */
+function groupsNow<R>(shard: Shard<R> | undefined, key: number): Groups<R> | undefined {
+  if (shard === undefined) return undefined;
+  const c = shard.changed === undefined ? undefined : shard.changed.get(key);
+  return c === undefined ? shard.byKey.get(key) : c === null ? undefined : c.groups;
+}
 
 /**
  * One change in the making. Everything it copies is its own until `done()` (so it changes those
@@ -352,8 +420,8 @@ type Draft<R> = Map<string, Entry<R>[]>;
 class Edit<R extends RoutableRoute> {
   private readonly own = new Set<object>();
   private readonly tables = new Map<string, Map<string, Tree<R>>>();
-  /** The small trees to rebuild, by table key, method, level and bucket. */
-  private readonly drafts = new Map<string, { table: string; method: string; level: number; bucket: number; groups: Draft<R> }>();
+  /** The buckets to change, by table key, method, level and bucket: the groups of the keys changed, by key. */
+  private readonly drafts = new Map<string, { table: string; method: string; level: number; bucket: number; keys: Map<number, Draft<R>> }>();
   private readonly routes;
   private nextOrd: number;
 
@@ -368,15 +436,21 @@ class Edit<R extends RoutableRoute> {
     return this.s.wild.find((w) => w.suffix === key.slice(1))?.table;
   }
 
-  private draft(table: string, method: string, level: number, bucket: number): Draft<R> {
+  /** The groups of `key` in a bucket, copied into the change on first use. */
+  private draft(table: string, method: string, level: number, bucket: number, key: number): Draft<R> {
     const k = `${table}\n${method}\n${level}\n${bucket}`;
     let d = this.drafts.get(k);
-    if (d === undefined) {
-      const old = this.oldTable(table)?.get(method)?.levels[level]?.[bucket];
-      d = { table, method, level, bucket, groups: new Map(old?.groups as Map<string, Entry<R>[]> | undefined) };
-      this.drafts.set(k, d);
+    if (d === undefined) this.drafts.set(k, (d = { table, method, level, bucket, keys: new Map() }));
+    let groups = d.keys.get(key);
+    if (groups === undefined) {
+      const now = groupsNow(this.oldShard(table, method, level, bucket), key);
+      d.keys.set(key, (groups = new Map(now?.map((g) => [g[0].shape, g as Entry<R>[]]))));
     }
-    return d.groups;
+    return groups;
+  }
+
+  private oldShard(table: string, method: string, level: number, bucket: number): Shard<R> | undefined {
+    return this.oldTable(table)?.get(method)?.levels[level]?.[bucket];
   }
 
   private entries(r: R, ord: number, fn: (e: Entry<R>, table: string, method: string, level: number, bucket: number) => void): void {
@@ -394,7 +468,7 @@ class Edit<R extends RoutableRoute> {
     this.routes.delete(r.id);
     const gone = slot.route;
     this.entries(gone, slot.ord, (e, table, method, level, bucket) => {
-      const groups = this.draft(table, method, level, bucket);
+      const groups = this.draft(table, method, level, bucket, e.key);
       const g = groups.get(e.shape);
       if (g === undefined) return;
       const kept = g.filter((x) => x.route !== gone);
@@ -408,7 +482,7 @@ class Edit<R extends RoutableRoute> {
     if (this.routes.get(r.id) !== undefined) throw new Error(`route ${r.id} is already in the router`);
     this.routes.set(r.id, { route: r, ord });
     this.entries(r, ord, (e, table, method, level, bucket) => {
-      const groups = this.draft(table, method, level, bucket);
+      const groups = this.draft(table, method, level, bucket, e.key);
       const g = groups.get(e.shape);
       // a group this change made is its own to grow (many routes of one uri would copy it each time)
       if (g !== undefined && this.own.has(g)) g.push(e);
@@ -425,6 +499,42 @@ class Edit<R extends RoutableRoute> {
     let t = this.tables.get(key);
     if (t === undefined) this.tables.set(key, (t = new Map(this.oldTable(key))));
     return t;
+  }
+
+  /**
+   * The bucket's next shard, `keys` its changed keys' groups: the old tree kept and a tree built
+   * for each changed key, or, for a small bucket or one with too many changed keys, the tree
+   * rebuilt whole (see "A change to a large bucket"). Undefined when the bucket is left empty.
+   */
+  private shard(old: Shard<R> | undefined, keys: ReadonlyMap<number, Draft<R>>): Shard<R> | undefined {
+    let size = old?.size ?? 0;
+    let keyCount = old?.keyCount ?? 0;
+    for (const [k, groups] of keys) {
+      const before = groupsNow(old, k);
+      size += groups.size - (before?.length ?? 0);
+      keyCount += (groups.size > 0 ? 1 : 0) - (before === undefined ? 0 : 1);
+    }
+    if (size === 0) return undefined;
+    if (old !== undefined && size > (this.s.layout.wholeUpTo ?? WHOLE_UP_TO)) {
+      const changed = new Map(old.changed);
+      for (const k of keys.keys()) if (!changed.has(k)) changed.set(k, null);
+      if (changed.size <= keyCount * (this.s.layout.keyTreeShare ?? KEY_TREE_SHARE)) {
+        for (const [k, groups] of keys) changed.set(k, groups.size === 0 ? null : { groups: [...groups.values()], tree: buildShard(groups.values()) });
+        return { byKey: old.byKey, tree: old.tree, changed, size, keyCount };
+      }
+    }
+    const byKey = new Map(old?.byKey);
+    for (const [k, c] of old?.changed ?? []) {
+      if (c === null) byKey.delete(k);
+      else byKey.set(k, c.groups);
+    }
+    for (const [k, groups] of keys) {
+      if (groups.size === 0) byKey.delete(k);
+      else byKey.set(k, [...groups.values()]);
+    }
+    const all: Array<readonly Entry<R>[]> = [];
+    for (const groups of byKey.values()) for (const g of groups) all.push(g);
+    return { byKey, tree: buildShard(all), changed: undefined, size, keyCount };
   }
 
   /** @throws RouteUriError for a uri find-my-way refuses; nothing of the state changed */
@@ -444,8 +554,7 @@ class Edit<R extends RoutableRoute> {
         tree.levels[d.level] = level = level === undefined ? new Array<undefined>(d.level === 0 ? 1 : this.s.layout.buckets).fill(undefined) : [...level];
         this.own.add(level);
       }
-      if (d.groups.size === 0) level[d.bucket] = undefined;
-      else level[d.bucket] = { groups: d.groups, keys: new Set([...d.groups.values()].map((g) => g[0].key)), tree: buildShard(d.groups) };
+      level[d.bucket] = this.shard(this.oldShard(d.table, d.method, d.level, d.bucket), d.keys);
     }
     // the trees this change touched: their levels' order, and the empty ones dropped
     for (const table of this.tables.values()) {
@@ -475,17 +584,23 @@ class Edit<R extends RoutableRoute> {
   }
 }
 
-let shardBuilds = 0;
+/** What this process has built so far: tests count what a change rebuilds. */
+const built = { trees: 0, uris: 0 };
 
-/** How many small trees this process has built so far: tests count what a change rebuilds. */
+/** How many small trees (bucket and key trees) this process has built so far. */
 export function routerTreesBuilt(): number {
-  return shardBuilds;
+  return built.trees;
+}
+
+/** How many uris this process has put into small trees so far: what the changes cost, in uris. */
+export function routerUrisBuilt(): number {
+  return built.uris;
 }
 
 /** One small tree over its groups: each group's best entry, the groups in config order (the order find-my-way sees them in the one tree). */
-function buildShard<R extends RoutableRoute>(groups: ReadonlyMap<string, readonly Entry<R>[]>): Fmw {
+function buildShard<R extends RoutableRoute>(groups: Iterable<readonly Entry<R>[]>): Fmw {
   const firsts: Array<{ first: Entry<R>; best: Entry<R> }> = [];
-  for (const g of groups.values()) {
+  for (const g of groups) {
     let first = g[0];
     let best = g[0];
     for (let i = 1; i < g.length; i++) {
@@ -495,7 +610,8 @@ function buildShard<R extends RoutableRoute>(groups: ReadonlyMap<string, readonl
     firsts.push({ first, best });
   }
   firsts.sort((a, b) => (earlier(a.first, b.first) ? -1 : 1));
-  shardBuilds++;
+  built.trees++;
+  built.uris += firsts.length;
   const t = newTree();
   for (const { best } of firsts) {
     try {
@@ -592,6 +708,8 @@ class SplitRouter<R extends RoutableRoute> implements Router<R> {
 function emptyState<R>(layout: RouterLayout): State<R> {
   if (!Number.isInteger(layout.maxLevel) || layout.maxLevel < 0 || layout.maxLevel >= KEYS.length) throw new RangeError(`maxLevel must be 0..${KEYS.length - 1}`);
   if (!(layout.buckets >= 1 && (layout.buckets & (layout.buckets - 1)) === 0)) throw new RangeError('buckets must be a power of two');
+  if (layout.wholeUpTo !== undefined && !(Number.isInteger(layout.wholeUpTo) && layout.wholeUpTo >= 0)) throw new RangeError('wholeUpTo must be an integer >= 0');
+  if (layout.keyTreeShare !== undefined && !(layout.keyTreeShare >= 0 && layout.keyTreeShare <= 1)) throw new RangeError('keyTreeShare must be 0..1');
   return { layout, any: new Map(), exact: CowMap.EMPTY, wild: [], routes: CowMap.EMPTY, nextOrd: 0 };
 }
 

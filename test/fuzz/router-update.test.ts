@@ -6,7 +6,8 @@
 // regex and multi-parameter segments, `*` wildcards (after a slash and inside a segment), escaped
 // colons, hosts (exact and `*.`), methods, priorities, routes of the same shape and routes without
 // uris (disabled ones, holding their place); requests are the routes' own uris filled in, near
-// misses and escapes. After each change the router it replaced still answers as before, and a
+// misses and escapes. Changes to large buckets go to trees of the changed keys (the layouts with
+// `wholeUpTo: 0`), over sequences long enough for those buckets to be rebuilt whole. After each change the router it replaced still answers as before, and a
 // refused uri leaves the router as it was.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,7 +64,17 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('add' as const), body }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
 );
-const layout = fc.constantFrom<RouterLayout>(DEFAULT_LAYOUT, { maxLevel: 1, buckets: 1 }, { maxLevel: 2, buckets: 2 }, { maxLevel: 3, buckets: 4 });
+// wholeUpTo 0: changes go to key trees (the default only does so above 32 uri shapes, more than
+// these route sets hold), until the keys with key trees pass keyTreeShare of the bucket's keys
+// and the bucket is rebuilt whole (the default share, a quarter, needs more keys than these have)
+const layout = fc.constantFrom<RouterLayout>(
+  DEFAULT_LAYOUT,
+  { maxLevel: 1, buckets: 1 },
+  { maxLevel: 2, buckets: 2 },
+  { maxLevel: 3, buckets: 4 },
+  { maxLevel: 3, buckets: 1, wholeUpTo: 0, keyTreeShare: 1 },
+  { maxLevel: 2, buckets: 2, wholeUpTo: 0, keyTreeShare: 0.5 },
+);
 
 /** Paths to ask: each uri filled in a few ways, its near misses, and a few random ones. */
 function probes(routes: readonly R[], extra: readonly string[]): string[] {
