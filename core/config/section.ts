@@ -65,15 +65,14 @@ export class Section<T> {
   concat(items: readonly T[]): Section<T> {
     if (items.length === 0) return this;
     const chunks = [...this.chunks()];
-    let last = chunks.length && chunks[chunks.length - 1].length < CHUNK ? [...chunks.pop()!] : [];
-    for (const item of items) {
-      if (last.length === CHUNK) {
-        chunks.push(last);
-        last = [];
-      }
-      last.push(item);
+    // the last chunk filled up, then new ones (each made at its length: no array grown item by item)
+    let k = 0;
+    if (chunks.length && chunks[chunks.length - 1].length < CHUNK) {
+      const last = chunks.pop()!;
+      k = Math.min(CHUNK - last.length, items.length);
+      chunks.push(last.concat(items.slice(0, k)));
     }
-    chunks.push(last);
+    for (; k < items.length; k += CHUNK) chunks.push(items.slice(k, k + CHUNK));
     return new Section(this.length + items.length, chunks, undefined, true);
   }
 

@@ -142,27 +142,38 @@ class Working {
   }
 
   /**
-   * The section after the changes (sharing all but the chunks they touch with the live one, or,
-   * after a deletion, made again: its items move), and each new item's final position (in
-   * position order).
+   * Each new item's final position (in position order), and the section after the changes with
+   * the items `checked` gives at those positions (their validated copies): all but the chunks the
+   * changes touch shared with the live section, or, after a deletion, made again (its items move).
    */
-  finish(): { section: Section<unknown>; fresh: Array<{ raw: unknown; index: number }> } {
+  finish(): { fresh: Array<{ raw: unknown; index: number }>; section: (checked: ReadonlyMap<number, unknown>) => Section<unknown> } {
     const gone = this.gone.sort((a, b) => a - b);
     const shift = (slot: number) => slot - lowerBound(gone.length, (k) => gone[k] >= slot);
     const fresh = [...this.fresh].map(([slot, raw]) => ({ raw, index: shift(slot) })).sort((a, b) => a.index - b.index);
     if (gone.length) {
-      const items: unknown[] = [];
-      for (let i = 0; i < this.end; i++) {
-        const x = this.get(i);
-        if (x !== GONE) items.push(x);
-      }
-      return { section: Section.own(items), fresh };
+      return {
+        fresh,
+        section: (checked) => {
+          const items: unknown[] = [];
+          for (let i = 0; i < this.end; i++) {
+            const x = this.get(i);
+            if (x !== GONE) items.push(checked.get(items.length) ?? x);
+          }
+          return Section.own(items);
+        },
+      };
     }
-    const replaced = new Map<number, unknown>();
-    const appended: unknown[] = [];
-    for (const [slot, x] of this.over) if (slot < this.live.length) replaced.set(slot, x);
-    for (let i = this.live.length; i < this.end; i++) appended.push(this.over.get(i));
-    return { section: this.live.with(replaced).concat(appended), fresh };
+    // no deletion: a slot is its final position
+    return {
+      fresh,
+      section: (checked) => {
+        const replaced = new Map<number, unknown>();
+        const appended: unknown[] = [];
+        for (const [slot, x] of this.over) if (slot < this.live.length) replaced.set(slot, checked.get(slot) ?? x);
+        for (let i = this.live.length; i < this.end; i++) appended.push(checked.get(i) ?? this.over.get(i));
+        return this.live.with(replaced).concat(appended);
+      },
+    };
   }
 }
 
@@ -226,9 +237,10 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   }
   const lists = new Map<Kind, Section<unknown>>();
   const fresh = new Map<Kind, Array<{ raw: unknown; index: number; item?: any }>>();
+  const sections = new Map<Kind, (checked: ReadonlyMap<number, unknown>) => Section<unknown>>();
   for (const [kind, w] of working) {
     const done = w.finish();
-    lists.set(kind, done.section);
+    sections.set(kind, done.section);
     fresh.set(kind, done.fresh);
   }
   // a section as one array: only for what a change rarely needs (an id held twice, a deleted upstream's routes)
@@ -244,7 +256,8 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
       for (const issue of check(f.item, joinPath(kind, f.index))) schemaIssues.push({ issue, at: SCHEMA_ORDER[kind], index: f.index });
       checked.set(f.index, f.item);
     }
-    lists.set(kind, lists.get(kind)!.with(checked));
+    // (the section is made with the checked items in place: one copy of the chunks they are in)
+    lists.set(kind, sections.get(kind)!(checked));
   }
   schemaIssues.sort((a, b) => a.at - b.at || a.index - b.index);
   const freshItems = new Map<Kind, Set<unknown>>();

@@ -12,6 +12,9 @@ import { SnapshotBuilder } from '../build/snapshot-builder';
 import { DataPlane } from '../request/data-plane';
 import { captureLogs } from '../testing';
 import { ConfigControl } from './config-control';
+import { deleteResource, patchResource, putResource } from '../admin/documents';
+import { validateConfig } from '../config/validate';
+import { prng } from '../../test/helpers/prng';
 
 const route = (id: string) => ({ id, uri: `/${id}`, plugins: { mocking: { response_status: 200 } } });
 
@@ -96,4 +99,47 @@ test('once closed, nothing is swapped in', async (t) => {
   assert.deepEqual(await g.control.change((doc) => doc.set('routes', 'b', route('b'))), { ok: false, status: 503, message: 'gateway is closing', issues: [] });
   assert.deepEqual(await g.control.reload(), { ok: false, issues: [], message: 'gateway is closed' });
   assert.equal(g.plane.current, live);
+});
+
+test('random Admin API writes, applied one resource at a time: the live config is always what validating the stored document gives, and each resource is found by id', async (t) => {
+  const none = () => [];
+  for (const seed of [1, 2, 3]) {
+    const rnd = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const ids = Array.from({ length: 8 }, (_, i) => `x${i}`);
+    const g = await controlOver({
+      upstreams: [{ id: 'u0', nodes: { '127.0.0.1:1': 1 } }],
+      routes: ids.slice(0, 3).map((id) => ({ id, uri: `/${id}`, upstream_id: 'u0' })),
+      consumers: ids.slice(0, 5).map((username) => ({ username, plugins: { 'key-auth': { key: `key-of-${username}` } } })),
+    });
+    t.after(g.close);
+    const registry = (g.control as unknown as { builder: SnapshotBuilder }).builder.deps.registry;
+    for (let step = 0; step < 60; step++) {
+      const kind = pick(['routes', 'consumers', 'upstreams'] as const);
+      const id = pick(ids);
+      const op = rnd();
+      const body =
+        kind === 'consumers'
+          ? { username: id, plugins: { 'key-auth': { key: `key-${seed}-${step}` } } }
+          : kind === 'routes'
+            ? { uri: rnd() < 0.1 ? 42 : `/${id}/${step}`, upstream_id: pick(['u0', 'u1']) }
+            : { nodes: { [`127.0.0.1:${1000 + step}`]: 1 } };
+      const r = await g.control.change((doc) => {
+        if (op < 0.55) putResource(doc, kind, id, body as Record<string, unknown>, { writeOnly: none });
+        else if (op < 0.75) patchResource(doc, kind, id, { desc: `step ${step}` }, none);
+        else deleteResource(doc, kind, id);
+      });
+      const stored = await g.store.load();
+      const whole = validateConfig(stored, registry);
+      assert.ok(whole.config, `seed ${seed} step ${step}: the stored document is valid (${JSON.stringify(r)})`);
+      const live = g.plane.current.config;
+      for (const k of ['routes', 'consumers', 'upstreams'] as const) {
+        assert.deepEqual(live[k], whole.config![k], `seed ${seed} step ${step}: ${k}`);
+        for (const x of ids) {
+          const found = (live[k] as unknown as readonly Record<string, unknown>[]).find((item) => String(item[k === 'consumers' ? 'username' : 'id']) === x);
+          assert.equal(g.control.resource(k, x), found, `seed ${seed} step ${step}: ${k}/${x} by id`);
+        }
+      }
+    }
+  }
 });
