@@ -6,7 +6,7 @@
 // the builder compiles the whole config as before.
 import type { Pool } from 'undici';
 import type { ConsumerEntry, IndexServices } from '../contracts';
-import type { ConsumerConfig, GatewayConfig, RouteConfig } from '../config/types';
+import type { ConsumerConfig, GatewayConfig, RouteConfig, UpstreamConfig } from '../config/types';
 import type { PositionOf } from '../config/validate-changes';
 import { sectionOf, type Section } from '../config/section';
 import type { ConfigIssue } from '../errors';
@@ -140,16 +140,16 @@ export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: T
  * enabled again, which has a place in the middle, has the list made again from the config.
  */
 function nextRoutes(live: LiveBuild, config: GatewayConfig, routeIds: ReadonlySet<string>, fresh: ReadonlyMap<string, CompiledRoute>): readonly CompiledRoute[] {
-  const list = [...live.snapshot.routes];
-  const gone: CompiledRoute[] = [];
+  const base = live.snapshot.routes;
+  const replaced = new Map<CompiledRoute, CompiledRoute>();
+  const gone = new Set<CompiledRoute>();
   const appended: CompiledRoute[] = [];
   for (const id of routeIds) {
     const old = live.routeById.get(id);
     const now = fresh.get(id);
     if (old !== undefined) {
-      const at = list.indexOf(old);
-      if (now !== undefined) list[at] = now;
-      else gone.push(old);
+      if (now !== undefined) replaced.set(old, now);
+      else gone.add(old);
     } else if (now !== undefined) {
       if (live.routeIds.has(id)) return fromConfig(live, config, routeIds, fresh);
       appended.push(now);
@@ -160,8 +160,17 @@ function nextRoutes(live: LiveBuild, config: GatewayConfig, routeIds: ReadonlySe
     const order = new Map(config.routes.map((r, i) => [r.id, i]));
     appended.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   }
-  const out = gone.length === 0 ? list : list.filter((r) => !gone.includes(r));
-  out.push(...appended);
+  // one list of its final length: a list grown item by item is copied again to grow, and past
+  // 16,000 routes each copy is a large object the young generation cannot collect
+  if (gone.size === 0) {
+    const out = base.concat(appended);
+    for (const [old, now] of replaced) out[base.indexOf(old)] = now;
+    return out;
+  }
+  const out = new Array<CompiledRoute>(base.length - gone.size + appended.length);
+  let k = 0;
+  for (const r of base) if (!gone.has(r)) out[k++] = replaced.get(r) ?? r;
+  for (const r of appended) out[k++] = r;
   return out;
 }
 
@@ -297,12 +306,12 @@ export function compileChanges(
   const upstreams = new Map(live.snapshot.upstreams);
   const compiledNow = new Set<string>();
   const compile = (id: string) => {
-    const u = config.upstreams.find((x) => x.id === id);
+    const u = find(sectionOf<UpstreamConfig>(config, 'upstreams'), (x) => x.id === id);
     if (u === undefined) upstreams.delete(id);
     else upstreams.set(id, compileUpstream(u, `upstream:${id}`, deps, owned));
     compiledNow.add(id);
   };
-  for (const id of touched.upstreams) if (upstreams.has(id) || config.routes.some((r) => r.upstream_id === id && r.status !== 0)) compile(id);
+  for (const id of touched.upstreams) if (upstreams.has(id) || find(routeList, (r) => r.upstream_id === id && r.status !== 0) !== undefined) compile(id);
   for (const r of added) if (r.upstreamId !== undefined && !upstreams.has(r.upstreamId)) compile(r.upstreamId);
   deps.counters?.compiled('upstream', compiledNow.size + added.filter((r) => r.upstream !== undefined).length);
 
@@ -403,4 +412,13 @@ export function compileChanges(
       }
     },
   };
+}
+
+/** The first item of `section` that `test` holds for, read item by item (the section is never made an array). */
+function find<T>(section: Section<T>, test: (x: T) => boolean): T | undefined {
+  for (let i = 0; i < section.length; i++) {
+    const x = section.get(i);
+    if (test(x)) return x;
+  }
+  return undefined;
 }

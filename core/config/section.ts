@@ -39,6 +39,11 @@ export class Section<T> {
     return new Section(items.length, undefined, items, true);
   }
 
+  /** Whether the section is held as one array (it was made of one, or {@link toArray} made it). */
+  get isArray(): boolean {
+    return this.flat !== undefined;
+  }
+
   /** The item at `i` (0 ≤ i < length). */
   get(i: number): T {
     if (this.flat !== undefined) return this.flat[i];

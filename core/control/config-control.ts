@@ -17,6 +17,7 @@ import { ChangeQueue } from './change-queue';
 import type { Touched } from '../build/incremental';
 import { diffData, idOf, sameContent, type DataDocument } from './data-diff';
 import { DocumentEdit, IndexedDocument } from './positions';
+import { sectionOf } from '../config/section';
 
 /** Outcome of an Admin API change. */
 export type ChangeResult = { ok: true } | { ok: false; status: number; message: string; issues: readonly ConfigIssue[] };
@@ -202,11 +203,13 @@ export class ConfigControl {
    * lists it (the same resources in the same order), or undefined when it has none.
    */
   resource(kind: DataKind, id: string): unknown {
-    const list = this.plane.current?.config[kind as 'routes'] as readonly unknown[] | undefined;
-    if (!Array.isArray(list)) return undefined;
-    const p = this.raw !== undefined && this.validated?.config === this.plane.current!.config ? this.raw.at(kind, id) : undefined;
-    if (p !== undefined && (p === -1 || idOf(kind, list[p]) === id)) return p === -1 ? undefined : list[p];
-    return list.find((x) => idOf(kind, x) === id);
+    const config = this.plane.current?.config;
+    if (config === undefined || !(kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets')) return undefined;
+    // the section, read item by item: asking for the list would make a config's changed section an array
+    const section = sectionOf(config, kind);
+    const p = this.raw !== undefined && this.validated?.config === config ? this.raw.at(kind, id) : undefined;
+    if (p !== undefined && (p === -1 || (p < section.length && idOf(kind, section.get(p)) === id))) return p === -1 ? undefined : section.get(p);
+    return section.toArray().find((x) => idOf(kind, x) === id);
   }
 
   /** Swap nothing in any more: drop the pending rebuilds and stop listening to secret changes. */
