@@ -29,11 +29,13 @@ const LIVE_POLL_MS = 5;
 const STEADY_INTERVAL_MS = 20;
 const IDLE_S = 5;
 
-const USAGE = `usage: npm run bench:admin -- [--writes N] [--consumers N] [--routes N] [--stores file,etcd]
+const USAGE = `usage: npm run bench:admin -- [--writes N] [--consumers N] [--routes N] [--stores file,etcd] [--node-args ARGS]
   --writes N      writes per case (default $BENCH_ADMIN_WRITES or 1000, as the targets)
   --consumers N   consumers, literal key-auth keys (default $BENCH_ADMIN_CONSUMERS or 100000)
   --routes N      routes (default $BENCH_ADMIN_ROUTES or 10000)
-  --stores LIST   config stores to bench (default $BENCH_ADMIN_STORES or file,etcd)`;
+  --stores LIST   config stores to bench (default $BENCH_ADMIN_STORES or file,etcd)
+  --node-args ARGS  Node options for the gateway's process, space-separated (default $BENCH_ADMIN_NODE_ARGS or none),
+                  e.g. --node-args="-r ./dist/bench/gateway-probe.js" (with "=": the value starts with a dash)`;
 
 type StoreKind = 'file' | 'etcd';
 
@@ -42,6 +44,7 @@ interface Flags {
   readonly consumers: number;
   readonly routes: number;
   readonly stores: readonly StoreKind[];
+  readonly nodeArgs: readonly string[];
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -54,6 +57,7 @@ function parseFlags(argv: string[]): Flags {
       consumers: { type: 'string', default: env.BENCH_ADMIN_CONSUMERS ?? '100000' },
       routes: { type: 'string', default: env.BENCH_ADMIN_ROUTES ?? '10000' },
       stores: { type: 'string', default: env.BENCH_ADMIN_STORES ?? 'file,etcd' },
+      'node-args': { type: 'string', default: env.BENCH_ADMIN_NODE_ARGS ?? '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -68,6 +72,7 @@ function parseFlags(argv: string[]): Flags {
     consumers: wholeNumber('--consumers', values.consumers, 1),
     routes: wholeNumber('--routes', values.routes, 1),
     stores: stores as StoreKind[],
+    nodeArgs: values['node-args'].split(' ').filter((a) => a !== ''),
   };
 }
 
@@ -394,7 +399,7 @@ async function launch(f: Flags, store: StoreKind, storeYaml: string, upstreamPor
   writeFileSync(file, yaml);
   const configWriteMs = performance.now() - w0;
   const t0 = performance.now();
-  const { proc, logFile } = spawnGateway(name, file);
+  const { proc, logFile } = spawnGateway(name, file, f.nodeArgs);
   try {
     await waitReady(proc, port, '/auth', UPSTREAM_BODY, START_TIMEOUT_MS, { [KEY_HEADER]: consumerKey(Math.ceil(f.consumers / 2)) });
   } catch (err) {
