@@ -119,18 +119,18 @@ function placed<T>(list: Section<T>, ids: ReadonlySet<string>, idOf: (x: T) => s
 export function locateTouched(live: LiveBuild, config: GatewayConfig, touched: Touched, at?: PositionOf): Located {
   const before = live.snapshot.config;
   // (the lists themselves only when the positions are not known: a section is read item by item)
-  const find = <T>(kind: 'consumers' | 'routes', ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean) =>
+  const indexes = <T>(kind: 'consumers' | 'routes', ids: ReadonlySet<string>, idOf: (x: T) => string, everywhere: boolean) =>
     (at === undefined ? undefined : placed(sectionOf<T>(config, kind), ids, idOf, (id) => at(kind, id))) ??
     locate(config[kind] as unknown as readonly T[], before[kind] as unknown as readonly T[], ids, idOf, everywhere);
   const consumers = sectionOf<ConsumerConfig>(config, 'consumers');
-  const consumerAt = find<ConsumerConfig>('consumers', touched.consumers, (k) => k.username, false);
+  const consumerAt = indexes<ConsumerConfig>('consumers', touched.consumers, (k) => k.username, false);
   const present = new Set(consumerAt.map((i) => consumers.get(i).username));
   const came = [...present].filter((u) => !live.usernames.has(u));
   const went = [...touched.consumers].filter((u) => !present.has(u) && live.usernames.has(u));
   const routeIds = new Set(touched.routes);
   for (const u of [...came, ...went]) for (const r of live.asked.get(u) ?? []) routeIds.add(r);
   // routes that did not change themselves (they asked about a consumer) are anywhere in the list
-  const routeAt = find<RouteConfig>('routes', routeIds, (r) => r.id, routeIds.size > touched.routes.size);
+  const routeAt = indexes<RouteConfig>('routes', routeIds, (r) => r.id, routeIds.size > touched.routes.size);
   return { consumerAt, routeAt, routeIds, came, went };
 }
 
@@ -306,12 +306,12 @@ export function compileChanges(
   const upstreams = new Map(live.snapshot.upstreams);
   const compiledNow = new Set<string>();
   const compile = (id: string) => {
-    const u = find(sectionOf<UpstreamConfig>(config, 'upstreams'), (x) => x.id === id);
+    const u = sectionOf<UpstreamConfig>(config, 'upstreams').find((x) => x.id === id);
     if (u === undefined) upstreams.delete(id);
     else upstreams.set(id, compileUpstream(u, `upstream:${id}`, deps, owned));
     compiledNow.add(id);
   };
-  for (const id of touched.upstreams) if (upstreams.has(id) || find(routeList, (r) => r.upstream_id === id && r.status !== 0) !== undefined) compile(id);
+  for (const id of touched.upstreams) if (upstreams.has(id) || routeList.find((r) => r.upstream_id === id && r.status !== 0) !== undefined) compile(id);
   for (const r of added) if (r.upstreamId !== undefined && !upstreams.has(r.upstreamId)) compile(r.upstreamId);
   deps.counters?.compiled('upstream', compiledNow.size + added.filter((r) => r.upstream !== undefined).length);
 
@@ -412,13 +412,4 @@ export function compileChanges(
       }
     },
   };
-}
-
-/** The first item of `section` that `test` holds for, read item by item (the section is never made an array). */
-function find<T>(section: Section<T>, test: (x: T) => boolean): T | undefined {
-  for (let i = 0; i < section.length; i++) {
-    const x = section.get(i);
-    if (test(x)) return x;
-  }
-  return undefined;
 }

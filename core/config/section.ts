@@ -81,6 +81,15 @@ export class Section<T> {
     return new Section(this.length + items.length, chunks, undefined, true);
   }
 
+  /** The first item `test` holds for, read item by item (the section is not made an array). */
+  find(test: (item: T) => boolean): T | undefined {
+    for (let i = 0; i < this.length; i++) {
+      const x = this.get(i);
+      if (test(x)) return x;
+    }
+    return undefined;
+  }
+
   /** Every item as one array (made once per section): frozen, unless it is the list the section was made of. */
   toArray(): readonly T[] {
     if (this.flat === undefined) {

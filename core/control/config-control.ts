@@ -209,7 +209,7 @@ export class ConfigControl {
     const section = sectionOf(config, kind);
     const p = this.raw !== undefined && this.validated?.config === config ? this.raw.at(kind, id) : undefined;
     if (p !== undefined && (p === -1 || (p < section.length && idOf(kind, section.get(p)) === id))) return p === -1 ? undefined : section.get(p);
-    return section.toArray().find((x) => idOf(kind, x) === id);
+    return section.find((x) => idOf(kind, x) === id);
   }
 
   /** Swap nothing in any more: drop the pending rebuilds and stop listening to secret changes. */
