@@ -299,6 +299,44 @@ test('readonly: writeChanges is refused as writeData is, and nothing is written'
   assert.equal(existsSync(data) || existsSync(journal), false);
 });
 
+test('the config file is read once for load and writes: a write reads it again only once it changed, and then honours readonly', async (t) => {
+  const { file, data } = setup();
+  // every read of the config file, whoever makes it (load, a write's check of config_store)
+  const loader = require('../core/config/loader') as typeof import('../core/config/loader');
+  const original = loader.readConfigFile;
+  let reads = 0;
+  loader.readConfigFile = (path: string) => ((reads += path === file ? 1 : 0), original(path));
+  t.after(() => void (loader.readConfigFile = original));
+  const store = new FileConfigStore(file, 20);
+  const raw = await store.load();
+  assert.equal(reads, 1);
+  assert.deepEqual(Object.keys(raw), ['proxy']);
+  assert.equal(JSON.stringify(raw).includes('Stamp'), false, 'the stamp is not part of the document');
+  const w = new Writer();
+  await w.write(store, w.put('routes', { id: 'r1', uri: '/a' }));
+  await w.write(store, w.put('routes', { id: 'r2', uri: '/b' }));
+  assert.equal(reads, 1, 'writes after load take what the loaded document said');
+  assert.ok(existsSync(data));
+  // an edit of the config file: the next write reads it again and is refused
+  await delay(20); // a later mtime even on coarse clocks
+  writeFileSync(file, 'proxy: { listen: "127.0.0.1:0" }\nconfig_store: { readonly: true }\n');
+  await assert.rejects(w.write(store, w.put('routes', { id: 'r3', uri: '/c' })), (err: unknown) => err instanceof GatehouseError && err.code === 'GH_ERR_STORE_READONLY');
+  assert.equal(reads, 2);
+  // a document handed over by whoever read the file (the CLI) carries its stamp as well
+  writeFileSync(file, 'proxy: { listen: "127.0.0.1:0" }\n');
+  const handed = await original(file);
+  reads = 0;
+  const other = new FileConfigStore(file, 20);
+  await other.complete(handed);
+  await w.write(other, w.put('routes', { id: 'r4', uri: '/d' }));
+  assert.equal(reads, 0);
+  // a document without a stamp (made in memory) leaves the write to read the file
+  const third = new FileConfigStore(file, 20);
+  await third.complete({ proxy: { listen: '127.0.0.1:0' } });
+  await w.write(third, w.put('routes', { id: 'r5', uri: '/e' }));
+  assert.equal(reads, 1);
+});
+
 test('a full write (writeData) replaces the data file and starts the journal afresh; the older journal left by a cut-short full write is not replayed', async () => {
   const { file, data, journal } = setup();
   const store = new FileConfigStore(file, 20);

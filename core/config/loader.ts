@@ -1,5 +1,6 @@
 // Reads gatehouse.yaml (or .json) from disk into a raw document, with line-precise parse errors.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import type { parseDocument as ParseDocument } from 'yaml';
 import { CORE_SCHEMA, load, type YAMLException } from 'js-yaml';
 import { GatehouseError } from '../errors';
@@ -62,8 +63,17 @@ const READ_ERRORS: Record<string, string> = {
  */
 export async function readConfigFile(path: string): Promise<RawConfig> {
   let text: string;
+  let stamp: string;
   try {
-    text = await readFile(path, 'utf8');
+    const fh = await open(path, 'r');
+    try {
+      // the identity and times before the text: an edit during the read changes them, and the
+      // stamp then names an older file than the text (a reader that trusts it reads again)
+      stamp = fileStamp(await fh.stat());
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === undefined ? (err as Error).message : `${READ_ERRORS[code] ?? 'read failed'} (${code})`;
@@ -71,5 +81,23 @@ export async function readConfigFile(path: string): Promise<RawConfig> {
   }
   const doc = parseConfigText(text, path);
   if (Object.keys(doc).length === 0) throw new GatehouseError('GH_ERR_CONFIG_PARSE', `${path}: the file is empty`);
+  Object.defineProperty(doc, CONFIG_FILE_STAMP, { value: stamp, enumerable: false });
   return doc;
+}
+
+/**
+ * A document read by `readConfigFile` carries, under this symbol (not enumerable: no copy, no
+ * serialisation and no validation sees it), the stamp of the file it was read from.
+ */
+export const CONFIG_FILE_STAMP: unique symbol = Symbol('gatehouse.configFileStamp');
+
+/** A file's identity and times: equal stamps, the same content (an edit changes mtime and ctime). */
+export function fileStamp(st: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** The stamp of the file a document was read from, when `readConfigFile` read it. */
+export function configFileStamp(doc: RawConfig): string | undefined {
+  const v = (doc as { [CONFIG_FILE_STAMP]?: unknown })[CONFIG_FILE_STAMP];
+  return typeof v === 'string' ? v : undefined;
 }

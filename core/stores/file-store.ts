@@ -14,7 +14,7 @@ import { access, link, open, readFile, rename, stat, unlink, type FileHandle } f
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DATA_KINDS, type ConfigStore, type DataChange, type DataSections, type DestinationBindings, type Logger, type RawConfig } from '../contracts';
-import { readConfigFile } from '../config/loader';
+import { configFileStamp, fileStamp, readConfigFile } from '../config/loader';
 import { GatehouseError } from '../errors';
 import { MemoryBindings } from '../credentials';
 import { bindingsDirOf, FileBindings } from './file-bindings';
@@ -49,6 +49,8 @@ export interface FileStoreOptions {
 const COMPACT_RATIO = 0.25;
 const COMPACT_MIN_BYTES = 1024 * 1024;
 const CHUNK_ITEMS = 1000;
+/** Resources indexed per turn of the event loop when a full write makes the store's state. */
+const STATE_SLICE = 10_000;
 const WRITE_BYTES = 1024 * 1024;
 
 /** What identifies a version of the data file: a rename or an edit changes one of these. */
@@ -243,6 +245,10 @@ export class FileConfigStore implements ConfigStore {
     if (!this.withDataFile) return raw;
     const target = this.dataFile(raw);
     this.dataPath = target;
+    // what a write needs of the config file, from the document read now: the first Admin write
+    // does not parse the file again (a 100 000-consumer file holds the event loop for half a second)
+    const stamp = configFileStamp(raw);
+    if (stamp !== undefined) this.writeFacts = { key: stamp, readonly: isReadonly(raw), target };
     if (isReadonly(raw)) return raw;
     const sections = await this.locked(async () => {
       // what this process holds is current unless another one wrote more than appends since
@@ -416,7 +422,7 @@ export class FileConfigStore implements ConfigStore {
     // what the config file says about writes, read again only when the file changed: a config file
     // that holds 100 000 consumers itself is not parsed twice per write
     const st = await stat(this.path).catch(() => undefined);
-    const key = st === undefined ? undefined : `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const key = st === undefined ? undefined : fileStamp(st);
     let facts = this.writeFacts;
     if (key === undefined || facts?.key !== key) {
       const raw = await readConfigFile(this.path);
@@ -459,11 +465,13 @@ export class FileConfigStore implements ConfigStore {
     const generation = Math.max(this.known?.generation ?? 0, ...headers.map((h) => h?.generation ?? 0)) + 1;
     const tmp = `${target}.${process.pid}.tmp`;
     const base = await this.writeTemp(tmp, data, generation);
+    // the state is made while nothing depends on it yet, a slice per turn of the event loop
+    const state = await DataState.build(data, STATE_SLICE);
     await rename(tmp, target);
     // the data file first: a crash before the new journal leaves an older one, which it names as included
     const journal = await this.startJournal(jpath, generation, 'replace');
     await unlink(sealedJournalOf(target)).catch(() => undefined);
-    this.state = new DataState(data);
+    this.state = state;
     this.known = { target, base, generation, journal };
     this.pendingOwn.clear();
   }
