@@ -33,6 +33,8 @@ const REBUILD_DEBOUNCE_MS = 10;
 const LIMIT_SLACK = 100;
 /** Past a rotation grace's end, so the rebuild's clock is past it too. */
 const GRACE_MARGIN_MS = 5;
+/** Resources whose positions are indexed per turn of the event loop after an install (about 2 ms). */
+const PREPARE_SLICE = 10_000;
 
 @injectable()
 export class ConfigControl {
@@ -79,6 +81,26 @@ export class ConfigControl {
     return this.stopped;
   }
 
+  /** Whether the document's positions are being indexed in the background. */
+  private preparing = false;
+
+  /**
+   * Index the document's positions a slice per turn of the event loop (about 2 ms each), so that
+   * the first Admin write of each kind finds them made instead of indexing 100,000 consumers while
+   * requests wait. Whatever document is current at each turn is the one indexed. (An unref'd
+   * immediate would run only when something else wakes the event loop.)
+   */
+  private prepareWrites(): void {
+    if (this.preparing) return;
+    this.preparing = true;
+    const step = () => {
+      const doc = this.raw;
+      if (doc === undefined || doc.prepare(PREPARE_SLICE)) this.preparing = false;
+      else setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
   /**
    * Make `snapshot` (built from `v`) the one new requests use: the one path of the first build, a
    * reload, an Admin API change and a rebuild after a secret change. The replaced snapshot is
@@ -90,6 +112,7 @@ export class ConfigControl {
     if (old) for (const c of restartOnlyChanges(old.config, snapshot.config)) this.logger.warn(c, `${c.setting} changed: takes effect at the next restart`);
     this.validated = v;
     this.raw = raw === undefined || raw instanceof IndexedDocument ? raw : IndexedDocument.of(raw);
+    if (this.raw !== undefined && !this.raw.prepared) this.prepareWrites();
     const kind = this.builder.installed(snapshot);
     this.plane.current = snapshot;
     if (since !== undefined) this.applied.observe({ kind, cause: since.cause }, (performance.now() - since.started) / 1000);

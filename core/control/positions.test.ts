@@ -111,3 +111,29 @@ test('a numeric route id is found by its string', () => {
   assert.equal(d.at('routes', '5'), 0);
   assert.deepEqual(new DocumentEdit(d).get('routes', '5'), { id: 5, uri: '/5' });
 });
+
+test('prepare indexes a slice at a time; a kind asked for half-way is finished at once; the answers are those of a scan, duplicates included', () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const rnd = prng(seed);
+    const n = 1 + Math.floor(rnd() * 60);
+    // ids repeat now and then: the first of two is the one found, as without prepare
+    const ids = Array.from({ length: n }, () => `x${Math.floor(rnd() * n * 0.8)}`);
+    const doc: DataDocument = { routes: ids.map((id, i) => item('routes', id, i)), consumers: ids.slice(0, n >> 1).map((id, i) => item('consumers', id, i)) };
+    const d = IndexedDocument.of(doc);
+    const slice = 1 + Math.floor(rnd() * 7);
+    let turns = 0;
+    assert.equal(d.prepared, false);
+    while (!d.prepare(slice)) {
+      turns++;
+      // a write meanwhile asks for a kind: found as by a scan whatever was indexed so far
+      if (rnd() < 0.3) assertPositions(d, [...ids, 'absent'], seed);
+      assert.ok(turns < 1000, `seed ${seed}: prepare ends`);
+    }
+    assert.equal(d.prepared, true);
+    assertPositions(d, [...ids, 'absent'], seed);
+    // a document derived afterwards shares what was prepared and still answers right
+    const next = d.apply([{ kind: 'routes', id: 'new', after: item('routes', 'new', -1) }]);
+    assert.ok(next);
+    assertPositions(next, [...ids, 'new'], seed);
+  }
+});

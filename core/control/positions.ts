@@ -143,19 +143,58 @@ export class IndexedDocument {
     return Section.own(list);
   }
 
+  /** True when every kind's positions are indexed. */
+  get prepared(): boolean {
+    return this.maps.size === DATA_KINDS.length;
+  }
+
+  /**
+   * Index the positions of up to `budget` more resources, of the kinds not indexed yet, so that the
+   * first write of a kind does not index a large section in one go (100,000 consumers: about
+   * 20 ms of the event loop). A kind asked for meanwhile is finished at once.
+   * @returns true when every kind is indexed
+   */
+  prepare(budget: number): boolean {
+    for (const kind of DATA_KINDS) {
+      if (this.maps.has(kind)) continue;
+      let p = this.partial.get(kind);
+      if (p === undefined) this.partial.set(kind, (p = { map: new Map(), next: 0 }));
+      const section = this.section(kind);
+      const end = Math.min(section.length, p.next + budget);
+      budget -= end - p.next;
+      indexPositions(kind, section, p.map, p.next, end);
+      p.next = end;
+      if (end === section.length) {
+        this.maps.set(kind, p.map);
+        this.partial.delete(kind);
+      }
+      if (budget <= 0) break;
+    }
+    return this.prepared;
+  }
+
+  /** Maps being indexed a slice at a time by `prepare`: the map so far and the next position. */
+  private readonly partial = new Map<DataKind, { map: Map<string, number>; next: number }>();
+
   private map(kind: DataKind): Map<string, number> {
     let m = this.maps.get(kind);
     if (m === undefined) {
-      m = new Map();
+      const p = this.partial.get(kind);
       const section = this.section(kind);
-      for (let i = 0; i < section.length; i++) {
-        const id = idOf(kind, section.get(i));
-        // the first of two resources with one id is the one a write edits (the document is refused anyway)
-        if (id !== undefined && !m.has(id)) m.set(id, i);
-      }
+      m = p?.map ?? new Map();
+      indexPositions(kind, section, m, p?.next ?? 0, section.length);
+      this.partial.delete(kind);
       this.maps.set(kind, m);
     }
     return m;
+  }
+}
+
+/** Index the ids of `section`'s resources in [from, to) into `m` (the first of two with one id wins: the document is refused anyway, and a write edits that one). */
+function indexPositions(kind: DataKind, section: Section<unknown>, m: Map<string, number>, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const id = idOf(kind, section.get(i));
+    if (id !== undefined && !m.has(id)) m.set(id, i);
   }
 }
 
