@@ -29,13 +29,17 @@ const LIVE_POLL_MS = 5;
 const STEADY_INTERVAL_MS = 20;
 const IDLE_S = 5;
 
-const USAGE = `usage: npm run bench:admin -- [--writes N] [--consumers N] [--routes N] [--stores file,etcd] [--node-args ARGS]
+const USAGE = `usage: npm run bench:admin -- [--writes N] [--consumers N] [--routes N] [--stores file,etcd] [--node-args ARGS] [--settle-s N] [--cases LIST]
   --writes N      writes per case (default $BENCH_ADMIN_WRITES or 1000, as the targets)
   --consumers N   consumers, literal key-auth keys (default $BENCH_ADMIN_CONSUMERS or 100000)
   --routes N      routes (default $BENCH_ADMIN_ROUTES or 10000)
   --stores LIST   config stores to bench (default $BENCH_ADMIN_STORES or file,etcd)
   --node-args ARGS  Node options for the gateway's process, space-separated (default $BENCH_ADMIN_NODE_ARGS or none),
-                  e.g. --node-args="-r ./dist/bench/gateway-probe.js" (with "=": the value starts with a dash)`;
+                  e.g. --node-args="-r ./dist/bench/gateway-probe.js" (with "=": the value starts with a dash)
+  --cases LIST    the write kinds to run (default all: consumer,route,upstream,rotation,secret); a
+                  target over a kind not run is judged on the kinds that were
+  --settle-s N    after the writes, stop the proxied load and report RSS after N seconds with no traffic
+                  (default $BENCH_ADMIN_SETTLE_S or 0: not measured); shows what V8 returns once quiet`;
 
 type StoreKind = 'file' | 'etcd';
 
@@ -45,6 +49,8 @@ interface Flags {
   readonly routes: number;
   readonly stores: readonly StoreKind[];
   readonly nodeArgs: readonly string[];
+  readonly settleS: number;
+  readonly cases: ReadonlySet<string>;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -58,6 +64,8 @@ function parseFlags(argv: string[]): Flags {
       routes: { type: 'string', default: env.BENCH_ADMIN_ROUTES ?? '10000' },
       stores: { type: 'string', default: env.BENCH_ADMIN_STORES ?? 'file,etcd' },
       'node-args': { type: 'string', default: env.BENCH_ADMIN_NODE_ARGS ?? '' },
+      'settle-s': { type: 'string', default: env.BENCH_ADMIN_SETTLE_S ?? '0' },
+      cases: { type: 'string', default: env.BENCH_ADMIN_CASES ?? 'consumer,route,upstream,rotation,secret' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -66,6 +74,7 @@ function parseFlags(argv: string[]): Flags {
     process.exit(0);
   }
   const stores = values.stores.split(',').map((s) => s.trim());
+  for (const c of values.cases.split(',').map((x) => x.trim())) if (!CASES.some(([k]) => k === c)) throw new Error(`--cases: one of ${[...new Set(CASES.map(([k]) => k))].join(', ')}, got "${c}"`);
   for (const s of stores) if (s !== 'file' && s !== 'etcd') throw new Error(`--stores: file or etcd, got "${s}"`);
   return {
     writes: wholeNumber('--writes', values.writes, 1),
@@ -73,6 +82,8 @@ function parseFlags(argv: string[]): Flags {
     routes: wholeNumber('--routes', values.routes, 1),
     stores: stores as StoreKind[],
     nodeArgs: values['node-args'].split(' ').filter((a) => a !== ''),
+    settleS: wholeNumber('--settle-s', values['settle-s'], 0),
+    cases: new Set(values.cases.split(',').map((c) => c.trim())),
   };
 }
 
@@ -416,6 +427,10 @@ interface StoreReport {
   readonly startMs: number;
   readonly rssAfterStartMb: number;
   readonly rssAfterWritesMb: number;
+  /** RSS after the first case's writes (1 000 by default). */
+  readonly rssAfterFirstCaseMb: number;
+  /** RSS after --settle-s seconds with no traffic after the writes, when asked for. */
+  readonly rssSettled?: { seconds: number; mb: number };
   readonly idle: { p50: number; p99: number; count: number; failed: number };
   readonly cases: readonly CaseResult[];
 }
@@ -443,16 +458,27 @@ async function benchStore(f: Flags, store: StoreKind, storeYaml: string, upstrea
     const idle = steady.window(i0, performance.now());
     progress(`  idle proxied load (${idle.count} requests over ${IDLE_S} s): p50 ${f1(idle.p50)} ms, p99 ${f1(idle.p99)} ms`);
     const cases: CaseResult[] = [];
-    for (const [kind, writers] of CASES) {
+    let rssAfterFirstCaseMb = 0;
+    for (const [kind, writers] of CASES.filter(([k]) => f.cases.has(k))) {
       const r = await runCase(gw, steady, kind, writers, f.writes, deadPort, upstreamPort);
+      const rssMb = treeRss(gw.proc.pid!).mb;
+      if (cases.length === 0) rssAfterFirstCaseMb = rssMb;
       cases.push(r);
       progress(
-        `  ${kind.padEnd(8)} x${writers}: ${r.writes} writes${r.failedWrites ? ` (${r.failedWrites} REFUSED)` : ''}, answer p50 ${f1(r.answerP50)} / p99 ${f1(r.answerP99)} ms, live p50 ${f1(r.liveP50)} / p99 ${f1(r.liveP99)} ms, ${r.writesPerS.toFixed(2)} writes/s, proxied p99 ${f1(r.proxyP99)} ms${r.proxyFailed ? ` (${r.proxyFailed} proxied requests FAILED)` : ''}; applied in ${f1(r.applied.meanMs)} ms (mean, ${r.applied.incremental}/${r.applied.builds} builds incremental)`,
+        `  ${kind.padEnd(8)} x${writers}: ${r.writes} writes${r.failedWrites ? ` (${r.failedWrites} REFUSED)` : ''}, answer p50 ${f1(r.answerP50)} / p99 ${f1(r.answerP99)} ms, live p50 ${f1(r.liveP50)} / p99 ${f1(r.liveP99)} ms, ${r.writesPerS.toFixed(2)} writes/s, proxied p99 ${f1(r.proxyP99)} ms${r.proxyFailed ? ` (${r.proxyFailed} proxied requests FAILED)` : ''}; applied in ${f1(r.applied.meanMs)} ms (mean, ${r.applied.incremental}/${r.applied.builds} builds incremental); RSS ${rssMb.toFixed(0)} MB`,
       );
     }
     const rssAfterWritesMb = treeRss(gw.proc.pid!).mb;
     progress(`  RSS after the writes ${rssAfterWritesMb.toFixed(0)} MB`);
-    return { store, configWriteMs: gw.configWriteMs, configMb: gw.configBytes / 1e6, startMs: gw.startMs, rssAfterStartMb, rssAfterWritesMb, idle, cases };
+    let rssSettled: StoreReport['rssSettled'];
+    if (f.settleS > 0) {
+      // no traffic at all: what the process keeps once the garbage collector's memory reducer has run
+      await steady.stop();
+      await sleep(f.settleS * 1000);
+      rssSettled = { seconds: f.settleS, mb: treeRss(gw.proc.pid!).mb };
+      progress(`  RSS after ${f.settleS} s with no traffic ${rssSettled.mb.toFixed(0)} MB`);
+    }
+    return { store, configWriteMs: gw.configWriteMs, configMb: gw.configBytes / 1e6, startMs: gw.startMs, rssAfterStartMb, rssAfterWritesMb, rssAfterFirstCaseMb, rssSettled, idle, cases };
   } finally {
     await steady.stop();
     await stop(gw.proc);
@@ -484,6 +510,10 @@ function targets(r: StoreReport, writes: number): string {
   const rotation = r.cases.find((c) => c.kind === 'rotation');
   const secret = r.cases.find((c) => c.kind === 'secret');
   const met = (ok: boolean) => (ok ? 'yes' : 'NO');
+  const growth = (mb: number) => {
+    const g = (mb / r.rssAfterStartMb - 1) * 100;
+    return `${g >= 0 ? '+' : ''}${g.toFixed(1)} % (${r.rssAfterStartMb.toFixed(0)} -> ${mb.toFixed(0)} MB)`;
+  };
   const rows = [
     ['target (worst case of consumer/route/upstream, 1 and 4 writers)', 'target', 'measured', 'met?'],
     ['answer, median', '<= 50 ms', `${f1(answerMed)} ms`, met(answerMed <= 50)],
@@ -493,6 +523,8 @@ function targets(r: StoreReport, writes: number): string {
     ['writes/s with 4 writers (slowest kind)', '>= 50', four.toFixed(2), met(four >= 50)],
     ['proxied p99 during writes / idle', '<= 1.5x', `${proxyRatio.toFixed(2)}x (${f1(worst((c) => c.proxyP99))} / ${f1(r.idle.p99)} ms)`, met(proxyRatio <= 1.5)],
     [`RSS after ${writes} writes per case vs after start (1 000 in the target)`, '<= +10 %', `${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)} % (${r.rssAfterStartMb.toFixed(0)} -> ${r.rssAfterWritesMb.toFixed(0)} MB)`, met(rssGrowth <= 10)],
+    ['  RSS after the first case only (its writes) vs after start', '-', growth(r.rssAfterFirstCaseMb), '-'],
+    ['  RSS after the writes and then no traffic vs after start', '-', r.rssSettled ? `${growth(r.rssSettled.mb)} after ${r.rssSettled.seconds} s` : 'not measured (--settle-s)', '-'],
     // the rotation of a secret one consumer's key is (a mounted file, refreshed): the gateway's own
     // time from the new value to the snapshot serving it
     ['one-consumer secret rotation applied (mean, gateway apply time)', '<= 10 ms', secret ? `${f1(secret.applied.meanMs)} ms` : 'not measured', secret ? met(secret.applied.meanMs <= 10) : '-'],
