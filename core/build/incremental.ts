@@ -372,7 +372,7 @@ export function compileChanges(
 
   failures.settleTouched(touched.consumers, routeIds);
   deps.counters?.build('incremental');
-  const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams);
+  const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams, live.snapshot.tls);
   const next: LiveBuild = { ...live, snapshot, grace, holds, partial };
   return {
     snapshot,

@@ -8,6 +8,7 @@ import type { Balancer, UpstreamNode } from './balancer';
 import type { PassiveHealth } from './health';
 import type { Router } from './router';
 import type { TrustedProxies } from './forwarded';
+import { EMPTY_TLS_TABLE, type TlsTable } from './tls-table';
 
 export interface CompiledUpstream {
   /** Identity that survives reloads: the upstream id, or `route:<id>` for inline ones. */
@@ -78,6 +79,8 @@ export class Snapshot {
     readonly indexes: ReadonlyMap<string, unknown> = NO_INDEXES,
     /** The compiled `upstreams:` entries the routes use, by id. */
     readonly upstreams: ReadonlyMap<string, CompiledUpstream> = NO_UPSTREAMS,
+    /** The certificates the TLS listener serves, by server name (`ssls:`). */
+    readonly tls: TlsTable = EMPTY_TLS_TABLE,
   ) {}
 
   /** The upstream a route proxies to: its own, or its `upstream_id`'s in this snapshot. */
