@@ -206,3 +206,30 @@ test('gateway.listen_tls: the gateway runs a TLS listener beside the plain one; 
   // on the plain listener's port: refused at load, with the path
   await assert.rejects(bootGateway({ gateway: { listen: '0.0.0.0:9080', listen_tls: '127.0.0.1:9080' } }), /gateway\.listen_tls.*plain listener/);
 });
+
+test('client certificates: an SSL resource with a client CA admits only clients whose certificate chains to it', async (t) => {
+  const ca = makeTestCa();
+  const other = makeTestCa('another CA');
+  const api = ca.issue('api', { names: ['api.example.com'] });
+  const alice = ca.issue('alice', { names: ['alice'], client: true });
+  const mallory = other.issue('mallory', { names: ['mallory'], client: true });
+  const options = { cert: api.cert, key: api.key, ca: ca.cert, ...TLS_SERVER_DEFAULTS };
+  const mtls: TlsEntry = { sslId: 'mtls', context: createSecureContext(options), clientAuth: { depth: 1, options } };
+  const table = new TlsTable(new Map([['api.example.com', mtls]]), new Map(), undefined);
+  const plane = { handle: (_req: IncomingMessage, res: ServerResponse) => res.end('admitted'), handleContinue: () => undefined } as unknown as DataPlane;
+  const { server, address } = await listenProxyTls(plane, '127.0.0.1', 0, 60, () => table);
+  t.after(() => drain(server, 100, () => undefined));
+  const port = (address as AddressInfo).port;
+  const curl = (extra: string[]) => run('curl', ['-sS', '--max-time', '10', '--cacert', ca.certFile, '--resolve', `api.example.com:${port}:127.0.0.1`, ...extra, `https://api.example.com:${port}/`]);
+  const ok = await curl(['--cert', alice.certFile, '--key', alice.keyFile]);
+  assert.equal(ok.stdout, 'admitted', ok.stderr);
+  const none = await curl([]);
+  assert.notEqual(none.code, 0, 'no client certificate: refused');
+  assert.doesNotMatch(none.stdout, /admitted/);
+  const wrong = await curl(['--cert', mallory.certFile, '--key', mallory.keyFile]);
+  assert.notEqual(wrong.code, 0, 'a certificate of another CA: refused');
+  assert.doesNotMatch(wrong.stdout, /admitted/);
+  // refused handshakes leave no connection behind (drain would wait for them)
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await new Promise<number>((r) => server.getConnections((_e, n) => r(n))), 0);
+});

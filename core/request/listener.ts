@@ -2,13 +2,13 @@
 // client, `Expect: 100-continue` handed to the data plane, malformed requests answered here, and
 // the drain that closes it.
 import { createServer, type Server, type ServerOptions } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Socket as NetSocket, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket, type SecureContextOptions } from 'node:tls';
+import { Server as TlsServer, TLSSocket, type SecureContextOptions } from 'node:tls';
 import { GatehouseError } from '../errors';
 import { GatewayResponse, type DataPlane } from './data-plane';
 import { readClientHello } from './client-hello';
-import type { TlsTable } from './tls-table';
+import type { TlsEntry, TlsTable } from './tls-table';
 
 /**
  * The timeouts that bound a client of a gateway listener: the proxy's and the Admin API's, so a
@@ -68,12 +68,42 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
   // raw connection goes through the ClientHello first, and HTTP gets the TLS socket
   const httpConnection = server.listeners('connection')[0] as (socket: Duplex) => void;
   server.removeAllListeners('connection');
+  // one TLS server per SSL resource that verifies clients, made at its first connection and let
+  // go of with the table entry; it hands HTTP only connections whose certificate it verified
+  const mtls = new WeakMap<TlsEntry, TlsServer>();
+  const mtlsServer = (entry: TlsEntry): TlsServer => {
+    let s = mtls.get(entry);
+    if (s === undefined) {
+      const depth = entry.clientAuth!.depth;
+      s = new TlsServer({ ...entry.clientAuth!.options, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], handshakeTimeout: timeouts.headersTimeout });
+      s.on('secureConnection', (socket: TLSSocket) => {
+        // verified against the CA by Node; a chain longer than the resource's depth is refused too
+        if (chainDepth(socket) > depth) {
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => rawOf(socket)?.destroy());
+        httpConnection.call(server, socket);
+      });
+      s.on('tlsClientError', (_err, socket) => {
+        socket.destroy();
+        rawOf(socket)?.destroy();
+      });
+      mtls.set(entry, s);
+    }
+    return s;
+  };
   server.on('connection', (raw: Socket) =>
     preread(raw, timeouts.headersTimeout!, (servername) => {
       const entry = table().select(servername);
       if (entry === undefined) {
         // the alert, then the connection closes (the client's own end is not waited for)
         raw.end(ALERT_UNRECOGNIZED_NAME, () => raw.destroy());
+        return;
+      }
+      if (entry.clientAuth !== undefined) {
+        // client certificates: a TLS server of Node's own verifies them (a bare TLS socket does not)
+        mtlsServer(entry).emit('connection', raw);
         return;
       }
       const socket = new TLSSocket(raw, { isServer: true, secureContext: entry.context, ALPNProtocols: ['http/1.1'] });
@@ -90,6 +120,29 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
   });
   server.on('clientError', onClientError);
   return { server, address: server.address() as AddressInfo };
+}
+
+/**
+ * The raw connection a TLS server's socket wraps: the one the HTTP server counts, ended with it.
+ * (Node keeps it as `_parent`; no public property names it.)
+ */
+function rawOf(socket: TLSSocket): Socket | undefined {
+  const parent = (socket as { _parent?: unknown })._parent;
+  return parent instanceof NetSocket ? parent : undefined;
+}
+
+/** How many certificates the client's chain has above its own one, up to the trusted CA (1: the CA signed it). */
+function chainDepth(socket: TLSSocket): number {
+  let cert = socket.getPeerCertificate(true);
+  let depth = 0;
+  const seen = new Set<string>();
+  // the chain ends at a self-signed certificate (issuerCertificate is itself)
+  while (cert?.issuerCertificate !== undefined && cert.issuerCertificate.fingerprint256 !== cert.fingerprint256 && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    cert = cert.issuerCertificate;
+    depth++;
+  }
+  return depth;
 }
 
 /** Read a connection's ClientHello, then hand it on (paused, with what was read put back) with the server name it asked for. */

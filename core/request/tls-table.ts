@@ -1,12 +1,19 @@
 // The certificates a TLS listener serves, by server name: built with the snapshot (every reference
 // resolved, every pair checked), read at each handshake. Choosing one is two map lookups.
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, SecureContextOptions } from 'node:tls';
 
 /** A certificate choice: the context a handshake uses, and the SSL resource it came from. */
 export interface TlsEntry {
   readonly context: SecureContext;
   /** The SSL resource's id (metrics, logs). */
   readonly sslId: string;
+  /**
+   * The SSL resource's `client`: clients must present a certificate that chains to `options.ca`,
+   * at most `depth` certificates below it (1: signed by the CA itself). `options` are the PEM
+   * options the context was made of (certificates, keys, the CA): Node verifies a client
+   * certificate only for a TLS server of its own, which is made of them. Never logged.
+   */
+  readonly clientAuth?: { readonly depth: number; readonly options: SecureContextOptions };
 }
 
 /**
