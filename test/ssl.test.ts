@@ -15,6 +15,12 @@ import { bootGateway, tempDir, type TestGateway } from './helpers/harness';
 import { plantCanary } from './helpers/leak-tap';
 import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
 import type { TlsTable } from '../core/request/tls-table';
+import { randomBytes } from 'node:crypto';
+import type { IKeyValue } from 'etcd3';
+import { secretFieldPaths } from '../core/admin/redact';
+import type { Registry } from '../core/config/registry';
+import { ENC_PREFIX } from '../core/stores/encryption';
+import { decodeItem, encodeItem, keyOf } from '../core/stores/etcd-keys';
 
 const ADMIN_KEY = 'planted-ssl-test-admin-key';
 const KEY_ENV = 'GH_SSL_TEST_ADMIN_KEY';
@@ -277,4 +283,23 @@ test('a change of one SSL resource makes its context alone, compiles no route, a
   const same = now.tls;
   assert.equal((await call('PUT', '/admin/routes/r2', { uri: '/r2', upstream: { nodes: { '127.0.0.1:1': 1 } } })).status, 201);
   assert.equal(g.gw.snapshot.tls, same);
+});
+
+test('in etcd an SSL resource is stored under ssls/<id> with its keys encrypted (certificates and references as written), and read back as written', () => {
+  const item = { id: 'stored', ...api, certs: [wildRsa.cert], keys: [wildRsa.key], snis: ['api.example.test'], client: { ca: pki.ca, depth: 1 } };
+  const ref = { id: 'byref', cert: api.cert, key: '$env://GH_SSL_TEST_REF_KEY', snis: ['ref.example.test'] };
+  const secretFields = secretFieldPaths({ plugins: new Map(), providers: new Map() } as unknown as Registry);
+  const encryptionKey = randomBytes(32);
+  const text = encodeItem('ssls', item, encryptionKey, secretFields);
+  assert.equal(keyOf('ssls', item), 'ssls/stored');
+  for (const k of [api.key, wildRsa.key]) assert.ok(!text.includes(body(k).slice(0, 40)), 'no key in the stored value');
+  const stored = JSON.parse(text);
+  assert.ok(stored.key.startsWith(ENC_PREFIX) && stored.keys[0].startsWith(ENC_PREFIX));
+  assert.equal(stored.cert, api.cert);
+  assert.equal(stored.client.ca, pki.ca);
+  const kv = (v: string) => ({ key: Buffer.from(''), value: Buffer.from(v), create_revision: '1', mod_revision: '1', version: '1', lease: '0' }) as unknown as IKeyValue;
+  const back = decodeItem('/gh/', 'ssls/stored', kv(text), encryptionKey);
+  assert.equal(back?.kind, 'ssls');
+  assert.deepEqual(back?.value, item);
+  assert.equal(JSON.parse(encodeItem('ssls', ref, encryptionKey, secretFields)).key, ref.key, 'a reference is stored as written');
 });
