@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { bootGateway, tempDir, type TestGateway } from './helpers/harness';
 import { plantCanary } from './helpers/leak-tap';
+import { pemBody } from './helpers/etcd';
 import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
 import type { TlsTable } from '../core/request/tls-table';
 import { randomBytes } from 'node:crypto';
@@ -36,8 +37,7 @@ let g: TestGateway;
 let admin: string;
 let dir: string;
 
-/** The base64 body of a PEM (what a leak shows). */
-const body = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+const body = pemBody;
 
 before(async () => {
   plantCanary('ssl test admin key', ADMIN_KEY);

@@ -1,10 +1,10 @@
 // Certificates for SSL resources, made with the openssl CLI in a temp folder: a test CA and leaves
 // it signs (EC P-256 or RSA 2048) for the names asked, as PEM strings. Every private key is planted
 // as a canary: the leak scan fails the run if one shows up in anything the run lets out.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './harness';
+import { openssl, pemBody } from './etcd';
 import { plantCanary } from './leak-tap';
 
 export interface SslPair {
@@ -20,19 +20,10 @@ export interface SslPki {
   leaf(names: readonly string[], alg?: 'ec' | 'rsa'): SslPair;
 }
 
-/** The base64 body of a PEM block (what a leak would show, in any line wrapping). */
-const pemBody = (pem: string): string => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
-
 export function makeSslPki(): SslPki {
   const dir = tempDir('gatehouse-ssl-pki-');
   const p = (n: string) => join(dir, n);
-  const ssl = (...args: string[]) => {
-    try {
-      execFileSync('openssl', args, { stdio: 'pipe' });
-    } catch (err) {
-      throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message)}`);
-    }
-  };
+  const ssl = openssl;
   const newKey = (alg: 'ec' | 'rsa') => (alg === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'] : ['-newkey', 'rsa:2048', '-nodes']);
   ssl('req', '-x509', ...newKey('ec'), '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=gatehouse ssl test ca');
   plantCanary('ssl test CA key', pemBody(readFileSync(p('ca.key'), 'utf8')));
