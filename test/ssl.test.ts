@@ -303,3 +303,16 @@ test('in etcd an SSL resource is stored under ssls/<id> with its keys encrypted 
   assert.deepEqual(back?.value, item);
   assert.equal(JSON.parse(encodeItem('ssls', ref, encryptionKey, secretFields)).key, ref.key, 'a reference is stored as written');
 });
+
+test('a reference that cannot be resolved fails closed: the write is kept, that resource serves no name, one log line names it and the reference', async () => {
+  delete process.env.GH_SSL_TEST_UNSET_KEY;
+  const r = await call('PUT', '/admin/ssls/unset', { cert: api.cert, key: '$env://GH_SSL_TEST_UNSET_KEY', snis: ['unset.elsewhere.test'] });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(g.gw.snapshot.tls.select('unset.elsewhere.test'), undefined);
+  assert.equal(g.gw.snapshot.tls.select('api.example.test')?.sslId, 'api', 'the others still serve');
+  const line = g.logs.lines.find((e) => e.ssl === 'unset');
+  assert.ok(line, 'logged');
+  assert.equal(line.reference, '$env://GH_SSL_TEST_UNSET_KEY');
+  assert.match(line.path, /^ssls\[\d+\]\.key$/);
+  assert.equal((await call('DELETE', '/admin/ssls/unset')).status, 200);
+});
