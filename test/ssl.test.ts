@@ -316,3 +316,15 @@ test('a reference that cannot be resolved fails closed: the write is kept, that 
   assert.match(line.path, /^ssls\[\d+\]\.key$/);
   assert.equal((await call('DELETE', '/admin/ssls/unset')).status, 200);
 });
+
+test('"******" in keys[j] keeps the stored keys[j]; with nothing stored there the write is refused', async () => {
+  const got = await call('GET', '/admin/ssls/wild');
+  const back = await call('PUT', '/admin/ssls/wild', { ...got.json.value, desc: 'round trip' });
+  assert.equal(back.status, 200, back.text);
+  const stored = g.gw.snapshot.config.ssls.find((s) => s.id === 'wild')!;
+  assert.ok(stored.key === wild.key && stored.keys![0] === wildRsa.key, 'both keys kept');
+  assert.equal(stored.desc, 'round trip');
+  const more = await call('PATCH', '/admin/ssls/wild', { certs: [wildRsa.cert, wild.cert], keys: ['******', '******'] });
+  assert.equal(more.status, 400, more.text);
+  assert.equal(more.json.error_msg, 'ssls/wild.keys[1] is "******" but no value is stored to keep');
+});
