@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { bootGateway, tempDir, type TestGateway } from './helpers/harness';
+import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
+import { defineProvider, type SecretValue } from '../core/sdk';
+import type { Extension } from '../core/contracts';
 import { plantCanary } from './helpers/leak-tap';
 import { pemBody } from './helpers/etcd';
 import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
@@ -327,4 +329,56 @@ test('"******" in keys[j] keeps the stored keys[j]; with nothing stored there th
   const more = await call('PATCH', '/admin/ssls/wild', { certs: [wildRsa.cert, wild.cert], keys: ['******', '******'] });
   assert.equal(more.status, 400, more.text);
   assert.equal(more.json.error_msg, 'ssls/wild.keys[1] is "******" but no value is stored to keep');
+});
+
+test('a certificate and key from a secret manager: a rotation reaches the TLS table; a rotated key that does not match is refused and the previous table keeps serving', { timeout: 30000 }, async () => {
+  const first = pki.leaf(['rot.example.test']);
+  const second = pki.leaf(['rot.example.test'], 'rsa');
+  const values = new Map([
+    ['rot/cert', first.cert],
+    ['rot/key', first.key],
+  ]);
+  const mem: Extension = {
+    kind: 'provider',
+    provider: defineProvider({
+      name: 'mem',
+      version: '1.0.0',
+      schema: { type: 'object', properties: {}, additionalProperties: false },
+      create: () => ({
+        async get({ path, field }): Promise<SecretValue | undefined> {
+          const v = values.get(`${path}/${field}`);
+          return v === undefined ? undefined : { value: v };
+        },
+      }),
+    }),
+  };
+  const r = await bootGateway(
+    { admin: { key: `$env://${KEY_ENV}` }, secrets: [{ id: 'mem/main' }], ssls: [{ id: 'rot', cert: '$secret://mem/main/rot/cert', key: '$secret://mem/main/rot/key', snis: ['rot.example.test'] }] },
+    { extensions: [mem], adminListen: '127.0.0.1:0' },
+  );
+  try {
+    const refresh = async () => {
+      const res = await request(`http://127.0.0.1:${r.gw.adminAddress!.port}/admin/secrets/mem/main/refresh`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY } });
+      assert.equal(res.statusCode, 200, await res.body.text());
+    };
+    const before = r.gw.snapshot.tls.select('rot.example.test');
+    assert.equal(before?.sslId, 'rot');
+    values.set('rot/cert', second.cert);
+    values.set('rot/key', second.key);
+    await refresh();
+    await eventually('the rotated pair is in the table', async () => r.gw.snapshot.tls.select('rot.example.test') !== before, 10000);
+    const rotated = r.gw.snapshot.tls.select('rot.example.test')!;
+    assert.equal(rotated.sslId, 'rot');
+    assert.equal(await served(r.gw.snapshot.tls, 'rot.example.test'), 'rot.example.test');
+    // a key of another certificate: the build is refused, the rotated pair keeps serving
+    const generation = r.gw.snapshot.generation;
+    values.set('rot/key', other.key);
+    await refresh();
+    await eventually('the refused build is logged', async () => r.logs.lines.some((l) => /ssls\[0\]\.key: does not match its certificate/.test(JSON.stringify(l))), 10000);
+    assert.equal(r.gw.snapshot.generation, generation);
+    assert.equal(r.gw.snapshot.tls.select('rot.example.test'), rotated);
+    assert.ok(!r.logs.text().includes(body(other.key).slice(0, 40)), 'no key in the log');
+  } finally {
+    await r.close();
+  }
 });
