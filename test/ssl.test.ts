@@ -12,8 +12,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
-import { defineProvider, type SecretValue } from '../core/sdk';
-import type { Extension } from '../core/contracts';
+import { memProvider } from './helpers/mem-provider';
 import { plantCanary } from './helpers/leak-tap';
 import { pemBody } from './helpers/etcd';
 import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
@@ -338,20 +337,7 @@ test('a certificate and key from a secret manager: a rotation reaches the TLS ta
     ['rot/cert', first.cert],
     ['rot/key', first.key],
   ]);
-  const mem: Extension = {
-    kind: 'provider',
-    provider: defineProvider({
-      name: 'mem',
-      version: '1.0.0',
-      schema: { type: 'object', properties: {}, additionalProperties: false },
-      create: () => ({
-        async get({ path, field }): Promise<SecretValue | undefined> {
-          const v = values.get(`${path}/${field}`);
-          return v === undefined ? undefined : { value: v };
-        },
-      }),
-    }),
-  };
+  const mem = memProvider(values);
   const r = await bootGateway(
     { admin: { key: `$env://${KEY_ENV}` }, secrets: [{ id: 'mem/main' }], ssls: [{ id: 'rot', cert: '$secret://mem/main/rot/cert', key: '$secret://mem/main/rot/key', snis: ['rot.example.test'] }] },
     { extensions: [mem], adminListen: '127.0.0.1:0' },
