@@ -18,7 +18,7 @@ import type { Snapshot } from './request/snapshot';
 import { SnapshotBuilder } from './build/snapshot-builder';
 import type { Admission } from './build/destinations';
 import { DataPlane, errorSummary } from './request/data-plane';
-import { drain, listenProxy } from './request/listener';
+import { drain, listenProxy, listenProxyTls } from './request/listener';
 import { AdminServer } from './admin/server';
 import { GatehouseError } from './errors';
 import { createMetrics } from './observe/metrics';
@@ -34,6 +34,8 @@ export interface GatewayOptions extends StartupOptions {
   readonly clock?: Clock;
   /** Overrides `gateway.listen` (tests use `127.0.0.1:0`). */
   readonly listen?: string;
+  /** Overrides `gateway.listen_tls` (tests use `127.0.0.1:0`); the TLS listener runs when either is set. */
+  readonly listenTls?: string;
   /** Overrides `admin.listen`; the Admin API runs when the config has an `admin:` section. */
   readonly adminListen?: string;
   /**
@@ -61,6 +63,7 @@ export class Gateway {
   readonly nodeId = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
   private admin: AdminServer | undefined;
   private server: Server | undefined;
+  private tlsServer: Server | undefined;
 
   constructor(
     @inject(CONTAINER) readonly container: DependencyContainer,
@@ -136,6 +139,15 @@ export class Gateway {
     const { server, address: addr } = await listenProxy(this.plane, host, port, this.config.gateway.client_header_timeout);
     this.server = server;
     this.logger.info({ listen: `${addr.address}:${addr.port}`, routes: this.snapshot.routes.length, generation: this.snapshot.generation }, 'gatehouse proxy listening');
+    const tlsListen = this.opts.listenTls ?? this.config.gateway.listen_tls;
+    if (tlsListen !== undefined) {
+      const t = parseListen(tlsListen);
+      const { server: tlsServer, address: tlsAddr } = await listenProxyTls(this.plane, t.host, t.port, this.config.gateway.client_header_timeout, () => this.plane.current.tls);
+      this.tlsServer = tlsServer;
+      const certificates = this.snapshot.tls.size;
+      this.logger.info({ listen: `${tlsAddr.address}:${tlsAddr.port}`, server_names: certificates }, 'gatehouse TLS listening');
+      if (certificates === 0) this.logger.warn({ listen: `${tlsAddr.address}:${tlsAddr.port}` }, 'the TLS listener has no certificate yet: every handshake fails until an SSL resource (ssls) names a server name');
+    }
     if (this.config.admin !== undefined) {
       // one admin listener per gateway; node:cluster workers share it like the proxy port
       const b = this.builder;
@@ -165,6 +177,11 @@ export class Gateway {
   /** Address of the Admin API listener, when it runs. */
   get adminAddress(): AddressInfo | undefined {
     return this.admin?.address;
+  }
+
+  /** Address of the TLS listener, when it runs. */
+  get tlsAddress(): AddressInfo | undefined {
+    return this.tlsServer?.address() as AddressInfo | undefined;
   }
 
   /** Address of the proxy listener. */
@@ -230,9 +247,10 @@ export class Gateway {
     await this.admin?.close();
     const server = this.server;
     const wasListening = server?.listening === true;
-    if (server) {
+    const servers = [server, this.tlsServer].filter((s): s is Server => s !== undefined);
+    if (servers.length > 0) {
       this.plane.draining = true;
-      await drain(server, drainTimeoutMs, () => this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections'));
+      await Promise.all(servers.map((s) => drain(s, drainTimeoutMs, () => this.logger.warn({ inflight: this.snapshot.inflight }, 'drain timeout: closing remaining connections'))));
     }
     this.plane.current.retire();
     await this.builder.close();

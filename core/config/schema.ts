@@ -167,6 +167,8 @@ export const configSchema: JsonSchema = {
       type: 'object',
       properties: {
         listen: { ...listen, default: '0.0.0.0:9080' },
+        // the TLS listener (HTTPS), beside the plain one; certificates come from ssls by SNI
+        listen_tls: listen,
         workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
         // seconds SIGTERM waits for in-flight requests before closing them
         drain_timeout: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 10 },

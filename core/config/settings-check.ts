@@ -30,13 +30,17 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
  */
 function checkListeners(c: any, issues: ConfigIssue[]): void {
   const proxy = parseListen(c.gateway.listen);
+  const tls = typeof c.gateway.listen_tls === 'string' ? parseListen(c.gateway.listen_tls) : undefined;
   const admin = c.admin ? parseListen(c.admin.listen, '127.0.0.1') : undefined;
-  for (const [path, l] of [['gateway.listen', proxy], ['admin.listen', admin]] as const) {
+  for (const [path, l] of [['gateway.listen', proxy], ['gateway.listen_tls', tls], ['admin.listen', admin]] as const) {
     if (l !== undefined && !(Number.isInteger(l.port) && l.port >= 1 && l.port <= 65535)) issues.push({ path, message: `port ${l.port} is out of range (1-65535)` });
   }
-  if (admin !== undefined && admin.port === proxy.port && (admin.host === proxy.host || WILDCARD_HOSTS.has(admin.host) || WILDCARD_HOSTS.has(proxy.host))) {
+  const clash = (a: { host: string; port: number }, b: { host: string; port: number }) => a.port === b.port && (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+  if (tls !== undefined && clash(tls, proxy)) issues.push({ path: 'gateway.listen_tls', message: `is on port ${tls.port} of the plain listener (gateway.listen): give TLS its own port` });
+  if (admin !== undefined && clash(admin, proxy)) {
     issues.push({ path: 'admin.listen', message: `is on port ${admin.port} of the proxy listener (gateway.listen): give the Admin API its own port` });
   }
+  if (admin !== undefined && tls !== undefined && clash(admin, tls)) issues.push({ path: 'admin.listen', message: `is on port ${admin.port} of the TLS listener (gateway.listen_tls): give the Admin API its own port` });
 }
 
 const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

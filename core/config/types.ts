@@ -49,6 +49,8 @@ export interface SecretConfig {
 
 export interface GatewaySettings {
   readonly listen: string;
+  /** The TLS listener's address (certificates from `ssls` by SNI); none when unset. */
+  readonly listen_tls?: string;
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
   readonly client_header_timeout: number;

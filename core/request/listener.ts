@@ -2,10 +2,13 @@
 // client, `Expect: 100-continue` handed to the data plane, malformed requests answered here, and
 // the drain that closes it.
 import { createServer, type Server, type ServerOptions } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket, type SecureContextOptions } from 'node:tls';
 import { GatehouseError } from '../errors';
 import { GatewayResponse, type DataPlane } from './data-plane';
+import { readClientHello } from './client-hello';
+import type { TlsTable } from './tls-table';
 
 /**
  * The timeouts that bound a client of a gateway listener: the proxy's and the Admin API's, so a
@@ -38,6 +41,85 @@ export async function listenProxy(plane: DataPlane, host: string, port: number, 
   });
   server.on('clientError', onClientError);
   return { server, address: server.address() as AddressInfo };
+}
+
+/** TLS protocol settings of the proxy's TLS listener: TLS 1.2 and 1.3 only, Node's (OpenSSL's) modern cipher defaults. */
+export const TLS_SERVER_DEFAULTS: Pick<SecureContextOptions, 'minVersion'> = { minVersion: 'TLSv1.2' };
+
+/** A fatal TLS alert record: unrecognized_name (112), for a server name the table lacks. */
+const ALERT_UNRECOGNIZED_NAME = Buffer.from([21, 3, 3, 0, 2, 2, 112]);
+
+/**
+ * Listen for TLS on `host:port` with a server whose requests go to `plane`. Each connection's
+ * ClientHello is read first (client-hello.ts) and its certificate chosen from `table()` (the current
+ * snapshot's): by server name, or the table's fallback for a client that sends none; the handshake
+ * then runs on that certificate's whole context (all its certificates: OpenSSL picks RSA or ECDSA
+ * by what the client supports). A name the table lacks, or no name and no fallback, gets a fatal
+ * `unrecognized_name` alert; bytes that are no ClientHello close the connection; a ClientHello
+ * that has not arrived within the client header timeout closes it too. Nothing of these reaches the
+ * data plane. Session resumption is OpenSSL's (tickets; TLS 1.3 resumption by ticket).
+ * @throws GatehouseError GH_ERR_LISTEN naming the address and the system's error code
+ */
+export async function listenProxyTls(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number, table: () => TlsTable): Promise<{ server: Server; address: AddressInfo }> {
+  const timeouts = clientTimeouts(clientHeaderTimeout);
+  const server = createServer({ ServerResponse: GatewayResponse, ...timeouts }, plane.handle);
+  server.on('checkContinue', plane.handleContinue);
+  // the HTTP server listens itself (close, drain and its connection tracking stay its own), but each
+  // raw connection goes through the ClientHello first, and HTTP gets the TLS socket
+  const httpConnection = server.listeners('connection')[0] as (socket: Duplex) => void;
+  server.removeAllListeners('connection');
+  server.on('connection', (raw: Socket) =>
+    preread(raw, timeouts.headersTimeout!, (servername) => {
+      const entry = table().select(servername);
+      if (entry === undefined) {
+        // the alert, then the connection closes (the client's own end is not waited for)
+        raw.end(ALERT_UNRECOGNIZED_NAME, () => raw.destroy());
+        return;
+      }
+      const socket = new TLSSocket(raw, { isServer: true, secureContext: entry.context, ALPNProtocols: ['http/1.1'] });
+      // a failed handshake is the client's: closed, not answered (the HTTP layer answers only requests)
+      socket.once('error', () => socket.destroy());
+      // the raw socket is the one the server counts (close and drain wait for it): it ends with the TLS socket
+      socket.once('close', () => raw.destroy());
+      httpConnection.call(server, socket);
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new GatehouseError('GH_ERR_LISTEN', `${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+  server.on('clientError', onClientError);
+  return { server, address: server.address() as AddressInfo };
+}
+
+/** Read a connection's ClientHello, then hand it on (paused, with what was read put back) with the server name it asked for. */
+function preread(raw: Socket, timeoutMs: number, chosen: (servername: string | undefined) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => raw.destroy(), timeoutMs);
+  const done = () => {
+    clearTimeout(timer);
+    raw.off('data', onData);
+    raw.off('error', onError);
+    raw.off('close', onClose);
+  };
+  const onError = () => raw.destroy();
+  const onClose = () => clearTimeout(timer);
+  const onData = (chunk: Buffer) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    const hello = readClientHello(buf);
+    if (hello.kind === 'more') return;
+    done();
+    if (hello.kind === 'not-tls') {
+      raw.destroy();
+      return;
+    }
+    raw.pause();
+    raw.unshift(buf);
+    chosen(hello.servername);
+  };
+  raw.on('data', onData);
+  raw.on('error', onError);
+  raw.on('close', onClose);
 }
 
 /**
