@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
@@ -366,5 +367,35 @@ test('a certificate and key from a secret manager: a rotation reaches the TLS ta
     assert.ok(!r.logs.text().includes(body(other.key).slice(0, 40)), 'no key in the log');
   } finally {
     await r.close();
+  }
+});
+
+test("end to end: the TLS listener serves the config's SSL resources by name (HTTPS through the route), and a write reaches the next handshake", { timeout: 30000 }, async () => {
+  const e2e = await bootGateway(
+    { admin: { key: `$env://${KEY_ENV}` }, ssls: [{ id: 'api', ...api, snis: ['api.example.test'] }], routes: [{ id: 'hi', uri: '/hi', plugins: { mocking: { response_example: 'over tls' } } }] },
+    { adminListen: '127.0.0.1:0', listenTls: '127.0.0.1:0' },
+  );
+  try {
+    const port = e2e.gw.tlsAddress!.port;
+    const get = (servername: string) =>
+      new Promise<{ status: number; text: string; cn: string }>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port, path: '/hi', servername, ca: pki.ca, headers: { host: servername }, agent: false }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, text, cn: String((res.socket as TLSSocket).getPeerCertificate().subject.CN) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const one = await get('api.example.test');
+    assert.deepEqual([one.status, one.text, one.cn], [200, 'over tls', 'api.example.test'], 'the chain verifies against the test CA for the name');
+    await assert.rejects(get('new.example.test'), 'no resource serves the name yet');
+    const fresh = pki.leaf(['new.example.test'], 'rsa');
+    const put = await request(`http://127.0.0.1:${e2e.gw.adminAddress!.port}/admin/ssls/new`, { method: 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ ...fresh, snis: ['new.example.test'] }) });
+    assert.equal(put.statusCode, 201, await put.body.text());
+    const two = await get('new.example.test');
+    assert.deepEqual([two.status, two.cn], [200, 'new.example.test']);
+  } finally {
+    await e2e.close();
   }
 });

@@ -10,6 +10,7 @@ import { joinPath } from '../config/paths';
 import { caIssues, pairIssues, pairsOf, served } from '../config/ssl-checks';
 import type { GatewayConfig, SslConfig } from '../config/types';
 import type { ConfigIssue } from '../errors';
+import { TLS_SERVER_DEFAULTS } from '../request/listener';
 import { TlsTable, type TlsEntry } from '../request/tls-table';
 import { looksLikeReference } from '../secrets/reference';
 /** Reference text → value (snapshot.ts's ResolvedValues; not imported from there: no cycle). */
@@ -52,7 +53,7 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
     let entry = previous.get(s.id)?.digest === digest ? previous.get(s.id)!.entry : undefined;
     if (entry === undefined) {
       try {
-        const context = createSecureContext({ cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], minVersion: 'TLSv1.2' });
+        const context = createSecureContext({ cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...TLS_SERVER_DEFAULTS });
         entry = Object.freeze({ context, sslId: s.id });
         created++;
       } catch {
