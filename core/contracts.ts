@@ -453,7 +453,7 @@ export interface SecretAccess {
  * The data sections of a config, the one list of them: what the Admin API changes, what a config
  * store keeps apart from the file's own sections (a data file, etcd keys).
  */
-export const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets'] as const;
+export const DATA_KINDS = ['routes', 'upstreams', 'consumers', 'secrets', 'ssls'] as const;
 
 /** One of {@link DATA_KINDS}. */
 export type DataKind = (typeof DATA_KINDS)[number];

@@ -16,6 +16,7 @@ import type { Extension } from '../core/contracts';
 import { builtinExtensions } from '../core/extensions/builtins';
 import { adminOpenApi, extensionsOf } from '../core/admin/openapi';
 import { ADMIN_KINDS, ADMIN_PREFIXES, OPENAPI_DOCUMENT } from '../core/admin/paths';
+import { makeSslPki } from './helpers/ssl-pki';
 import { bootGateway, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers/harness';
 import { plantCanary } from './helpers/leak-tap';
 import { componentsAjv, legacySchema, legacySamples, matchPath } from './helpers/openapi';
@@ -41,9 +42,9 @@ let dir: string;
 /** Resource bodies by kind (routes, upstreams, consumers) and by secret manager. */
 let FIXTURE: Record<string, Json>;
 /** The id field of each kind. */
-const ID_FIELD: Record<string, string> = { routes: 'id', upstreams: 'id', consumers: 'username' };
+const ID_FIELD: Record<string, string> = { routes: 'id', upstreams: 'id', consumers: 'username', ssls: 'id' };
 /** A writable attribute of each resource, for SubPath PATCH: routes take a nested one. */
-const ATTRIBUTE: Record<string, string> = { routes: 'labels/probe', upstreams: 'desc', consumers: 'desc', file: 'dir', aws: 'region', vault: 'prefix' };
+const ATTRIBUTE: Record<string, string> = { routes: 'labels/probe', upstreams: 'desc', consumers: 'desc', ssls: 'desc', file: 'dir', aws: 'region', vault: 'prefix' };
 
 before(async () => {
   process.env[KEY_ENV] = ADMIN_KEY;
@@ -54,6 +55,7 @@ before(async () => {
     upstreams: { id: 'ufx1', desc: 'd', nodes: { [up.node]: 1 } },
     routes: { id: 'rfx1', uri: '/rfx1', desc: 'd', labels: { probe: 'x' }, upstream_id: 'ufx1', plugins: { legacy: { port: 80 } } },
     consumers: { username: 'cfx1', desc: 'd' },
+    ssls: { id: 'sslfx1', desc: 'd', ...makeSslPki().leaf(['fx.example.test']), snis: ['fx.example.test'] },
     file: { dir },
     aws: { region: 'us-east-1', endpoint_url: 'http://127.0.0.1:1' },
     vault: { uri: 'http://127.0.0.1:1', prefix: 'kv', kv_version: 1, token: VAULT_TOKEN },
@@ -65,6 +67,7 @@ before(async () => {
       upstreams: [FIXTURE.upstreams],
       routes: [FIXTURE.routes],
       consumers: [FIXTURE.consumers],
+      ssls: [FIXTURE.ssls],
       secrets: ['file', 'aws', 'vault'].map((m) => ({ id: `${m}/sfx1`, ...FIXTURE[m] })),
     },
     { extensions: [legacy], adminListen: '127.0.0.1:0' },
@@ -193,6 +196,8 @@ function bodyOf(fixtureKey: string, id?: string): Json {
   const body = structuredClone(FIXTURE[fixtureKey]);
   const field = ID_FIELD[fixtureKey];
   if (field && id !== undefined) body[field] = id;
+  // another SSL resource serves a name of its own (two claiming one name are refused)
+  if (fixtureKey === 'ssls' && id !== FIXTURE.ssls.id) body.snis = [`n${++fresh}.example.test`];
   return body;
 }
 

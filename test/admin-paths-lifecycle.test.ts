@@ -1,5 +1,5 @@
 // The Admin API path by path (docs/admin-api.md): the life of one resource of each kind (routes,
-// upstreams, consumers, secrets/{manager}/{id}) on both prefixes (/admin/ and /apisix/admin/):
+// upstreams, consumers, secrets/{manager}/{id}, ssls) on both prefixes (/admin/ and /apisix/admin/):
 // - PUT creates (201) and replaces (200), GET, list, PATCH (RFC 7386 merge: null deletes) and
 //   DELETE answer APISIX envelopes, and each write is live on the data plane when it is answered;
 // - "******" written back keeps the stored secret;
@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adminPathsFixture, answer, hit, planted, PREFIXES, ONE, scanAnswers, servedBy, stateOf, tagOf, vaultKey, withKey, type Kind, type Prefix } from './helpers/admin-paths';
 import type { Upstream } from './helpers/harness';
+import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
 
 const fx = adminPathsFixture({ main: true });
 
@@ -41,6 +42,16 @@ interface Lifecycle {
 
 const node = (u: Upstream, weight = 1) => ({ host: '127.0.0.1', port: u.port, weight });
 const consumerKey = (c: Ctx, n: number) => planted(`c-${c.t}-${n}`);
+let pki: SslPki | undefined;
+const pairs = new Map<string, SslPair>();
+/** The n-th certificate and key of a prefix's SSL resource (made with openssl when first asked for). */
+const sslPair = (c: Ctx, n: number): SslPair => {
+  const k = `${c.t}${n}`;
+  if (!pairs.has(k)) pairs.set(k, (pki ??= makeSslPki()).leaf([`${c.t}.ssl.test`]));
+  return pairs.get(k)!;
+};
+/** The SSL resource the main gateway's TLS table gives a server name, with the context (no TLS listener yet). */
+const tlsFor = (name: string) => fx.mainGateway.gw.snapshot.tls.select(name);
 
 const LIFECYCLES: Lifecycle[] = [
   {
@@ -201,6 +212,47 @@ const LIFECYCLES: Lifecycle[] = [
         const r = await fx.main.admin.call('PUT', `${c.p}consumers/sv-${c.t}`, { body: { plugins: { 'key-auth': { key: `$secret://vault/s-${c.t}/jack-${c.t}/auth-key` } } } });
         assert.equal(r.status, 400, r.text);
         assert.match(r.json.error_msg, new RegExp(`refers to unknown secret resource "vault/s-${c.t}"`));
+      },
+    },
+  },
+  {
+    kind: 'ssls',
+    id: (c) => `ssl-${c.t}`,
+    create: (c) => ({ ...sslPair(c, 1), snis: [`${c.t}.ssl.test`], desc: 'first' }),
+    created(v, c) {
+      assert.deepEqual(v, { id: `ssl-${c.t}`, cert: sslPair(c, 1).cert, key: '******', snis: [`${c.t}.ssl.test`], desc: 'first', type: 'server', status: 1 });
+    },
+    replace: (c) => ({ ...sslPair(c, 2), snis: [`${c.t}.ssl.test`, `*.${c.t}.ssl.test`], labels: { v: '2' } }),
+    replaced(v, c) {
+      assert.equal('desc' in v, false, 'a PUT replaces the whole resource');
+      assert.equal(v.cert, sslPair(c, 2).cert);
+      assert.equal(v.key, '******');
+      assert.deepEqual(v.snis, [`${c.t}.ssl.test`, `*.${c.t}.ssl.test`]);
+    },
+    // "******" keeps the stored key; null deletes a field
+    patch: () => ({ labels: null, desc: 'patched', key: '******' }),
+    patched(v, c) {
+      assert.equal('labels' in v, false);
+      assert.equal(v.desc, 'patched');
+      assert.equal(v.key, '******');
+      assert.equal(v.cert, sslPair(c, 2).cert, 'kept from the stored resource');
+    },
+    live: {
+      async created(c) {
+        assert.equal(tlsFor(`${c.t}.ssl.test`)?.sslId, `ssl-${c.t}`);
+        assert.equal(tlsFor(`www.${c.t}.ssl.test`), undefined);
+      },
+      async replaced(c) {
+        assert.equal(tlsFor(`www.${c.t}.ssl.test`)?.sslId, `ssl-${c.t}`);
+      },
+      async patched(c) {
+        const stored = fx.mainGateway.gw.snapshot.config.ssls.find((s) => s.id === `ssl-${c.t}`);
+        assert.ok(stored?.key === sslPair(c, 2).key, 'the stored key is the one written before "******"');
+        assert.equal(tlsFor(`${c.t}.ssl.test`)?.sslId, `ssl-${c.t}`);
+      },
+      async deleted(c) {
+        assert.equal(tlsFor(`${c.t}.ssl.test`), undefined);
+        assert.equal(tlsFor(`www.${c.t}.ssl.test`), undefined);
       },
     },
   },

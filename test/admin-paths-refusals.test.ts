@@ -17,6 +17,7 @@ const MISSING: Array<[Kind, string]> = [
   ['upstreams', 'nope'],
   ['consumers', 'nope'],
   ['secrets', 'vault/nope'],
+  ['ssls', 'nope'],
 ];
 
 /** Built when run (the bodies name the test Vault's address). */

@@ -12,6 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { makeSslPki, type SslPair } from './helpers/ssl-pki';
 import { request, type Dispatcher } from 'undici';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { startVaultServer, type VaultServer } from './servers/vault';
@@ -26,8 +27,8 @@ const vaultKey = (mount: 'apisix' | 'apisix2') => planted(`vault-${mount}-sp`);
 
 const PREFIXES = ['/admin/', '/apisix/admin/'] as const;
 type Prefix = (typeof PREFIXES)[number];
-type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets';
-const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets'];
+type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets' | 'ssls';
+const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets', 'ssls'];
 const MiB = 1024 * 1024;
 
 const answers: Array<{ call: string; text: string }> = [];
@@ -54,6 +55,15 @@ let url: string;
 
 const vaultResource = (prefix: 'apisix' | 'apisix2') => ({ uri: vault.url, prefix, token: VAULT_TOKEN, kv_version: 1 });
 const node = (u: Upstream, weight = 1) => ({ host: '127.0.0.1', port: u.port, weight });
+let sslMade: { pair: SslPair; other: SslPair } | undefined;
+/** The SSL resource's certificate and key, and a key of another certificate (made with openssl when first asked for). */
+const ssl = () => {
+  if (sslMade === undefined) {
+    const pki = makeSslPki();
+    sslMade = { pair: pki.leaf(['sp.ssl.test']), other: pki.leaf(['other.ssl.test']) };
+  }
+  return sslMade;
+};
 
 function fixture(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -71,6 +81,7 @@ function fixture(extra: Record<string, unknown> = {}): Record<string, unknown> {
       { username: 'spn', desc: 'no plugins' },
     ],
     secrets: [{ id: 'vault/sps', ...vaultResource('apisix') }],
+    ssls: [{ id: 'sps', ...ssl().pair, snis: ['sp.ssl.test'] }],
     ...extra,
   };
 }
@@ -268,6 +279,23 @@ for (const p of PREFIXES) {
     assert.deepEqual([s.plane, s.refresh], [INITIAL_PLANE, { key: '/apisix/secrets/vault/sps', refreshed: 1, failed: 0, published: true }], 'the token kept is the one Vault takes');
   });
 
+  test(`${p}ssls/{id}/{path}: names and a key replaced one at a time; "******" keeps the stored key; a key of another certificate is refused with its path`, async () => {
+    const tag = p === '/admin/' ? 'a' : 'x';
+    const served = (name: string) => gw.gw.snapshot.tls.select(name)?.sslId;
+    let v = await subPatch(p, 'ssls', 'sps', 'snis', ['sp.ssl.test', `${tag}.sp.ssl.test`]);
+    assert.deepEqual(v.snis, ['sp.ssl.test', `${tag}.sp.ssl.test`]);
+    assert.equal(served(`${tag}.sp.ssl.test`), 'sps', 'live at once');
+    v = await subPatch(p, 'ssls', 'sps', 'key', '******');
+    assert.equal(v.key, '******');
+    assert.ok(gw.gw.snapshot.config.ssls[0].key === ssl().pair.key, 'the stored key is kept');
+    const bad = await call(admin, 'PATCH', `${p}ssls/sps/key`, { body: ssl().other.key });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error_msg, 'ssls[0].key: does not match its certificate (ssls[0].cert)');
+    assert.equal(served('sp.ssl.test'), 'sps');
+    v = await subPatch(p, 'ssls', 'sps', 'snis', ['sp.ssl.test']);
+    assert.equal(served(`${tag}.sp.ssl.test`), undefined);
+  });
+
   test(`${p}: "constructor" and "prototype" are plain own keys; nothing reaches Object.prototype`, async () => {
     const v = await subPatch(p, 'routes', 'sp', 'labels/constructor', 'c');
     assert.deepEqual(v.labels, { constructor: 'c' });
@@ -397,6 +425,7 @@ test('with config_store.readonly a sub-path PATCH on every kind is 403 (before t
       ro('upstreams/su/nodes', { [B.node]: 1 }),
       ro('consumers/spc/plugins/key-auth', { key: planted('ro') }),
       ro('secrets/vault/sps/prefix', 'apisix2'),
+      ro('ssls/sps/key', '******'),
       ro('routes/nope/desc', 'x'),
       // the path's shape is checked after the store: a readonly store answers 403 first, as for every write
       ro('routes/sp/__proto__/x', 1),

@@ -16,7 +16,7 @@ type Item = Readonly<Record<string, unknown>>;
 
 /** The data sections a writer holds, and the changes that lead from one version to the next. */
 class Writer {
-  data: Record<DataKind, Item[]> = { routes: [], upstreams: [], consumers: [], secrets: [] };
+  data: Record<DataKind, Item[]> = { routes: [], upstreams: [], consumers: [], secrets: [], ssls: [] };
   private field = (kind: DataKind) => (kind === 'consumers' ? 'username' : 'id');
   put(kind: DataKind, item: Item): DataChange {
     const id = String(item[this.field(kind)]);
@@ -380,7 +380,8 @@ test('a data file written before the journal (no journal_generation) takes appen
   const a = new FileConfigStore(file, 20);
   const w = new Writer();
   w.data = sectionsOf(await a.load()) as Writer['data'];
-  assert.deepEqual(w.data, legacy);
+  // (a kind the file predates reads as empty)
+  assert.deepEqual(w.data, { ...legacy, ssls: [] });
   await w.write(a, w.put('routes', { id: 'new', uri: '/new' }));
   assert.deepEqual(JSON.parse(readFileSync(data, 'utf8')), legacy, 'the data file as it was');
   assert.equal(recordsOf(journal).length, 2, 'a journal (header and one record) beside it');

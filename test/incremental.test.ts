@@ -6,8 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { defineProvider, type SecretValue } from '../core/sdk';
-import type { Extension } from '../core/contracts';
+import { memProvider } from './helpers/mem-provider';
 import { bootGateway, eventually, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { listenOnLoopback, plantSecret } from '../core/testing';
 import { sectionOf } from '../core/config/section';
@@ -18,20 +17,7 @@ const ADMIN_KEY = 'planted-incremental-admin-key';
 
 // a provider whose values the test changes (a rotation), read on every refresh
 const values = new Map<string, string>([['vip/key', 'planted-vip-key-1']]);
-const mem: Extension = {
-  kind: 'provider',
-  provider: defineProvider({
-    name: 'mem',
-    version: '1.0.0',
-    schema: { type: 'object', properties: {}, additionalProperties: false },
-    create: () => ({
-      async get({ path, field }): Promise<SecretValue | undefined> {
-        const v = values.get(`${path}/${field}`);
-        return v === undefined ? undefined : { value: v };
-      },
-    }),
-  }),
-};
+const mem = memProvider(values);
 
 let a: Upstream;
 let b: Upstream;

@@ -187,22 +187,36 @@ function withoutAliases(stored: unknown, patch: unknown): unknown {
   return out;
 }
 
-/** Put back stored values where a write sends "******" for a writeOnly field. */
+/**
+ * Put back stored values where a write sends "******" for a writeOnly field. A path through a list
+ * (`keys[]`, `a[].b`) matches by position: "******" at `keys[1]` keeps the stored `keys[1]`.
+ */
 function restoreMasked(incoming: unknown, stored: unknown, paths: readonly string[], what: string): void {
-  for (const p of paths) {
-    const segs = p.split('.');
-    let inc: any = incoming;
-    let old: any = stored;
-    for (const seg of segs.slice(0, -1)) {
-      inc = inc?.[seg];
-      old = old?.[seg];
-    }
-    const last = segs[segs.length - 1];
-    if (inc && typeof inc === 'object' && inc[last] === MASK) {
-      if (old && typeof old === 'object' && typeof old[last] === 'string') inc[last] = old[last];
-      else throw new AdminError(400, `${what}.${p} is "******" but no value is stored to keep`);
-    }
-  }
+  for (const p of paths) restoreAt(incoming, stored, p.split('.'), what);
+}
+
+function restoreAt(inc: any, old: any, segs: readonly string[], at: string): void {
+  const [seg, ...rest] = segs;
+  const list = seg.endsWith('[]');
+  const name = list ? seg.slice(0, -2) : seg;
+  const here = name === '' ? at : `${at}.${name}`;
+  const incAt = name === '' ? inc : inc !== null && typeof inc === 'object' ? inc[name] : undefined;
+  const oldAt = name === '' ? old : old !== null && typeof old === 'object' ? old[name] : undefined;
+  if (list) {
+    if (!Array.isArray(incAt)) return;
+    incAt.forEach((item, i) => {
+      const oldItem = Array.isArray(oldAt) ? oldAt[i] : undefined;
+      if (rest.length) restoreAt(item, oldItem, rest, `${here}[${i}]`);
+      else if (item === MASK) incAt[i] = keep(oldItem, `${here}[${i}]`);
+    });
+  } else if (rest.length) restoreAt(incAt, oldAt, rest, here);
+  else if (inc !== null && typeof inc === 'object' && incAt === MASK) inc[name] = keep(oldAt, here);
+}
+
+/** The stored value a "******" keeps; refused when there is none. */
+function keep(old: unknown, path: string): string {
+  if (typeof old === 'string') return old;
+  throw new AdminError(400, `${path} is "******" but no value is stored to keep`);
 }
 
 function describeValue(v: unknown): string {

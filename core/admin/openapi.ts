@@ -3,7 +3,7 @@
 // registered plugin's and secret provider's schema), so what it says a write accepts cannot drift
 // from what the validator accepts. Schemas only: it never holds a config value, so no secret.
 import type { Extension, JsonSchema, Plugin, SecretProvider } from '../contracts';
-import { configSchema, upstreamSchema } from '../config/schema';
+import { configSchema, sslSchema, upstreamSchema } from '../config/schema';
 import { version } from '../version';
 import { builtinExtensions } from '../extensions/builtins';
 import { ADMIN_PREFIXES, OPENAPI_DOCUMENT, type AdminKind } from './paths';
@@ -120,6 +120,7 @@ function sourceSchemas(x: OpenApiExtensions): Array<[string, JsonSchema]> {
     ['Route', { ...route, properties: { ...(route.properties as Json), plugins: routePlugins } }],
     ['RoutePlugins', routePlugins],
     ['Upstream', upstreamSchema],
+    ['Ssl', sslSchema],
     ['Consumer', consumerWithPlugins],
     // the body of PUT /consumers/{username}: the path gives the username
     ['ConsumerWrite', optional(consumerWithPlugins, 'username')],
@@ -173,6 +174,8 @@ function envelopeSchemas(x: OpenApiExtensions): Array<[string, Json]> {
     ['RouteList', list(ref('RouteEntry'))],
     ['UpstreamEntry', entry(ref('Upstream'))],
     ['UpstreamList', list(ref('UpstreamEntry'))],
+    ['SslEntry', entry(ref('Ssl'))],
+    ['SslList', list(ref('SslEntry'))],
     ['ConsumerEntry', entry(ref('Consumer'))],
     ['ConsumerList', list(ref('ConsumerEntry'))],
     ['SecretEntry', entry(secrets.length ? { anyOf: secrets } : { type: 'object' })],
@@ -241,6 +244,7 @@ interface ResourceKind {
 const OPERATIONS: Record<AdminKind, (x: OpenApiExtensions) => Operation[]> = {
   routes: () => resourceOperations('routes', { one: 'route', component: 'Route', param: 'id', putBody: ref('Route'), create: { method: 'post', body: ref('Route'), summary: 'Create a route with a generated, time-ordered id' } }),
   upstreams: () => resourceOperations('upstreams', { one: 'upstream', component: 'Upstream', param: 'id', putBody: ref('Upstream'), create: { method: 'post', body: ref('Upstream'), summary: 'Create an upstream with a generated, time-ordered id' } }),
+  ssls: () => resourceOperations('ssls', { one: 'SSL resource', component: 'Ssl', param: 'id', putBody: ref('Ssl'), create: { method: 'post', body: ref('Ssl'), summary: 'Create an SSL resource with a generated, time-ordered id' } }),
   consumers: () => resourceOperations('consumers', { one: 'consumer', component: 'Consumer', param: 'username', putBody: ref('ConsumerWrite'), create: { method: 'put', body: ref('Consumer'), summary: 'Create or replace the consumer the body names (APISIX style)' } }),
   secrets: (x) => [
     { path: 'secrets', method: 'get', id: 'listSecrets', summary: 'List the secret resources (plaintext secret fields masked)', tag: 'secrets', ok: { '200': ['The list', ref('SecretList')] }, errors: [] },
@@ -379,7 +383,7 @@ export function adminOpenApi(x: OpenApiExtensions): OpenApiDocument {
         'Component schemas are the ones the config validator uses; a field of a plugin or secret resource may also hold a $secret:// or $env:// reference, checked once resolved. ' +
         'Plaintext secret fields (writeOnly) are answered as "******", and "******" written back keeps the stored value.',
     },
-    tags: ['routes', 'upstreams', 'consumers', 'secrets', 'plugins', 'meta'].map((name) => ({ name })),
+    tags: ['routes', 'upstreams', 'consumers', 'secrets', 'ssls', 'plugins', 'meta'].map((name) => ({ name })),
     security: [{ adminKey: [] }],
     paths,
     components: {

@@ -3,9 +3,13 @@
 import type { JsonSchema, SecretFieldPaths } from '../contracts';
 import type { Registry } from '../config/registry';
 import { mapStringsAt } from '../config/paths';
+import { sslSchema } from '../config/schema';
 import { looksLikeReference } from '../secrets/reference';
 
 export const MASK = '******';
+
+/** An SSL resource's secret fields: its private keys (`key`, `keys[*]`). */
+export const SSL_SECRET_PATHS: readonly string[] = Object.freeze(writeOnlyPaths(sslSchema));
 
 /** Dotted paths of every writeOnly property in a schema (through properties, items, and/or/one/any/if-then-else). */
 export function writeOnlyPaths(schema: JsonSchema | undefined): string[] {
@@ -43,6 +47,7 @@ export function secretFieldPaths(reg: Registry): SecretFieldPaths {
       const id = typeof o.id === 'string' ? o.id : '';
       return writeOnlyPaths(reg.providers.get(id.slice(0, id.indexOf('/')))?.schema);
     }
+    if (kind === 'ssls') return SSL_SECRET_PATHS;
     if (kind !== 'consumers' && kind !== 'routes') return [];
     const plugins = o.plugins !== null && typeof o.plugins === 'object' ? (o.plugins as Record<string, unknown>) : {};
     const out: string[] = [];

@@ -49,8 +49,8 @@ function resourceRoutes(kind: string): AdminRoute[] {
     ...writable.flatMap((p) => [row('PUT', p, 'put'), row('PATCH', p, 'patch'), row('DELETE', p, 'delete')]),
     // APISIX's SubPath PATCH: the segments after the id name one attribute
     row('PATCH', `${item}/*`, 'subpatch'),
-    // APISIX: POST creates a route or upstream with a generated id
-    kind === 'routes' || kind === 'upstreams' ? row('POST', `/${kind}`, 'post') : row('POST', `/${kind}`, 'refuse', { status: 405, message: `POST is not supported for ${kind}: use PUT` }),
+    // APISIX: POST creates a route, upstream or SSL resource with a generated id
+    kind === 'routes' || kind === 'upstreams' || kind === 'ssls' ? row('POST', `/${kind}`, 'post') : row('POST', `/${kind}`, 'refuse', { status: 405, message: `POST is not supported for ${kind}: use PUT` }),
   ];
 }
 

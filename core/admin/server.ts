@@ -15,7 +15,7 @@ import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
 import { clientTimeouts } from '../request/listener';
-import { redact, secretFieldPaths, writeOnlyPaths } from './redact';
+import { redact, secretFieldPaths, SSL_SECRET_PATHS, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_PREFIXES } from './paths';
 import { adminOpenApi } from './openapi';
@@ -330,7 +330,7 @@ export class AdminServer {
 
   private listOf(kind: string): readonly unknown[] {
     const c = this.host.config();
-    return kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets' ? c[kind] : [];
+    return kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets' || kind === 'ssls' ? c[kind] : [];
   }
 
   private idOf(kind: string, x: unknown): string {
@@ -347,6 +347,8 @@ export class AdminServer {
         const manager = x.id.slice(0, x.id.indexOf('/'));
         return redact(x, writeOnlyPaths(this.host.registry.providers.get(manager)?.schema));
       }
+      case 'ssls':
+        return redact(x, SSL_SECRET_PATHS);
       default:
         return x;
     }

@@ -13,6 +13,7 @@ import type { ConfigIssue } from '../errors';
 import { RouteUriError, updateRouter, type Router } from '../request/router';
 import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 import { FailClosedLog } from './fail-closed';
+import { buildTls } from './tls';
 import type { StateHold } from './plugin-state';
 import {
   assembleRoute,
@@ -342,6 +343,21 @@ export function compileChanges(
     }
   }
 
+  // the TLS table: made again when the SSL resources changed, each unchanged resource's context shared
+  let tlsTable = live.snapshot.tls;
+  let tlsContexts = live.tls;
+  if (config.ssls !== live.snapshot.config.ssls || config.gateway.tls?.fallback_sni !== live.snapshot.config.gateway.tls?.fallback_sni) {
+    const tls = buildTls(config, values, logger, live.tls);
+    if (tls.issues) {
+      for (const p of owned) deps.pools.release(p);
+      issues.push(...tls.issues);
+      return fail();
+    }
+    deps.counters?.compiled('ssl', tls.created);
+    tlsTable = tls.table;
+    tlsContexts = tls.contexts;
+  }
+
   // what this snapshot holds: what it compiled, and one more reference to every pool it keeps
   const held: Pool[] = [...owned];
   const keep = (u: CompiledUpstream) => {
@@ -372,8 +388,8 @@ export function compileChanges(
 
   failures.settleTouched(touched.consumers, routeIds);
   deps.counters?.build('incremental');
-  const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams, live.snapshot.tls);
-  const next: LiveBuild = { ...live, snapshot, grace, holds, partial };
+  const snapshot = new Snapshot(deps.nextGeneration(), config, router, routes, refKeys, expiresAt, release, live.snapshot.trustedProxies, indexes, upstreams, tlsTable);
+  const next: LiveBuild = { ...live, snapshot, grace, holds, partial, tls: tlsContexts };
   return {
     snapshot,
     live: next,

@@ -163,7 +163,9 @@ export class SnapshotBuilder {
     // the references of the touched resources (every other one's value is compiled in already)
     const where = locateTouched(live, v.config, touched, positions);
     const at = new Set<string>([...where.consumerAt.map((i) => `consumers[${i}]`), ...where.routeAt.map((i) => `routes[${i}]`)]);
+    // (and every SSL resource's: a few, and the TLS table is made again from all of them when one changed)
     const refs = v.refs.filter((s) => {
+      if (s.path.startsWith('ssls[')) return true;
       const m = /^(?:consumers|routes)\[\d+\]/.exec(s.path);
       return m !== null && at.has(m[0]);
     });

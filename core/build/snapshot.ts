@@ -18,6 +18,7 @@ import type { ConfigIssue } from '../errors';
 import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
 import { FailClosedLog, pathText, referencePaths } from './fail-closed';
+import { buildTls, type TlsContexts } from './tls';
 import { nodeKey, Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 
 /** Resolved reference values for one compile, by reference text. */
@@ -46,7 +47,7 @@ export interface BuildCounters {
   /** A snapshot build started: every object compiled ('full'), or only what a change touched ('incremental'). */
   build(kind: 'full' | 'incremental'): void;
   /** Objects compiled by a build. */
-  compiled(kind: 'consumer' | 'route' | 'upstream', n: number): void;
+  compiled(kind: 'consumer' | 'route' | 'upstream' | 'ssl', n: number): void;
   /** A plugin's consumer index: built over every consumer ('built') or updated by a delta ('updated'). */
   index(plugin: string, how: 'built' | 'updated'): void;
   /** The router: built over every route ('built') or updated ('updated'). */
@@ -540,6 +541,8 @@ export interface LiveBuild {
    * their consumers builds their index whole, since what was left out is not in it to be compared.
    */
   readonly partial: ReadonlySet<string>;
+  /** The SSL resources' contexts in the snapshot's TLS table (a change makes only its own again). */
+  readonly tls: TlsContexts;
 }
 
 /** A built snapshot and what the build path keeps of it. */
@@ -626,12 +629,19 @@ export function compileSnapshot(
     return { issues: compiled.issues };
   }
   deps.counters?.compiled('upstream', upstreams.size + compiled.routes.filter((r) => r.upstream !== undefined).length);
+  const tls = buildTls(config, values, deps.services.logger);
+  if (tls.issues) {
+    failures.settle(false);
+    release();
+    return { issues: tls.issues };
+  }
+  deps.counters?.compiled('ssl', tls.created);
   failures.settle(true);
   const proxies = config.gateway.trusted_proxies;
   const trusted = proxies.length === 0 ? null : allowList(proxies);
   const indexes = new Map<string, unknown>();
   for (const [name, s] of servicesOf) if (s.consumers !== undefined) indexes.set(name, s.consumers);
-  const snapshot = new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted, indexes, upstreams);
+  const snapshot = new Snapshot(deps.nextGeneration(), config, compiled.router, compiled.routes, refKeys, consumers.expiresAt, release, trusted, indexes, upstreams, tls.table);
   const entries = new Map<string, Map<string, ConsumerEntry>>();
   for (const [name, list] of consumers.entries) entries.set(name, new Map(list.map((e) => [e.username, e])));
   const live: LiveBuild = {
@@ -648,6 +658,7 @@ export function compileSnapshot(
     holds: [hold],
     routeHolds,
     partial,
+    tls: tls.contexts,
   };
   return { snapshot, live };
 }

@@ -7,6 +7,7 @@ import type { NodeConfig } from './types';
 import { joinPath } from './paths';
 import type { Registry } from './registry';
 import { checkSettings } from './settings-check';
+import { checkSsls } from './ssl-checks';
 
 function splitHostPort(s: string): { host: string; port?: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(s);
@@ -154,6 +155,7 @@ export function crossCheck(c: any, registry: Registry, issues: ConfigIssue[]): v
   c.consumers.forEach((k: any, i: number) => checkConsumerItem(k, i, registry, consumers, issues));
 
   checkSettings(c, issues);
+  checkSsls(c, issues);
 
   const secretIds = new Set<string>();
   c.secrets.forEach((s: any, i: number) => {

@@ -7,6 +7,9 @@ import { looksLikeReference, parseReference, ReferenceSyntaxError, type Referenc
 import { joinPath } from './paths';
 import type { Registry } from './registry';
 
+/** The fields of an SSL resource that may hold a reference (its PEMs; `client.ca` too). */
+export const SSL_PEM_FIELDS = ['cert', 'key', 'certs', 'keys'] as const;
+
 /**
  * Walks a part of a config for references, each checked against the config: those that hold
  * become sites, the rest issues.
@@ -54,6 +57,10 @@ export function collectReferences(c: any, registry: Registry, issues: ConfigIssu
   c.secrets.forEach((s: any, i: number) => {
     const { id, ...fields } = s;
     walk(fields, joinPath('secrets', i), id);
+  });
+  c.ssls.forEach((s: any, i: number) => {
+    for (const f of SSL_PEM_FIELDS) if (s[f] !== undefined) walk(s[f], joinPath(joinPath('ssls', i), f), null);
+    if (s.client !== undefined) walk(s.client.ca, joinPath(joinPath(joinPath('ssls', i), 'client'), 'ca'), null);
   });
   walk(c.gateway, 'gateway', null);
   if (c.admin) walk(c.admin, 'admin', null);

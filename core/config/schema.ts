@@ -128,6 +128,37 @@ const secretSchema: JsonSchema = {
   required: ['id'],
 };
 
+// a PEM string, or a reference to one (docs/tls.md): checked by cross-checks.ts (literal) or at build (resolved)
+const pem: JsonSchema = { type: 'string', minLength: 1 };
+const secretPem: JsonSchema = { ...pem, writeOnly: true };
+
+/** An SSL resource, APISIX's shape (docs/tls.md). */
+export const sslSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: ['string', 'integer'], pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    desc: { type: 'string' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    cert: pem,
+    key: secretPem,
+    certs: { type: 'array', items: pem },
+    keys: { type: 'array', items: secretPem },
+    // exact names or one-label wildcards ("*.example.com"); compared without case
+    snis: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1, maxLength: 253 } },
+    type: { enum: ['server', 'client'], default: 'server' },
+    status: { enum: [0, 1], default: 1 },
+    // client-certificate verification (kept for the TLS listener)
+    client: {
+      type: 'object',
+      properties: { ca: pem, depth: { type: 'integer', minimum: 0, default: 1 } },
+      required: ['ca'],
+      additionalProperties: false,
+    },
+  },
+  required: ['cert', 'key', 'snis'],
+  additionalProperties: false,
+};
+
 /** Schema of the whole document. */
 export const configSchema: JsonSchema = {
   type: 'object',
@@ -157,6 +188,13 @@ export const configSchema: JsonSchema = {
         underscores_in_headers: { type: 'boolean', default: false },
         // peers (addresses, CIDR ranges) whose X-Forwarded-* and Forwarded headers are believed
         trusted_proxies: { type: 'array', items: { type: 'string' }, default: [] },
+        // TLS: the server name whose certificate a client that sends none gets (docs/tls.md)
+        tls: {
+          type: 'object',
+          properties: { fallback_sni: { type: 'string', minLength: 1 } },
+          additionalProperties: false,
+          default: {},
+        },
       },
       additionalProperties: false,
       default: {},
@@ -175,6 +213,7 @@ export const configSchema: JsonSchema = {
             upstreams: { type: 'integer', minimum: 1, default: 10000 },
             consumers: { type: 'integer', minimum: 1, default: 100000 },
             secrets: { type: 'integer', minimum: 1, default: 1000 },
+            ssls: { type: 'integer', minimum: 1, default: 1000 },
           },
           additionalProperties: false,
           default: {},
@@ -241,6 +280,7 @@ export const configSchema: JsonSchema = {
     upstreams: { type: 'array', items: { ...upstreamSchema, required: ['id', 'nodes'] }, default: [] },
     consumers: { type: 'array', items: consumerSchema, default: [] },
     secrets: { type: 'array', items: secretSchema, default: [] },
+    ssls: { type: 'array', items: { ...sslSchema, required: ['id', 'cert', 'key', 'snis'] }, default: [] },
   },
   additionalProperties: false,
 };

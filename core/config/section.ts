@@ -113,7 +113,7 @@ export class Section<T> {
 }
 
 /** The kinds whose sections a config built from a change carries. */
-export type SectionKind = Extract<DataKind, 'routes' | 'upstreams' | 'consumers' | 'secrets'>;
+export type SectionKind = Extract<DataKind, 'routes' | 'upstreams' | 'consumers' | 'secrets' | 'ssls'>;
 
 /** A config's own sections (a symbol: not an enumerable key, so the config reads and serialises as before). */
 const SECTIONS = Symbol('gatehouse.sections');

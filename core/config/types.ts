@@ -69,6 +69,8 @@ export interface GatewaySettings {
   readonly underscores_in_headers: boolean;
   /** Addresses and CIDR ranges of proxies in front of the gateway whose forwarding headers are believed. */
   readonly trusted_proxies: readonly string[];
+  /** TLS settings: `fallback_sni`, the server name whose certificate a client that sends none gets. */
+  readonly tls: { readonly fallback_sni?: string };
 }
 
 /** Most resources of each kind the Admin API lets exist. */
@@ -77,6 +79,7 @@ export interface AdminLimits {
   readonly upstreams: number;
   readonly consumers: number;
   readonly secrets: number;
+  readonly ssls: number;
 }
 
 /** `secret_policy`: what data sections may reference, read and send credentials to (config file only). */
@@ -100,6 +103,23 @@ export interface GatewayConfig {
   readonly upstreams: readonly UpstreamConfig[];
   readonly consumers: readonly ConsumerConfig[];
   readonly secrets: readonly SecretConfig[];
+  readonly ssls: readonly SslConfig[];
+}
+
+/** An SSL resource (`ssls:`), APISIX's shape: PEM strings or references to them (docs/tls.md). */
+export interface SslConfig {
+  readonly id: string;
+  readonly desc?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly cert: string;
+  readonly key: string;
+  readonly certs?: readonly string[];
+  readonly keys?: readonly string[];
+  /** Exact names and `*.` wildcards, lower case once validated. */
+  readonly snis: readonly string[];
+  readonly type: 'server' | 'client';
+  readonly status: 0 | 1;
+  readonly client?: { readonly ca: string; readonly depth: number };
 }
 
 /** The request methods a route's `methods` may list (APISIX's). */

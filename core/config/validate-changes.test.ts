@@ -24,7 +24,7 @@ const registry = createRegistry([keyAuth, basicAuth, jwtAuth, limitCount, proxyR
 const ctx: PolicyContext = { baseDir: '/srv/gatehouse', protectedFiles: [] };
 
 type Raw = Record<string, any>;
-type Doc = { routes: Raw[]; upstreams: Raw[]; consumers: Raw[]; secrets: Raw[] };
+type Doc = { routes: Raw[]; upstreams: Raw[]; consumers: Raw[]; secrets: Raw[]; ssls?: Raw[] };
 
 /** The settings every document shares: a reference policy, the admin key a data section may not name, one Vault. */
 function settings(): Raw {
@@ -166,9 +166,9 @@ const idOf = (kind: DataKind, item: any): string => String(kind === 'consumers' 
 
 /** Apply changes to the raw document as the Admin API's document operations do: replace in place, append, splice. */
 function apply(doc: Doc, changes: readonly DataChange[]): Doc {
-  const next: Doc = { routes: [...doc.routes], upstreams: [...doc.upstreams], consumers: [...doc.consumers], secrets: [...doc.secrets] };
+  const next: Doc = { routes: [...doc.routes], upstreams: [...doc.upstreams], consumers: [...doc.consumers], secrets: [...doc.secrets], ssls: [...(doc.ssls ?? [])] };
   for (const c of changes) {
-    const list = next[c.kind] as unknown[];
+    const list = next[c.kind]! as unknown[];
     const i = c.before === undefined ? -1 : list.findIndex((x) => idOf(c.kind, x) === c.id);
     if (c.after === undefined) list.splice(i, 1);
     else if (i === -1) list.push(c.after);
@@ -226,7 +226,7 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
   let held = doc;
   let ambiguous = false;
   for (const c of changes) {
-    ambiguous ||= c.before !== undefined && (held[c.kind] as unknown[]).filter((x) => idOf(c.kind, x) === c.id).length > 1;
+    ambiguous ||= c.before !== undefined && ((held[c.kind] ?? []) as unknown[]).filter((x) => idOf(c.kind, x) === c.id).length > 1;
     held = apply(held, [c]);
   }
   assert.equal(actual.full === true, ambiguous, `${label}: ${actual.full ? actual.why : 'not full'}`);

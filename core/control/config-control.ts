@@ -227,7 +227,7 @@ export class ConfigControl {
    */
   resource(kind: DataKind, id: string): unknown {
     const config = this.plane.current?.config;
-    if (config === undefined || !(kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets')) return undefined;
+    if (config === undefined || !(kind === 'routes' || kind === 'upstreams' || kind === 'consumers' || kind === 'secrets' || kind === 'ssls')) return undefined;
     // the section, read item by item: asking for the list would make a config's changed section an array
     const section = sectionOf(config, kind);
     const p = this.raw !== undefined && this.validated?.config === config ? this.raw.at(kind, id) : undefined;

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { request, Agent, type Dispatcher } from 'undici';
 import { bootGateway, startUpstream, tempDir, type TestGateway, type Upstream } from '../helpers/harness';
 import { startVaultServer, type VaultServer } from '../servers/vault';
+import { makeSslPki } from '../helpers/ssl-pki';
 import { fc, noEscapes, params, placesOf, setOwn, watchProcess, type Path } from './runs';
 import { rmSync } from 'node:fs';
 
@@ -26,8 +27,10 @@ const VAULT_TOKEN = `hvs.${MARK}-vault-token`;
 const FX_KEY = `${MARK}-fx-key`;
 const VAULT_FX = `${MARK}-vault-fx`;
 
-type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets';
-const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets'];
+type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets' | 'ssls';
+const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets', 'ssls'];
+/** PEMs for SSL resources, by placeholder (`{{pem:cert}}`): a pair, and a key of another certificate. */
+const PEMS: Record<string, string> = {};
 const PREFIXES = ['/admin/', '/apisix/admin/'];
 
 let A: Upstream;
@@ -53,6 +56,9 @@ before(async () => {
     assert.ok(r.statusCode === 200 || r.statusCode === 204, `vault ${path}: ${r.statusCode}`);
   }
   dir = tempDir('gatehouse-fuzz-admin-');
+  const pki = makeSslPki();
+  const pair = pki.leaf(['fx.ssl.test']);
+  Object.assign(PEMS, { cert: pair.cert, key: pair.key, 'other-key': pki.leaf(['other.ssl.test'], 'rsa').key, ca: pki.ca });
   BASE = {
     routes: {
       fx: { uri: '/fx', plugins: { mocking: { response_example: 'fx' } } },
@@ -66,10 +72,11 @@ before(async () => {
       fxn: { desc: 'no plugins' },
     },
     secrets: { 'vault/fxs': { uri: vault.url, prefix: 'apisix', token: VAULT_TOKEN, kv_version: 1 } },
+    ssls: { fxl: { cert: pair.cert, key: pair.key, snis: ['fx.ssl.test'] } },
   };
   const section = (kind: Kind, idField: string) => Object.entries(BASE[kind]).map(([id, v]) => ({ [idField]: id, ...structuredClone(v) }));
   g = await bootGateway(
-    { admin: { key: ADMIN_KEY }, routes: section('routes', 'id'), upstreams: section('upstreams', 'id'), consumers: section('consumers', 'username'), secrets: section('secrets', 'id') },
+    { admin: { key: ADMIN_KEY }, routes: section('routes', 'id'), upstreams: section('upstreams', 'id'), consumers: section('consumers', 'username'), secrets: section('secrets', 'id'), ssls: section('ssls', 'id') },
     { adminListen: '127.0.0.1:0' },
   );
   admin = `http://127.0.0.1:${g.gw.adminAddress!.port}`;
@@ -169,7 +176,12 @@ const PLANTS: Record<string, () => string> = {
   'admin-key': () => ADMIN_KEY,
 };
 const plant = fc.constantFrom(...Object.keys(PLANTS)).map((n) => `{{plant:${n}}}`);
-const render = (body: unknown) => JSON.stringify(body).replace(/\{\{plant:([a-z-]+)\}\}/g, (_, n: string) => PLANTS[n]());
+const render = (body: unknown) =>
+  JSON.stringify(body)
+    .replace(/\{\{plant:([a-z-]+)\}\}/g, (_, n: string) => PLANTS[n]())
+    .replace(/\{\{pem:([a-z-]+)\}\}/g, (_, n: string) => JSON.stringify(PEMS[n]).slice(1, -1));
+/** A PEM of the test PKI, or what is not one. */
+const pem = (...names: string[]) => fc.constantFrom(...names.map((n) => `{{pem:${n}}}`));
 
 /** A secret field's value: a planted secret (often), "******", or a reference. */
 const secretValue = fc.oneof({ weight: 4, arbitrary: plant }, { weight: 1, arbitrary: fc.constantFrom('******', '$env://GATEHOUSE_FUZZ_NOPE', '$secret://vault/fxs/fx/auth-key', '$secret://vault/nope/a/b') });
@@ -246,6 +258,19 @@ const nearValid: Record<Kind, fc.Arbitrary<Record<string, unknown>>> = {
     fc.record({ dir: fc.constant('DIR') }),
     fc.record({ region: fc.constant('us-east-1'), access_key_id: fc.constant('AKIDFUZZ'), secret_access_key: secretValue, endpoint_url: fc.constant('VAULT'), max_attempts: fc.constant(1) }, { requiredKeys: ['region'] }),
   ),
+  ssls: fc.record(
+    {
+      cert: fc.oneof({ weight: 4, arbitrary: pem('cert') }, { weight: 1, arbitrary: pem('ca') }, { weight: 1, arbitrary: secretValue }),
+      key: fc.oneof({ weight: 4, arbitrary: pem('key') }, { weight: 1, arbitrary: pem('other-key') }, { weight: 2, arbitrary: secretValue }),
+      snis: fc.constantFrom(['fz.ssl.test'], ['*.fz.ssl.test'], ['fx.ssl.test'], ['FZ.ssl.test', 'fz.ssl.test'], ['bad name'], []),
+      certs: fc.constantFrom(['{{pem:cert}}'], []),
+      keys: fc.oneof(pem('key').map((k) => [k]), secretValue.map((k) => [k]), fc.constant([])),
+      type: fc.constantFrom('server', 'client'),
+      status: fc.constantFrom(0, 1),
+      client: fc.record({ ca: fc.oneof(pem('ca'), secretValue), depth: fc.constantFrom(0, 1, -1) }),
+    },
+    { requiredKeys: ['cert', 'key', 'snis'] },
+  ),
 };
 
 /** A near-valid body with 0-2 mutations (a field deleted, replaced by an odd value, an odd key added). */
@@ -275,8 +300,9 @@ const ids: Record<Kind, string[]> = {
   consumers: ['fxc', 'fxv', 'fxn', 'fz'],
   // vault/fxs most: consumer fxv's key comes from it, so what a write does to it is resolved at once
   secrets: ['vault/fxs', 'vault/fxs', 'vault/fxs', 'vault/fz', 'file/fz', 'aws/fz', 'env/x', 'nope/x', 'vault', 'vault/a/b'],
+  ssls: ['fxl', 'fxl', 'fz-1'],
 };
-const BASE_IDS: Record<Kind, string[]> = { routes: ['fx', 'fx-up', 'fx-ka'], upstreams: ['fxu'], consumers: ['fxc', 'fxv', 'fxn'], secrets: ['vault/fxs'] };
+const BASE_IDS: Record<Kind, string[]> = { routes: ['fx', 'fx-up', 'fx-ka'], upstreams: ['fxu'], consumers: ['fxc', 'fxv', 'fxn'], secrets: ['vault/fxs'], ssls: ['fxl'] };
 const ODD_IDS = ['%2e%2e', 'a%2Fb', '%zz', '__proto__', 'constructor', 'x'.repeat(100), '%C3%A9', '0', 'a b', '%20', '..%2F..'];
 
 interface Call {
@@ -427,6 +453,14 @@ const SUB_PATHS: Record<Kind, Record<string, fc.Arbitrary<unknown>>> = {
     tls: fc.record({ key: secretValue, verify: fc.boolean() }, { requiredKeys: ['key'] }),
     'tls/key': secretValue,
     timeout: plain,
+  },
+  ssls: {
+    key: fc.oneof(pem('key', 'other-key'), secretValue),
+    cert: fc.oneof(pem('cert', 'ca'), plain),
+    'keys/0': fc.oneof(pem('key'), secretValue),
+    snis: fc.oneof(fc.constantFrom(['fz.ssl.test'], ['bad name']), plain),
+    'client/ca': fc.oneof(pem('ca'), secretValue),
+    desc: plain,
   },
 };
 const ODD_SUB_PATHS = ['id', 'username', '__proto__', '__proto__/polluted', '%5F%5Fproto%5F%5F/x', 'constructor', 'constructor/prototype/polluted', 'labels/constructor', 'plugins//x', 'plugins/', 'desc/x', '%zz', 'a%2Fb', 'x'.repeat(200)];

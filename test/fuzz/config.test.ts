@@ -231,7 +231,7 @@ const mutatedConfig: fc.Arbitrary<{ doc: Doc; what: Mutation[] }> = fc.tuple(val
 // ---------------------------------------------------------------------------------------------
 // checks
 
-const TOP = new Set(['', 'gateway', 'admin', 'config_store', 'secret_cache', 'secret_policy', 'extensions', 'routes', 'upstreams', 'consumers', 'secrets']);
+const TOP = new Set(['', 'gateway', 'admin', 'config_store', 'secret_cache', 'secret_policy', 'extensions', 'routes', 'upstreams', 'consumers', 'secrets', 'ssls']);
 
 /** Issues are a non-empty list of {path, message}, each path under the document, each message one line. */
 function checkIssues(issues: readonly ConfigIssue[], doc: Doc): void {

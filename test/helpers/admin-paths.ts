@@ -31,9 +31,9 @@ export const PREFIXES = ['/admin/', '/apisix/admin/'] as const;
 export type Prefix = (typeof PREFIXES)[number];
 /** A short tag per prefix, so that both prefixes use their own ids. */
 export const tagOf = (p: Prefix) => (p === '/admin/' ? 'a' : 'x');
-export type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets';
-export const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets'];
-export const ONE: Record<Kind, string> = { routes: 'route', upstreams: 'upstream', consumers: 'consumer', secrets: 'secret' };
+export type Kind = 'routes' | 'upstreams' | 'consumers' | 'secrets' | 'ssls';
+export const KINDS: readonly Kind[] = ['routes', 'upstreams', 'consumers', 'secrets', 'ssls'];
+export const ONE: Record<Kind, string> = { routes: 'route', upstreams: 'upstream', consumers: 'consumer', secrets: 'secret', ssls: 'ssl' };
 export const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +151,8 @@ export interface Fixture {
   vault: VaultServer;
   /** The main gateway (when asked for). */
   main: Rig;
+  /** The main gateway itself (its snapshot: the TLS table has no listener to probe yet). */
+  mainGateway: TestGateway;
   /** Temporary directories removed by `after`. */
   dirs: string[];
   /** A vault secret resource on the test Vault. */
@@ -235,7 +237,7 @@ export function adminPathsFixture(o: { main: boolean }): Fixture {
       'fx-ka with a wrong key': () => withKey(url, '/fx-ka', 'wrong'),
       'GET /nowhere': () => answer(url, '/nowhere'),
     }));
-    mainGw = booted.gateway;
+    mainGw = fx.mainGateway = booted.gateway;
     const main = (fx.main = booted.rig);
     const url = main.url;
     // the fixture is what the data plane serves

@@ -81,17 +81,20 @@ export interface TestPki {
   readonly otherCa: string;
 }
 
+/** Run the openssl CLI; its failure names the subcommand and what openssl said. */
+export function openssl(...args: string[]): void {
+  try {
+    execFileSync('openssl', args, { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message)}`);
+  }
+}
+
 /** Generate a CA, a server and a client certificate (EC P-256, valid one day) into a new temp dir. */
 export function makeTestPki(): TestPki {
   const dir = tempDir('gatehouse-pki-');
   const p = (n: string) => join(dir, n);
-  const ssl = (...args: string[]) => {
-    try {
-      execFileSync('openssl', args, { stdio: 'pipe' });
-    } catch (err) {
-      throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message)}`);
-    }
-  };
+  const ssl = openssl;
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const ca = (name: string) => ssl('req', '-x509', ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.pem`), '-days', '1', '-subj', `/CN=gatehouse test ${name}`);
   const leaf = (name: string, cn: string, ext: string) => {
@@ -109,7 +112,7 @@ export function makeTestPki(): TestPki {
 }
 
 /** The base64 body of a PEM block (what a leak would show, in any line wrapping). */
-function pemBody(pem: string): string {
+export function pemBody(pem: string): string {
   return pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
 }
 

@@ -1,0 +1,119 @@
+// The TLS table of a snapshot (core/request/tls-table.ts) from the config's SSL resources: one
+// secure context per enabled server resource, its references resolved and every pair checked
+// again on the resolved values (a reference cannot be checked before), each name into the exact
+// or the wildcard map, the fallback from `gateway.tls.fallback_sni`. A build after a change makes
+// a context only for a resource whose certificates or keys changed, and shares the others.
+import { createHash } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from '../contracts';
+import { joinPath } from '../config/paths';
+import { caIssues, pairIssues, pairsOf, served } from '../config/ssl-checks';
+import type { GatewayConfig, SslConfig } from '../config/types';
+import type { ConfigIssue } from '../errors';
+import { TLS_SERVER_DEFAULTS } from '../request/listener';
+import { TlsTable, type TlsEntry } from '../request/tls-table';
+import { looksLikeReference } from '../secrets/reference';
+/** Reference text → value (snapshot.ts's ResolvedValues; not imported from there: no cycle). */
+type ResolvedValues = ReadonlyMap<string, string | Error>;
+
+/** Each SSL resource's context, by id, with a digest of the resolved PEMs it was made from. */
+export type TlsContexts = ReadonlyMap<string, { readonly digest: string; readonly entry: TlsEntry }>;
+
+/** A TLS table and the contexts it holds (the next build reuses them). */
+export interface BuiltTls {
+  readonly table: TlsTable;
+  readonly contexts: TlsContexts;
+  /** How many contexts this build made (the others were reused). */
+  readonly created: number;
+  readonly issues?: undefined;
+}
+
+/**
+ * The TLS table of `config`.
+ * @param values the resolved values of the SSL resources' references, by reference text
+ * @param previous the contexts of the live build: one whose PEMs are unchanged is reused
+ * @returns the table, or the issues of pairs that do not parse or match once resolved (the build is refused)
+ */
+export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: Logger, previous: TlsContexts = new Map()): BuiltTls | { issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const contexts = new Map<string, { digest: string; entry: TlsEntry }>();
+  const exact = new Map<string, TlsEntry>();
+  const wildcard = new Map<string, TlsEntry>();
+  let created = 0;
+  (config.ssls ?? []).forEach((s, i) => {
+    if (!served(s)) return;
+    const path = joinPath('ssls', i);
+    const resolved = resolveSsl(s, path, values, logger);
+    if (resolved === undefined) return;
+    const before = issues.length;
+    for (const p of pairsOf(resolved, path)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
+    if (s.client !== undefined && looksLikeReference(s.client.ca)) issues.push(...clientCaIssues(s, path, values));
+    if (issues.length > before) return;
+    const digest = digestOf(resolved);
+    let entry = previous.get(s.id)?.digest === digest ? previous.get(s.id)!.entry : undefined;
+    if (entry === undefined) {
+      try {
+        const context = createSecureContext({ cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...TLS_SERVER_DEFAULTS });
+        entry = Object.freeze({ context, sslId: s.id });
+        created++;
+      } catch {
+        // (OpenSSL's message is not repeated: it could quote what it read)
+        issues.push({ path, message: 'its certificates and keys could not be loaded into a TLS context' });
+        return;
+      }
+    }
+    contexts.set(s.id, { digest, entry });
+    for (const n of s.snis) {
+      if (n.startsWith('*.')) wildcard.set(n.slice(2), entry);
+      else exact.set(n, entry);
+    }
+  });
+  if (issues.length) return { issues };
+  const table = new TlsTable(exact, wildcard, undefined);
+  const fallback = config.gateway.tls?.fallback_sni;
+  return { table: fallback === undefined ? table : new TlsTable(exact, wildcard, fallbackOf(table, fallback)), contexts, created };
+}
+
+/** The entry a fallback name chooses: the resource serving it (a wildcard given as written included). */
+function fallbackOf(table: TlsTable, name: string): TlsEntry | undefined {
+  return name.startsWith('*.') ? table.select(`x${name.slice(1)}`) : table.select(name);
+}
+
+/**
+ * The resource with its references replaced by their values; undefined when one has none (the
+ * resource fails closed: its names are not served, logged with the reference, never the value).
+ */
+function resolveSsl(s: SslConfig, path: string, values: ResolvedValues, logger: Logger): SslConfig | undefined {
+  let failed: { path: string; reference: string; cause: string } | undefined;
+  const one = (v: string, at: string): string => {
+    if (!looksLikeReference(v)) return v;
+    const got = values.get(v);
+    if (typeof got === 'string') return got;
+    failed ??= { path: at, reference: v, cause: got ? got.message : 'not resolved' };
+    return '';
+  };
+  const out: SslConfig = {
+    ...s,
+    cert: one(s.cert, joinPath(path, 'cert')),
+    key: one(s.key, joinPath(path, 'key')),
+    certs: s.certs?.map((c, j) => one(c, joinPath(joinPath(path, 'certs'), j))),
+    keys: s.keys?.map((k, j) => one(k, joinPath(joinPath(path, 'keys'), j))),
+  };
+  if (failed) {
+    logger.error({ ssl: s.id, path: failed.path, reference: failed.reference, cause: failed.cause }, 'fails closed: a secret an SSL resource needs is unavailable; its names are not served');
+    return undefined;
+  }
+  return out;
+}
+
+/** A digest of a resolved resource's PEMs (a context is made again only when it changes). */
+function digestOf(s: SslConfig): string {
+  return createHash('sha256').update(JSON.stringify([s.cert, s.key, s.certs ?? [], s.keys ?? []])).digest('hex');
+}
+
+/** Whether a resolved CA bundle parses (the listener's client verification reads it). */
+function clientCaIssues(s: SslConfig, path: string, values: ResolvedValues): ConfigIssue[] {
+  if (s.client === undefined) return [];
+  const ca = looksLikeReference(s.client.ca) ? values.get(s.client.ca) : s.client.ca;
+  return typeof ca === 'string' ? caIssues(ca, joinPath(joinPath(path, 'client'), 'ca')) : [];
+}

@@ -1,0 +1,105 @@
+// The checks of the SSL resources (`ssls:`) a schema cannot express: unique ids, the form of each
+// server name, one resource per name, as many extra keys as extra certificates, literal PEMs that
+// parse and keys that match their certificates, and `gateway.tls.fallback_sni` naming a served
+// name. A PEM that is a reference is checked once resolved, when the snapshot is built (the same
+// pair check, core/build/tls.ts). No issue ever quotes a PEM: a key is secret, and a certificate
+// field may hold a key by mistake.
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import type { ConfigIssue } from '../errors';
+import { looksLikeReference } from '../secrets/reference';
+import { joinPath } from './paths';
+
+/** A host name label: letters, digits and inner hyphens, 63 at most. */
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+/** An exact name (one label or more) or a one-label wildcard (`*.` and two labels or more), lower case. */
+const SNI = new RegExp(`^(?:\\*\\.${LABEL}(?:\\.${LABEL})+|${LABEL}(?:\\.${LABEL})*)$`);
+
+/** Whether an SSL resource's certificates are served (enabled, a server certificate). */
+export function served(s: { status?: unknown; type?: unknown }): boolean {
+  return s.status !== 0 && s.type !== 'client';
+}
+
+/**
+ * The issues of one certificate and key, PEM strings (literal or resolved); none when they parse
+ * and the key belongs to the certificate. Messages name the field, never its value.
+ */
+export function pairIssues(cert: string, key: string, certPath: string, keyPath: string): ConfigIssue[] {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    return [{ path: certPath, message: 'is not a PEM certificate that parses' }];
+  }
+  let k: KeyObject;
+  try {
+    k = createPrivateKey(key);
+  } catch {
+    return [{ path: keyPath, message: 'is not a PEM private key that parses (an encrypted key is not supported)' }];
+  }
+  if (!x509.checkPrivateKey(k)) return [{ path: keyPath, message: `does not match its certificate (${certPath})` }];
+  return [];
+}
+
+/** The issue of a CA bundle (`client.ca`) that does not parse, literal or resolved. */
+export function caIssues(ca: string, path: string): ConfigIssue[] {
+  try {
+    new X509Certificate(ca);
+    return [];
+  } catch {
+    return [{ path, message: 'is not a PEM certificate that parses' }];
+  }
+}
+
+/** The certificate and key pairs of an SSL resource with their paths: `cert`/`key`, then `certs[j]`/`keys[j]`. */
+export function pairsOf(s: { cert: string; key: string; certs?: readonly string[]; keys?: readonly string[] }, path: string): Array<{ cert: string; key: string; certPath: string; keyPath: string }> {
+  const out = [{ cert: s.cert, key: s.key, certPath: joinPath(path, 'cert'), keyPath: joinPath(path, 'key') }];
+  const certs = s.certs ?? [];
+  const keys = s.keys ?? [];
+  for (let j = 0; j < Math.min(certs.length, keys.length); j++) {
+    out.push({ cert: certs[j], key: keys[j], certPath: joinPath(joinPath(path, 'certs'), j), keyPath: joinPath(joinPath(path, 'keys'), j) });
+  }
+  return out;
+}
+
+/** Every check of the `ssls:` section and `gateway.tls.fallback_sni` of a schema-valid document; normalises ids (strings) and names (lower case) in place. */
+export function checkSsls(c: any, issues: ConfigIssue[]): void {
+  const ids = new Set<string>();
+  /** Each served name, and the resource (index) that claims it first. */
+  const owners = new Map<string, number>();
+  (c.ssls as any[]).forEach((s, i) => {
+    const path = joinPath('ssls', i);
+    s.id = String(s.id);
+    if (ids.has(s.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate SSL resource id ${JSON.stringify(s.id)}` });
+    ids.add(s.id);
+    s.snis = (s.snis as string[]).map((n) => n.toLowerCase());
+    const own = new Set<string>();
+    (s.snis as string[]).forEach((n, j) => {
+      const at = joinPath(joinPath(path, 'snis'), j);
+      if (!SNI.test(n)) issues.push({ path: at, message: `${JSON.stringify(n)} is not a host name or a one-label wildcard ("*.example.com")` });
+      else if (own.has(n)) issues.push({ path: at, message: `${JSON.stringify(n)} is listed twice` });
+      else if (served(s)) {
+        const first = owners.get(n);
+        if (first !== undefined) issues.push({ path: at, message: `${JSON.stringify(n)} is already served by SSL resource ${JSON.stringify(c.ssls[first].id)} (ssls[${first}]): a name has one SSL resource` });
+        else owners.set(n, i);
+      }
+      own.add(n);
+    });
+    const certs = s.certs ?? [];
+    const keys = s.keys ?? [];
+    if (certs.length !== keys.length) issues.push({ path: joinPath(path, 'keys'), message: `must have one key per entry of certs (${certs.length}), has ${keys.length}` });
+    for (const p of pairsOf(s, path)) {
+      if (!looksLikeReference(p.cert) && !looksLikeReference(p.key)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
+      else if (!looksLikeReference(p.cert)) issues.push(...caIssues(p.cert, p.certPath));
+    }
+    if (s.client !== undefined && !looksLikeReference(s.client.ca)) issues.push(...caIssues(s.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
+  });
+  const fallback = c.gateway?.tls?.fallback_sni;
+  if (typeof fallback === 'string') {
+    const name = fallback.toLowerCase();
+    const dot = name.indexOf('.');
+    if (!owners.has(name) && !(dot > 0 && owners.has(`*${name.slice(dot)}`))) {
+      issues.push({ path: 'gateway.tls.fallback_sni', message: `${JSON.stringify(fallback)} is not a name an enabled server SSL resource serves (ssls[*].snis)` });
+    }
+    c.gateway.tls.fallback_sni = name;
+  }
+}

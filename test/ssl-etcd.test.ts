@@ -1,0 +1,79 @@
+// SSL resources in etcd (docs/tls.md): written through one node's Admin API, stored under
+// <prefix>/ssls/<id> with the keys encrypted (config_store.encryption_key), and in the other node's
+// TLS table through the watch; both answer the keys as "******".
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { pemBody, startEtcd, type EtcdServer } from './helpers/etcd';
+import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
+import { plantCanary } from './helpers/leak-tap';
+import { makeSslPki, type SslPair } from './helpers/ssl-pki';
+
+const ADMIN_KEY = 'planted-ssl-etcd-admin-key';
+const ENC_ENV = 'GH_SSL_ETCD_ENC_KEY';
+const PREFIX = '/gh-ssl';
+
+let etcd: EtcdServer;
+let a: TestGateway;
+let b: TestGateway;
+let pair: SslPair;
+let rsa: SslPair;
+
+before(async () => {
+  const encryptionKey = randomBytes(32).toString('hex');
+  plantCanary('ssl etcd test secrets', ADMIN_KEY, encryptionKey);
+  process.env[ENC_ENV] = encryptionKey;
+  const pki = makeSslPki();
+  pair = pki.leaf(['etcd.ssl.test']);
+  rsa = pki.leaf(['etcd.ssl.test'], 'rsa');
+  etcd = await startEtcd();
+  const dir = tempDir('gatehouse-ssl-etcd-');
+  const mk = (name: string) => {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, JSON.stringify({ admin: { key: ADMIN_KEY }, config_store: { type: 'etcd', endpoints: [etcd.endpoint], prefix: PREFIX, encryption_key: `$env://${ENC_ENV}` } }));
+    return file;
+  };
+  a = await bootGateway({}, { configPath: mk('a'), adminListen: '127.0.0.1:0' });
+  b = await bootGateway({}, { configPath: mk('b'), adminListen: '127.0.0.1:0' });
+});
+
+after(async () => {
+  await a?.close();
+  await b?.close();
+  await etcd?.close();
+  delete process.env[ENC_ENV];
+});
+
+async function call(g: TestGateway, method: string, path: string, body?: unknown): Promise<{ status: number; text: string; json: any }> {
+  const r = await request(`http://127.0.0.1:${g.gw.adminAddress!.port}${path}`, { method: method as 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.body.text();
+  return { status: r.statusCode, text, json: text ? JSON.parse(text) : undefined };
+}
+
+test('an SSL resource written on one node is stored with its keys encrypted and served by the other node; "******" keeps the key through etcd', { timeout: 60000 }, async () => {
+  const put = await call(a, 'PUT', '/apisix/admin/ssls/e1', { ...pair, certs: [rsa.cert], keys: [rsa.key], snis: ['etcd.ssl.test'] });
+  assert.equal(put.status, 201, put.text);
+  const client = etcd.client();
+  try {
+    const raw = await client.get(`${PREFIX}/ssls/e1`).string();
+    assert.ok(raw !== null, 'stored under <prefix>/ssls/<id>');
+    for (const k of [pair.key, rsa.key]) assert.ok(!raw.includes(pemBody(k).slice(0, 40)), 'no key in etcd in the clear');
+    const stored = JSON.parse(raw);
+    assert.equal(stored.cert, pair.cert);
+    assert.ok(stored.key.startsWith('$enc:') && stored.keys[0].startsWith('$enc:'));
+  } finally {
+    client.close();
+  }
+  await eventually('the other node serves it', async () => b.gw.snapshot.tls.select('etcd.ssl.test')?.sslId === 'e1', 10000);
+  assert.ok(b.gw.snapshot.config.ssls[0].key === pair.key, 'decrypted on the other node');
+  const got = await call(b, 'GET', '/admin/ssls/e1');
+  assert.deepEqual([got.json.value.key, got.json.value.keys], ['******', ['******']]);
+  const back = await call(b, 'PUT', '/admin/ssls/e1', { ...got.json.value, desc: 'via b' });
+  assert.equal(back.status, 200, back.text);
+  await eventually('a sees the change', async () => a.gw.snapshot.config.ssls[0]?.desc === 'via b', 10000);
+  assert.ok(a.gw.snapshot.config.ssls[0].key === pair.key && a.gw.snapshot.config.ssls[0].keys![0] === rsa.key, '"******" kept both keys');
+  assert.equal(a.gw.snapshot.tls.select('etcd.ssl.test')?.sslId, 'e1');
+});
