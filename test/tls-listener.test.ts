@@ -15,7 +15,7 @@ import { listenProxyTls, drain, TLS_SERVER_DEFAULTS } from '../core/request/list
 import { TlsTable, type TlsEntry } from '../core/request/tls-table';
 import type { DataPlane } from '../core/request/data-plane';
 import { makeTestCa, type IssuedPair } from './helpers/tls-pki';
-import { bootGateway, captureLogger } from './helpers/harness';
+import { bootGateway, captureLogger, upstreamFor } from './helpers/harness';
 
 function run(cmd: string, args: readonly string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -232,4 +232,31 @@ test('client certificates: an SSL resource with a client CA admits only clients 
   // refused handshakes leave no connection behind (drain would wait for them)
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(await new Promise<number>((r) => server.getConnections((_e, n) => r(n))), 0);
+});
+
+test('end to end: an SSL resource with client.ca admits only its clients, and the upstream hears X-Forwarded-Proto: https', async (t) => {
+  const ca = makeTestCa();
+  const other = makeTestCa('another CA');
+  const api = ca.issue('api', { names: ['mtls.example.test'] });
+  const alice = ca.issue('alice', { names: ['alice'], client: true });
+  const mallory = other.issue('mallory', { names: ['mallory'], client: true });
+  const up = await upstreamFor(t, (req, res) => res.end(`proto=${req.headers['x-forwarded-proto']}`));
+  const g = await bootGateway(
+    {
+      ssls: [{ id: 'mtls', cert: api.cert, key: api.key, snis: ['mtls.example.test'], client: { ca: ca.cert } }],
+      routes: [{ id: 'echo', uri: '/echo', upstream: { nodes: { [`127.0.0.1:${up.port}`]: 1 } } }],
+    },
+    { listenTls: '127.0.0.1:0' },
+  );
+  t.after(() => g.gw.close(0));
+  const port = g.gw.tlsAddress!.port;
+  const curl = (extra: string[]) => run('curl', ['-sS', '--max-time', '10', '--cacert', ca.certFile, '--resolve', `mtls.example.test:${port}:127.0.0.1`, ...extra, `https://mtls.example.test:${port}/echo`]);
+  const ok = await curl(['--cert', alice.certFile, '--key', alice.keyFile]);
+  assert.equal(ok.stdout, 'proto=https', ok.stderr);
+  const none = await curl([]);
+  assert.notEqual(none.code, 0);
+  assert.doesNotMatch(none.stdout, /proto/);
+  const wrong = await curl(['--cert', mallory.certFile, '--key', mallory.keyFile]);
+  assert.notEqual(wrong.code, 0);
+  assert.doesNotMatch(wrong.stdout, /proto/);
 });

@@ -47,14 +47,17 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
     if (resolved === undefined) return;
     const before = issues.length;
     for (const p of pairsOf(resolved, path)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
-    if (s.client !== undefined && looksLikeReference(s.client.ca)) issues.push(...clientCaIssues(s, path, values));
+    if (resolved.client !== undefined && looksLikeReference(s.client!.ca)) issues.push(...caIssues(resolved.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
     if (issues.length > before) return;
     const digest = digestOf(resolved);
     let entry = previous.get(s.id)?.digest === digest ? previous.get(s.id)!.entry : undefined;
     if (entry === undefined) {
       try {
-        const context = createSecureContext({ cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...TLS_SERVER_DEFAULTS });
-        entry = Object.freeze({ context, sslId: s.id });
+        const client = resolved.client;
+        const options = { cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...(client ? { ca: client.ca } : {}), ...TLS_SERVER_DEFAULTS };
+        const context = createSecureContext(options);
+        // a resource with a client CA: the listener verifies client certificates with a TLS server made of these options
+        entry = Object.freeze({ context, sslId: s.id, ...(client ? { clientAuth: { depth: client.depth, options } } : {}) });
         created++;
       } catch {
         // (OpenSSL's message is not repeated: it could quote what it read)
@@ -98,6 +101,7 @@ function resolveSsl(s: SslConfig, path: string, values: ResolvedValues, logger: 
     key: one(s.key, joinPath(path, 'key')),
     certs: s.certs?.map((c, j) => one(c, joinPath(joinPath(path, 'certs'), j))),
     keys: s.keys?.map((k, j) => one(k, joinPath(joinPath(path, 'keys'), j))),
+    client: s.client === undefined ? undefined : { ...s.client, ca: one(s.client.ca, joinPath(joinPath(path, 'client'), 'ca')) },
   };
   if (failed) {
     logger.error({ ssl: s.id, path: failed.path, reference: failed.reference, cause: failed.cause }, 'fails closed: a secret an SSL resource needs is unavailable; its names are not served');
@@ -108,12 +112,5 @@ function resolveSsl(s: SslConfig, path: string, values: ResolvedValues, logger: 
 
 /** A digest of a resolved resource's PEMs (a context is made again only when it changes). */
 function digestOf(s: SslConfig): string {
-  return createHash('sha256').update(JSON.stringify([s.cert, s.key, s.certs ?? [], s.keys ?? []])).digest('hex');
-}
-
-/** Whether a resolved CA bundle parses (the listener's client verification reads it). */
-function clientCaIssues(s: SslConfig, path: string, values: ResolvedValues): ConfigIssue[] {
-  if (s.client === undefined) return [];
-  const ca = looksLikeReference(s.client.ca) ? values.get(s.client.ca) : s.client.ca;
-  return typeof ca === 'string' ? caIssues(ca, joinPath(joinPath(path, 'client'), 'ca')) : [];
+  return createHash('sha256').update(JSON.stringify([s.cert, s.key, s.certs ?? [], s.keys ?? [], s.client ?? null])).digest('hex');
 }
