@@ -331,8 +331,8 @@ const vaultResource = { uri: 'http://127.0.0.1:1', prefix: 'kv', token: 'limits-
 describe('admin.limits: config', () => {
   const registry = createRegistry([mocking], []);
   test('generous defaults, each kind settable, anything else refused with its path', () => {
-    assert.deepEqual(validateConfig({ admin: {} }, registry).config!.admin!.limits, { routes: 10000, upstreams: 10000, consumers: 100000, secrets: 1000 });
-    assert.deepEqual(validateConfig({ admin: { limits: { routes: 5 } } }, registry).config!.admin!.limits, { routes: 5, upstreams: 10000, consumers: 100000, secrets: 1000 });
+    assert.deepEqual(validateConfig({ admin: {} }, registry).config!.admin!.limits, { routes: 10000, upstreams: 10000, consumers: 100000, secrets: 1000, ssls: 1000 });
+    assert.deepEqual(validateConfig({ admin: { limits: { routes: 5 } } }, registry).config!.admin!.limits, { routes: 5, upstreams: 10000, consumers: 100000, secrets: 1000, ssls: 1000 });
     const r = validateConfig({ admin: { limits: { routes: 0, consumers: 'many', services: 3 } } }, registry);
     assert.deepEqual(
       r.issues?.map((i) => `${i.path}: ${i.message}`),
