@@ -3,11 +3,10 @@
 // (its build counters on /metrics), and answers with the change.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { request } from 'undici';
-import { startEtcd, type EtcdServer } from './helpers/etcd';
-import { bootGateway, eventually, startUpstream, tempDir, type TestGateway, type Upstream } from './helpers/harness';
+import { buildCounters } from './helpers/build-counters';
+import { bootNodes, startEtcd, type EtcdServer } from './helpers/etcd';
+import { eventually, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 
 const ADMIN_KEY = 'planted-incr-etcd-admin-key';
 const CONSUMERS = 2000;
@@ -19,17 +18,10 @@ let b: TestGateway;
 before(async () => {
   etcd = await startEtcd();
   upstream = await startUpstream();
-  const dir = tempDir();
   const routes = [{ id: 'auth', uri: '/auth', plugins: { 'key-auth': {} }, upstream: { nodes: { [upstream.node]: 1 } } }];
   const consumers = Array.from({ length: CONSUMERS }, (_, i) => ({ username: `c-${i}`, plugins: { 'key-auth': { key: `planted-incr-etcd-${i}` } } }));
-  const mk = (name: string) => {
-    const file = join(dir, `${name}.yaml`);
-    // JSON is YAML; both nodes seed nothing twice (the first one seeds the prefix)
-    writeFileSync(file, JSON.stringify({ admin: { key: ADMIN_KEY }, config_store: { type: 'etcd', endpoints: [etcd.endpoint], prefix: '/gh-incremental' }, routes, consumers }));
-    return file;
-  };
-  a = await bootGateway({}, { configPath: mk('a'), adminListen: '127.0.0.1:0' });
-  b = await bootGateway({}, { configPath: mk('b'), adminListen: '127.0.0.1:0' });
+  // both nodes seed nothing twice (the first one seeds the prefix)
+  [a, b] = await bootNodes({ admin: { key: ADMIN_KEY }, config_store: { type: 'etcd', endpoints: [etcd.endpoint], prefix: '/gh-incremental' }, routes, consumers });
 });
 
 after(async () => {
@@ -39,15 +31,7 @@ after(async () => {
   await etcd?.close();
 });
 
-async function counters(g: TestGateway): Promise<Map<string, number>> {
-  const r = await request(`http://127.0.0.1:${g.gw.adminAddress!.port}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await r.body.text()).split('\n')) {
-    const m = /^gatehouse_(snapshot_builds_total|build_compiled_total|consumer_index_builds_total|router_builds_total)(\{[^}]*\})? (\d+)/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
+const counters = (g: TestGateway) => buildCounters(`http://127.0.0.1:${g.gw.adminAddress!.port}`);
 
 async function write(g: TestGateway, method: string, path: string, body?: unknown): Promise<number> {
   const r = await request(`http://127.0.0.1:${g.gw.adminAddress!.port}/apisix/admin/${path}`, { method: method as 'PUT', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });

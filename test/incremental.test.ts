@@ -10,6 +10,7 @@ import { memProvider } from './helpers/mem-provider';
 import { bootGateway, eventually, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
 import { listenOnLoopback, plantSecret } from '../core/testing';
 import { sectionOf } from '../core/config/section';
+import { buildCounters } from './helpers/build-counters';
 
 const CONSUMERS = 3000;
 const ROUTES = 300;
@@ -81,15 +82,7 @@ async function write(method: string, path: string, body?: unknown): Promise<{ st
 }
 
 /** The build counters from /metrics: `name{labels}` → value. */
-async function counters(): Promise<Map<string, number>> {
-  const r = await request(`${admin}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await r.body.text()).split('\n')) {
-    const m = /^gatehouse_(snapshot_builds_total|build_compiled_total|consumer_index_builds_total|router_builds_total)(\{[^}]*\})? (\d+)/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
+const counters = () => buildCounters(admin);
 
 /** What each counter grew by while `fn` ran. */
 async function delta(fn: () => Promise<void>): Promise<Record<string, number>> {
@@ -245,14 +238,7 @@ test('an edit of the config file that changes one consumer and one route is appl
   const f = await bootGateway({}, { configPath: path, config: undefined, adminListen: '127.0.0.1:0' } as never);
   t.after(() => f.close());
   const url = `http://127.0.0.1:${f.gw.adminAddress!.port}`;
-  const read = async () => {
-    const out = new Map<string, number>();
-    for (const line of (await (await request(`${url}/metrics`)).body.text()).split('\n')) {
-      const m = /^gatehouse_(snapshot_builds_total|build_compiled_total|consumer_index_builds_total|router_builds_total)(\{[^}]*\})? (\d+)/.exec(line);
-      if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-    }
-    return out;
-  };
+  const read = () => buildCounters(url);
   const before = await read();
   writeFileSync(path, JSON.stringify(doc('planted-incr-file-2', '/after')));
   await eventually('the edit is live', async () => (await f.request('/after')).status === 200, 10_000);

@@ -4,11 +4,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { request } from 'undici';
-import { pemBody, startEtcd, type EtcdServer } from './helpers/etcd';
-import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
+import { bootNodes, startEtcd, type EtcdServer } from './helpers/etcd';
+import { pemBody } from './helpers/tls-pki';
+import { eventually, type TestGateway } from './helpers/harness';
 import { plantCanary } from './helpers/leak-tap';
 import { makeSslPki, type SslPair } from './helpers/ssl-pki';
 
@@ -30,14 +29,7 @@ before(async () => {
   pair = pki.leaf(['etcd.ssl.test']);
   rsa = pki.leaf(['etcd.ssl.test'], 'rsa');
   etcd = await startEtcd();
-  const dir = tempDir('gatehouse-ssl-etcd-');
-  const mk = (name: string) => {
-    const file = join(dir, `${name}.yaml`);
-    writeFileSync(file, JSON.stringify({ admin: { key: ADMIN_KEY }, config_store: { type: 'etcd', endpoints: [etcd.endpoint], prefix: PREFIX, encryption_key: `$env://${ENC_ENV}` } }));
-    return file;
-  };
-  a = await bootGateway({}, { configPath: mk('a'), adminListen: '127.0.0.1:0' });
-  b = await bootGateway({}, { configPath: mk('b'), adminListen: '127.0.0.1:0' });
+  [a, b] = await bootNodes({ admin: { key: ADMIN_KEY }, config_store: { type: 'etcd', endpoints: [etcd.endpoint], prefix: PREFIX, encryption_key: `$env://${ENC_ENV}` } });
 });
 
 after(async () => {

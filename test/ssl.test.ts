@@ -13,9 +13,10 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { bootGateway, eventually, tempDir, type TestGateway } from './helpers/harness';
+import { buildCounters } from './helpers/build-counters';
 import { memProvider } from './helpers/mem-provider';
 import { plantCanary } from './helpers/leak-tap';
-import { pemBody } from './helpers/etcd';
+import { pemBody } from './helpers/tls-pki';
 import { makeSslPki, type SslPair, type SslPki } from './helpers/ssl-pki';
 import type { TlsTable } from '../core/request/tls-table';
 import { randomBytes } from 'node:crypto';
@@ -87,15 +88,7 @@ async function call(method: string, path: string, b?: unknown): Promise<{ status
 }
 
 /** The build counters from /metrics. */
-async function counters(): Promise<Map<string, number>> {
-  const r = await request(`${admin}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await r.body.text()).split('\n')) {
-    const m = /^gatehouse_(snapshot_builds_total|build_compiled_total|router_builds_total)(\{[^}]*\})? (\d+)/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
+const counters = () => buildCounters(admin);
 
 /** The subject CN of the certificate a TLS server using `table` presents for `servername`. */
 async function served(table: TlsTable, servername: string | undefined): Promise<string> {

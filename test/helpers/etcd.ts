@@ -1,15 +1,16 @@
 // A real etcd server (Debian's etcd-server) for tests: started on free loopback ports with a
 // temporary data directory, stopped and removed afterwards. When the binary is missing it is
 // installed with apt when we are root; otherwise the suite fails loudly (never skips).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { delay, freePort, tempDir } from './harness';
+import { bootGateway, delay, freePort, tempDir, type TestGateway } from './harness';
 import { plantCanary } from './leak-tap';
+import { openssl, pemBody } from './tls-pki';
 import { debianBinary, lifecycle } from '../servers/debian';
 
 /** Path of the etcd binary, installing Debian's etcd-server first when needed and possible. */
@@ -81,20 +82,11 @@ export interface TestPki {
   readonly otherCa: string;
 }
 
-/** Run the openssl CLI; its failure names the subcommand and what openssl said. */
-export function openssl(...args: string[]): void {
-  try {
-    execFileSync('openssl', args, { stdio: 'pipe' });
-  } catch (err) {
-    throw new Error(`openssl ${args[0]} failed (apt-get install -y openssl): ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message)}`);
-  }
-}
-
 /** Generate a CA, a server and a client certificate (EC P-256, valid one day) into a new temp dir. */
 export function makeTestPki(): TestPki {
   const dir = tempDir('gatehouse-pki-');
   const p = (n: string) => join(dir, n);
-  const ssl = openssl;
+  const ssl = (...args: string[]) => openssl(args);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const ca = (name: string) => ssl('req', '-x509', ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.pem`), '-days', '1', '-subj', `/CN=gatehouse test ${name}`);
   const leaf = (name: string, cn: string, ext: string) => {
@@ -109,11 +101,6 @@ export function makeTestPki(): TestPki {
   // private keys are secrets like any other: the leak scan looks for them in everything the run lets out
   for (const k of ['ca.key', 'server.key', 'client.key', 'other-ca.key']) plantCanary(`test PKI ${k}`, pemBody(readFileSync(p(k), 'utf8')));
   return { dir, ca: p('ca.pem'), serverCert: p('server.pem'), serverKey: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key'), otherCa: p('other-ca.pem') };
-}
-
-/** The base64 body of a PEM block (what a leak would show, in any line wrapping). */
-export function pemBody(pem: string): string {
-  return pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
 }
 
 export interface EtcdOptions {
@@ -253,4 +240,21 @@ export async function startRelay(target: number): Promise<Relay> {
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * Gateways (Admin API on a free port each) started from config files with the same `config`, one
+ * per name: nodes of one cluster when `config.config_store` names an etcd prefix (the first one
+ * seeds it; the others find it seeded). The caller closes them.
+ */
+export async function bootNodes(config: Record<string, unknown>, names: readonly string[] = ['a', 'b']): Promise<TestGateway[]> {
+  const dir = tempDir('gatehouse-nodes-');
+  const nodes: TestGateway[] = [];
+  for (const name of names) {
+    const file = join(dir, `${name}.yaml`);
+    // JSON is YAML
+    writeFileSync(file, JSON.stringify(config));
+    nodes.push(await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0' }));
+  }
+  return nodes;
 }

@@ -37,7 +37,8 @@ export interface TestCa {
   issue(name: string, opts: IssueOptions): IssuedPair;
 }
 
-function openssl(args: readonly string[], cwd: string): void {
+/** Run the openssl CLI (in `cwd` when given); its failure names the subcommand and what openssl said. */
+export function openssl(args: readonly string[], cwd?: string): void {
   try {
     execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
   } catch (err) {
@@ -48,7 +49,9 @@ function openssl(args: readonly string[], cwd: string): void {
 const keyArgs = (t: 'ec' | 'rsa') => (t === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048']);
 
 /** The base64 body of a PEM block (what a leak would show, in any line wrapping). */
-const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+export function pemBody(pem: string): string {
+  return pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+}
 
 /** A new CA (EC P-256, valid 30 days) in a new temp dir. */
 export function makeTestCa(label = 'gatehouse test CA'): TestCa {
