@@ -128,6 +128,43 @@ export interface RequestContext {
    * created the route, which a later consumer change does not replace).
    */
   consumerIndex<I = unknown>(plugin: string): I | undefined;
+  /**
+   * What the TLS layer established for this request's connection, on the TLS listener
+   * (`gateway.listen_tls`), over HTTP/1.1 and HTTP/2 alike; undefined for a request on the plain
+   * listener. Read once per connection, the same object for every request on it. It never holds the
+   * certificate itself, only the facts below.
+   */
+  readonly tls: TlsFacts | undefined;
+}
+
+/** The TLS facts of a connection (`RequestContext.tls`). */
+export interface TlsFacts {
+  /** The server name the client asked for (SNI), lowercased; undefined when it sent none. */
+  readonly serverName: string | undefined;
+  /** The TLS version negotiated: `TLSv1.2` or `TLSv1.3`. */
+  readonly version: string;
+  /** The application protocol ALPN chose: `h2` or `http/1.1`; undefined when the client offered none. */
+  readonly alpn: string | undefined;
+  /**
+   * The client's certificate, verified against the SSL resource's `client.ca` (within its
+   * `client.depth`); undefined where the SSL resource does not ask clients for one.
+   */
+  readonly clientCert: ClientCertificate | undefined;
+}
+
+/** A verified client certificate, as plugins see it: its identity and validity, never the certificate or a key. */
+export interface ClientCertificate {
+  /** The subject as an RFC 2253-like one-line string, `CN=alice,O=Example` (most specific last, as OpenSSL prints it). */
+  readonly subject: string;
+  /** The issuer, in the same form. */
+  readonly issuer: string;
+  /** The serial number, uppercase hexadecimal as OpenSSL prints it. */
+  readonly serial: string;
+  /** SHA-256 fingerprint, colon-separated uppercase hex (`AB:CD:…`), as `openssl x509 -fingerprint -sha256`. */
+  readonly fingerprint256: string;
+  /** Start and end of validity, ms since epoch. */
+  readonly validFrom: number;
+  readonly validTo: number;
 }
 
 /** An API consumer (`consumers:` entry) as requests see it. */

@@ -142,10 +142,10 @@ export class Gateway {
     const tlsListen = this.opts.listenTls ?? this.config.gateway.listen_tls;
     if (tlsListen !== undefined) {
       const t = parseListen(tlsListen);
-      const { server: tlsServer, address: tlsAddr } = await listenProxyTls(this.plane, t.host, t.port, this.config.gateway.client_header_timeout, () => this.plane.current.tls);
+      const { server: tlsServer, address: tlsAddr } = await listenProxyTls(this.plane, t.host, t.port, this.config.gateway.client_header_timeout, () => this.plane.current.tls, this.config.gateway.http2);
       this.tlsServer = tlsServer;
       const certificates = this.snapshot.tls.size;
-      this.logger.info({ listen: `${tlsAddr.address}:${tlsAddr.port}`, server_names: certificates }, 'gatehouse TLS listening');
+      this.logger.info({ listen: `${tlsAddr.address}:${tlsAddr.port}`, server_names: certificates, alpn: this.config.gateway.http2 ? ['h2', 'http/1.1'] : ['http/1.1'] }, 'gatehouse TLS listening');
       if (certificates === 0) this.logger.warn({ listen: `${tlsAddr.address}:${tlsAddr.port}` }, 'the TLS listener has no certificate yet: every handshake fails until an SSL resource (ssls) names a server name');
     }
     if (this.config.admin !== undefined) {

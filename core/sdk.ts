@@ -14,6 +14,8 @@ export type {
   Gauge,
   RouteInfo,
   RequestContext,
+  TlsFacts,
+  ClientCertificate,
   Consumer,
   ConsumerEntry,
   ConsumerDelta,

@@ -9,6 +9,7 @@ export const RESTART_ONLY: ReadonlyArray<{ readonly path: string; readonly get: 
   { path: 'extensions', get: (c) => c.extensions, shown: true },
   { path: 'gateway.listen', get: (c) => c.gateway.listen, shown: true },
   { path: 'gateway.listen_tls', get: (c) => c.gateway.listen_tls, shown: true },
+  { path: 'gateway.http2', get: (c) => c.gateway.http2, shown: true },
   { path: 'gateway.workers', get: (c) => c.gateway.workers, shown: true },
   { path: 'gateway.client_header_timeout', get: (c) => c.gateway.client_header_timeout, shown: true },
   { path: 'gateway.log_level', get: (c) => c.gateway.log_level, shown: true },

@@ -169,6 +169,8 @@ export const configSchema: JsonSchema = {
         listen: { ...listen, default: '0.0.0.0:9080' },
         // the TLS listener (HTTPS), beside the plain one; certificates come from ssls by SNI
         listen_tls: listen,
+        // HTTP/2 on the TLS listener (ALPN h2 beside http/1.1), as APISIX's enable_http2
+        http2: { type: 'boolean', default: true },
         workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }], default: 1 },
         // seconds SIGTERM waits for in-flight requests before closing them
         drain_timeout: { type: 'number', minimum: 0, maximum: MAX_TIMER_SECONDS, default: 10 },

@@ -51,6 +51,8 @@ export interface GatewaySettings {
   readonly listen: string;
   /** The TLS listener's address (certificates from `ssls` by SNI); none when unset. */
   readonly listen_tls?: string;
+  /** HTTP/2 on the TLS listener: ALPN offers `h2` before `http/1.1` (false: `http/1.1` only). Read at start. */
+  readonly http2: boolean;
   readonly workers: number | 'auto';
   readonly drain_timeout: number;
   readonly client_header_timeout: number;

@@ -319,7 +319,7 @@ describe('parseConfigText', () => {
 describe('defaults and normalisation', () => {
   test('an empty document gets every gateway default and empty sections', () => {
     const c = valid({});
-    assert.deepEqual(c.gateway, { listen: '0.0.0.0:9080', workers: 1, drain_timeout: 10, client_header_timeout: 60, client_body_timeout: 60, client_body_min_rate: 500, client_max_body_size: 0, access_log: true, log_level: 'info', underscores_in_headers: false, trusted_proxies: [], tls: {} });
+    assert.deepEqual(c.gateway, { listen: '0.0.0.0:9080', http2: true, workers: 1, drain_timeout: 10, client_header_timeout: 60, client_body_timeout: 60, client_body_min_rate: 500, client_max_body_size: 0, access_log: true, log_level: 'info', underscores_in_headers: false, trusted_proxies: [], tls: {} });
     assert.deepEqual(c.config_store, { type: 'file', readonly: false });
     assert.deepEqual(c.secret_cache, { ttl: 300, neg_ttl: 60, stale_if_error: 86400, rotation_grace: 300 });
     assert.deepEqual([c.routes, c.upstreams, c.consumers, c.secrets, c.extensions], [[], [], [], [], []]);

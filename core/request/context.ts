@@ -9,6 +9,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Consumer, RequestContext, RouteInfo } from '../contracts';
 import type { CompiledRoute, Snapshot } from './snapshot';
 import { clientFromForwardedFor } from './forwarded';
+import { tlsFactsOf } from './tls-facts';
 
 const EMPTY_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const NO_ROUTE: RouteInfo = Object.freeze({ id: '', uri: '' });
@@ -49,6 +50,7 @@ export class Context implements RequestContext {
     this.upstreamNode = undefined;
     this.startTime = startTime;
     this.consumer = undefined;
+    this.tls = tlsFactsOf(req.socket);
   }
 
   get vars(): Map<string, unknown> {
@@ -118,6 +120,8 @@ export class RequestState extends Context {
   exchange: { abort(): void } | undefined = undefined;
   /** The connection's peer is one of `gateway.trusted_proxies`: its forwarding headers are believed. */
   readonly fromTrustedProxy: boolean;
+  /** The request came over HTTP/2 (`req` and `res` are Node's HTTP/2 compatibility objects: h2.ts). */
+  readonly h2: boolean;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, compiled: CompiledRoute | undefined, path: string, query: string, host: string, params: Record<string, string | undefined> | undefined, startTime: number) {
     const peer = req.socket.remoteAddress ?? '';
@@ -125,6 +129,7 @@ export class RequestState extends Context {
     const fromTrustedProxy = trusted !== null && trusted(peer);
     super(req, path, query, host, fromTrustedProxy ? clientFromForwardedFor(req.headers['x-forwarded-for'], peer, trusted) : peer, params, compiled === undefined ? NO_ROUTE : compiled.info, startTime);
     this.fromTrustedProxy = fromTrustedProxy;
+    this.h2 = req.httpVersionMajor === 2;
     this.res = res;
     this.snapshot = snapshot;
     this.compiled = compiled;

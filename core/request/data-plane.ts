@@ -12,6 +12,7 @@ import { Exchange, type ProxyHost } from './proxy';
 import type { UpstreamNode } from './balancer';
 import type { Snapshot } from './snapshot';
 import { hasMalformedEscape, hostForMatching } from './router';
+import { endUnreadBody, streamOf, withoutConnectionHeaders } from './h2';
 
 const STATUS_BODIES: Record<number, string> = {
   400: '{"message":"400 Bad Request"}',
@@ -163,7 +164,10 @@ export class DataPlane implements ProxyHost {
     }
     const ex = new Exchange(ctx, up, this, this.now);
     ctx.exchange = ex;
-    ex.start();
+    // HTTP/2: the upstream request starts after the frames read with this stream's HEADERS are
+    // handled, so a stream the client reset right away (rapid reset) never reaches the upstream
+    if (ctx.h2) setImmediate(startExchange, ctx, ex);
+    else ex.start();
   }
 
   private hookFailed(ctx: RequestState, err: unknown, plugin: string): void {
@@ -181,7 +185,11 @@ export class DataPlane implements ProxyHost {
       const body = ctx.responseBody;
       const h = ctx.responseHeaders;
       const req = ctx.req;
-      if (!req.complete && req.readableFlowing === null && h.connection !== 'close') {
+      if (ctx.h2) {
+        // HTTP/2: the stream ends once answered, its unread body refused (the session goes on)
+        if (!req.readableEnded && req.readableFlowing === null) endUnreadBody(req, ctx.res);
+        withoutConnectionHeaders(h);
+      } else if (!req.complete && req.readableFlowing === null && h.connection !== 'close') {
         if (ctx.expectContinue) {
           // answered without `100 Continue`: the client may never send the body (RFC 9110
           // §10.1.1), so the connection cannot wait for it; closed, lingering in case it does
@@ -202,7 +210,7 @@ export class DataPlane implements ProxyHost {
 
   startResponse(ctx: RequestState, write: () => void): void {
     ctx.applyPendingResponseHeaders();
-    if (this.draining) ctx.responseHeaders.connection = 'close';
+    if (this.draining && !ctx.h2) ctx.responseHeaders.connection = 'close';
     const route = ctx.compiled;
     if (route === undefined || route.responseHooks.length === 0) {
       write();
@@ -239,8 +247,14 @@ export class DataPlane implements ProxyHost {
    */
   rejectBody(ctx: RequestState, status: 408 | 413 = 413): void {
     if (ctx.aborted || ctx.sent) return;
-    ctx.replaceResponse(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS, connection: 'close' });
-    if (!ctx.req.complete) lingerOnClose(ctx.req, ctx.res);
+    if (ctx.h2) {
+      // HTTP/2: the stream alone is ended (sendLocal), not the session
+      ctx.replaceResponse(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS });
+      if (!ctx.req.readableEnded) endUnreadBody(ctx.req, ctx.res);
+    } else {
+      ctx.replaceResponse(status, STATUS_BODIES[status], { 'content-type': JSON_HEADERS, connection: 'close' });
+      if (!ctx.req.complete) lingerOnClose(ctx.req, ctx.res);
+    }
     this.sendLocal(ctx);
   }
 
@@ -331,6 +345,14 @@ export function normalizePath(path: string): string {
     out.push(s);
   }
   return '/' + out.join('/');
+}
+
+function startExchange(ctx: RequestState, ex: Exchange): void {
+  if (ctx.aborted) return;
+  const stream = streamOf(ctx.req);
+  // reset by the client (Node closes the stream at once, but destroys it only once its body is read)
+  if (stream.closed) stream.destroy();
+  else ex.start();
 }
 
 function closeListener(plane: DataPlane): (this: GatewayResponse) => void {

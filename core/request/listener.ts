@@ -1,7 +1,7 @@
 // The proxy's HTTP listener: Node's server over a data plane, with the timeouts that bound a
 // client, `Expect: 100-continue` handed to the data plane, malformed requests answered here, and
 // the drain that closes it.
-import { createServer, type Server, type ServerOptions } from 'node:http';
+import { createServer, Server, type IncomingMessage, type ServerOptions } from 'node:http';
 import { Socket as NetSocket, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server as TlsServer, TLSSocket, type SecureContextOptions } from 'node:tls';
@@ -9,6 +9,8 @@ import { GatehouseError } from '../errors';
 import { GatewayResponse, type DataPlane } from './data-plane';
 import { readClientHello } from './client-hello';
 import type { TlsEntry, TlsTable } from './tls-table';
+import { h2Listener, type H2Listener } from './h2';
+import { keepTlsFacts } from './tls-facts';
 
 /**
  * The timeouts that bound a client of a gateway listener: the proxy's and the Admin API's, so a
@@ -50,24 +52,53 @@ export const TLS_SERVER_DEFAULTS: Pick<SecureContextOptions, 'minVersion'> = { m
 const ALERT_UNRECOGNIZED_NAME = Buffer.from([21, 3, 3, 0, 2, 2, 112]);
 
 /**
+ * The TLS listener's HTTP server: Node's HTTP/1.1 server, which listens, counts the connections and
+ * drains them, plus the HTTP/2 server its `h2` connections go to, whose sessions it closes with its own.
+ */
+class TlsProxyServer extends Server<typeof IncomingMessage, typeof GatewayResponse> {
+  h2: H2Listener | undefined = undefined;
+
+  override closeIdleConnections(): void {
+    super.closeIdleConnections();
+    this.h2?.closeIdle();
+  }
+
+  override closeAllConnections(): void {
+    super.closeAllConnections();
+    this.h2?.closeAll();
+  }
+}
+
+/**
  * Listen for TLS on `host:port` with a server whose requests go to `plane`. Each connection's
  * ClientHello is read first (client-hello.ts) and its certificate chosen from `table()` (the current
  * snapshot's): by server name, or the table's fallback for a client that sends none; the handshake
  * then runs on that certificate's whole context (all its certificates: OpenSSL picks RSA or ECDSA
  * by what the client supports). A name the table lacks, or no name and no fallback, gets a fatal
- * `unrecognized_name` alert; bytes that are no ClientHello close the connection; a ClientHello
- * that has not arrived within the client header timeout closes it too. Nothing of these reaches the
- * data plane. Session resumption is OpenSSL's (tickets; TLS 1.3 resumption by ticket).
+ * `unrecognized_name` alert; bytes that are no ClientHello close the connection; a ClientHello, or
+ * a handshake, that has not arrived (finished) within the client header timeout closes it too.
+ * Nothing of these reaches the data plane. Session resumption is OpenSSL's (tickets; TLS 1.3
+ * resumption by ticket). ALPN offers `h2` (when `http2`) and `http/1.1`: a connection that chose
+ * `h2` goes to an HTTP/2 server (h2.ts) over the same data plane, any other to the HTTP/1.1 one.
+ * Each TLS socket keeps its TLS facts (tls-facts.ts) for the requests on it.
  * @throws GatehouseError GH_ERR_LISTEN naming the address and the system's error code
  */
-export async function listenProxyTls(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number, table: () => TlsTable): Promise<{ server: Server; address: AddressInfo }> {
+export async function listenProxyTls(plane: DataPlane, host: string, port: number, clientHeaderTimeout: number, table: () => TlsTable, http2 = true): Promise<{ server: Server; address: AddressInfo }> {
   const timeouts = clientTimeouts(clientHeaderTimeout);
-  const server = createServer({ ServerResponse: GatewayResponse, ...timeouts }, plane.handle);
+  const server = new TlsProxyServer({ ServerResponse: GatewayResponse, ...timeouts }, plane.handle);
   server.on('checkContinue', plane.handleContinue);
+  const alpn = http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
+  const h2 = http2 ? (server.h2 = h2Listener(plane, timeouts.headersTimeout!, timeouts.keepAliveTimeout!)) : undefined;
   // the HTTP server listens itself (close, drain and its connection tracking stay its own), but each
   // raw connection goes through the ClientHello first, and HTTP gets the TLS socket
   const httpConnection = server.listeners('connection')[0] as (socket: Duplex) => void;
   server.removeAllListeners('connection');
+  /** A TLS socket whose handshake is done: to HTTP/2 or HTTP/1.1 by what ALPN chose. */
+  const secured = (socket: TLSSocket, servername: string | undefined, verified: boolean): void => {
+    keepTlsFacts(socket, servername, verified);
+    if (h2 !== undefined && socket.alpnProtocol === 'h2') h2.connection(socket);
+    else httpConnection.call(server, socket);
+  };
   // one TLS server per SSL resource that verifies clients, made at its first connection and let
   // go of with the table entry; it hands HTTP only connections whose certificate it verified
   const mtls = new WeakMap<TlsEntry, TlsServer>();
@@ -75,7 +106,7 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
     let s = mtls.get(entry);
     if (s === undefined) {
       const depth = entry.clientAuth!.depth;
-      s = new TlsServer({ ...entry.clientAuth!.options, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], handshakeTimeout: timeouts.headersTimeout });
+      s = new TlsServer({ ...entry.clientAuth!.options, requestCert: true, rejectUnauthorized: true, ALPNProtocols: alpn, handshakeTimeout: timeouts.headersTimeout });
       s.on('secureConnection', (socket: TLSSocket) => {
         // verified against the CA by Node; a chain longer than the resource's depth is refused too
         if (chainDepth(socket) > depth) {
@@ -83,7 +114,7 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
           return;
         }
         socket.once('close', () => rawOf(socket)?.destroy());
-        httpConnection.call(server, socket);
+        secured(socket, (socket as { servername?: string | false | null }).servername || undefined, true);
       });
       s.on('tlsClientError', (_err, socket) => {
         socket.destroy();
@@ -106,12 +137,21 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
         mtlsServer(entry).emit('connection', raw);
         return;
       }
-      const socket = new TLSSocket(raw, { isServer: true, secureContext: entry.context, ALPNProtocols: ['http/1.1'] });
+      const socket = new TLSSocket(raw, { isServer: true, secureContext: entry.context, ALPNProtocols: alpn });
       // a failed handshake is the client's: closed, not answered (the HTTP layer answers only requests)
       socket.once('error', () => socket.destroy());
       // the raw socket is the one the server counts (close and drain wait for it): it ends with the TLS socket
       socket.once('close', () => raw.destroy());
-      httpConnection.call(server, socket);
+      // the handshake is bounded like the ClientHello (the HTTP server's timeouts start after it)
+      const handshake = setTimeout(() => socket.destroy(), timeouts.headersTimeout!);
+      socket.once('close', () => clearTimeout(handshake));
+      socket.once('secure', () => {
+        clearTimeout(handshake);
+        // as Node's TLS server marks its sockets at 'secureConnection' (Node's HTTP/2 session waits
+        // for a socket still marked connecting)
+        (socket as { secureConnecting?: boolean }).secureConnecting = false;
+        secured(socket, servername, false);
+      });
     }),
   );
   await new Promise<void>((resolve, reject) => {

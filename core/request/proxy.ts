@@ -10,6 +10,7 @@ import type { CompiledUpstream } from './snapshot';
 import { discardRest } from './linger';
 import { BodyTimer } from './body-timer';
 import { isReplacedForwardingHeader, setForwardingHeaders } from './forwarded';
+import { streamOf, withoutConnectionHeaders } from './h2';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `expect`
  * (the data plane answers 100-continue itself) and `host` (set per pass_host). */
@@ -182,6 +183,17 @@ function hasBody(h: IncomingHttpHeaders): boolean {
   return h['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
+/** The upstream's trailer fields as an HTTP/2 response may carry them; null when there are none. */
+function responseTrailers(trailers: IncomingHttpHeaders | undefined): OutgoingHttpHeaders | null {
+  if (trailers === undefined || trailers === null) return null;
+  let out: OutgoingHttpHeaders | null = null;
+  for (const k in trailers) {
+    if (RESPONSE_HOP_BY_HOP.has(k) || k.charCodeAt(0) === 58 /* : */ || k === 'content-length') continue;
+    (out ??= {})[k] = trailers[k];
+  }
+  return out === null ? null : withoutConnectionHeaders(out);
+}
+
 /**
  * One proxied request: all attempts (first try and retries) of it.
  * Created once per request; each attempt is one undici dispatch with this object as handler.
@@ -228,7 +240,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.started = false;
     up.balancer.acquire(node);
     let body: LazyBody | null = null;
-    if (hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge, new BodyTimer(ctx.snapshot.config.gateway.client_body_timeout * 1000, this.now, () => this.bodyTimedOut()));
+    // an HTTP/2 request has a body unless its HEADERS frame ended the stream (no length or chunking says so)
+    if (ctx.h2 ? !streamOf(ctx.req).endAfterHeaders : hasBody(ctx.req.headers)) body = this.body = new LazyBody(ctx.req, this.now, ctx.bodyLimit, this.bodyTooLarge, new BodyTimer(ctx.snapshot.config.gateway.client_body_timeout * 1000, this.now, () => this.bodyTimedOut()));
     const path = ctx.query === '' ? ctx.path : `${ctx.path}?${ctx.query}`;
     up.pools.get(node.key)!.dispatch(
       {
@@ -363,9 +376,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const pending = this.pending;
     this.pending = null;
     if (ctx.aborted) return;
-    ctx.res.writeHead(ctx.status, ctx.responseHeaders);
+    ctx.res.writeHead(ctx.status, ctx.h2 ? withoutConnectionHeaders(ctx.responseHeaders) : ctx.responseHeaders);
     if (pending !== null) for (const c of pending) this.write(c);
-    if (this.done) ctx.res.end();
+    if (this.done) this.end();
     else if (ctx.res.writableNeedDrain) ctx.res.once('drain', this.resume);
     else this.resume();
   };
@@ -391,11 +404,22 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.write(chunk);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.done = true;
     this.up.balancer.release(this.node);
     if (this.ctx.aborted) return;
-    if (this.pending === null) this.ctx.res.end();
+    // the upstream's trailer fields reach an HTTP/2 client (an HTTP/1.1 response here is sent with a length or chunked without them)
+    if (this.ctx.h2) this.trailers = responseTrailers(trailers);
+    if (this.pending === null) this.end();
+  }
+
+  /** Trailer fields for the client: HTTP/2 only, connection-specific ones and pseudo-headers left out. */
+  private trailers: OutgoingHttpHeaders | null = null;
+
+  private end(): void {
+    const t = this.trailers;
+    if (t !== null) this.ctx.res.addTrailers(t);
+    this.ctx.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
