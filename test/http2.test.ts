@@ -8,6 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -132,6 +134,19 @@ test('curl --http2 with key-auth: 200 with the key, 401 without, over HTTP/2; cu
   const denied = await curl('api.h2.test', '/private/x', ['--http2']);
   assert.equal(denied.code, 0, denied.stderr);
   assert.match(denied.stdout, /^HTTP\/2 401/);
+
+  // Expect: 100-continue over HTTP/2: refused by key-auth before the body is invited; let through with the key
+  const bodyFile = join(ca.dir, 'h2-upload.bin');
+  writeFileSync(bodyFile, Buffer.alloc(256 * 1024, 7));
+  const hitsBefore = up.seen.length;
+  const refused = await curl('api.h2.test', '/private/upload', ['--http2', '-H', 'Expect: 100-continue', '--expect100-timeout', '10', '--data-binary', `@${bodyFile}`]);
+  assert.equal(refused.code, 0, refused.stderr);
+  assert.match(refused.stdout, /^HTTP\/2 401/);
+  assert.equal(up.seen.length, hitsBefore, 'the upstream never heard of it');
+  const invited = await curl('api.h2.test', '/private/upload', ['--http2', '-H', 'Expect: 100-continue', '--expect100-timeout', '10', '-H', `apikey: ${KEY}`, '--data-binary', `@${bodyFile}`]);
+  assert.equal(invited.code, 0, invited.stderr);
+  assert.match(invited.stdout, /^HTTP\/2 100[\s\S]*HTTP\/2 200/, 'curl got 100 Continue, then the answer');
+  assert.equal(JSON.parse(invited.stdout.slice(invited.stdout.lastIndexOf('\r\n\r\n') + 4)).bytes, 256 * 1024);
 
   const h1 = await curl('api.h2.test', '/private/x', ['--http1.1', '-H', `apikey: ${KEY}`]);
   assert.equal(h1.code, 0, h1.stderr);

@@ -94,8 +94,8 @@ interface Plane {
 
 /** The HTTP/2 server of a TLS listener, and the sessions it has open (for drain). */
 export interface H2Listener {
-  /** Hand it a TLS socket whose ALPN chose `h2` (handshake done). */
-  connection(socket: Duplex): void;
+  /** Hand it a TLS socket whose ALPN chose `h2` (handshake done), and the raw connection under it. */
+  connection(socket: Duplex, raw: Duplex | undefined): void;
   /** GOAWAY to every session: streams already open finish, no new ones; each closes when its last stream ends. */
   closeIdle(): void;
   /** Close every session now. */
@@ -128,6 +128,8 @@ export function h2Listener(plane: Plane, firstRequestMs: number, idleMs: number)
   );
   server.on('checkContinue', plane.handleContinue as never);
   const sessions = new Set<ServerHttp2Session>();
+  /** The raw connections under the sessions: the ones the listener counts, and drain waits for. */
+  const conns = new Set<Duplex>();
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
     let open = 0;
@@ -151,10 +153,14 @@ export function h2Listener(plane: Plane, firstRequestMs: number, idleMs: number)
     });
   });
   return {
-    connection: (socket) => {
+    connection: (socket, raw) => {
       // the client closed its side (with or without GOAWAY): the session is over (Node's HTTP/2
       // session would keep the socket open until a timeout)
       socket.once('end', () => socket.destroy());
+      if (raw !== undefined) {
+        conns.add(raw);
+        raw.once('close', () => conns.delete(raw));
+      }
       server.emit('connection', socket);
     },
     closeIdle: () => {
@@ -162,6 +168,8 @@ export function h2Listener(plane: Plane, firstRequestMs: number, idleMs: number)
     },
     closeAll: () => {
       for (const s of sessions) s.destroy();
+      // a session whose writes are stuck (a client that stopped reading) may not get to close its socket
+      for (const c of conns) c.destroy();
     },
   };
 }

@@ -94,9 +94,9 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
   const httpConnection = server.listeners('connection')[0] as (socket: Duplex) => void;
   server.removeAllListeners('connection');
   /** A TLS socket whose handshake is done: to HTTP/2 or HTTP/1.1 by what ALPN chose. */
-  const secured = (socket: TLSSocket, servername: string | undefined, verified: boolean): void => {
+  const secured = (socket: TLSSocket, raw: Socket | undefined, servername: string | undefined, verified: boolean): void => {
     keepTlsFacts(socket, servername, verified);
-    if (h2 !== undefined && socket.alpnProtocol === 'h2') h2.connection(socket);
+    if (h2 !== undefined && socket.alpnProtocol === 'h2') h2.connection(socket, raw);
     else httpConnection.call(server, socket);
   };
   // one TLS server per SSL resource that verifies clients, made at its first connection and let
@@ -114,7 +114,7 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
           return;
         }
         socket.once('close', () => rawOf(socket)?.destroy());
-        secured(socket, (socket as { servername?: string | false | null }).servername || undefined, true);
+        secured(socket, rawOf(socket), (socket as { servername?: string | false | null }).servername || undefined, true);
       });
       s.on('tlsClientError', (_err, socket) => {
         socket.destroy();
@@ -150,7 +150,7 @@ export async function listenProxyTls(plane: DataPlane, host: string, port: numbe
         // as Node's TLS server marks its sockets at 'secureConnection' (Node's HTTP/2 session waits
         // for a socket still marked connecting)
         (socket as { secureConnecting?: boolean }).secureConnecting = false;
-        secured(socket, servername, false);
+        secured(socket, raw, servername, false);
       });
     }),
   );
