@@ -15,6 +15,7 @@ import { request as httpsRequest } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { definePlugin } from '../core/sdk';
 import { bootGateway, startUpstream, type TestGateway, type Upstream } from './helpers/harness';
+import { hashingHandler } from './helpers/proxy';
 import { makeTestCa, type IssuedPair, type TestCa } from './helpers/tls-pki';
 
 const KEY = 'h2-test-key-auth-key';
@@ -49,7 +50,8 @@ let g: TestGateway;
 let port: number;
 /** Released by a test: the /stream upstream sends its second chunk and ends. */
 let releaseStream: () => void = () => undefined;
-const uploads: Array<{ bytes: number; sha256: string }> = [];
+/** Answers with method, url, headers, body length and sha256. */
+const hashing = hashingHandler();
 
 function upstreamHandler(req: IncomingMessage, res: ServerResponse): void {
   if (req.url === '/pub/stream') {
@@ -65,19 +67,9 @@ function upstreamHandler(req: IncomingMessage, res: ServerResponse): void {
     res.end();
     return;
   }
-  const hash = createHash('sha256');
-  let bytes = 0;
-  req.on('data', (d: Buffer) => {
-    bytes += d.length;
-    hash.update(d);
-  });
-  req.on('end', () => {
-    if (req.url === '/pub/upload') uploads.push({ bytes, sha256: hash.digest('hex') });
-    res.setHeader('content-type', 'application/json');
-    // connection-specific headers an HTTP/1.1 upstream may send: never on an HTTP/2 response
-    res.setHeader('keep-alive', 'timeout=5');
-    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bytes }));
-  });
+  // connection-specific headers an HTTP/1.1 upstream may send: never on an HTTP/2 response
+  res.setHeader('keep-alive', 'timeout=5');
+  hashing(req, res);
 }
 
 before(async () => {
@@ -213,8 +205,9 @@ test("Node's http2 client: a large upload streams to the upstream intact; a resp
       more();
     });
     assert.equal(up1.headers[':status'], 200);
-    assert.deepEqual(uploads.at(-1), { bytes: total, sha256: hash.digest('hex') });
-    assert.equal(JSON.parse(up1.body.toString()).headers['transfer-encoding'], 'chunked', 'a body of unknown length goes upstream chunked, not buffered');
+    const heard = JSON.parse(up1.body.toString());
+    assert.deepEqual([heard.bytes, heard.sha256], [total, hash.digest('hex')], 'the upstream got the body intact');
+    assert.equal(heard.headers['transfer-encoding'], 'chunked', 'a body of unknown length goes upstream chunked, not buffered');
 
     const first = new Promise<string>((resolve) => {
       const req = s.request({ ':path': '/pub/stream' });
