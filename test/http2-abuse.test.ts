@@ -14,6 +14,7 @@ import { H2_BOUNDS } from '../core/request/h2';
 
 const NAME = 'abuse.h2.test';
 let ca: TestCa;
+let pair: { cert: string; key: string };
 let up: Upstream;
 let g: TestGateway;
 let port: number;
@@ -23,7 +24,8 @@ const held: ServerResponse[] = [];
 
 before(async () => {
   ca = makeTestCa('gatehouse h2 abuse CA');
-  const pair = ca.issue('abuse', { names: [NAME] });
+  const issued = ca.issue('abuse', { names: [NAME] });
+  pair = { cert: issued.cert, key: issued.key };
   up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
     hits++;
     req.resume();
@@ -37,7 +39,7 @@ before(async () => {
     {
       // 2 s for a first request: the idle test waits that long
       gateway: { client_header_timeout: 2, access_log: false },
-      ssls: [{ id: 'abuse', cert: pair.cert, key: pair.key, snis: [NAME] }],
+      ssls: [{ id: 'abuse', ...pair, snis: [NAME] }],
       routes: [{ id: 'r', uri: '/*', upstream: { nodes: { [up.node]: 1 } } }],
     },
     { listenTls: '127.0.0.1:0' },
@@ -232,5 +234,49 @@ test('an idle session is closed: no request within client_header_timeout, PINGs 
   assert.ok(c.isClosed(), 'closed');
   assert.equal(c.goaway(), H2_ERROR.NO_ERROR, 'with a graceful GOAWAY');
   assert.ok(lived >= 1900 && lived < 4000, `after about 2 s (${lived} ms)`);
+  c.socket.destroy();
+});
+
+test('a session idle after its last stream is closed after 5 s (as the HTTP/1.1 keep-alive timeout); a held stream keeps it open', { timeout: 30000 }, async (t) => {
+  const c = await connectRaw();
+  await c.until(() => c.frames.some((f) => f.type === FRAME.SETTINGS));
+  const heldBefore = held.length;
+  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
+  while (held.length === heldBefore) await new Promise((r) => setTimeout(r, 20));
+  // held past client_header_timeout (2 s): an open stream is not idle
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(c.isClosed(), false, 'open while its stream is');
+  held.splice(heldBefore)[0].end('late');
+  await c.until(() => c.answered().has(1));
+  const answeredAt = Date.now();
+  await Promise.race([c.closed, new Promise((r) => setTimeout(r, 10_000))]);
+  const idle = Date.now() - answeredAt;
+  t.diagnostic(`closed ${idle} ms after its last stream; GOAWAY ${c.goaway()}`);
+  assert.ok(c.isClosed());
+  assert.equal(c.goaway(), H2_ERROR.NO_ERROR);
+  assert.ok(idle >= 4800 && idle < 7000, `after about 5 s (${idle} ms)`);
+  c.socket.destroy();
+});
+
+test('drain (SIGTERM) sends GOAWAY to an HTTP/2 session: its open stream finishes, then the session closes', { timeout: 30000 }, async (t) => {
+  const own = await bootGateway(
+    { gateway: { access_log: false }, ssls: [{ id: 'abuse', ...pair, snis: [NAME] }], routes: [{ id: 'r', uri: '/*', upstream: { nodes: { [up.node]: 1 } } }] },
+    { listenTls: '127.0.0.1:0' },
+  );
+  const c = await rawH2(own.gw.tlsAddress!.port, NAME, ca.cert);
+  await c.until(() => c.frames.some((f) => f.type === FRAME.SETTINGS));
+  const heldBefore = held.length;
+  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
+  while (held.length === heldBefore) await new Promise((r) => setTimeout(r, 20));
+  const closing = own.close();
+  await c.until(() => c.goaway() !== undefined);
+  t.diagnostic(`GOAWAY ${c.goaway()} while stream 1 is open`);
+  assert.equal(c.goaway(), H2_ERROR.NO_ERROR);
+  assert.equal(c.isClosed(), false, 'the open stream goes on');
+  held.splice(heldBefore)[0].end('finished during drain');
+  await c.until(() => c.answered().has(1));
+  await closing;
+  await c.closed;
+  assert.ok(c.frames.some((f) => f.type === FRAME.DATA && f.stream === 1 && f.payload.toString() === 'finished during drain'), 'the answer reached the client');
   c.socket.destroy();
 });
