@@ -324,3 +324,24 @@ test('gateway.http2: false: ALPN offers http/1.1 only; curl --http2 falls back t
     await off.close();
   }
 });
+
+test('HTTP/2: a request body that stops coming gets 408 after client_body_timeout (as HTTP/1.1), the stream alone ends and the session serves the next request', { timeout: 30000 }, async () => {
+  const slow = await bootGateway(
+    { gateway: { client_body_timeout: 1 }, ssls: [{ id: 'api', cert: server.cert, key: server.key, snis: ['api.h2.test'] }], routes: [{ id: 'pub', uri: '/pub/*', upstream: { nodes: { [up.node]: 1 } } }] },
+    { listenTls: '127.0.0.1:0' },
+  );
+  const s = h2connect(`https://127.0.0.1:${slow.gw.tlsAddress!.port}`, { ca: ca.cert, servername: 'api.h2.test' });
+  try {
+    const started = Date.now();
+    // 1 KiB, then nothing (the stream stays open)
+    const stalled = await h2request(s, { ':method': 'POST', ':path': '/pub/slow' }, (w) => w.write(Buffer.alloc(1024)));
+    const took = Date.now() - started;
+    assert.equal(stalled.headers[':status'], 408);
+    assert.ok(took >= 900 && took < 5000, `after about client_body_timeout (${took} ms)`);
+    const next = await h2request(s, { ':path': '/pub/next' });
+    assert.equal(next.headers[':status'], 200, 'the session goes on');
+  } finally {
+    s.close();
+    await slow.close();
+  }
+});
