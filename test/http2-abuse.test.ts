@@ -134,6 +134,14 @@ test(`oversized header list (over ${H2_BOUNDS.maxHeaderListSize} bytes, the HTTP
   }
 });
 
+/** Open stream 1 on `c`, a GET of /hold; resolve once the upstream holds it, with where it is in `held`. */
+async function holdStreamOne(c: RawH2): Promise<number> {
+  const at = held.length;
+  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
+  while (held.length === at) await new Promise((r) => setTimeout(r, 20));
+  return at;
+}
+
 /** Open `n` streams of GET /hold at once on `c`; resolve when the upstream holds `expect` more of them (or 10 s). */
 async function openHeld(c: RawH2, n: number, expect: number): Promise<number> {
   const heldBefore = held.length;
@@ -185,9 +193,7 @@ test('PING flood from a client that never reads: the gateway stops reading it (o
   const c = await connectRaw();
   await c.until(() => c.frames.some((f) => f.type === FRAME.SETTINGS));
   // a stream held open upstream: the session is not idle, so the idle timer does not end it
-  const heldBefore = held.length;
-  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
-  while (held.length === heldBefore) await new Promise((r) => setTimeout(r, 20));
+  const heldBefore = await holdStreamOne(c);
   const rss0 = process.memoryUsage().rss;
   c.socket.pause();
   const batch = Buffer.concat(Array.from({ length: 1000 }, (_v, i) => ping(i)));
@@ -240,9 +246,7 @@ test('an idle session is closed: no request within client_header_timeout, PINGs 
 test('a session idle after its last stream is closed after 5 s (as the HTTP/1.1 keep-alive timeout); a held stream keeps it open', { timeout: 30000 }, async (t) => {
   const c = await connectRaw();
   await c.until(() => c.frames.some((f) => f.type === FRAME.SETTINGS));
-  const heldBefore = held.length;
-  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
-  while (held.length === heldBefore) await new Promise((r) => setTimeout(r, 20));
+  const heldBefore = await holdStreamOne(c);
   // held past client_header_timeout (2 s): an open stream is not idle
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(c.isClosed(), false, 'open while its stream is');
@@ -265,9 +269,7 @@ test('drain (SIGTERM) sends GOAWAY to an HTTP/2 session: its open stream finishe
   );
   const c = await rawH2(own.gw.tlsAddress!.port, NAME, ca.cert);
   await c.until(() => c.frames.some((f) => f.type === FRAME.SETTINGS));
-  const heldBefore = held.length;
-  c.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, request(NAME, '/hold')));
-  while (held.length === heldBefore) await new Promise((r) => setTimeout(r, 20));
+  const heldBefore = await holdStreamOne(c);
   const closing = own.close();
   await c.until(() => c.goaway() !== undefined);
   t.diagnostic(`GOAWAY ${c.goaway()} while stream 1 is open`);
