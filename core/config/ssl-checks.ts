@@ -63,43 +63,62 @@ export function pairsOf(s: { cert: string; key: string; certs?: readonly string[
 
 /** Every check of the `ssls:` section and `gateway.tls.fallback_sni` of a schema-valid document; normalises ids (strings) and names (lower case) in place. */
 export function checkSsls(c: any, issues: ConfigIssue[]): void {
+  checkSslSection(c.ssls as any[], c.gateway?.tls, issues);
+}
+
+/**
+ * The checks of an `ssls:` section, in document order: each resource's own checks (normalising it
+ * in place) for the resources `own` names, and for every resource what relates it to the others
+ * (an id held twice, a name an earlier served resource holds), then the fallback name. A change
+ * (validate-changes.ts) passes the section after it with `own` true for the items it wrote: the
+ * others are normalised and valid on their own already, so only their relations are looked at
+ * again (no certificate of theirs is parsed), and the issues are those of the whole document.
+ * @param tls `gateway.tls`; its `fallback_sni` is normalised too when `own` is left out
+ */
+export function checkSslSection(ssls: readonly any[], tls: { fallback_sni?: unknown } | undefined, issues: ConfigIssue[], own?: (index: number) => boolean): void {
   const ids = new Set<string>();
   /** Each served name, and the resource (index) that claims it first. */
   const owners = new Map<string, number>();
-  (c.ssls as any[]).forEach((s, i) => {
+  ssls.forEach((s, i) => {
     const path = joinPath('ssls', i);
-    s.id = String(s.id);
+    const mine = own === undefined || own(i);
+    if (mine) s.id = String(s.id);
     if (ids.has(s.id)) issues.push({ path: joinPath(path, 'id'), message: `duplicate SSL resource id ${JSON.stringify(s.id)}` });
     ids.add(s.id);
-    s.snis = (s.snis as string[]).map((n) => n.toLowerCase());
-    const own = new Set<string>();
+    if (mine) s.snis = (s.snis as string[]).map((n) => n.toLowerCase());
+    const listed = new Set<string>();
     (s.snis as string[]).forEach((n, j) => {
       const at = joinPath(joinPath(path, 'snis'), j);
       if (!SNI.test(n)) issues.push({ path: at, message: `${JSON.stringify(n)} is not a host name or a one-label wildcard ("*.example.com")` });
-      else if (own.has(n)) issues.push({ path: at, message: `${JSON.stringify(n)} is listed twice` });
+      else if (listed.has(n)) issues.push({ path: at, message: `${JSON.stringify(n)} is listed twice` });
       else if (served(s)) {
         const first = owners.get(n);
-        if (first !== undefined) issues.push({ path: at, message: `${JSON.stringify(n)} is already served by SSL resource ${JSON.stringify(c.ssls[first].id)} (ssls[${first}]): a name has one SSL resource` });
+        if (first !== undefined) issues.push({ path: at, message: `${JSON.stringify(n)} is already served by SSL resource ${JSON.stringify(ssls[first].id)} (ssls[${first}]): a name has one SSL resource` });
         else owners.set(n, i);
       }
-      own.add(n);
+      listed.add(n);
     });
-    const certs = s.certs ?? [];
-    const keys = s.keys ?? [];
-    if (certs.length !== keys.length) issues.push({ path: joinPath(path, 'keys'), message: `must have one key per entry of certs (${certs.length}), has ${keys.length}` });
-    for (const p of pairsOf(s, path)) {
-      if (!looksLikeReference(p.cert) && !looksLikeReference(p.key)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
-      else if (!looksLikeReference(p.cert)) issues.push(...caIssues(p.cert, p.certPath));
-    }
-    if (s.client !== undefined && !looksLikeReference(s.client.ca)) issues.push(...caIssues(s.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
+    if (mine) sslItemIssues(s, path, issues);
   });
-  const fallback = c.gateway?.tls?.fallback_sni;
+  const fallback = tls?.fallback_sni;
   if (typeof fallback === 'string') {
     const name = fallback.toLowerCase();
     const dot = name.indexOf('.');
     if (!owners.has(name) && !(dot > 0 && owners.has(`*${name.slice(dot)}`))) {
-      issues.push({ path: 'gateway.tls.fallback_sni', message: `${JSON.stringify(fallback)} is not a name an enabled server SSL resource serves (ssls[*].snis)` });
+      issues.push({ path: 'gateway.tls.fallback_sni', message: `${JSON.stringify(name)} is not a name an enabled server SSL resource serves (ssls[*].snis)` });
     }
-    c.gateway.tls.fallback_sni = name;
+    if (own === undefined) tls!.fallback_sni = name;
   }
+}
+
+/** One resource's own checks that involve no other: as many keys as certificates, literal PEMs that parse and pairs that match. */
+function sslItemIssues(s: any, path: string, issues: ConfigIssue[]): void {
+  const certs = s.certs ?? [];
+  const keys = s.keys ?? [];
+  if (certs.length !== keys.length) issues.push({ path: joinPath(path, 'keys'), message: `must have one key per entry of certs (${certs.length}), has ${keys.length}` });
+  for (const p of pairsOf(s, path)) {
+    if (!looksLikeReference(p.cert) && !looksLikeReference(p.key)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
+    else if (!looksLikeReference(p.cert)) issues.push(...caIssues(p.cert, p.certPath));
+  }
+  if (s.client !== undefined && !looksLikeReference(s.client.ca)) issues.push(...caIssues(s.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
 }
