@@ -3,7 +3,7 @@
 // again on the resolved values (a reference cannot be checked before), each name into the exact
 // or the wildcard map, the fallback from `gateway.tls.fallback_sni`. A build after a change makes
 // a context only for a resource whose certificates or keys changed, and shares the others.
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from '../contracts';
 import { joinPath } from '../config/paths';
@@ -11,7 +11,7 @@ import { caIssues, pairIssues, pairsOf, served } from '../config/ssl-checks';
 import type { GatewayConfig, SslConfig } from '../config/types';
 import type { ConfigIssue } from '../errors';
 import { TLS_SERVER_DEFAULTS } from '../request/listener';
-import { TlsTable, type TlsEntry } from '../request/tls-table';
+import { TlsTable, type ServedCertificate, type ServedSsl, type TlsEntry } from '../request/tls-table';
 import { looksLikeReference } from '../secrets/reference';
 /** Reference text → value (snapshot.ts's ResolvedValues; not imported from there: no cycle). */
 type ResolvedValues = ReadonlyMap<string, string | Error>;
@@ -39,6 +39,7 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
   const contexts = new Map<string, { digest: string; entry: TlsEntry }>();
   const exact = new Map<string, TlsEntry>();
   const wildcard = new Map<string, TlsEntry>();
+  const servedSsls: ServedSsl[] = [];
   let created = 0;
   (config.ssls ?? []).forEach((s, i) => {
     if (!served(s)) return;
@@ -57,7 +58,7 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
         const options = { cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...(client ? { ca: client.ca } : {}), ...TLS_SERVER_DEFAULTS };
         const context = createSecureContext(options);
         // a resource with a client CA: the listener verifies client certificates with a TLS server made of these options
-        entry = Object.freeze({ context, sslId: s.id, ...(client ? { clientAuth: { depth: client.depth, options } } : {}) });
+        entry = Object.freeze({ context, sslId: s.id, ...(client ? { clientAuth: { depth: client.depth, options } } : {}), certificates: certificatesOf(resolved) });
         created++;
       } catch {
         // (OpenSSL's message is not repeated: it could quote what it read)
@@ -66,15 +67,16 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
       }
     }
     contexts.set(s.id, { digest, entry });
+    servedSsls.push(Object.freeze({ entry, snis: s.snis }));
     for (const n of s.snis) {
       if (n.startsWith('*.')) wildcard.set(n.slice(2), entry);
       else exact.set(n, entry);
     }
   });
   if (issues.length) return { issues };
-  const table = new TlsTable(exact, wildcard, undefined);
+  const table = new TlsTable(exact, wildcard, undefined, servedSsls);
   const fallback = config.gateway.tls?.fallback_sni;
-  return { table: fallback === undefined ? table : new TlsTable(exact, wildcard, fallbackOf(table, fallback)), contexts, created };
+  return { table: fallback === undefined ? table : new TlsTable(exact, wildcard, fallbackOf(table, fallback), servedSsls), contexts, created };
 }
 
 /** The entry a fallback name chooses: the resource serving it (a wildcard given as written included). */
@@ -108,6 +110,12 @@ function resolveSsl(s: SslConfig, path: string, values: ResolvedValues, logger: 
     return undefined;
   }
   return out;
+}
+
+/** The leaf certificate of each pair of a resolved resource (checked: they parse) and its notAfter. */
+function certificatesOf(s: SslConfig): ServedCertificate[] {
+  const one = (field: string, pem: string): ServedCertificate => Object.freeze({ field, notAfter: Date.parse(new X509Certificate(pem).validTo) });
+  return [one('cert', s.cert), ...(s.certs ?? []).map((c, j) => one(`certs[${j}]`, c))];
 }
 
 /** A digest of a resolved resource's PEMs (a context is made again only when it changes). */
