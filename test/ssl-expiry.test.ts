@@ -9,7 +9,9 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
-import { bootGateway, eventually } from './helpers/harness';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootGateway, eventually, runCli, tempDir } from './helpers/harness';
 import { makeTestCa, pemBody, type IssuedPair, type TestCa } from './helpers/tls-pki';
 import { memProvider } from './helpers/mem-provider';
 import { plantCanary } from './helpers/leak-tap';
@@ -204,4 +206,46 @@ test('the collected gauge: read at each scrape, gone with its source, and not su
     assert.doesNotMatch(await m.render(), new RegExp(`${METRIC}\\{`), 'a removed source has no series');
   }
   assert.match(await aggregateMetrics(parts), new RegExp(`${METRIC}\\{ssl_id="a",sni="a.test",cert="cert"\\} 1000\\n`));
+});
+
+test('gatehouse validate (the CLI on a config file): a served certificate ending within 7 days or ended is a warning with its path, id and date; references resolved; exit 0', { timeout: 60000 }, async () => {
+  const soon = ca.issue('v-soon', { names: ['soon.example.test'], days: 5 });
+  const gone = ca.issue('v-gone', { names: ['gone.example.test'], expired: true });
+  const fine = ca.issue('v-fine', { names: ['fine.example.test'], days: 20 });
+  const extra = ca.issue('v-extra', { names: ['fine.example.test'], keyType: 'rsa', days: 3 });
+  const ref = ca.issue('v-ref', { names: ['ref.example.test'], days: 2 });
+  const off = ca.issue('v-off', { names: ['off.example.test'], days: 1 });
+  process.env.GH_EXPIRY_REF_CERT = ref.cert;
+  process.env.GH_EXPIRY_REF_KEY = ref.key;
+  const dir = tempDir('gatehouse-ssl-expiry-');
+  const file = join(dir, 'gatehouse.yaml');
+  const ssls = [
+    { id: 'fine', ...pair(fine), certs: [extra.cert], keys: [extra.key], snis: ['fine.example.test'] },
+    { id: 'soon', ...pair(soon), snis: ['soon.example.test'] },
+    { id: 'off', ...pair(off), snis: ['off.example.test'], status: 0 },
+    { id: 'gone', ...pair(gone), snis: ['gone.example.test'] },
+    { id: 'ref', cert: '$env://GH_EXPIRY_REF_CERT', key: '$env://GH_EXPIRY_REF_KEY', snis: ['ref.example.test'] },
+  ];
+  writeFileSync(file, JSON.stringify({ ssls }));
+  const r = await runCli(['validate', '-c', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${file}: ok (0 routes)\n`);
+  const iso = (p: IssuedPair) => new Date(notAfter(p)).toISOString();
+  assert.deepEqual(r.stderr.split('\n').filter(Boolean), [
+    `warning: ssls[0].certs[0]: the certificate of SSL resource "fine" expires on ${iso(extra)}, within 7 days`,
+    `warning: ssls[1].cert: the certificate of SSL resource "soon" expires on ${iso(soon)}, within 7 days`,
+    `warning: ssls[3].cert: the certificate of SSL resource "gone" expired on ${iso(gone)} (it is still served)`,
+    `warning: ssls[4].cert: the certificate of SSL resource "ref" expires on ${iso(ref)}, within 7 days`,
+  ]);
+
+  // nothing ending soon: no warning; an invalid file: its errors, exit 1, as before
+  writeFileSync(file, JSON.stringify({ ssls: [ssls[0]].map((s) => ({ ...s, certs: undefined, keys: undefined })) }));
+  const quiet = await runCli(['validate', '-c', file]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stderr, '');
+  writeFileSync(file, JSON.stringify({ ssls: [{ ...ssls[1], key: fine.key }] }));
+  const bad = await runCli(['validate', '-c', file]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /ssls\[0\]\.key: does not match its certificate \(ssls\[0\]\.cert\)/);
+  assert.doesNotMatch(bad.stderr, /warning/);
 });

@@ -9,7 +9,7 @@ import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import type { Clock, Logger, Metrics } from '../contracts';
 import { isLocalMetrics, type Series } from '../observe/metrics';
-import type { TlsTable } from '../request/tls-table';
+import type { ServedCertificate, TlsEntry, TlsTable } from '../request/tls-table';
 import { CLOCK, LOGGER, METRICS, TIMERS, type Timers } from '../tokens';
 
 const DAY_MS = 86_400_000;
@@ -21,6 +21,32 @@ export const EXPIRY_CHECK_MS = 3_600_000;
 export const EXPIRY_REPEAT_MS = DAY_MS;
 
 type Label = 'ssl_id' | 'sni' | 'cert';
+
+/** Every certificate a table serves, with its resource's entry and names. */
+export function* servedCertificates(table: TlsTable | undefined): Iterable<{ entry: TlsEntry; snis: readonly string[]; certificate: ServedCertificate }> {
+  for (const { entry, snis } of table?.served ?? []) for (const certificate of entry.certificates ?? []) yield { entry, snis, certificate };
+}
+
+/** A served certificate that ends within some days, or has ended: where it is in the config, and when. */
+export interface EndingCertificate {
+  /** `ssls[2].cert`, `ssls[2].certs[0]`. */
+  readonly path: string;
+  readonly sslId: string;
+  readonly notAfter: number;
+}
+
+/**
+ * The certificates `table` serves that end within `days` of `now` or have ended, in config order
+ * (`gatehouse validate`'s warnings). A resource is found in `ssls` by its id.
+ */
+export function endingCertificates(table: TlsTable, ssls: readonly { id: string }[], now: number, days: number): EndingCertificate[] {
+  const out: EndingCertificate[] = [];
+  for (const { entry, certificate } of servedCertificates(table)) {
+    if (certificate.notAfter - now > days * DAY_MS) continue;
+    out.push({ path: `ssls[${ssls.findIndex((s) => s.id === entry.sslId)}].${certificate.field}`, sslId: entry.sslId, notAfter: certificate.notAfter });
+  }
+  return out;
+}
 
 /** The expiry metric and warnings of one gateway's served certificates. */
 @injectable()
@@ -70,29 +96,25 @@ export class CertificateExpiry {
 
   /** One series per served certificate and name. */
   private *series(): Iterable<Series<Label>> {
-    for (const { entry, snis } of this.table?.served ?? []) {
-      for (const c of entry.certificates ?? []) for (const sni of snis) yield { labels: { ssl_id: entry.sslId, sni, cert: c.field }, value: Math.floor(c.notAfter / 1000) };
-    }
+    for (const { entry, snis, certificate: c } of servedCertificates(this.table)) for (const sni of snis) yield { labels: { ssl_id: entry.sslId, sni, cert: c.field }, value: Math.floor(c.notAfter / 1000) };
   }
 
   /** Log each served certificate within its last 30 days (or past them) not logged in the last day. */
   private check(): void {
     const now = this.clock.now();
     const seen = new Set<string>();
-    for (const { entry, snis } of this.table?.served ?? []) {
-      for (const c of entry.certificates ?? []) {
-        const left = c.notAfter - now;
-        if (left > EXPIRY_WARNING_DAYS * DAY_MS) continue;
-        // (expiring turns into expired: logged at once, as an error)
-        const key = JSON.stringify([entry.sslId, c.field, c.notAfter, left <= 0]);
-        seen.add(key);
-        const last = this.logged.get(key);
-        if (last !== undefined && now - last < EXPIRY_REPEAT_MS) continue;
-        this.logged.set(key, now);
-        const line = { ssl: entry.sslId, field: c.field, snis, not_after: new Date(c.notAfter).toISOString(), days_left: Math.floor(left / DAY_MS) };
-        if (left <= 0) this.logger.error(line, 'an SSL certificate has expired and is still served: clients that check dates refuse it; replace it');
-        else this.logger.warn(line, `an SSL certificate ends within ${EXPIRY_WARNING_DAYS} days: replace it before then`);
-      }
+    for (const { entry, snis, certificate: c } of servedCertificates(this.table)) {
+      const left = c.notAfter - now;
+      if (left > EXPIRY_WARNING_DAYS * DAY_MS) continue;
+      // (expiring turns into expired: logged at once, as an error)
+      const key = JSON.stringify([entry.sslId, c.field, c.notAfter, left <= 0]);
+      seen.add(key);
+      const last = this.logged.get(key);
+      if (last !== undefined && now - last < EXPIRY_REPEAT_MS) continue;
+      this.logged.set(key, now);
+      const line = { ssl: entry.sslId, field: c.field, snis, not_after: new Date(c.notAfter).toISOString(), days_left: Math.floor(left / DAY_MS) };
+      if (left <= 0) this.logger.error(line, 'an SSL certificate has expired and is still served: clients that check dates refuse it; replace it');
+      else this.logger.warn(line, `an SSL certificate ends within ${EXPIRY_WARNING_DAYS} days: replace it before then`);
     }
     // a certificate no longer served (replaced, deleted) is forgotten: served again, it is logged again
     for (const key of this.logged.keys()) if (!seen.has(key)) this.logged.delete(key);
