@@ -46,13 +46,14 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
     const path = joinPath('ssls', i);
     const resolved = resolveSsl(s, path, values, logger);
     if (resolved === undefined) return;
-    const before = issues.length;
-    for (const p of pairsOf(resolved, path)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
-    if (resolved.client !== undefined && looksLikeReference(s.client!.ca)) issues.push(...caIssues(resolved.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
-    if (issues.length > before) return;
     const digest = digestOf(resolved);
+    // the same PEMs as the live context: checked when it was made, reused as it is (no PEM parsed again)
     let entry = previous.get(s.id)?.digest === digest ? previous.get(s.id)!.entry : undefined;
     if (entry === undefined) {
+      const before = issues.length;
+      for (const p of pairsOf(resolved, path)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
+      if (resolved.client !== undefined && looksLikeReference(s.client!.ca)) issues.push(...caIssues(resolved.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
+      if (issues.length > before) return;
       try {
         const client = resolved.client;
         const options = { cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...(client ? { ca: client.ca } : {}), ...TLS_SERVER_DEFAULTS };
