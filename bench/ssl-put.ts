@@ -4,29 +4,16 @@
 // resource alternating two certificates, each timed from the request to its answer (validation,
 // build, persistence in memory, install). Medians and max (docs/performance.md).
 // `npm run build && node dist/bench/ssl-put.js`
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import { startGateway } from '../core/gateway';
 import { silentLogger } from '../core/observe/log';
+import { selfSigned } from './self-signed';
 
 const CONSUMERS = Number(process.env.CONSUMERS ?? 100_000);
 const SSLS = Number(process.env.SSLS ?? 100);
 const RUNS = Number(process.env.RUNS ?? 20);
 const ADMIN_KEY = 'bench-ssl-put-admin-key';
-
-function selfSigned(name: string): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-ssl-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '30', '-subj', `/CN=${name}`], { cwd: dir, stdio: 'ignore' });
-    return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 async function main(): Promise<void> {
   const pems = [selfSigned('a.example.com'), selfSigned('b.example.com')];

@@ -2,10 +2,6 @@
 // document (validateConfig, then the reference policy) against validateChanges on the live config
 // (docs/performance.md). In-process, no gateway: `npm run build && node dist/bench/validate-changes.js`.
 // SSL resources (SSLS, default 100) carry a real EC certificate and key made by the openssl command.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import keyAuth from '../plugins/key-auth';
 import limitCount from '../plugins/limit-count';
 import proxyRewrite from '../plugins/proxy-rewrite';
@@ -16,22 +12,13 @@ import { createRegistry } from '../core/config/registry';
 import { checkSecretPolicy, type PolicyContext } from '../core/config/secret-policy';
 import { validateConfig, type ValidatedConfig } from '../core/config/validate';
 import { validateChanges } from '../core/config/validate-changes';
+import { selfSigned } from './self-signed';
 
 const CONSUMERS = Number(process.env.CONSUMERS ?? 100_000);
 const ROUTES = Number(process.env.ROUTES ?? 10_000);
 const UPSTREAMS = Number(process.env.UPSTREAMS ?? 1_000);
 const SSLS = Number(process.env.SSLS ?? 100);
 
-/** A self-signed EC certificate and its key (openssl), for the SSL resources. */
-function selfSigned(name: string): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-ssl-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '30', '-subj', `/CN=${name}`], { cwd: dir, stdio: 'ignore' });
-    return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 const pem = selfSigned('bench.example.com');
 const rotated = selfSigned('bench.example.com');
 
