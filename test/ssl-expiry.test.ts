@@ -4,14 +4,16 @@
 // series; disabled and client resources have none. The log lines: a warning for a certificate in
 // its last 30 days and an error for an expired one (still served), at install and once a day while
 // served, none after close (a fake clock drives the gateway's timer). Certificates come from a test
-// CA made with openssl (tls-pki.ts); their keys are leak-scan canaries.
+// CA made with openssl (tls-pki.ts); their keys are leak-scan canaries. An expired certificate is
+// still served (openssl s_client); `gatehouse validate` warns about certificates ending within 7
+// days; with workers: 2 the gauge is merged, not summed.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { request } from 'undici';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootGateway, eventually, runCli, tempDir } from './helpers/harness';
+import { bootGateway, delay, eventually, freePort, runCli, startGatehouse, tempDir } from './helpers/harness';
 import { makeTestCa, pemBody, type IssuedPair, type TestCa } from './helpers/tls-pki';
 import { memProvider } from './helpers/mem-provider';
 import { plantCanary } from './helpers/leak-tap';
@@ -255,4 +257,27 @@ test('gatehouse validate (the CLI on a config file): a served certificate ending
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /ssls\[0\]\.key: does not match its certificate \(ssls\[0\]\.cert\)/);
   assert.doesNotMatch(bad.stderr, /warning/);
+});
+
+test('workers: 2 — /metrics on any worker shows each certificate\'s date once (merged by min, not summed); each worker logs the warning', { timeout: 60000 }, async () => {
+  const soon = ca.issue('w-soon', { names: ['soon.example.test'], days: 12 });
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const file = join(tempDir('gatehouse-ssl-expiry-'), 'gatehouse.yaml');
+  writeFileSync(file, JSON.stringify({ gateway: { listen: `127.0.0.1:${port}`, workers: 2 }, admin: { listen: `127.0.0.1:${adminPort}`, key: ADMIN_KEY }, ssls: [{ id: 'soon', ...pair(soon), snis: ['soon.example.test'] }] }));
+  const gw = await startGatehouse(file, port);
+  try {
+    const warned = () => new Set(gw.logLines().filter((l) => l.ssl === 'soon' && l.level === 40).map((l) => l.worker));
+    await eventually('both workers log the warning', () => warned().size === 2, 15000);
+    const adminUp = () => new Set(gw.logLines().filter((l) => l.msg === 'gatehouse admin API listening').map((l) => l.worker));
+    await eventually('both Admin APIs listen', () => adminUp().size === 2, 15000);
+    for (let i = 0; i < 4; i++) {
+      // a connection of its own each time: the workers answer in turn
+      const r = await request(`http://127.0.0.1:${adminPort}/metrics`, { reset: true });
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(expirySeries(await r.body.text()), new Map([['soon|soon.example.test|cert', seconds(notAfter(soon))]]));
+      await delay(10);
+    }
+  } finally {
+    await gw.kill();
+  }
 });
