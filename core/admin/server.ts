@@ -15,7 +15,7 @@ import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
 import { clientTimeouts } from '../request/listener';
-import { redact, secretFieldPaths, SSL_SECRET_PATHS, writeOnlyPaths } from './redact';
+import { redact, secretFieldPaths, SSL_SECRET_PATHS, UPSTREAM_SECRET_PATHS, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_PREFIXES } from './paths';
 import { adminOpenApi } from './openapi';
@@ -340,7 +340,9 @@ export class AdminServer {
   private redacted(kind: string, x: any): unknown {
     switch (kind) {
       case 'routes':
-        return { ...x, plugins: this.redactPlugins(x.plugins, false) };
+        return x.upstream?.tls === undefined ? { ...x, plugins: this.redactPlugins(x.plugins, false) } : { ...x, plugins: this.redactPlugins(x.plugins, false), upstream: redact(x.upstream, UPSTREAM_SECRET_PATHS) };
+      case 'upstreams':
+        return redact(x, UPSTREAM_SECRET_PATHS);
       case 'consumers':
         return { ...x, plugins: this.redactPlugins(x.plugins, true) };
       case 'secrets': {

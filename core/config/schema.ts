@@ -66,6 +66,20 @@ export const upstreamSchema: JsonSchema = {
       additionalProperties: false,
       default: {},
     },
+    // TLS to the nodes of a `scheme: https` upstream (APISIX's upstream `tls`, docs/tls.md): verified
+    // by default (APISIX's `verify` defaults to false), a client certificate for mTLS
+    tls: {
+      type: 'object',
+      properties: {
+        verify: { type: 'boolean' },
+        ca: { type: 'string', minLength: 1 },
+        client_cert: { type: 'string', minLength: 1 },
+        client_key: { type: 'string', minLength: 1, writeOnly: true },
+        client_cert_id: { type: ['string', 'integer'] },
+      },
+      dependentRequired: { client_cert: ['client_key'], client_key: ['client_cert'] },
+      additionalProperties: false,
+    },
     checks: {
       type: 'object',
       properties: {

@@ -120,7 +120,7 @@ function ownCredentials(c: GatewayConfig): { vars: Map<string, string>; secrets:
   return { vars, secrets };
 }
 
-const inData = (path: string) => path.startsWith('routes[') || path.startsWith('consumers[') || path.startsWith('secrets[') || path.startsWith('ssls[');
+const inData = (path: string) => path.startsWith('routes[') || path.startsWith('consumers[') || path.startsWith('secrets[') || path.startsWith('ssls[') || path.startsWith('upstreams[');
 
 /**
  * What data sections may name (`secret_policy.env`, never the gateway's own credentials): the

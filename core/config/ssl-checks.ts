@@ -103,3 +103,33 @@ export function checkSsls(c: any, issues: ConfigIssue[]): void {
     c.gateway.tls.fallback_sni = name;
   }
 }
+
+/**
+ * The checks of an upstream's `tls` (at `path`, `upstreams[0].tls`) a schema cannot express: only
+ * for `scheme: https`, `client_cert_id` instead of (not with) a literal pair, literal PEMs that parse
+ * and a literal key that matches its certificate. Referenced PEMs are checked once resolved, at build
+ * (core/build/upstream-tls.ts). Normalises `client_cert_id` to a string.
+ */
+export function upstreamTlsIssues(u: { scheme?: unknown; tls?: any }, path: string, issues: ConfigIssue[]): void {
+  const t = u.tls;
+  if (t === undefined || t === null || typeof t !== 'object') return;
+  if (u.scheme !== 'https') issues.push({ path, message: 'applies to scheme "https" only (this upstream is "http")' });
+  if (t.client_cert_id !== undefined) {
+    t.client_cert_id = String(t.client_cert_id);
+    if (t.client_cert !== undefined) issues.push({ path: joinPath(path, 'client_cert_id'), message: 'cannot be used together with client_cert and client_key' });
+  }
+  if (typeof t.ca === 'string' && !looksLikeReference(t.ca)) issues.push(...caIssues(t.ca, joinPath(path, 'ca')));
+  if (typeof t.client_cert === 'string' && typeof t.client_key === 'string') {
+    const certPath = joinPath(path, 'client_cert');
+    if (!looksLikeReference(t.client_cert) && !looksLikeReference(t.client_key)) issues.push(...pairIssues(t.client_cert, t.client_key, certPath, joinPath(path, 'client_key')));
+    else if (!looksLikeReference(t.client_cert)) issues.push(...caIssues(t.client_cert, certPath));
+  }
+}
+
+/** The issue of an upstream's `tls.client_cert_id` (at `path`) that names no SSL resource of `type: client`. */
+export function clientCertIdIssue(id: string, ssls: ReadonlyArray<{ id: unknown; type?: unknown }>, path: string): ConfigIssue | undefined {
+  const s = ssls.find((x) => String(x.id) === id);
+  if (s === undefined) return { path, message: `names no SSL resource (${JSON.stringify(id)})` };
+  if (s.type !== 'client') return { path, message: `names SSL resource ${JSON.stringify(id)}, which is not of type "client"` };
+  return undefined;
+}

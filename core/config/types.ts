@@ -20,6 +20,18 @@ export interface UpstreamConfig {
   readonly retries?: number;
   readonly keepalive_pool: { readonly size: number; readonly idle_timeout: number; readonly requests: number };
   readonly checks: { readonly passive: { readonly failures: number; readonly cooldown: number; readonly http_statuses: readonly number[] } };
+  /** TLS to the nodes (`scheme: https`): PEMs or references; verification on unless `verify: false`. */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+/** An upstream's `tls` (APISIX's fields; `ca` is Gatehouse's, `verify` defaults to true here). */
+export interface UpstreamTlsConfig {
+  readonly verify?: boolean;
+  readonly ca?: string;
+  readonly client_cert?: string;
+  readonly client_key?: string;
+  /** An SSL resource of `type: client` whose `cert`/`key` are the client certificate. */
+  readonly client_cert_id?: string;
 }
 
 export interface RouteConfig {

@@ -218,6 +218,8 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   const perKind = new Map<Kind, DataChange[]>();
   for (const c of changes) {
     if (!SECTIONS.has(c.kind)) return { full: true, why: c.kind === 'secrets' ? 'a secret resource changed' : `unknown kind "${c.kind}"` };
+    // an upstream's TLS names SSL resources and holds references outside the route and consumer sites
+    if (hasUpstreamTls(c.before) || hasUpstreamTls(c.after)) return { full: true, why: `${c.kind}/${c.id}: an upstream with tls` };
     const mine = perKind.get(c.kind as Kind);
     if (mine) mine.push(c);
     else perKind.set(c.kind as Kind, [c]);
@@ -362,6 +364,13 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     refs,
     ...(live.credentials === undefined ? {} : { credentials: live.credentials }),
   };
+}
+
+/** Whether an upstream, or a route's own upstream, has `tls`. */
+function hasUpstreamTls(item: unknown): boolean {
+  if (item === null || typeof item !== 'object') return false;
+  const o = item as { tls?: unknown; upstream?: { tls?: unknown } };
+  return o.tls !== undefined || (o.upstream !== null && typeof o.upstream === 'object' && o.upstream.tls !== undefined);
 }
 
 /**
