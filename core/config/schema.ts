@@ -77,7 +77,7 @@ export const upstreamSchema: JsonSchema = {
         client_key: { type: 'string', minLength: 1, writeOnly: true },
         client_cert_id: { type: ['string', 'integer'] },
       },
-      dependentRequired: { client_cert: ['client_key'], client_key: ['client_cert'] },
+      dependencies: { client_cert: ['client_key'], client_key: ['client_cert'] },
       additionalProperties: false,
     },
     checks: {
