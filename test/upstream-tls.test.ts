@@ -202,6 +202,27 @@ test('an upstream that requires client certificates: refused without one; litera
   assert.equal(ssl.json.peer, fingerprint(client2), 'the SSL resource of type client');
 });
 
+test('client_cert_id: a change of the SSL resource reaches the upstream; deleting it, or making it a server resource, is refused with the path', async () => {
+  const before = await get(g.url, '/m-ssl');
+  assert.equal(before.json.peer, fingerprint(client2));
+  const put = await call('PUT', '/admin/ssls/cli', { type: 'client', cert: client1.cert, key: client1.key, snis: ['gateway-one.test'] });
+  assert.equal(put.status, 200, put.text);
+  const after = await get(g.url, '/m-ssl');
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.json.peer, fingerprint(client1), 'the new pair is presented on new connections');
+  const live = g.gw.snapshot;
+  const del = await call('DELETE', '/admin/ssls/cli');
+  assert.equal(del.status, 400, del.text);
+  assert.match(del.json.error_msg, /routes\[\d+\]\.upstream\.tls\.client_cert_id: names no SSL resource \("cli"\)/);
+  const server = await call('PUT', '/admin/ssls/cli', { type: 'server', cert: client1.cert, key: client1.key, snis: ['gateway-one.test'] });
+  assert.equal(server.status, 400, server.text);
+  assert.match(server.json.error_msg, /client_cert_id: names SSL resource "cli", which is not of type "client"/);
+  assert.equal(g.gw.snapshot, live, 'nothing was installed');
+  const back = await call('PUT', '/admin/ssls/cli', { type: 'client', cert: client2.cert, key: client2.key, snis: ['gateway-two.test'] });
+  assert.equal(back.status, 200, back.text);
+  assert.equal((await get(g.url, '/m-ssl')).json.peer, fingerprint(client2));
+});
+
 test('the Admin API shows tls.client_key as "******" (upstreams and routes), and the masked value written back keeps the key', async () => {
   for (const prefix of ['/admin/', '/apisix/admin/']) {
     const up = await call('GET', `${prefix}upstreams/m-lit`);
