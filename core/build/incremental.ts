@@ -225,6 +225,8 @@ export function compileChanges(
   const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
   for (const id of routeIds) if (perBuild(live.routeById.get(id)?.config.plugins)) return { full: `route "${id}" uses a plugin with a per-build value` };
   for (const i of routeAt) if (perBuild(routeList.get(i).plugins)) return { full: `route "${routeList.get(i).id}" uses a plugin with a per-build value` };
+  // an upstream's client certificate may come from an SSL resource: a change of those compiles everything
+  if (config.ssls !== live.snapshot.config.ssls && usesClientCertId(live)) return { full: 'the SSL resources changed and an upstream takes its client certificate from one' };
 
   // this build's own state (its index services'); what the live snapshot holds is kept below
   const hold = deps.holdState();
@@ -300,13 +302,6 @@ export function compileChanges(
   const chains = compileHookChains(config, registry, servicesOf, resolve, failures, issues, askedInto(asked), routeHolds, deps.state, deps.holdState, routeAt);
   deps.counters?.compiled('route', chains.length);
   if (issues.length) return fail();
-  // an upstream's client certificate may come from an SSL resource: a change of those compiles everything
-  if (config.ssls !== live.snapshot.config.ssls && usesClientCertId(live)) {
-    failures.settle(false);
-    hold.release();
-    for (const h of routeHolds.values()) h.release();
-    return { full: 'the SSL resources changed and an upstream takes its client certificate from one' };
-  }
   const owned: Pool[] = [];
   const added = chains.map((c) => assembleRoute(config, c, deps, owned, values, issues));
   const fresh = new Map(added.map((r) => [r.id, r]));
