@@ -2,13 +2,14 @@
 // with certificates the openssl CLI makes (test/helpers/tls-pki.ts): an https upstream is verified
 // by default (a private CA is refused until `tls.ca` names it, a name mismatch is refused, and
 // `verify: false` is explicit and logged at build); the server name sent and checked is the Host
-// the request goes with (never an IP literal); an upstream that requires client certificates gets
-// one from literal PEMs, `$env://` references, an SSL resource of type client, or a secret manager
-// whose rotation reaches new connections with no failed request; a pair that does not match is
+// the request goes with (never an IP literal); an upstream that requires client certificates (as
+// `openssl s_client` confirms: no answer without one) gets one from literal PEMs, `$env://`
+// references, an SSL resource of type client, or a secret manager whose rotation reaches new connections with no failed request; a pair that does not match is
 // refused with its path and the old config keeps serving; the Admin API masks `tls.client_key`
 // with the "******" round trip; etcd stores it encrypted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -189,7 +190,19 @@ test('tls.verify: false is explicit: the request goes through, and a warning nam
   assert.equal(warned().length, 1, 'not per request');
 });
 
+/** `openssl s_client` to `node` with the server CA (and a client pair): the HTTP status line it got, or undefined. */
+function sClient(node: string, pair?: IssuedPair): Promise<string | undefined> {
+  const args = ['s_client', '-connect', node, '-servername', NAME, '-CAfile', serverCa.certFile, '-verify_return_error', '-quiet', ...(pair ? ['-cert', pair.certFile, '-key', pair.keyFile] : [])];
+  return new Promise((resolve) => {
+    const child = execFile('openssl', args, { timeout: 15_000 }, (_err, stdout) => resolve(/^HTTP\/1\.[01] (\d{3})/m.exec(stdout)?.[1]));
+    child.stdin?.end(`GET / HTTP/1.1\r\nHost: ${NAME}\r\nConnection: close\r\n\r\n`);
+  });
+}
+
 test('an upstream that requires client certificates: refused without one; literal, $env:// and client_cert_id pairs are presented', async () => {
+  // the upstream as a client nobody here wrote sees it: no answer without a certificate, 200 with one
+  assert.equal(await sClient(mtls.node), undefined, 'openssl s_client without a client certificate gets no answer');
+  assert.equal(await sClient(mtls.node, client1), '200', 'openssl s_client with one gets 200');
   const none = await get(g.url, '/m-none');
   assert.equal(none.status, 502, none.text);
   for (const path of ['/m-inline', '/m-lit', '/m-env']) {
