@@ -4,9 +4,10 @@
 // `verify: false` is explicit and logged at build); the server name sent and checked is the Host
 // the request goes with (never an IP literal); an upstream that requires client certificates (as
 // `openssl s_client` confirms: no answer without one) gets one from literal PEMs, `$env://`
-// references, an SSL resource of type client, or a secret manager whose rotation reaches new connections with no failed request; a pair that does not match is
-// refused with its path and the old config keeps serving; the Admin API masks `tls.client_key`
-// with the "******" round trip; etcd stores it encrypted.
+// references, an SSL resource of type client, or a secret manager whose rotation reaches new
+// connections with no failed request; a pair that does not match is refused with its path and the
+// old config keeps serving; the Admin API masks `tls.client_key` with the "******" round trip; etcd
+// stores it encrypted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
