@@ -25,8 +25,8 @@ import type { ChildProcess } from 'node:child_process';
 import type { LoadResult } from './load';
 import { LOAD_HELP, loadGenerator, parseLoadChoice, type LoadChoice, type LoadGen } from './loadgen';
 import { NGINX_MISSING, nginxBinary, nginxVersion, startNginx } from './nginx';
-import { adopt, benchDir, freePort, getOnce, logTail, runBench, spawnGateway, startUpstream, stop, waitReady, wasInterrupted } from './procs';
-import { median, writeJson } from './report';
+import { adopt, benchDir, freePort, getOnce, logTail, runBench, spawnGateway, startUpstream, stop, waitReady, wasInterrupted, wholeNumber } from './procs';
+import { median, table, writeJson } from './report';
 import { UPSTREAM_BODY } from './upstream';
 import { findBinary } from './wrk';
 
@@ -58,12 +58,6 @@ interface Flags {
   readonly warmupS: number;
   readonly load: LoadChoice;
   readonly quick: boolean;
-}
-
-function wholeNumber(flag: string, raw: string, min: number): number {
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got "${raw}"`);
-  return n;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -100,11 +94,6 @@ const progress = (line: string) => void process.stdout.write(line + '\n');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()).join('\n');
-}
 
 // ---------------------------------------------------------------------------------------------
 // the certificate: a CA and a leaf for NAME, EC P-256, made with the openssl command line

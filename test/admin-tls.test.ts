@@ -100,7 +100,12 @@ test('admin.tls: curl --cacert with X-API-KEY reaches the Admin API; a wrong key
     // a client nobody here wrote verifies the chain to the test CA
     const s = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', NAME, '-CAfile', ca.certFile, '-verify_return_error', '-verify_hostname', NAME], 'Q\n');
     assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
-    assert.match(s.stdout, /New, TLSv1\.[23], Cipher/);
+    assert.match(s.stdout, /New, TLSv1\.3, Cipher/);
+    // TLS 1.2 and 1.3, as the proxy's listener; not 1.1 (even with a client that lowers its own floor)
+    const v12 = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', NAME, '-tls1_2'], 'Q\n');
+    assert.match(v12.stdout, /New, TLSv1\.2, Cipher is (?!\(NONE\))/);
+    const v11 = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', NAME, '-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0'], 'Q\n');
+    assert.doesNotMatch(v11.stdout, /Cipher is (?!\(NONE\))/, 'no TLS 1.1 session');
     // without the CA, curl refuses the certificate: it is not a public one
     const untrusted = await run('curl', ['-sS', '--max-time', '10', '--resolve', `${NAME}:${port}:127.0.0.1`, `https://${NAME}:${port}/admin/routes`]);
     assert.notEqual(untrusted.code, 0);
@@ -244,4 +249,30 @@ test('admin.tls: a key that does not match its certificate, a certificate that d
   assert.notEqual(r.code, 0);
   assert.match(r.stdout + r.stderr, /admin\.tls\.key: does not match its certificate \(admin\.tls\.cert\)/);
   assertNoKey(r.stdout + r.stderr, first, stranger);
+});
+
+test('admin.tls on a reload: new PEMs apply to the next handshake; turning TLS off waits for a restart and says so', { timeout: 60000 }, async () => {
+  const dir = tempDir('gatehouse-admin-tls-reload-');
+  const file = join(dir, 'config.yaml');
+  const write = (tls: Record<string, string> | undefined) => writeFileSync(file, JSON.stringify({ admin: { key: `$env://${KEY_ENV}`, ...(tls ? { tls } : {}) } }));
+  write({ cert: first.cert, key: first.key });
+  const g = await bootGateway({}, { configPath: file, adminListen: '127.0.0.1:0', watch: false });
+  try {
+    const port = g.gw.adminAddress!.port;
+    assert.equal(await servedFingerprint(port), fingerprint(first.cert));
+    write({ cert: second.cert, key: second.key });
+    assert.equal((await g.gw.reload()).ok, true);
+    assert.equal(await servedFingerprint(port), fingerprint(second.cert));
+    // a reload with a pair that does not match is refused whole: the served pair stays
+    write({ cert: first.cert, key: second.key });
+    assert.equal((await g.gw.reload()).ok, false);
+    assert.equal(await servedFingerprint(port), fingerprint(second.cert));
+    write(undefined);
+    assert.equal((await g.gw.reload()).ok, true);
+    assert.ok(g.logs.lines.some((l) => l.msg === 'admin.tls changed: takes effect at the next restart' && l.value === 'off'));
+    assert.equal(await servedFingerprint(port), fingerprint(second.cert), 'still TLS until the restart');
+    assertNoKey(g.logs.text(), first, second);
+  } finally {
+    await g.close();
+  }
 });
