@@ -5,7 +5,8 @@ import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import type { PluginServices, PluginState, Logger, Metrics, Clock, ConfigStore, DestinationBindings } from '../contracts';
 import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
-import { parseReference, type ReferenceSite } from '../secrets/reference';
+import { looksLikeReference, parseReference, type ReferenceSite } from '../secrets/reference';
+import { adminTlsIssues } from '../config/ssl-checks';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
 import { validateChangesOrThrow, type PositionOf } from '../config/validate-changes';
@@ -131,6 +132,13 @@ export class SnapshotBuilder {
     await this.backends.sync(v.config, v.refs, this.resolver);
     const refs = v.refs.filter((s) => !s.path.startsWith('secrets['));
     const values = await this.valuesOf(refs);
+    // the Admin API's certificate and key once resolved: a pair that does not match refuses the build
+    // (at start: the gateway does not start; after a rotation: the Admin API keeps its previous pair)
+    const admin = v.config.admin?.tls;
+    if (admin !== undefined) {
+      const issues = adminTlsIssues(admin, (t) => (looksLikeReference(t) ? valueOf(values.get(t)) : t));
+      if (issues.length) throw configInvalid(issues);
+    }
     const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v));
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));
@@ -255,4 +263,9 @@ export class SnapshotBuilder {
     await this.deps.pools.closeAll();
     await this.backends.closeAll();
   }
+}
+
+/** A resolved value, or undefined when the reference has none (what needs it reports that itself). */
+function valueOf(v: string | Error | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }

@@ -103,6 +103,7 @@ function ownCredentials(c: GatewayConfig): { vars: Map<string, string>; secrets:
   const cs = c.config_store as Record<string, unknown>;
   const settings: Array<[string, unknown]> = [
     ['admin.key', c.admin?.key],
+    ['admin.tls.key', c.admin?.tls?.key],
     ['config_store.password', cs.password],
     ['config_store.encryption_key', cs.encryption_key],
   ];

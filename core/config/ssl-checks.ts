@@ -1,4 +1,4 @@
-// The checks of the SSL resources (`ssls:`) a schema cannot express: unique ids, the form of each
+// The checks of the SSL resources (`ssls:`) and of the Admin API's certificate (`admin.tls`) a schema cannot express: unique ids, the form of each
 // server name, one resource per name, as many extra keys as extra certificates, literal PEMs that
 // parse and keys that match their certificates, and `gateway.tls.fallback_sni` naming a served
 // name. A PEM that is a reference is checked once resolved, when the snapshot is built (the same
@@ -8,6 +8,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { joinPath } from './paths';
+import type { AdminTlsSettings } from './types';
 
 /** A host name label: letters, digits and inner hyphens, 63 at most. */
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -48,6 +49,23 @@ export function caIssues(ca: string, path: string): ConfigIssue[] {
   } catch {
     return [{ path, message: 'is not a PEM certificate that parses' }];
   }
+}
+
+/**
+ * The issues of `admin.tls` once its values are known: the pair parses and matches, the client CA
+ * parses. A field whose value is not known yet (a reference before it is resolved) is checked when
+ * it is: alone, a known certificate is checked to parse.
+ * @param value a field's value: its literal PEM, a reference's resolved value, or undefined
+ */
+export function adminTlsIssues(tls: AdminTlsSettings, value: (field: string) => string | undefined): ConfigIssue[] {
+  const cert = value(tls.cert);
+  const key = value(tls.key);
+  const out: ConfigIssue[] = [];
+  if (cert !== undefined && key !== undefined) out.push(...pairIssues(cert, key, 'admin.tls.cert', 'admin.tls.key'));
+  else if (cert !== undefined) out.push(...caIssues(cert, 'admin.tls.cert'));
+  const ca = tls.client_ca === undefined ? undefined : value(tls.client_ca);
+  if (ca !== undefined) out.push(...caIssues(ca, 'admin.tls.client_ca'));
+  return out;
 }
 
 /** The certificate and key pairs of an SSL resource with their paths: `cert`/`key`, then `certs[j]`/`keys[j]`. */

@@ -104,9 +104,16 @@ export interface SecretPolicyConfig {
   readonly destinations: readonly string[];
 }
 
+/** The Admin API's TLS (`admin.tls`): its certificate and key, and the CA of admin callers' client certificates; PEMs or references, resolved live. */
+export interface AdminTlsSettings {
+  readonly cert: string;
+  readonly key: string;
+  readonly client_ca?: string;
+}
+
 export interface GatewayConfig {
   readonly gateway: GatewaySettings;
-  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits };
+  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits; readonly tls?: AdminTlsSettings };
   readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string; readonly timeout?: number; readonly encryption_key?: string; readonly data_file?: string; readonly readonly?: boolean };
   readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
   readonly extensions: readonly string[];
