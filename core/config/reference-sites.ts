@@ -1,5 +1,6 @@
 // Where a config's secret references stand: every `$secret://` and `$env://` string in the places
-// that may hold one (plugin and consumer configs, secret resources, gateway and admin settings),
+// that may hold one (plugin and consumer configs, secret resources, SSL resources, upstreams' TLS,
+// gateway and admin settings),
 // each checked against the config (a known manager, a declared resource, no resource referencing
 // itself or a cycle of resources), with its path, for the build to resolve.
 import type { ConfigIssue } from '../errors';
@@ -40,8 +41,10 @@ export function referenceWalker(registry: Registry, hasResource: (id: string) =>
   };
   return {
     /** The references of one route's or consumer's plugins (`routes[3]`). */
-    item(kind: 'routes' | 'consumers', item: { plugins: unknown }, index: number): void {
+    item(kind: 'routes' | 'consumers', item: { plugins: unknown; upstream?: { tls?: unknown } }, index: number): void {
       walk(item.plugins, joinPath(joinPath(kind, index), 'plugins'), null);
+      // a route's own upstream: its TLS PEMs
+      if (kind === 'routes' && item.upstream?.tls !== undefined) walk(item.upstream.tls, joinPath(joinPath(joinPath(kind, index), 'upstream'), 'tls'), null);
     },
     /** The references of one SSL resource (`ssls[2]`): its PEMs, then its client CA. */
     ssl(s: { client?: { ca?: unknown } } & Partial<Record<(typeof SSL_PEM_FIELDS)[number], unknown>>, index: number): void {
@@ -63,6 +66,9 @@ export function collectReferences(c: any, registry: Registry, issues: ConfigIssu
   c.secrets.forEach((s: any, i: number) => {
     const { id, ...fields } = s;
     walk(fields, joinPath('secrets', i), id);
+  });
+  c.upstreams.forEach((u: any, i: number) => {
+    if (u.tls !== undefined) walk(u.tls, joinPath(joinPath('upstreams', i), 'tls'), null);
   });
   c.ssls.forEach((s: any, i: number) => ssl(s, i));
   walk(c.gateway, 'gateway', null);

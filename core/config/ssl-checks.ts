@@ -1,4 +1,4 @@
-// The checks of the SSL resources (`ssls:`) a schema cannot express: unique ids, the form of each
+// The checks of the SSL resources (`ssls:`) and of the Admin API's certificate (`admin.tls`) a schema cannot express: unique ids, the form of each
 // server name, one resource per name, as many extra keys as extra certificates, literal PEMs that
 // parse and keys that match their certificates, and `gateway.tls.fallback_sni` naming a served
 // name. A PEM that is a reference is checked once resolved, when the snapshot is built (the same
@@ -8,6 +8,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { joinPath } from './paths';
+import type { AdminTlsSettings } from './types';
 
 /** A host name label: letters, digits and inner hyphens, 63 at most. */
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -48,6 +49,23 @@ export function caIssues(ca: string, path: string): ConfigIssue[] {
   } catch {
     return [{ path, message: 'is not a PEM certificate that parses' }];
   }
+}
+
+/**
+ * The issues of `admin.tls` once its values are known: the pair parses and matches, the client CA
+ * parses. A field whose value is not known yet (a reference before it is resolved) is checked when
+ * it is: alone, a known certificate is checked to parse.
+ * @param value a field's value: its literal PEM, a reference's resolved value, or undefined
+ */
+export function adminTlsIssues(tls: AdminTlsSettings, value: (field: string) => string | undefined): ConfigIssue[] {
+  const cert = value(tls.cert);
+  const key = value(tls.key);
+  const out: ConfigIssue[] = [];
+  if (cert !== undefined && key !== undefined) out.push(...pairIssues(cert, key, 'admin.tls.cert', 'admin.tls.key'));
+  else if (cert !== undefined) out.push(...caIssues(cert, 'admin.tls.cert'));
+  const ca = tls.client_ca === undefined ? undefined : value(tls.client_ca);
+  if (ca !== undefined) out.push(...caIssues(ca, 'admin.tls.client_ca'));
+  return out;
 }
 
 /** The certificate and key pairs of an SSL resource with their paths: `cert`/`key`, then `certs[j]`/`keys[j]`. */
@@ -121,4 +139,34 @@ function sslItemIssues(s: any, path: string, issues: ConfigIssue[]): void {
     else if (!looksLikeReference(p.cert)) issues.push(...caIssues(p.cert, p.certPath));
   }
   if (s.client !== undefined && !looksLikeReference(s.client.ca)) issues.push(...caIssues(s.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
+}
+
+/**
+ * The checks of an upstream's `tls` (at `path`, `upstreams[0].tls`) a schema cannot express: only
+ * for `scheme: https`, `client_cert_id` instead of (not with) a literal pair, literal PEMs that parse
+ * and a literal key that matches its certificate. Referenced PEMs are checked once resolved, at build
+ * (core/build/upstream-tls.ts). Normalises `client_cert_id` to a string.
+ */
+export function upstreamTlsIssues(u: { scheme?: unknown; tls?: any }, path: string, issues: ConfigIssue[]): void {
+  const t = u.tls;
+  if (t === undefined || t === null || typeof t !== 'object') return;
+  if (u.scheme !== 'https') issues.push({ path, message: 'applies to scheme "https" only (this upstream is "http")' });
+  if (t.client_cert_id !== undefined) {
+    t.client_cert_id = String(t.client_cert_id);
+    if (t.client_cert !== undefined) issues.push({ path: joinPath(path, 'client_cert_id'), message: 'cannot be used together with client_cert and client_key' });
+  }
+  if (typeof t.ca === 'string' && !looksLikeReference(t.ca)) issues.push(...caIssues(t.ca, joinPath(path, 'ca')));
+  if (typeof t.client_cert === 'string' && typeof t.client_key === 'string') {
+    const certPath = joinPath(path, 'client_cert');
+    if (!looksLikeReference(t.client_cert) && !looksLikeReference(t.client_key)) issues.push(...pairIssues(t.client_cert, t.client_key, certPath, joinPath(path, 'client_key')));
+    else if (!looksLikeReference(t.client_cert)) issues.push(...caIssues(t.client_cert, certPath));
+  }
+}
+
+/** The issue of an upstream's `tls.client_cert_id` (at `path`) that names no SSL resource of `type: client`. */
+export function clientCertIdIssue(id: string, ssls: ReadonlyArray<{ id: unknown; type?: unknown }>, path: string): ConfigIssue | undefined {
+  const s = ssls.find((x) => String(x.id) === id);
+  if (s === undefined) return { path, message: `names no SSL resource (${JSON.stringify(id)})` };
+  if (s.type !== 'client') return { path, message: `names SSL resource ${JSON.stringify(id)}, which is not of type "client"` };
+  return undefined;
 }

@@ -293,7 +293,7 @@ function assertDeepFrozen(v: unknown, path = ''): void {
 const lines = (issues: readonly ConfigIssue[]) => issues.map((i) => `${i.path}: ${i.message}`);
 
 /** validateChanges against the full path on the changed document; returns the new live state when the change is valid. */
-function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[], label: string): { live: ValidatedConfig; doc: Doc; outcome: 'valid' | 'issues' | 'full' } {
+function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[], label: string): { live: ValidatedConfig; doc: Doc; outcome: 'valid' | 'issues' | 'full' | 'client' } {
   const nextDoc = apply(doc, changes);
   const expected = full(nextDoc);
   const actual: ChangeValidation = validateChanges(live, changes, registry, ctx);
@@ -304,8 +304,10 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
     ambiguous ||= c.before !== undefined && ((held[c.kind] ?? []) as unknown[]).filter((x) => idOf(c.kind, x) === c.id).length > 1;
     held = apply(held, [c]);
   }
-  assert.equal(actual.full === true, ambiguous, `${label}: ${actual.full ? actual.why : 'not full'}`);
-  if (actual.full) return { live, doc, outcome: 'full' };
+  // ... and those writing an SSL resource of type client (an upstream's tls.client_cert_id may name it)
+  const client = changes.some((c) => c.kind === 'ssls' && [c.before, c.after].some((x) => (x as Raw | undefined)?.type === 'client'));
+  assert.equal(actual.full === true, ambiguous || client, `${label}: ${actual.full ? actual.why : 'not full'}`);
+  if (actual.full) return { live, doc, outcome: ambiguous ? 'full' : 'client' };
   if (expected.issues) {
     assert.ok(actual.issues, `${label}: expected issues ${JSON.stringify(lines(expected.issues))}`);
     assert.deepEqual(lines(actual.issues), lines(expected.issues), label);
@@ -329,7 +331,7 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
 
 describe('validateChanges', () => {
   test('random documents and random batches of changes: the same result as validating the whole changed document', () => {
-    const counts = { valid: 0, issues: 0, full: 0 };
+    const counts = { valid: 0, issues: 0, full: 0, client: 0 };
     /** Batches writing SSL resources, by outcome, and the SSL issues among them (taken names, the fallback). */
     const ssl = { valid: 0, issues: 0, taken: 0, fallback: 0 };
     for (let seed = 1; seed <= 80; seed++) {
@@ -342,7 +344,7 @@ describe('validateChanges', () => {
         const changes = batch(g, doc);
         const r = compare(live, doc, changes, `seed ${seed} step ${step}`);
         counts[r.outcome]++;
-        if (changes.some((c) => c.kind === 'ssls') && r.outcome !== 'full') {
+        if (changes.some((c) => c.kind === 'ssls') && (r.outcome === 'valid' || r.outcome === 'issues')) {
           ssl[r.outcome]++;
           const issues = r.outcome === 'issues' ? lines((validateChanges(live, changes, registry, ctx) as { issues: ConfigIssue[] }).issues) : [];
           if (issues.some((l) => l.includes('is already served by SSL resource'))) ssl.taken++;
@@ -488,6 +490,39 @@ describe('validateChanges', () => {
     check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: p1.key }) }], ['ssls[2].key: does not match its certificate (ssls[2].cert)']);
     check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: '$secret://vault/nope/x/y' }) }], ['ssls[2].key: refers to unknown secret resource "vault/nope" (add it under secrets:)']);
     check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: '$env://HOME' }) }], ['ssls[2].key: $env://HOME is not allowed by secret_policy.env: the operator allows it by adding "HOME" to secret_policy.env in the config file']);
+  });
+
+  test('an upstream with tls: an SSL resource of type client is left to the full validation; a deleted upstream before one moves its reference sites', () => {
+    const { pairs: [p0] } = pairs();
+    const doc: Doc = {
+      upstreams: [
+        { id: 'plain', nodes: { '127.0.0.1:80': 1 } },
+        { id: 'mtls', scheme: 'https', nodes: { '127.0.0.1:443': 1 }, tls: { client_cert_id: 'cc' } },
+        { id: 'refs', scheme: 'https', nodes: { '127.0.0.1:444': 1 }, tls: { client_cert: '$env://GH_UP_CERT', client_key: '$env://GH_UP_KEY' } },
+      ],
+      routes: [],
+      consumers: [],
+      secrets: [],
+      ssls: [{ id: 'cc', cert: p0.cert, key: p0.key, snis: ['cc.example.com'], type: 'client' }, { id: 'srv', cert: p0.cert, key: p0.key, snis: ['srv.example.com'] }],
+    };
+    const live = full(doc) as ValidatedConfig;
+    assert.equal(live.issues, undefined, JSON.stringify(live.issues));
+    const cc = doc.ssls![0];
+    assert.equal(validateChanges(live, [{ kind: 'ssls', id: 'cc', before: cc }], registry, ctx).full, true);
+    assert.equal(validateChanges(live, [{ kind: 'ssls', id: 'cc', before: cc, after: { ...cc, type: 'server' } }], registry, ctx).full, true);
+    // (the whole validation names the upstream that lost its client certificate)
+    assert.deepEqual(lines(full(apply(doc, [{ kind: 'ssls', id: 'cc', before: cc }])).issues!), ['upstreams[1].tls.client_cert_id: names no SSL resource ("cc")']);
+    // a server resource is validated on its own
+    const srv = doc.ssls![1];
+    const r = validateChanges(live, [{ kind: 'ssls', id: 'srv', before: srv, after: { ...srv, snis: ['other.example.com'] } }], registry, ctx);
+    assert.equal(r.full, undefined);
+    assert.deepEqual(r.config, (full(apply(doc, [{ kind: 'ssls', id: 'srv', before: srv, after: { ...srv, snis: ['other.example.com'] } }])) as ValidatedConfig).config);
+    // the plain upstream deleted: the tls sites of the one after it move up, as the whole document has them
+    const del: DataChange[] = [{ kind: 'upstreams', id: 'plain', before: doc.upstreams[0] }];
+    const moved = validateChanges(live, del, registry, ctx);
+    assert.ok(moved.config, JSON.stringify(moved));
+    assert.deepEqual(moved.refs, (full(apply(doc, del)) as ValidatedConfig).refs);
+    assert.deepEqual(moved.refs.filter((x) => x.path.startsWith('upstreams')).map((x) => x.path), ['upstreams[1].tls.client_cert', 'upstreams[1].tls.client_key']);
   });
 
   test('a secret resource, or a kind it does not know, is left to the full validation', () => {

@@ -219,6 +219,10 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   const perKind = new Map<Kind, DataChange[]>();
   for (const c of changes) {
     if (!SECTIONS.has(c.kind)) return { full: true, why: c.kind === 'secrets' ? 'a secret resource changed' : `unknown kind "${c.kind}"` };
+    // an upstream's TLS names SSL resources and holds references outside the route and consumer sites
+    if (hasUpstreamTls(c.before) || hasUpstreamTls(c.after)) return { full: true, why: `${c.kind}/${c.id}: an upstream with tls` };
+    // an SSL resource of type client may be named by an upstream's tls.client_cert_id (checked over the whole document)
+    if (c.kind === 'ssls' && (isClientSsl(c.before) || isClientSsl(c.after))) return { full: true, why: `ssls/${c.id}: an SSL resource of type client` };
     const mine = perKind.get(c.kind as Kind);
     if (mine) mine.push(c);
     else perKind.set(c.kind as Kind, [c]);
@@ -388,6 +392,18 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   };
 }
 
+/** Whether an SSL resource is of `type: client` (what an upstream's `tls.client_cert_id` names). */
+function isClientSsl(item: unknown): boolean {
+  return item !== null && typeof item === 'object' && (item as { type?: unknown }).type === 'client';
+}
+
+/** Whether an upstream, or a route's own upstream, has `tls`. */
+function hasUpstreamTls(item: unknown): boolean {
+  if (item === null || typeof item !== 'object') return false;
+  const o = item as { tls?: unknown; upstream?: { tls?: unknown } };
+  return o.tls !== undefined || (o.upstream !== null && typeof o.upstream === 'object' && o.upstream.tls !== undefined);
+}
+
 /**
  * validateChanges as the build path validates (SnapshotBuilder.validate): the next config, or
  * undefined when the whole document must be validated instead.
@@ -431,10 +447,14 @@ function secretIds(c: GatewayConfig): ReadonlySet<string> {
 // ---------------------------------------------------------------------------------------------
 // the reference sites of the next config
 
-/** The sections holding reference sites, in validateConfig's order of sites (collectReferences); settings come after them. */
-const SITE_SECTIONS = ['routes', 'consumers', 'secrets', 'ssls'] as const;
+/**
+ * The sections holding reference sites, in validateConfig's order of sites (collectReferences);
+ * settings come after them. An upstream's sites are its `tls` PEMs: a change of an upstream with
+ * `tls` is left to the full validation, but a deleted upstream before one moves its sites.
+ */
+const SITE_SECTIONS = ['routes', 'consumers', 'secrets', 'upstreams', 'ssls'] as const;
 
-/** Where a site stands in validateConfig's order of sites: routes, consumers, secret resources, SSL resources, then settings. */
+/** Where a site stands in validateConfig's order of sites: routes, consumers, secret resources, upstreams, SSL resources, then settings. */
 function siteSection(path: string): number {
   const k = SITE_SECTIONS.findIndex((kind) => path.startsWith(`${kind}[`));
   return k === -1 ? SITE_SECTIONS.length : k;
