@@ -2,7 +2,8 @@
 // and a certificate, curl puts the pair into the test Vault (KV v2), `gatehouse start` runs
 // examples/tls.yaml (the ports moved to free ones), curl fetches over HTTPS against the CA,
 // openssl s_client shows the certificate served; a new pair written to Vault is served within the
-// ttl with no restart. Every command this test runs is checked to be in the doc as written.
+// ttl with no restart, and the expiry metric (curl /metrics) and the 30-day warning follow it.
+// Every command this test runs is checked to be in the doc as written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -26,7 +27,16 @@ const CMD = {
   put: `node -e 'const fs = require("fs"); console.log(JSON.stringify({ data: { cert: fs.readFileSync("api.crt", "utf8"), key: fs.readFileSync("api.key", "utf8") } }))' | curl -s -o /dev/null -w '%{http_code}\\n' -X POST -H 'X-Vault-Token: root' --data-binary @- http://127.0.0.1:8200/v1/kv/data/tls/api`,
   get: `curl --cacert ca.crt --resolve api.example.test:9443:127.0.0.1 https://api.example.test:9443/ip`,
   served: `openssl s_client -connect 127.0.0.1:9443 -servername api.example.test -CAfile ca.crt </dev/null 2>/dev/null | openssl x509 -noout -enddate`,
+  metric: `curl -s http://127.0.0.1:9180/metrics | grep '^gatehouse_ssl_certificate_expiry'`,
 };
+
+/** The expiry series the metric command printed, and the notAfter an s_client line shows, in Unix seconds. */
+const metricValue = (out: string) => {
+  const m = /^gatehouse_ssl_certificate_expiry_timestamp_seconds\{ssl_id="api",sni="api\.example\.test",cert="cert"\} (\d+)$/.exec(out.trim());
+  assert.ok(m, `one expiry series: ${out}`);
+  return Number(m[1]);
+};
+const endSeconds = (enddate: string) => Date.parse(enddate.slice('notAfter='.length)) / 1000;
 
 function sh(cmd: string, cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -84,6 +94,7 @@ test('docs/tls.md walkthrough: a certificate and key from Vault KV v2 served ove
   assert.equal((await run(CMD.get)).trim(), '{"origin":"127.0.0.1"}');
   const firstEnd = (await run(CMD.served)).trim();
   assert.match(firstEnd, /^notAfter=/);
+  assert.equal(metricValue(await run(CMD.metric)), endSeconds(firstEnd), 'the expiry metric has the served certificate\'s notAfter');
 
   // rotation: a new key and a certificate valid 20 days, written to Vault; no restart
   await run(CMD.csr);
@@ -97,5 +108,9 @@ test('docs/tls.md walkthrough: a certificate and key from Vault KV v2 served ove
   const days = (Date.parse(now.slice('notAfter='.length)) - Date.now()) / 86400000;
   assert.ok(days > 19 && days < 21, `the new certificate is the 20-day one (${now})`);
   assert.equal((await run(CMD.get)).trim(), '{"origin":"127.0.0.1"}');
+  await eventually('the metric follows the rotation', async () => metricValue(await run(CMD.metric)) === endSeconds(now), 10000);
+  const warning = gh.logLines().find((l) => l.ssl === 'api' && l.level === 40);
+  assert.ok(warning, 'a warning for the certificate in its last 30 days');
+  assert.deepEqual([warning.field, warning.snis, warning.not_after, warning.msg], ['cert', ['api.example.test'], new Date(endSeconds(now) * 1000).toISOString(), 'an SSL certificate ends within 30 days: replace it before then']);
   assert.equal(gh.child.exitCode, null, 'the same process serves: no restart');
 });
