@@ -133,13 +133,17 @@ export class SnapshotBuilder {
     const refs = v.refs.filter((s) => !s.path.startsWith('secrets['));
     const values = await this.valuesOf(refs);
     // the Admin API's certificate and key once resolved: a pair that does not match refuses the build
-    // (at start: the gateway does not start; after a rotation: the Admin API keeps its previous pair)
+    // at start (the gateway does not start) and when admin.tls as written changed (a reload). After a
+    // rotation of its references alone, the Admin API keeps its previous pair and says why
+    // (core/admin/server.ts), and the rest of the build goes ahead: other rotations do not wait on it
     const admin = v.config.admin?.tls;
-    if (admin !== undefined) {
+    const liveAdmin = this.live?.snapshot.config.admin?.tls;
+    const onlyValuesChanged = liveAdmin !== undefined && admin !== undefined && JSON.stringify(liveAdmin) === JSON.stringify(admin);
+    if (admin !== undefined && !onlyValuesChanged) {
       const issues = adminTlsIssues(admin, (t) => (looksLikeReference(t) ? valueOf(values.get(t)) : t));
       if (issues.length) throw configInvalid(issues);
     }
-    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v));
+    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v), this.live?.tls);
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));
     this.pending.set(c.snapshot, { live: c.live });

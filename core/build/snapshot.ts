@@ -610,6 +610,8 @@ export function compileSnapshot(
   refKeys: ReadonlySet<string> = new Set(),
   /** The value a reference had before its last rotation, while the grace lasts. */
   previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
+  /** The live snapshot's SSL contexts: an SSL resource whose rotated pair is refused keeps its own (build/tls.ts). */
+  liveTls: TlsContexts = new Map(),
 ): (Built & { issues?: undefined }) | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
   const failures = deps.failures ?? new FailClosedLog(deps.services.logger);
@@ -645,7 +647,7 @@ export function compileSnapshot(
     return { issues: 'issues' in compiled ? [...issues, ...compiled.issues] : issues };
   }
   deps.counters?.compiled('upstream', upstreams.size + compiled.routes.filter((r) => r.upstream !== undefined).length);
-  const tls = buildTls(config, values, deps.services.logger);
+  const tls = buildTls(config, values, deps.services.logger, new Map(), liveTls);
   if (tls.issues) {
     failures.settle(false);
     release();

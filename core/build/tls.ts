@@ -17,7 +17,7 @@ import { looksLikeReference } from '../secrets/reference';
 type ResolvedValues = ReadonlyMap<string, string | Error>;
 
 /** Each SSL resource's context, by id, with a digest of the resolved PEMs it was made from. */
-export type TlsContexts = ReadonlyMap<string, { readonly digest: string; readonly entry: TlsEntry }>;
+export type TlsContexts = ReadonlyMap<string, { readonly digest: string; readonly source: string; readonly entry: TlsEntry }>;
 
 /** A TLS table and the contexts it holds (the next build reuses them). */
 export interface BuiltTls {
@@ -32,11 +32,13 @@ export interface BuiltTls {
  * The TLS table of `config`.
  * @param values the resolved values of the SSL resources' references, by reference text
  * @param previous the contexts of the live build: one whose PEMs are unchanged is reused
+ * @param live the contexts of the live snapshot (a full build passes them here only): a resource
+ *   written as the live one was, whose rotated values are refused, keeps its live context
  * @returns the table, or the issues of pairs that do not parse or match once resolved (the build is refused)
  */
-export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: Logger, previous: TlsContexts = new Map()): BuiltTls | { issues: ConfigIssue[] } {
+export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: Logger, previous: TlsContexts = new Map(), live: TlsContexts = previous): BuiltTls | { issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
-  const contexts = new Map<string, { digest: string; entry: TlsEntry }>();
+  const contexts = new Map<string, { digest: string; source: string; entry: TlsEntry }>();
   const exact = new Map<string, TlsEntry>();
   const wildcard = new Map<string, TlsEntry>();
   const servedSsls: ServedSsl[] = [];
@@ -47,13 +49,30 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
     const resolved = resolveSsl(s, path, values, logger);
     if (resolved === undefined) return;
     const digest = digestOf(resolved);
+    const source = digestOf(s);
+    const reusable = previous.get(s.id);
+    const current = live.get(s.id);
     // the same PEMs as the live context: checked when it was made, reused as it is (no PEM parsed again)
-    let entry = previous.get(s.id)?.digest === digest ? previous.get(s.id)!.entry : undefined;
+    let entry = reusable?.digest === digest ? reusable.entry : undefined;
+    let kept = false;
     if (entry === undefined) {
-      const before = issues.length;
-      for (const p of pairsOf(resolved, path)) issues.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
-      if (resolved.client !== undefined && looksLikeReference(s.client!.ca)) issues.push(...caIssues(resolved.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
-      if (issues.length > before) return;
+      const found: ConfigIssue[] = [];
+      for (const p of pairsOf(resolved, path)) found.push(...pairIssues(p.cert, p.key, p.certPath, p.keyPath));
+      if (resolved.client !== undefined && looksLikeReference(s.client!.ca)) found.push(...caIssues(resolved.client.ca, joinPath(joinPath(path, 'client'), 'ca')));
+      if (found.length > 0 && current !== undefined && current.source === source) {
+        // the resource as written is the live one's: only values behind its references changed (a
+        // rotation, perhaps half done: a new certificate read before its key). The previous pair keeps
+        // serving this resource, and the rest of the build (other rotations with it) goes ahead;
+        // the next change of these references builds it again
+        logger.error({ ssl: s.id, issues: found.map((f) => `${f.path}: ${f.message}`) }, 'the rotated certificate and key of an SSL resource were refused; its previous pair keeps serving');
+        entry = current.entry;
+        kept = true;
+      } else if (found.length > 0) {
+        issues.push(...found);
+        return;
+      }
+    }
+    if (entry === undefined) {
       try {
         const client = resolved.client;
         const options = { cert: [resolved.cert, ...(resolved.certs ?? [])], key: [resolved.key, ...(resolved.keys ?? [])], ...(client ? { ca: client.ca } : {}), ...TLS_SERVER_DEFAULTS };
@@ -67,7 +86,8 @@ export function buildTls(config: GatewayConfig, values: ResolvedValues, logger: 
         return;
       }
     }
-    contexts.set(s.id, { digest, entry });
+    // a kept entry keeps its own digest: the next build compares new values with what it serves
+    contexts.set(s.id, kept ? current! : { digest, source, entry });
     servedSsls.push(Object.freeze({ entry, snis: s.snis }));
     for (const n of s.snis) {
       if (n.startsWith('*.')) wildcard.set(n.slice(2), entry);
@@ -119,7 +139,7 @@ function certificatesOf(s: SslConfig): ServedCertificate[] {
   return [one('cert', s.cert), ...(s.certs ?? []).map((c, j) => one(`certs[${j}]`, c))];
 }
 
-/** A digest of a resolved resource's PEMs (a context is made again only when it changes). */
+/** A digest of a resource's PEMs and references (resolved: a context is made again only when it changes; as written: whether only values changed). */
 function digestOf(s: SslConfig): string {
   return createHash('sha256').update(JSON.stringify([s.cert, s.key, s.certs ?? [], s.keys ?? [], s.client ?? null])).digest('hex');
 }
