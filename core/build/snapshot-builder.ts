@@ -89,6 +89,7 @@ export class SnapshotBuilder {
       registry,
       pools,
       healthStates: new Map<string, PassiveHealth>(),
+      upstreamTls: new Map(),
       services,
       state: (name, hold) => states.view(name, hold),
       holdState: () => states.hold(),
@@ -225,7 +226,18 @@ export class SnapshotBuilder {
     this.pending.delete(snapshot);
     p.commit?.();
     this.live = p.live;
+    this.forgetUpstreamTls(snapshot);
     return p.commit === undefined ? 'full' : 'incremental';
+  }
+
+  /** Let go of the kept TLS (PEMs) of upstreams the installed snapshot no longer has. */
+  private forgetUpstreamTls(snapshot: Snapshot): void {
+    const kept = this.deps.upstreamTls;
+    if (kept === undefined || kept.size === 0) return;
+    const live = new Set<string>();
+    for (const u of snapshot.upstreams.values()) live.add(u.identity);
+    for (const r of snapshot.routes) if (r.upstream !== undefined) live.add(r.upstream.identity);
+    for (const identity of kept.keys()) if (!live.has(identity)) kept.delete(identity);
   }
 
   /** The values of `refs` (batched), by reference text. */

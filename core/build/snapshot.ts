@@ -19,7 +19,7 @@ import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
 import { FailClosedLog, pathText, referencePaths } from './fail-closed';
 import { buildTls, type TlsContexts } from './tls';
-import { upstreamTls, type UpstreamTlsInput } from './upstream-tls';
+import { upstreamTls, type KeptUpstreamTls, type UpstreamTlsInput } from './upstream-tls';
 import { nodeKey, Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 
 /** Resolved reference values for one compile, by reference text. */
@@ -30,6 +30,12 @@ export interface SnapshotDeps {
   readonly registry: Registry;
   readonly pools: UpstreamPools;
   readonly healthStates: Map<string, PassiveHealth>;
+  /**
+   * By upstream identity, the TLS its last build made from checked PEMs, with its `tls` as written:
+   * a rotation whose pair is refused keeps it (build/upstream-tls.ts). Optional: without it, such a
+   * rotation refuses the build.
+   */
+  readonly upstreamTls?: Map<string, KeptUpstreamTls>;
   readonly services: Omit<PluginServices, 'state'>;
   /** The reload-surviving state of one plugin, as one build sees it (what it gets counts for `hold`). */
   state(plugin: string, hold?: StateHold): PluginState;
@@ -69,7 +75,7 @@ export function compileUpstream(u: UpstreamConfig, identity: string, deps: Snaps
     return { host, port: n.port, weight: n.weight, key: nodeKey(host, n.port) };
   });
   const pools = new Map<string, Pool>();
-  const secure = upstreamTls(u, identity, tls, deps.services.logger);
+  const secure = upstreamTls(u, identity, tls, deps.services.logger, deps.upstreamTls);
   if (secure.unavailable === undefined) {
     for (const n of nodes) {
       const pool = deps.pools.acquire(`${u.scheme}://${n.key}`, {

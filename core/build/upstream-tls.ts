@@ -30,13 +30,21 @@ export type UpstreamTls = { readonly tls?: PoolTls; readonly unavailable?: undef
 
 const PLAIN: UpstreamTls = Object.freeze({});
 
+/** An upstream's TLS as last made from checked PEMs, and its `tls` (with a client_cert_id's resource) as written then. */
+export interface KeptUpstreamTls {
+  readonly source: string;
+  readonly tls: PoolTls;
+}
+
 /**
  * The TLS options of `u`'s pools.
  * @param identity the upstream's identity (`upstream:<id>`, `route:<id>`) for log lines
  */
-export function upstreamTls(u: UpstreamConfig, identity: string, input: UpstreamTlsInput, logger: Logger): UpstreamTls {
+export function upstreamTls(u: UpstreamConfig, identity: string, input: UpstreamTlsInput, logger: Logger, kept?: Map<string, KeptUpstreamTls>): UpstreamTls {
   if (u.scheme !== 'https') return PLAIN;
   const t = u.tls ?? {};
+  const written = () => JSON.stringify([t, t.client_cert_id === undefined ? null : (input.ssls.find((s) => s.id === t.client_cert_id) ?? null)]);
+  const found: ConfigIssue[] = [];
   const at = joinPath(input.path, 'tls');
   let failed: { path: string; reference: string; reason: string } | undefined;
   const value = (v: string | undefined, path: string): string | undefined => {
@@ -46,15 +54,14 @@ export function upstreamTls(u: UpstreamConfig, identity: string, input: Upstream
     failed ??= { path, reference: v, reason: got ? got.message : 'not resolved' };
     return undefined;
   };
-  const before = input.issues.length;
   const ca = value(t.ca, joinPath(at, 'ca'));
-  if (ca !== undefined && t.ca !== undefined && looksLikeReference(t.ca)) input.issues.push(...caIssues(ca, joinPath(at, 'ca')));
+  if (ca !== undefined && t.ca !== undefined && looksLikeReference(t.ca)) found.push(...caIssues(ca, joinPath(at, 'ca')));
   let pair: { cert: string; key: string } | undefined;
   if (t.client_cert_id !== undefined) {
     // the client pair of an SSL resource of type client, by id
     const idPath = joinPath(at, 'client_cert_id');
     const issue = clientCertIdIssue(t.client_cert_id, input.ssls, idPath);
-    if (issue) input.issues.push(issue);
+    if (issue) found.push(issue);
     else {
       const j = input.ssls.findIndex((s) => s.id === t.client_cert_id);
       const s = input.ssls[j];
@@ -62,7 +69,7 @@ export function upstreamTls(u: UpstreamConfig, identity: string, input: Upstream
       const cert = value(s.cert, joinPath(sslPath, 'cert'));
       const key = value(s.key, joinPath(sslPath, 'key'));
       if (cert !== undefined && key !== undefined) {
-        if (looksLikeReference(s.cert) || looksLikeReference(s.key)) input.issues.push(...pairIssues(cert, key, joinPath(sslPath, 'cert'), joinPath(sslPath, 'key')));
+        if (looksLikeReference(s.cert) || looksLikeReference(s.key)) found.push(...pairIssues(cert, key, joinPath(sslPath, 'cert'), joinPath(sslPath, 'key')));
         pair = { cert, key };
       }
     }
@@ -70,11 +77,22 @@ export function upstreamTls(u: UpstreamConfig, identity: string, input: Upstream
     const cert = value(t.client_cert, joinPath(at, 'client_cert'));
     const key = value(t.client_key, joinPath(at, 'client_key'));
     if (cert !== undefined && key !== undefined) {
-      if (looksLikeReference(t.client_cert) || looksLikeReference(t.client_key)) input.issues.push(...pairIssues(cert, key, joinPath(at, 'client_cert'), joinPath(at, 'client_key')));
+      if (looksLikeReference(t.client_cert) || looksLikeReference(t.client_key)) found.push(...pairIssues(cert, key, joinPath(at, 'client_cert'), joinPath(at, 'client_key')));
       pair = { cert, key };
     }
   }
-  if (input.issues.length > before) return PLAIN;
+  if (found.length > 0) {
+    // the upstream's tls as written is the one its last good TLS was made from: only values behind
+    // its references changed (a rotation, perhaps half done). It keeps that TLS, and the rest of the
+    // build goes ahead; the next change of those references makes it again
+    const last = kept?.get(identity);
+    if (last !== undefined && last.source === written()) {
+      logger.error({ upstream: identity, issues: found.map((f) => `${f.path}: ${f.message}`) }, "an upstream's rotated TLS certificate and key were refused; its previous ones stay in use");
+      return { tls: last.tls };
+    }
+    input.issues.push(...found);
+    return PLAIN;
+  }
   if (failed) {
     // never half-applied: no connection without the client certificate or CA it is configured with
     logger.error({ upstream: identity, path: failed.path, reference: failed.reference, cause: failed.reason }, 'fails closed: a secret an upstream TLS setting needs is unavailable; requests to it answer 503');
@@ -85,5 +103,8 @@ export function upstreamTls(u: UpstreamConfig, identity: string, input: Upstream
   const digest = createHash('sha256')
     .update(JSON.stringify([verify, ca ?? null, pair?.cert ?? null, pair?.key ?? null]))
     .digest('hex');
-  return { tls: Object.freeze({ rejectUnauthorized: verify, ...(ca === undefined ? {} : { ca }), ...(pair === undefined ? {} : { cert: pair.cert, key: pair.key }), digest }) };
+  const tls: PoolTls = Object.freeze({ rejectUnauthorized: verify, ...(ca === undefined ? {} : { ca }), ...(pair === undefined ? {} : { cert: pair.cert, key: pair.key }), digest });
+  // kept only where there is something to rotate: a reference, or an SSL resource by id
+  if (kept !== undefined && (t.client_cert_id !== undefined || [t.ca, t.client_cert, t.client_key].some((v) => v !== undefined && looksLikeReference(v)))) kept.set(identity, Object.freeze({ source: written(), tls }));
+  return { tls };
 }
