@@ -324,6 +324,13 @@ export function installCleanupHandlers(): void {
   process.on('exit', killAllNow);
 }
 
+/** A flag's whole number, at least `min`; the error names the flag and what it got. */
+export function wholeNumber(flag: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
 /**
  * The entry point every flag-taking bench shares: parse the flags (exit 2 with the usage on a
  * bad one), install the cleanup handlers, run, clean up, exit with the bench's code (1 when it

@@ -101,7 +101,8 @@ export function failures(t: TargetSummary): number {
   return t.errors + t.timeouts + t.non2xx + (w ? w.errors + w.timeouts + w.non2xx : 0);
 }
 
-function table(rows: readonly (readonly string[])[], rightFrom = 1): string {
+/** A text table: the first `rightFrom` columns left-aligned, the rest right-aligned. */
+export function table(rows: readonly (readonly string[])[], rightFrom = 1): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c < rightFrom ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()).join('\n');
 }

@@ -17,6 +17,7 @@ import { DataPlane } from './request/data-plane';
 import { SnapshotBuilder } from './build/snapshot-builder';
 import { ChangeQueue } from './control/change-queue';
 import { ConfigControl } from './control/config-control';
+import { CertificateExpiry } from './build/tls-expiry';
 
 export interface ContainerOptions {
   readonly logger: Logger;
@@ -53,7 +54,7 @@ export function registerExtension(c: DependencyContainer, ext: Extension): void 
  * scoped: a child container (a test's, with a service registered over the default) builds its
  * own instances from what it resolves, never the parent's.
  */
-const PER_GATEWAY = [UpstreamPools, SecretResolver, SnapshotBuilder, DataPlane, ChangeQueue, ConfigControl] as const;
+const PER_GATEWAY = [UpstreamPools, SecretResolver, SnapshotBuilder, DataPlane, ChangeQueue, CertificateExpiry, ConfigControl] as const;
 
 /**
  * A fresh child container holding the core services, the built-ins, then `extensions`; the

@@ -312,7 +312,7 @@ ${VALID}`);
     const want = [
       'gateway.listen: environment variable GH_SET_UNSET_LISTEN is not set',
       'gateway.log_level: environment variable GH_SET_UNSET_LEVEL is not set',
-      'admin.listen: only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference',
+      'admin.listen: only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key and admin.tls may hold any reference',
     ];
     const v = await runCli(['validate', '-c', f]);
     assert.equal(v.code, 1);

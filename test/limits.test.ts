@@ -70,7 +70,7 @@ describe('gateway.client_max_body_size: config', () => {
     } finally {
       delete process.env.GH_LIMITS_MAX_BODY;
     }
-    assert.deepEqual(sizeOf('$secret://vault/x/size'), ['gateway.client_max_body_size: only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference']);
+    assert.deepEqual(sizeOf('$secret://vault/x/size'), ['gateway.client_max_body_size: only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key and admin.tls may hold any reference']);
     assert.deepEqual(sizeOf('99999999999g'), ['gateway.client_max_body_size: is too large']);
   });
 });

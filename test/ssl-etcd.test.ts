@@ -1,6 +1,7 @@
 // SSL resources in etcd (docs/tls.md): written through one node's Admin API, stored under
 // <prefix>/ssls/<id> with the keys encrypted (config_store.encryption_key), and in the other node's
-// TLS table through the watch; both answer the keys as "******".
+// TLS table through the watch; both answer the keys as "******". An upstream's TLS client key
+// (`tls.client_key`) likewise.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -68,4 +69,33 @@ test('an SSL resource written on one node is stored with its keys encrypted and 
   await eventually('a sees the change', async () => a.gw.snapshot.config.ssls[0]?.desc === 'via b', 10000);
   assert.ok(a.gw.snapshot.config.ssls[0].key === pair.key && a.gw.snapshot.config.ssls[0].keys![0] === rsa.key, '"******" kept both keys');
   assert.equal(a.gw.snapshot.tls.select('etcd.ssl.test')?.sslId, 'e1');
+});
+
+test("an upstream's tls.client_key written on one node is stored encrypted and reaches the other node decrypted; \"******\" keeps it through etcd", { timeout: 60000 }, async () => {
+  const client = makeSslPki().leaf(['etcd-client.ssl.test']);
+  const up = { scheme: 'https', nodes: { '127.0.0.1:1': 1 }, tls: { client_cert: client.cert, client_key: client.key } };
+  const put = await call(a, 'PUT', '/apisix/admin/upstreams/mtls', up);
+  assert.equal(put.status, 201, put.text);
+  assert.equal(put.json.value.tls.client_key, '******');
+  const etcdClient = etcd.client();
+  try {
+    const raw = await etcdClient.get(`${PREFIX}/upstreams/mtls`).string();
+    assert.ok(raw !== null, 'stored under <prefix>/upstreams/<id>');
+    assert.ok(!raw.includes(pemBody(client.key).slice(0, 40)), 'no key in etcd in the clear');
+    const stored = JSON.parse(raw);
+    assert.ok(stored.tls.client_key.startsWith('$enc:'));
+    assert.equal(stored.tls.client_cert, client.cert);
+  } finally {
+    etcdClient.close();
+  }
+  const onB = () => b.gw.snapshot.config.upstreams.find((u) => u.id === 'mtls');
+  await eventually('the other node has it', async () => onB() !== undefined, 10000);
+  assert.ok(onB()!.tls?.client_key === client.key, 'decrypted on the other node');
+  const got = await call(b, 'GET', '/admin/upstreams/mtls');
+  assert.equal(got.json.value.tls.client_key, '******');
+  const back = await call(b, 'PUT', '/admin/upstreams/mtls', { ...got.json.value, desc: 'via b' });
+  assert.equal(back.status, 200, back.text);
+  const onA = () => a.gw.snapshot.config.upstreams.find((u) => u.id === 'mtls');
+  await eventually('a sees the change', async () => (onA() as { desc?: string } | undefined)?.desc === 'via b', 10000);
+  assert.ok(onA()!.tls?.client_key === client.key, '"******" kept the key');
 });

@@ -324,16 +324,23 @@ test('"******" in keys[j] keeps the stored keys[j]; with nothing stored there th
   assert.equal(more.json.error_msg, 'ssls/wild.keys[1] is "******" but no value is stored to keep');
 });
 
-test('a certificate and key from a secret manager: a rotation reaches the TLS table; a rotated key that does not match is refused and the previous table keeps serving', { timeout: 30000 }, async () => {
+test('a certificate and key from a secret manager: a rotation reaches the TLS table; a rotated key that does not match is refused, the previous pair keeps serving, and a consumer key rotated with it still applies', { timeout: 30000 }, async () => {
   const first = pki.leaf(['rot.example.test']);
   const second = pki.leaf(['rot.example.test'], 'rsa');
   const values = new Map([
     ['rot/cert', first.cert],
     ['rot/key', first.key],
+    ['jack/key', 'ssl-test-consumer-key-1'],
   ]);
   const mem = memProvider(values);
   const r = await bootGateway(
-    { admin: { key: `$env://${KEY_ENV}` }, secrets: [{ id: 'mem/main' }], ssls: [{ id: 'rot', cert: '$secret://mem/main/rot/cert', key: '$secret://mem/main/rot/key', snis: ['rot.example.test'] }] },
+    {
+      admin: { key: `$env://${KEY_ENV}` },
+      secrets: [{ id: 'mem/main' }],
+      ssls: [{ id: 'rot', cert: '$secret://mem/main/rot/cert', key: '$secret://mem/main/rot/key', snis: ['rot.example.test'] }],
+      consumers: [{ username: 'jack', plugins: { 'key-auth': { key: '$secret://mem/main/jack/key' } } }],
+      routes: [{ id: 'k', uri: '/k', plugins: { 'key-auth': {}, mocking: { response_example: 'in' } } }],
+    },
     { extensions: [mem], adminListen: '127.0.0.1:0' },
   );
   try {
@@ -350,13 +357,23 @@ test('a certificate and key from a secret manager: a rotation reaches the TLS ta
     const rotated = r.gw.snapshot.tls.select('rot.example.test')!;
     assert.equal(rotated.sslId, 'rot');
     assert.equal(await served(r.gw.snapshot.tls, 'rot.example.test'), 'rot.example.test');
-    // a key of another certificate: the build is refused, the rotated pair keeps serving
-    const generation = r.gw.snapshot.generation;
+    // a key of another certificate, rotated together with jack's key: the pair is refused (logged
+    // with its path), the rotated pair keeps serving, and jack's new key applies all the same
+    const withKey = async (key: string) => (await request(`${r.url}/k`, { headers: { apikey: key } })).statusCode;
+    assert.equal(await withKey('ssl-test-consumer-key-1'), 200);
     values.set('rot/key', other.key);
+    values.set('jack/key', 'ssl-test-consumer-key-2');
     await refresh();
-    await eventually('the refused build is logged', async () => r.logs.lines.some((l) => /ssls\[0\]\.key: does not match its certificate/.test(JSON.stringify(l))), 10000);
-    assert.equal(r.gw.snapshot.generation, generation);
-    assert.equal(r.gw.snapshot.tls.select('rot.example.test'), rotated);
+    await eventually('the refused pair is logged', async () => r.logs.lines.some((l) => /ssls\[0\]\.key: does not match its certificate/.test(JSON.stringify(l)) && /previous pair keeps serving/.test(String(l.msg))), 10000);
+    await eventually("jack's rotated key works", async () => (await withKey('ssl-test-consumer-key-2')) === 200, 10000);
+    assert.equal(r.gw.snapshot.tls.select('rot.example.test'), rotated, 'the same context: nothing of the refused pair');
+    assert.equal(await served(r.gw.snapshot.tls, 'rot.example.test'), 'rot.example.test');
+    // the matching key arrives: the new pair is built
+    const third = pki.leaf(['rot.example.test']);
+    values.set('rot/cert', third.cert);
+    values.set('rot/key', third.key);
+    await refresh();
+    await eventually('the matching pair replaces it', async () => r.gw.snapshot.tls.select('rot.example.test') !== rotated, 10000);
     assert.ok(!r.logs.text().includes(body(other.key).slice(0, 40)), 'no key in the log');
   } finally {
     await r.close();

@@ -3,13 +3,19 @@
 import type { JsonSchema, SecretFieldPaths } from '../contracts';
 import type { Registry } from '../config/registry';
 import { mapStringsAt } from '../config/paths';
-import { sslSchema } from '../config/schema';
+import { sslSchema, upstreamSchema } from '../config/schema';
 import { looksLikeReference } from '../secrets/reference';
 
 export const MASK = '******';
 
 /** An SSL resource's secret fields: its private keys (`key`, `keys[*]`). */
 export const SSL_SECRET_PATHS: readonly string[] = Object.freeze(writeOnlyPaths(sslSchema));
+
+/** An upstream's secret fields: its TLS client key (`tls.client_key`). */
+export const UPSTREAM_SECRET_PATHS: readonly string[] = Object.freeze(writeOnlyPaths(upstreamSchema));
+
+/** The secret fields of a route's own upstream (`upstream.tls.client_key`). */
+const ROUTE_UPSTREAM_SECRET_PATHS: readonly string[] = Object.freeze(UPSTREAM_SECRET_PATHS.map((p) => `upstream.${p}`));
 
 /** Dotted paths of every writeOnly property in a schema (through properties, items, and/or/one/any/if-then-else). */
 export function writeOnlyPaths(schema: JsonSchema | undefined): string[] {
@@ -38,7 +44,8 @@ export function redact<T>(value: T, paths: readonly string[]): T {
 
 /**
  * The writeOnly field paths of one resource, from the schemas of its plugins (routes, consumers)
- * or its provider (secret resources): what is masked in responses and encrypted at rest.
+ * or its provider (secret resources), and the keys of SSL resources and of upstreams' TLS (a
+ * route's own upstream too): what is masked in responses and encrypted at rest.
  */
 export function secretFieldPaths(reg: Registry): SecretFieldPaths {
   return (kind, item) => {
@@ -48,9 +55,10 @@ export function secretFieldPaths(reg: Registry): SecretFieldPaths {
       return writeOnlyPaths(reg.providers.get(id.slice(0, id.indexOf('/')))?.schema);
     }
     if (kind === 'ssls') return SSL_SECRET_PATHS;
+    if (kind === 'upstreams') return UPSTREAM_SECRET_PATHS;
     if (kind !== 'consumers' && kind !== 'routes') return [];
     const plugins = o.plugins !== null && typeof o.plugins === 'object' ? (o.plugins as Record<string, unknown>) : {};
-    const out: string[] = [];
+    const out: string[] = kind === 'routes' ? [...ROUTE_UPSTREAM_SECRET_PATHS] : [];
     for (const name of Object.keys(plugins)) {
       const p = reg.plugins.get(name);
       for (const w of writeOnlyPaths(kind === 'consumers' ? p?.consumerSchema : p?.schema)) out.push(`plugins.${name}.${w}`);

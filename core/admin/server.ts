@@ -1,9 +1,10 @@
 // The Admin API listener: resources with APISIX envelopes under /admin/ and /apisix/admin/, plugin
 // schemas, forced secret refresh, the API's OpenAPI description (openapi.ts), and Prometheus
-// /metrics. Every call is checked against admin.allow; every call but /metrics needs the X-API-KEY
+// /metrics; over TLS when `admin.tls` is set (its certificate and key rotate live, see AdminTls). Every call is checked against admin.allow; every call but /metrics needs the X-API-KEY
 // admin key. Then the route table (routes.ts) picks the handler; a write runs its document
 // operation (documents.ts) inside the gateway's change(), which validates, persists and swaps.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger, Metrics } from '../contracts';
 import type { AdminLimits, GatewayConfig } from '../config/types';
@@ -14,8 +15,11 @@ import { looksLikeReference, parseReference } from '../secrets/reference';
 import { generateAdminKey, keyChecker, printGeneratedAdminKey } from './access';
 import { allowList } from '../config/allow-list';
 import { lingerOnClose } from '../request/linger';
-import { clientTimeouts } from '../request/listener';
-import { redact, secretFieldPaths, SSL_SECRET_PATHS, writeOnlyPaths } from './redact';
+import { clientTimeouts, TLS_SERVER_DEFAULTS } from '../request/listener';
+import { adminTlsIssues } from '../config/ssl-checks';
+import type { AdminTlsSettings } from '../config/types';
+import type { ConfigIssue } from '../errors';
+import { redact, secretFieldPaths, SSL_SECRET_PATHS, UPSTREAM_SECRET_PATHS, writeOnlyPaths } from './redact';
 import type { SecretFieldPaths } from '../contracts';
 import { ADMIN_PREFIXES } from './paths';
 import { adminOpenApi } from './openapi';
@@ -127,12 +131,25 @@ export class AdminServer {
     // request keeps a deadline (Node's 300 s, or the header timeout when longer): the proxy has none
     // because the upstream's send timeout bounds its bodies, and an Admin body goes to no upstream
     const timeouts = clientTimeouts(this.host.config().gateway.client_header_timeout);
-    const server = createServer({ ...timeouts, requestTimeout: Math.max(ADMIN_REQUEST_TIMEOUT_MS, timeouts.headersTimeout!) }, (req, res) => {
+    const options = { ...timeouts, requestTimeout: Math.max(ADMIN_REQUEST_TIMEOUT_MS, timeouts.headersTimeout!) };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: Error) => {
         this.host.logger.error({ err: err.message }, 'admin request failed');
         if (!res.headersSent) send(res, 500, { error_msg: 'internal error' });
       });
-    });
+    };
+    let server: Server;
+    const tls = cfg?.tls;
+    if (tls === undefined) server = createServer(options, onRequest);
+    else {
+      const admin = new AdminTls(this.host);
+      const first = admin.material(tls);
+      // (the message names the settings, never a value)
+      if ('issues' in first) throw new Error(first.issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+      const https = createHttpsServer({ ...options, ...TLS_SERVER_DEFAULTS, ...first.options, requestCert: tls.client_ca !== undefined, rejectUnauthorized: tls.client_ca !== undefined, handshakeTimeout: timeouts.headersTimeout }, onRequest);
+      admin.serving(https, first);
+      server = https;
+    }
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -141,7 +158,7 @@ export class AdminServer {
     const addr = server.address() as AddressInfo;
     // a workers-mode key comes from the primary, which prints it once
     if (cfg?.key === undefined && this.host.generatedKey === undefined) printGeneratedAdminKey(this.currentKey()!);
-    this.host.logger.info({ listen: `${addr.address}:${addr.port}` }, 'gatehouse admin API listening');
+    this.host.logger.info({ listen: `${addr.address}:${addr.port}`, tls: tls === undefined ? false : tls.client_ca === undefined ? 'on' : 'on, client certificates required' }, 'gatehouse admin API listening');
     return addr;
   }
 
@@ -340,7 +357,9 @@ export class AdminServer {
   private redacted(kind: string, x: any): unknown {
     switch (kind) {
       case 'routes':
-        return { ...x, plugins: this.redactPlugins(x.plugins, false) };
+        return x.upstream?.tls === undefined ? { ...x, plugins: this.redactPlugins(x.plugins, false) } : { ...x, plugins: this.redactPlugins(x.plugins, false), upstream: redact(x.upstream, UPSTREAM_SECRET_PATHS) };
+      case 'upstreams':
+        return redact(x, UPSTREAM_SECRET_PATHS);
       case 'consumers':
         return { ...x, plugins: this.redactPlugins(x.plugins, true) };
       case 'secrets': {
@@ -361,6 +380,74 @@ export class AdminServer {
       out[name] = redact(conf, writeOnlyPaths(consumer ? p?.consumerSchema : p?.schema));
     }
     return out;
+  }
+}
+
+/** The Admin API's TLS material as resolved now: what a secure context is made of, and the text it was made from. */
+type TlsMaterial = { options: { cert: string; key: string; ca?: string }; text: string } | { issues: ConfigIssue[]; text: string };
+
+/**
+ * The Admin API's certificate, kept current: before each new connection's handshake, the values of
+ * `admin.tls` as the live config and the secret cache hold them now (a literal PEM, or a
+ * reference's current value); when they changed and the pair matches, the server's secure context
+ * is replaced (`setSecureContext`: new handshakes get it, established connections keep theirs);
+ * when it does not, the previous context keeps serving and the refusal is logged once, by path.
+ */
+class AdminTls {
+  /** The text of the material serving, and of the last refused (logged once). */
+  private applied = '';
+  private refused = '';
+
+  constructor(private readonly host: AdminHost) {}
+
+  /** The resolved PEMs of `tls`, or the issues that keep them from serving (paths only, never a value). */
+  material(tls: AdminTlsSettings): TlsMaterial {
+    const missing: ConfigIssue[] = [];
+    const value = (setting: string, v: string): string | undefined => {
+      if (!looksLikeReference(v)) return v;
+      const got = this.host.resolver.peek(parseReference(v));
+      if (got === undefined) missing.push({ path: `admin.tls.${setting}`, message: `its reference (${v}) has no value now` });
+      return got;
+    };
+    const cert = value('cert', tls.cert);
+    const key = value('key', tls.key);
+    const ca = tls.client_ca === undefined ? undefined : value('client_ca', tls.client_ca);
+    const text = `${cert}\n${key}\n${ca}`;
+    if (missing.length) return { issues: missing, text };
+    const issues = adminTlsIssues({ cert: cert!, key: key!, client_ca: ca }, (v) => v);
+    if (issues.length) return { issues, text };
+    return { options: { cert: cert!, key: key!, ...(ca === undefined ? {} : { ca }) }, text };
+  }
+
+  /** `server` serves `first`: from now on, each connection first brings its context up to date. */
+  serving(server: HttpsServer, first: TlsMaterial): void {
+    this.applied = first.text;
+    // before Node's own listener, which starts the handshake with the server's context
+    server.prependListener('connection', () => {
+      const tls = this.host.config().admin?.tls;
+      if (tls !== undefined) this.update(server, tls);
+    });
+  }
+
+  private update(server: HttpsServer, tls: AdminTlsSettings): void {
+    const m = this.material(tls);
+    if (m.text === this.applied || m.text === this.refused) return;
+    if ('issues' in m) {
+      this.refused = m.text;
+      this.host.logger.error({ errors: m.issues.map((i) => `${i.path}: ${i.message}`) }, 'admin.tls: the new certificate is refused; the Admin API keeps serving the previous one');
+      return;
+    }
+    try {
+      server.setSecureContext({ ...TLS_SERVER_DEFAULTS, ...m.options });
+    } catch {
+      // (OpenSSL's message is not repeated: it could quote what it read)
+      this.refused = m.text;
+      this.host.logger.error({ errors: ['admin.tls: the certificate and key could not be loaded into a TLS context'] }, 'admin.tls: the new certificate is refused; the Admin API keeps serving the previous one');
+      return;
+    }
+    this.applied = m.text;
+    this.refused = '';
+    this.host.logger.info({}, 'admin.tls: new connections get the new certificate');
   }
 }
 

@@ -13,6 +13,7 @@ import type { ConfigIssue } from '../errors';
 import { RouteUriError, updateRouter, type Router } from '../request/router';
 import { Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 import { FailClosedLog } from './fail-closed';
+import { joinPath } from '../config/paths';
 import { buildTls } from './tls';
 import type { StateHold } from './plugin-state';
 import {
@@ -224,6 +225,8 @@ export function compileChanges(
   const perBuild = (plugins: Readonly<Record<string, unknown>> | undefined) => plugins !== undefined && Object.keys(plugins).some((n) => registry.plugins.get(n)?.buildStart !== undefined);
   for (const id of routeIds) if (perBuild(live.routeById.get(id)?.config.plugins)) return { full: `route "${id}" uses a plugin with a per-build value` };
   for (const i of routeAt) if (perBuild(routeList.get(i).plugins)) return { full: `route "${routeList.get(i).id}" uses a plugin with a per-build value` };
+  // an upstream's client certificate may come from an SSL resource: a change of those compiles everything
+  if (config.ssls !== live.snapshot.config.ssls && usesClientCertId(live)) return { full: 'the SSL resources changed and an upstream takes its client certificate from one' };
 
   // this build's own state (its index services'); what the live snapshot holds is kept below
   const hold = deps.holdState();
@@ -300,21 +303,26 @@ export function compileChanges(
   deps.counters?.compiled('route', chains.length);
   if (issues.length) return fail();
   const owned: Pool[] = [];
-  const added = chains.map((c) => assembleRoute(config, c, deps, owned));
+  const added = chains.map((c) => assembleRoute(config, c, deps, owned, values, issues));
   const fresh = new Map(added.map((r) => [r.id, r]));
 
   // upstreams: the touched ones compiled again, and any a created route names that no route used before
   const upstreams = new Map(live.snapshot.upstreams);
   const compiledNow = new Set<string>();
+  const upstreamList = sectionOf<UpstreamConfig>(config, 'upstreams');
   const compile = (id: string) => {
-    const u = sectionOf<UpstreamConfig>(config, 'upstreams').find((x) => x.id === id);
-    if (u === undefined) upstreams.delete(id);
-    else upstreams.set(id, compileUpstream(u, `upstream:${id}`, deps, owned));
+    const i = upstreamList.findIndex((x) => x.id === id);
+    if (i === -1) upstreams.delete(id);
+    else upstreams.set(id, compileUpstream(upstreamList.get(i), `upstream:${id}`, deps, owned, { path: joinPath('upstreams', i), ssls: config.ssls, values, issues }));
     compiledNow.add(id);
   };
   for (const id of touched.upstreams) if (upstreams.has(id) || routeList.find((r) => r.upstream_id === id && r.status !== 0) !== undefined) compile(id);
   for (const r of added) if (r.upstreamId !== undefined && !upstreams.has(r.upstreamId)) compile(r.upstreamId);
   deps.counters?.compiled('upstream', compiledNow.size + added.filter((r) => r.upstream !== undefined).length);
+  if (issues.length) {
+    for (const p of owned) deps.pools.release(p);
+    return fail();
+  }
 
   // the routes in config order, each the live one unless touched
   let routes: readonly CompiledRoute[] = live.snapshot.routes;
@@ -428,4 +436,11 @@ export function compileChanges(
       }
     },
   };
+}
+
+/** Whether an upstream of the live snapshot (shared or a route's own) takes its client certificate from an SSL resource. */
+function usesClientCertId(live: LiveBuild): boolean {
+  for (const u of live.snapshot.upstreams.values()) if (u.config.tls?.client_cert_id !== undefined) return true;
+  for (const u of live.inline.values()) if (u.config.tls?.client_cert_id !== undefined) return true;
+  return false;
 }

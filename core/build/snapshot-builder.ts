@@ -5,12 +5,13 @@ import 'reflect-metadata';
 import { inject, injectable } from 'tsyringe';
 import type { PluginServices, PluginState, Logger, Metrics, Clock, ConfigStore, DestinationBindings } from '../contracts';
 import { BASE_DIR, CLOCK, CONFIG_STORE, LOGGER, METRICS } from '../tokens';
-import { parseReference, type ReferenceSite } from '../secrets/reference';
+import { looksLikeReference, parseReference, type ReferenceSite } from '../secrets/reference';
+import { adminTlsIssues } from '../config/ssl-checks';
 import { REGISTRY, type Registry } from '../config/registry';
 import { validateConfig, type ValidatedConfig } from '../config/validate';
 import { validateChangesOrThrow, type PositionOf } from '../config/validate-changes';
 import { sectionOf } from '../config/section';
-import type { ConsumerConfig, RouteConfig } from '../config/types';
+import type { ConsumerConfig, RouteConfig, UpstreamConfig } from '../config/types';
 import { checkSecretPolicy } from '../config/secret-policy';
 import { admitDestinations, type Admission } from './destinations';
 import { MemoryBindings } from '../credentials';
@@ -88,6 +89,7 @@ export class SnapshotBuilder {
       registry,
       pools,
       healthStates: new Map<string, PassiveHealth>(),
+      upstreamTls: new Map(),
       services,
       state: (name, hold) => states.view(name, hold),
       holdState: () => states.hold(),
@@ -131,7 +133,18 @@ export class SnapshotBuilder {
     await this.backends.sync(v.config, v.refs, this.resolver);
     const refs = v.refs.filter((s) => !s.path.startsWith('secrets['));
     const values = await this.valuesOf(refs);
-    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v));
+    // the Admin API's certificate and key once resolved: a pair that does not match refuses the build
+    // at start (the gateway does not start) and when admin.tls as written changed (a reload). After a
+    // rotation of its references alone, the Admin API keeps its previous pair and says why
+    // (core/admin/server.ts), and the rest of the build goes ahead: other rotations do not wait on it
+    const admin = v.config.admin?.tls;
+    const liveAdmin = this.live?.snapshot.config.admin?.tls;
+    const onlyValuesChanged = liveAdmin !== undefined && admin !== undefined && JSON.stringify(liveAdmin) === JSON.stringify(admin);
+    if (admin !== undefined && !onlyValuesChanged) {
+      const issues = adminTlsIssues(admin, (t) => (looksLikeReference(t) ? valueOf(values.get(t)) : t));
+      if (issues.length) throw configInvalid(issues);
+    }
+    const c = compileSnapshot(v.config, this.deps, values, new Set(v.refs.map((s) => s.ref.key)), this.previousOf(v), this.live?.tls);
     if (c.issues) throw configInvalid(c.issues);
     this.resolver.track(v.refs.map((s) => s.ref));
     this.pending.set(c.snapshot, { live: c.live });
@@ -165,7 +178,8 @@ export class SnapshotBuilder {
     const at = new Set<string>([...where.consumerAt.map((i) => `consumers[${i}]`), ...where.routeAt.map((i) => `routes[${i}]`)]);
     // (and every SSL resource's: a few, and the TLS table is made again from all of them when one changed)
     const refs = v.refs.filter((s) => {
-      if (s.path.startsWith('ssls[')) return true;
+      // (upstreams' TLS PEMs too: a touched upstream may need them, and there are few)
+      if (s.path.startsWith('ssls[') || s.path.startsWith('upstreams[')) return true;
       const m = /^(?:consumers|routes)\[\d+\]/.exec(s.path);
       return m !== null && at.has(m[0]);
     });
@@ -181,16 +195,18 @@ export class SnapshotBuilder {
 
   /**
    * The resources of `v` whose references have one of `keys` (secrets that changed value).
-   * @returns undefined when a secret resource or a gateway setting holds one (a full build)
+   * @returns undefined when a secret resource, an SSL resource or a gateway setting holds one (a full build)
    */
   dependants(v: ValidatedConfig, keys: ReadonlySet<string>): Touched | undefined {
     const t = { consumers: new Set<string>(), routes: new Set<string>(), upstreams: new Set<string>() };
     for (const s of v.refs) {
       if (!keys.has(s.ref.key)) continue;
-      const m = /^(consumers|routes)\[(\d+)\]/.exec(s.path);
+      const m = /^(consumers|routes|upstreams)\[(\d+)\]/.exec(s.path);
       if (m === null) return undefined;
       if (m[1] === 'consumers') t.consumers.add(sectionOf<ConsumerConfig>(v.config, 'consumers').get(Number(m[2])).username);
-      else t.routes.add(sectionOf<RouteConfig>(v.config, 'routes').get(Number(m[2])).id);
+      else if (m[1] === 'routes') t.routes.add(sectionOf<RouteConfig>(v.config, 'routes').get(Number(m[2])).id);
+      // an upstream's TLS PEM (a rotated client certificate): that upstream is compiled again, with new pools
+      else t.upstreams.add(sectionOf<UpstreamConfig>(v.config, 'upstreams').get(Number(m[2])).id!);
     }
     return t;
   }
@@ -210,7 +226,18 @@ export class SnapshotBuilder {
     this.pending.delete(snapshot);
     p.commit?.();
     this.live = p.live;
+    this.forgetUpstreamTls(snapshot);
     return p.commit === undefined ? 'full' : 'incremental';
+  }
+
+  /** Let go of the kept TLS (PEMs) of upstreams the installed snapshot no longer has. */
+  private forgetUpstreamTls(snapshot: Snapshot): void {
+    const kept = this.deps.upstreamTls;
+    if (kept === undefined || kept.size === 0) return;
+    const live = new Set<string>();
+    for (const u of snapshot.upstreams.values()) live.add(u.identity);
+    for (const r of snapshot.routes) if (r.upstream !== undefined) live.add(r.upstream.identity);
+    for (const identity of kept.keys()) if (!live.has(identity)) kept.delete(identity);
   }
 
   /** The values of `refs` (batched), by reference text. */
@@ -252,4 +279,9 @@ export class SnapshotBuilder {
     await this.deps.pools.closeAll();
     await this.backends.closeAll();
   }
+}
+
+/** A resolved value, or undefined when the reference has none (what needs it reports that itself). */
+function valueOf(v: string | Error | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }

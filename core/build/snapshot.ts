@@ -19,6 +19,7 @@ import type { UpstreamPools } from '../request/upstream-pools';
 import type { StateHold } from './plugin-state';
 import { FailClosedLog, pathText, referencePaths } from './fail-closed';
 import { buildTls, type TlsContexts } from './tls';
+import { upstreamTls, type KeptUpstreamTls, type UpstreamTlsInput } from './upstream-tls';
 import { nodeKey, Snapshot, type CompiledRoute, type CompiledUpstream } from '../request/snapshot';
 
 /** Resolved reference values for one compile, by reference text. */
@@ -29,6 +30,12 @@ export interface SnapshotDeps {
   readonly registry: Registry;
   readonly pools: UpstreamPools;
   readonly healthStates: Map<string, PassiveHealth>;
+  /**
+   * By upstream identity, the TLS its last build made from checked PEMs, with its `tls` as written:
+   * a rotation whose pair is refused keeps it (build/upstream-tls.ts). Optional: without it, such a
+   * rotation refuses the build.
+   */
+  readonly upstreamTls?: Map<string, KeptUpstreamTls>;
   readonly services: Omit<PluginServices, 'state'>;
   /** The reload-surviving state of one plugin, as one build sees it (what it gets counts for `hold`). */
   state(plugin: string, hold?: StateHold): PluginState;
@@ -58,21 +65,29 @@ export interface BuildCounters {
 const NO_PREVIOUS: Array<{ config: object; until: number }> = Object.freeze([]) as unknown as Array<{ config: object; until: number }>;
 const NO_TEXTS: readonly string[] = Object.freeze([]);
 
-export function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[]): CompiledUpstream {
+/**
+ * One upstream's balancer and pools (taken pools pushed to `owned`); its TLS from `tls` (issues of
+ * resolved PEMs pushed to `tls.issues`: the build is refused).
+ */
+export function compileUpstream(u: UpstreamConfig, identity: string, deps: SnapshotDeps, owned: Pool[], tls: UpstreamTlsInput): CompiledUpstream {
   const nodes: UpstreamNode[] = u.nodes.map((n) => {
     const host = n.host.startsWith('[') ? n.host.slice(1, -1) : n.host;
     return { host, port: n.port, weight: n.weight, key: nodeKey(host, n.port) };
   });
   const pools = new Map<string, Pool>();
-  for (const n of nodes) {
-    const pool = deps.pools.acquire(`${u.scheme}://${n.key}`, {
-      connectTimeoutMs: u.timeout.connect * 1000,
-      size: u.keepalive_pool.size,
-      idleTimeoutMs: u.keepalive_pool.idle_timeout * 1000,
-      maxRequestsPerConnection: u.keepalive_pool.requests,
-    });
-    owned.push(pool);
-    pools.set(n.key, pool);
+  const secure = upstreamTls(u, identity, tls, deps.services.logger, deps.upstreamTls);
+  if (secure.unavailable === undefined) {
+    for (const n of nodes) {
+      const pool = deps.pools.acquire(`${u.scheme}://${n.key}`, {
+        connectTimeoutMs: u.timeout.connect * 1000,
+        size: u.keepalive_pool.size,
+        idleTimeoutMs: u.keepalive_pool.idle_timeout * 1000,
+        maxRequestsPerConnection: u.keepalive_pool.requests,
+        ...(secure.tls === undefined ? {} : { tls: secure.tls }),
+      });
+      owned.push(pool);
+      pools.set(n.key, pool);
+    }
   }
   const passive = u.checks.passive;
   const healthKey = `${identity}|${passive.failures}|${passive.cooldown}`;
@@ -92,6 +107,7 @@ export function compileUpstream(u: UpstreamConfig, identity: string, deps: Snaps
     // default as APISIX: try every node once
     retries: u.retries ?? Math.max(usable - 1, 0),
     isChash: u.type === 'chash',
+    ...(secure.unavailable === undefined ? {} : { unavailable: secure.unavailable }),
   };
 }
 
@@ -461,20 +477,25 @@ export function compileHookChains(
  * by id; a route's own `upstream` is compiled with the route (see {@link assembleRoute}). The pools
  * taken are pushed to `owned`.
  */
-function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): Map<string, CompiledUpstream> {
-  const upstreamById = new Map(config.upstreams.map((u) => [u.id as string, u]));
+function compileUpstreams(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[], values: ResolvedValues, issues: ConfigIssue[]): Map<string, CompiledUpstream> {
+  const upstreamAt = new Map(config.upstreams.map((u, i) => [u.id as string, i]));
   const shared = new Map<string, CompiledUpstream>();
   for (const { index } of chains) {
     const id = config.routes[index].upstream_id;
-    if (id !== undefined && !shared.has(id)) shared.set(id, compileUpstream(upstreamById.get(id)!, `upstream:${id}`, deps, owned));
+    if (id === undefined || shared.has(id)) continue;
+    const i = upstreamAt.get(id)!;
+    shared.set(id, compileUpstream(config.upstreams[i], `upstream:${id}`, deps, owned, { path: joinPath('upstreams', i), ssls: config.ssls, values, issues }));
   }
   return shared;
 }
 
-/** A route's hook chains with its upstream: its own (compiled here, pools pushed to `owned`) or an `upstreams:` entry by id. */
-export function assembleRoute(config: GatewayConfig, { index, ...hooks }: RouteHooks, deps: SnapshotDeps, owned: Pool[]): CompiledRoute {
+/**
+ * A route's hook chains with its upstream: its own (compiled here, pools pushed to `owned`, issues
+ * of its TLS to `issues`) or an `upstreams:` entry by id.
+ */
+export function assembleRoute(config: GatewayConfig, { index, ...hooks }: RouteHooks, deps: SnapshotDeps, owned: Pool[], values: ResolvedValues, issues: ConfigIssue[]): CompiledRoute {
   const r = sectionOf<RouteConfig>(config, 'routes').get(index);
-  const upstream = r.upstream ? compileUpstream(r.upstream, `route:${r.id}`, deps, owned) : undefined;
+  const upstream = r.upstream ? compileUpstream(r.upstream, `route:${r.id}`, deps, owned, { path: joinPath(joinPath('routes', index), 'upstream'), ssls: config.ssls, values, issues }) : undefined;
   return { ...hooks, config: r, id: r.id, uris: r.uris, methods: r.methods, hosts: r.hosts, priority: r.priority, upstream, upstreamId: r.upstream ? undefined : r.upstream_id };
 }
 
@@ -494,8 +515,8 @@ export function routeUriIssue(config: GatewayConfig, err: RouteUriError): Config
  * Step 5, routes: each route's hook chains and upstream together, and the router over them.
  * Issues: a uri the router refuses (named at that uri).
  */
-function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[]): { routes: CompiledRoute[]; router: Router<CompiledRoute> } | { issues: ConfigIssue[] } {
-  const routes = chains.map((c) => assembleRoute(config, c, deps, owned));
+function compileRoutes(config: GatewayConfig, chains: readonly RouteHooks[], deps: SnapshotDeps, owned: Pool[], values: ResolvedValues, issues: ConfigIssue[]): { routes: CompiledRoute[]; router: Router<CompiledRoute> } | { issues: ConfigIssue[] } {
+  const routes = chains.map((c) => assembleRoute(config, c, deps, owned, values, issues));
   try {
     deps.counters?.router('built');
     // a disabled route keeps its place in the router's order (it matches nothing), so enabling it
@@ -595,6 +616,8 @@ export function compileSnapshot(
   refKeys: ReadonlySet<string> = new Set(),
   /** The value a reference had before its last rotation, while the grace lasts. */
   previousValue: (text: string) => { value: string; until: number } | undefined = () => undefined,
+  /** The live snapshot's SSL contexts: an SSL resource whose rotated pair is refused keeps its own (build/tls.ts). */
+  liveTls: TlsContexts = new Map(),
 ): (Built & { issues?: undefined }) | { issues: ConfigIssue[]; snapshot?: undefined } {
   const issues: ConfigIssue[] = [];
   const failures = deps.failures ?? new FailClosedLog(deps.services.logger);
@@ -621,15 +644,16 @@ export function compileSnapshot(
   const owned: Pool[] = [];
   // (the live build's map of route holds changes with later incremental builds: this snapshot's are these)
   const release = releaser(deps.pools, owned, [hold, ...routeHolds.values()]);
-  const upstreams = compileUpstreams(config, chains, deps, owned);
-  const compiled = compileRoutes(config, chains, deps, owned);
-  if ('issues' in compiled) {
+  // (issues of upstreams' TLS PEMs once resolved: a pair that does not match refuses the build)
+  const upstreams = compileUpstreams(config, chains, deps, owned, values, issues);
+  const compiled = compileRoutes(config, chains, deps, owned, values, issues);
+  if ('issues' in compiled || issues.length) {
     failures.settle(false);
     release();
-    return { issues: compiled.issues };
+    return { issues: 'issues' in compiled ? [...issues, ...compiled.issues] : issues };
   }
   deps.counters?.compiled('upstream', upstreams.size + compiled.routes.filter((r) => r.upstream !== undefined).length);
-  const tls = buildTls(config, values, deps.services.logger);
+  const tls = buildTls(config, values, deps.services.logger, new Map(), liveTls);
   if (tls.issues) {
     failures.settle(false);
     release();

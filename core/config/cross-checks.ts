@@ -7,7 +7,7 @@ import type { NodeConfig } from './types';
 import { joinPath } from './paths';
 import type { Registry } from './registry';
 import { checkSettings } from './settings-check';
-import { checkSsls } from './ssl-checks';
+import { checkSsls, clientCertIdIssue, upstreamTlsIssues } from './ssl-checks';
 
 function splitHostPort(s: string): { host: string; port?: number } {
   const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(s);
@@ -59,6 +59,7 @@ function normaliseUpstream(u: any, path: string, issues: ConfigIssue[]): void {
   u.nodes = nodes;
   if (u.type === 'chash' && u.hash_on !== 'vars' && !u.key) issues.push({ path: joinPath(path, 'key'), message: `is required when hash_on is "${u.hash_on}"` });
   if (u.pass_host === 'rewrite' && !u.upstream_host) issues.push({ path: joinPath(path, 'upstream_host'), message: 'is required when pass_host is "rewrite"' });
+  upstreamTlsIssues(u, joinPath(path, 'tls'), issues);
   if (u.id !== undefined) u.id = String(u.id);
 }
 
@@ -156,6 +157,15 @@ export function crossCheck(c: any, registry: Registry, issues: ConfigIssue[]): v
 
   checkSettings(c, issues);
   checkSsls(c, issues);
+  // an upstream's client certificate from an SSL resource (the build checks it again after a change)
+  const certIds: Array<[string | undefined, string]> = [
+    ...c.upstreams.map((u: any, i: number): [string | undefined, string] => [u.tls?.client_cert_id, joinPath(joinPath(joinPath('upstreams', i), 'tls'), 'client_cert_id')]),
+    ...c.routes.map((r: any, i: number): [string | undefined, string] => [r.upstream?.tls?.client_cert_id, joinPath(joinPath(joinPath(joinPath('routes', i), 'upstream'), 'tls'), 'client_cert_id')]),
+  ];
+  for (const [id, at] of certIds) {
+    const issue = id === undefined ? undefined : clientCertIdIssue(id, c.ssls, at);
+    if (issue) issues.push(issue);
+  }
 
   const secretIds = new Set<string>();
   c.secrets.forEach((s: any, i: number) => {

@@ -1,5 +1,6 @@
 // Where a config's secret references stand: every `$secret://` and `$env://` string in the places
-// that may hold one (plugin and consumer configs, secret resources, gateway and admin settings),
+// that may hold one (plugin and consumer configs, secret resources, SSL resources, upstreams' TLS,
+// gateway and admin settings),
 // each checked against the config (a known manager, a declared resource, no resource referencing
 // itself or a cycle of resources), with its path, for the build to resolve.
 import type { ConfigIssue } from '../errors';
@@ -40,8 +41,16 @@ export function referenceWalker(registry: Registry, hasResource: (id: string) =>
   };
   return {
     /** The references of one route's or consumer's plugins (`routes[3]`). */
-    item(kind: 'routes' | 'consumers', item: { plugins: unknown }, index: number): void {
+    item(kind: 'routes' | 'consumers', item: { plugins: unknown; upstream?: { tls?: unknown } }, index: number): void {
       walk(item.plugins, joinPath(joinPath(kind, index), 'plugins'), null);
+      // a route's own upstream: its TLS PEMs
+      if (kind === 'routes' && item.upstream?.tls !== undefined) walk(item.upstream.tls, joinPath(joinPath(joinPath(kind, index), 'upstream'), 'tls'), null);
+    },
+    /** The references of one SSL resource (`ssls[2]`): its PEMs, then its client CA. */
+    ssl(s: { client?: { ca?: unknown } } & Partial<Record<(typeof SSL_PEM_FIELDS)[number], unknown>>, index: number): void {
+      const path = joinPath('ssls', index);
+      for (const f of SSL_PEM_FIELDS) if (s[f] !== undefined) walk(s[f], joinPath(path, f), null);
+      if (s.client !== undefined) walk(s.client.ca, joinPath(joinPath(path, 'client'), 'ca'), null);
     },
     walk,
   };
@@ -51,17 +60,17 @@ export function referenceWalker(registry: Registry, hasResource: (id: string) =>
 export function collectReferences(c: any, registry: Registry, issues: ConfigIssue[]): ReferenceSite[] {
   const sites: ReferenceSite[] = [];
   const resources = new Set<string>(c.secrets.map((s: { id: string }) => s.id));
-  const { item, walk } = referenceWalker(registry, (id) => resources.has(id), issues, sites);
+  const { item, ssl, walk } = referenceWalker(registry, (id) => resources.has(id), issues, sites);
   c.routes.forEach((r: any, i: number) => item('routes', r, i));
   c.consumers.forEach((k: any, i: number) => item('consumers', k, i));
   c.secrets.forEach((s: any, i: number) => {
     const { id, ...fields } = s;
     walk(fields, joinPath('secrets', i), id);
   });
-  c.ssls.forEach((s: any, i: number) => {
-    for (const f of SSL_PEM_FIELDS) if (s[f] !== undefined) walk(s[f], joinPath(joinPath('ssls', i), f), null);
-    if (s.client !== undefined) walk(s.client.ca, joinPath(joinPath(joinPath('ssls', i), 'client'), 'ca'), null);
+  c.upstreams.forEach((u: any, i: number) => {
+    if (u.tls !== undefined) walk(u.tls, joinPath(joinPath('upstreams', i), 'tls'), null);
   });
+  c.ssls.forEach((s: any, i: number) => ssl(s, i));
   walk(c.gateway, 'gateway', null);
   if (c.admin) walk(c.admin, 'admin', null);
   // a resource whose fields reference resources that reference it back can never be built

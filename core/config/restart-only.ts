@@ -15,6 +15,8 @@ export const RESTART_ONLY: ReadonlyArray<{ readonly path: string; readonly get: 
   { path: 'gateway.log_level', get: (c) => c.gateway.log_level, shown: true },
   { path: 'admin.listen', get: (c) => c.admin?.listen, shown: true },
   { path: 'admin.allow', get: (c) => c.admin?.allow, shown: true },
+  // TLS on or off, and client certificates asked or not (the certificate, key and CA themselves apply live)
+  { path: 'admin.tls', get: (c) => (c.admin?.tls === undefined ? 'off' : c.admin.tls.client_ca === undefined ? 'on' : 'on, with client_ca'), shown: true },
   // may hold an encryption key or a password
   { path: 'config_store', get: (c) => c.config_store, shown: false },
 ];

@@ -66,6 +66,20 @@ export const upstreamSchema: JsonSchema = {
       additionalProperties: false,
       default: {},
     },
+    // TLS to the nodes of a `scheme: https` upstream (APISIX's upstream `tls`, docs/tls.md): verified
+    // by default (APISIX's `verify` defaults to false), a client certificate for mTLS
+    tls: {
+      type: 'object',
+      properties: {
+        verify: { type: 'boolean' },
+        ca: { type: 'string', minLength: 1 },
+        client_cert: { type: 'string', minLength: 1 },
+        client_key: { type: 'string', minLength: 1, writeOnly: true },
+        client_cert_id: { type: ['string', 'integer'] },
+      },
+      dependencies: { client_cert: ['client_key'], client_key: ['client_cert'] },
+      additionalProperties: false,
+    },
     checks: {
       type: 'object',
       properties: {
@@ -207,6 +221,18 @@ export const configSchema: JsonSchema = {
         listen: { ...listen, default: '127.0.0.1:9180' },
         key: { type: 'string', minLength: 1 },
         allow: { type: 'array', items: { type: 'string' }, default: ['127.0.0.0/8'] },
+        // the Admin API over TLS (docs/tls.md): PEMs or references of any kind, resolved live
+        tls: {
+          type: 'object',
+          properties: {
+            cert: pem,
+            key: secretPem,
+            // admin callers must present a certificate this CA signed
+            client_ca: pem,
+          },
+          required: ['cert', 'key'],
+          additionalProperties: false,
+        },
         // most resources of each kind the Admin API lets exist; a create beyond one is refused
         limits: {
           type: 'object',

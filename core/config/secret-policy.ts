@@ -103,6 +103,7 @@ function ownCredentials(c: GatewayConfig): { vars: Map<string, string>; secrets:
   const cs = c.config_store as Record<string, unknown>;
   const settings: Array<[string, unknown]> = [
     ['admin.key', c.admin?.key],
+    ['admin.tls.key', c.admin?.tls?.key],
     ['config_store.password', cs.password],
     ['config_store.encryption_key', cs.encryption_key],
   ];
@@ -120,7 +121,7 @@ function ownCredentials(c: GatewayConfig): { vars: Map<string, string>; secrets:
   return { vars, secrets };
 }
 
-const inData = (path: string) => path.startsWith('routes[') || path.startsWith('consumers[') || path.startsWith('secrets[') || path.startsWith('ssls[');
+const inData = (path: string) => path.startsWith('routes[') || path.startsWith('consumers[') || path.startsWith('secrets[') || path.startsWith('ssls[') || path.startsWith('upstreams[');
 
 /**
  * What data sections may name (`secret_policy.env`, never the gateway's own credentials): the

@@ -83,11 +83,14 @@ export class Section<T> {
 
   /** The first item `test` holds for, read item by item (the section is not made an array). */
   find(test: (item: T) => boolean): T | undefined {
-    for (let i = 0; i < this.length; i++) {
-      const x = this.get(i);
-      if (test(x)) return x;
-    }
-    return undefined;
+    const i = this.findIndex(test);
+    return i === -1 ? undefined : this.get(i);
+  }
+
+  /** The index of the first item `test` holds for, or -1. */
+  findIndex(test: (item: T) => boolean): number {
+    for (let i = 0; i < this.length; i++) if (test(this.get(i))) return i;
+    return -1;
   }
 
   /** Every item as one array (made once per section): frozen, unless it is the list the section was made of. */

@@ -1,11 +1,13 @@
 // The gateway's and the Admin API's own settings that are more than their schema: listen addresses
 // ("host:port", "[v6]:port", ":port") and nginx-style sizes, parsed here for the checks at load and
 // for the listeners alike, and the checks a schema cannot make (a port in range, the Admin API on a
-// port of its own, each `admin.allow` and `gateway.trusted_proxies` entry an address or range).
+// port of its own, each `admin.allow` and `gateway.trusted_proxies` entry an address or range, the
+// `admin.tls` certificate and key that match).
 import type { ConfigIssue } from '../errors';
 import { looksLikeReference } from '../secrets/reference';
 import { allowList } from './allow-list';
 import { joinPath } from './paths';
+import { adminTlsIssues } from './ssl-checks';
 
 /**
  * Split a listen address: "host:port", "[v6]:port" or ":port" (all interfaces: `anyHost`). The
@@ -72,6 +74,8 @@ export function checkSettings(c: any, issues: ConfigIssue[]): void {
 
   checkListeners(c, issues);
   if (c.admin) checkAddresses(c.admin.allow, 'admin', 'allow', issues);
+  // the Admin API's certificate: literal PEMs now, references when the build resolves them
+  if (c.admin?.tls) issues.push(...adminTlsIssues(c.admin.tls, (v) => (looksLikeReference(v) ? undefined : v)));
   checkAddresses(c.gateway.trusted_proxies, 'gateway', 'trusted_proxies', issues);
 }
 

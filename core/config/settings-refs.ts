@@ -1,17 +1,18 @@
 // References in the gateway's own settings (`gateway:`, `admin:`), resolved when the config is
 // read. They are needed before any secret backend runs (where to listen, the log level, the
 // admin allow-list), so they come from the environment: `$env://NAME` (or a JSON field of it).
-// `admin.key` is the exception: it is resolved live, through the secret cache, and may be any
-// reference; `config_store` resolves its own (encryption_key, password).
+// `admin.key` and the Admin API's certificate (`admin.tls`: cert, key, client_ca) are the exception:
+// they are resolved live, through the secret cache, may be any reference, and rotate without a
+// restart; `config_store` resolves its own (encryption_key, password).
 import type { ConfigIssue } from '../errors';
 import { joinPath } from './paths';
 import { looksLikeReference, parseReference, type SecretRef } from '../secrets/reference';
 
 /** Settings resolved live elsewhere, left as written. */
-const LIVE = new Set(['admin.key']);
+const LIVE = new Set(['admin.key', 'admin.tls.cert', 'admin.tls.key', 'admin.tls.client_ca']);
 
 /**
- * Replace every `$env://` reference under `doc.gateway` and `doc.admin` (but `admin.key`) by the
+ * Replace every `$env://` reference under `doc.gateway` and `doc.admin` (but the live ones) by the
  * variable's value, in place. Another kind of reference there, an unset variable or a missing
  * JSON field is an issue naming the setting (never a value).
  */
@@ -44,7 +45,7 @@ function resolve(text: string, env: NodeJS.ProcessEnv): { value: string } | { is
   } catch (err) {
     return { issue: (err as Error).message };
   }
-  if (ref.manager !== 'env') return { issue: 'only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key may be any reference' };
+  if (ref.manager !== 'env') return { issue: 'only $env:// references are resolved in gateway and admin settings (they are needed before any secret backend starts); admin.key and admin.tls may hold any reference' };
   return envReferenceValue(ref, env);
 }
 

@@ -20,6 +20,18 @@ export interface UpstreamConfig {
   readonly retries?: number;
   readonly keepalive_pool: { readonly size: number; readonly idle_timeout: number; readonly requests: number };
   readonly checks: { readonly passive: { readonly failures: number; readonly cooldown: number; readonly http_statuses: readonly number[] } };
+  /** TLS to the nodes (`scheme: https`): PEMs or references; verification on unless `verify: false`. */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+/** An upstream's `tls` (APISIX's fields; `ca` is Gatehouse's, `verify` defaults to true here). */
+export interface UpstreamTlsConfig {
+  readonly verify?: boolean;
+  readonly ca?: string;
+  readonly client_cert?: string;
+  readonly client_key?: string;
+  /** An SSL resource of `type: client` whose `cert`/`key` are the client certificate. */
+  readonly client_cert_id?: string;
 }
 
 export interface RouteConfig {
@@ -94,9 +106,16 @@ export interface SecretPolicyConfig {
   readonly destinations: readonly string[];
 }
 
+/** The Admin API's TLS (`admin.tls`): its certificate and key, and the CA of admin callers' client certificates; PEMs or references, resolved live. */
+export interface AdminTlsSettings {
+  readonly cert: string;
+  readonly key: string;
+  readonly client_ca?: string;
+}
+
 export interface GatewayConfig {
   readonly gateway: GatewaySettings;
-  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits };
+  readonly admin?: { readonly listen: string; readonly key?: string; readonly allow: readonly string[]; readonly limits: AdminLimits; readonly tls?: AdminTlsSettings };
   readonly config_store: { readonly type: 'file' | 'etcd'; readonly endpoints?: readonly string[]; readonly prefix?: string; readonly timeout?: number; readonly encryption_key?: string; readonly data_file?: string; readonly readonly?: boolean };
   readonly secret_cache: { readonly ttl: number; readonly neg_ttl: number; readonly stale_if_error: number; readonly rotation_grace: number };
   readonly extensions: readonly string[];

@@ -19,12 +19,25 @@ import { checkSecretPolicy, type PolicyContext } from './secret-policy';
 import { validateConfig, type ValidatedConfig } from './validate';
 import { validateChanges, validateChangesOrThrow, type ChangeValidation } from './validate-changes';
 import { prng } from '../../test/helpers/prng';
+import { makeTestCa, type IssuedPair } from '../../test/helpers/tls-pki';
 
 const registry = createRegistry([keyAuth, basicAuth, jwtAuth, limitCount, proxyRewrite], [envProvider, vaultProvider]);
 const ctx: PolicyContext = { baseDir: '/srv/gatehouse', protectedFiles: [] };
 
 type Raw = Record<string, any>;
-type Doc = { routes: Raw[]; upstreams: Raw[]; consumers: Raw[]; secrets: Raw[]; ssls?: Raw[] };
+type Doc = { routes: Raw[]; upstreams: Raw[]; consumers: Raw[]; secrets: Raw[]; ssls?: Raw[]; gateway?: Raw };
+
+/** Real certificates and keys (openssl, tls-pki.ts) for the SSL resources of the random documents: literal pairs are parsed and matched. */
+let pki: { pairs: IssuedPair[]; ca: string } | undefined;
+function pairs(): { pairs: IssuedPair[]; ca: string } {
+  if (!pki) {
+    const ca = makeTestCa('validate-changes CA');
+    pki = { pairs: [0, 1, 2].map((k) => ca.issue(`p${k}`, { names: [`p${k}.example.com`], keyType: 'ec' })), ca: ca.cert };
+  }
+  return pki;
+}
+/** Server names SSL resources of the random documents take (few: changes often take a name another resource holds, or free one). */
+const NAMES = ['a.example.com', 'b.example.com', '*.example.com', 'c.test', '*.c.test', 'd.example.com', 'e.test'];
 
 /** The settings every document shares: a reference policy, the admin key a data section may not name, one Vault. */
 function settings(): Raw {
@@ -151,6 +164,53 @@ class Gen {
     }
   }
 
+  ssl(id: string | number, names: readonly string[], bad: boolean): Raw {
+    const { pairs: ps, ca } = pairs();
+    const p = this.pick(ps);
+    const s: Raw = { id, cert: p.cert, key: this.pick([p.key, p.key, '$env://GH_TLS_KEY', '$secret://vault/prod/tls/key']), snis: names.map((n) => (this.chance(0.1) ? n.toUpperCase() : n)) };
+    if (this.chance(0.2)) {
+      const q = this.pick(ps);
+      s.certs = [q.cert];
+      s.keys = [q.key];
+    }
+    if (this.chance(0.15)) s.status = 0;
+    else if (this.chance(0.1)) s.type = 'client';
+    if (this.chance(0.1)) s.client = { ca: this.pick([ca, '$secret://vault/prod/tls/ca']) };
+    if (this.chance(0.1)) s.labels = { team: 'edge' };
+    if (!bad) return s;
+    switch (this.int(10)) {
+      case 0:
+        return { ...s, key: ps[(ps.indexOf(p) + 1) % ps.length].key }; // a key of another certificate
+      case 1:
+        return { ...s, certs: [p.cert], keys: [] }; // one key per certificate
+      case 2:
+        return { ...s, snis: ['bad_name.example.com'] }; // not a host name
+      case 3:
+        return { ...s, snis: [names[0] ?? 'x.test', names[0] ?? 'x.test'] }; // listed twice
+      case 4:
+        return { ...s, cert: 'not a certificate' };
+      case 5:
+        return { ...s, snis: [] }; // schema
+      case 6:
+        return { ...s, snis: 'x' }; // schema, and a cross-check that throws on it
+      case 7:
+        return { ...s, key: '$env://HOME' }; // the policy
+      case 8:
+        return { ...s, cert: '$secret://vault/nope/a/b' }; // unknown resource
+      default:
+        return { ...s, status: 3, client: { depth: 1 } }; // two schema issues
+    }
+  }
+
+  /** 1-2 server names: one another resource of `doc` lists (taken) now and then, else a fresh or pooled one. */
+  names(doc?: Doc): string[] {
+    const held = (doc?.ssls ?? []).flatMap((x) => (Array.isArray(x?.snis) ? (x.snis as string[]) : []));
+    const one = () => (held.length && this.chance(0.3) ? this.pick(held) : this.chance(0.5) ? this.pick(NAMES) : `${this.fresh('n')}.example.org`);
+    const out = new Set([one()]);
+    if (this.chance(0.3)) out.add(one());
+    return [...out].map((n) => n.toLowerCase());
+  }
+
   document(): Doc {
     const upstreams = Array.from({ length: 1 + this.int(4) }, (_, i) => this.upstream(this.chance(0.3) ? 1000 + i : this.fresh('u'), false));
     return {
@@ -158,7 +218,17 @@ class Gen {
       routes: Array.from({ length: this.int(6) }, () => this.route(this.chance(0.2) ? 2000 + this.int(1000) : this.fresh('r'), upstreams, false)),
       consumers: Array.from({ length: this.int(8) }, () => this.consumer(this.fresh('c'), false) as Raw),
       secrets: [VAULT],
+      ...this.ssls(),
     };
+  }
+
+  /** SSL resources with names of their own (a valid document), and now and then a fallback name one of them serves. */
+  ssls(): { ssls: Raw[]; gateway?: Raw } {
+    const ssls = Array.from({ length: this.int(5) }, (_, i) => this.ssl(this.chance(0.3) ? 3000 + i : this.fresh('s'), [`${this.fresh('own')}.example.org`, ...(this.chance(0.3) ? [`*.${this.fresh('w')}.example.org`] : [])], false));
+    const servedOne = ssls.find((x) => x.status !== 0 && x.type !== 'client');
+    if (!servedOne || this.chance(0.3)) return { ssls };
+    const name = (servedOne.snis as string[])[0];
+    return { ssls, gateway: { tls: { fallback_sni: this.chance(0.3) ? name.toUpperCase() : name } } };
   }
 }
 
@@ -166,7 +236,7 @@ const idOf = (kind: DataKind, item: any): string => String(kind === 'consumers' 
 
 /** Apply changes to the raw document as the Admin API's document operations do: replace in place, append, splice. */
 function apply(doc: Doc, changes: readonly DataChange[]): Doc {
-  const next: Doc = { routes: [...doc.routes], upstreams: [...doc.upstreams], consumers: [...doc.consumers], secrets: [...doc.secrets], ssls: [...(doc.ssls ?? [])] };
+  const next: Doc = { routes: [...doc.routes], upstreams: [...doc.upstreams], consumers: [...doc.consumers], secrets: [...doc.secrets], ssls: [...(doc.ssls ?? [])], ...(doc.gateway ? { gateway: doc.gateway } : {}) };
   for (const c of changes) {
     const list = next[c.kind]! as unknown[];
     const i = c.before === undefined ? -1 : list.findIndex((x) => idOf(c.kind, x) === c.id);
@@ -177,18 +247,23 @@ function apply(doc: Doc, changes: readonly DataChange[]): Doc {
   return next;
 }
 
+/** An SSL resource enabled or disabled, its names kept (a disabled one frees them; enabling takes them back, perhaps from another). */
+function flip(s: Raw): Raw {
+  return { ...s, status: s.status === 0 ? 1 : 0 };
+}
+
 /** A random batch of 1-4 changes to the document, each valid or not. */
 function batch(g: Gen, doc: Doc): DataChange[] {
   const changes: DataChange[] = [];
   let cur = doc;
   for (let n = 1 + g.int(g.chance(0.2) ? 40 : 4); n > 0; n--) {
-    const kind = g.pick(['routes', 'upstreams', 'consumers', 'consumers'] as const);
+    const kind = g.pick(['routes', 'upstreams', 'consumers', 'consumers', 'ssls', 'ssls'] as const);
     // what a later change of the batch names has an id (a change names its resource by it)
-    const list = (cur[kind] as Raw[]).filter((x) => idOf(kind, x) !== 'undefined');
+    const list = ((cur[kind] ?? []) as Raw[]).filter((x) => idOf(kind, x) !== 'undefined');
     const bad = g.chance(0.15);
     const op = list.length === 0 ? 0 : g.int(kind === 'upstreams' ? 4 : 3);
     let change: DataChange;
-    const make = (id: string): unknown => (kind === 'routes' ? g.route(id, cur.upstreams, bad) : kind === 'upstreams' ? g.upstream(id, bad) : g.consumer(id, bad));
+    const make = (id: string): unknown => (kind === 'routes' ? g.route(id, cur.upstreams, bad) : kind === 'upstreams' ? g.upstream(id, bad) : kind === 'ssls' ? g.ssl(id, g.names(cur), bad) : g.consumer(id, bad));
     if (op === 0) {
       // a create: a new id, now and then one that exists already (a duplicate)
       const id = list.length && g.chance(0.1) ? idOf(kind, g.pick(list)) : g.fresh(kind[0]);
@@ -197,7 +272,7 @@ function batch(g: Gen, doc: Doc): DataChange[] {
       const before = g.pick(list);
       const id = idOf(kind, before);
       // now and then a consumer renamed in place (a store may report one)
-      const after = kind === 'consumers' && g.chance(0.05) ? g.consumer(g.fresh('renamed'), bad) : make(id);
+      const after = kind === 'consumers' && g.chance(0.05) ? g.consumer(g.fresh('renamed'), bad) : kind === 'ssls' && g.chance(0.3) ? flip(before) : make(id);
       change = { kind, id, before, after: after as Raw };
     } else {
       const before = g.pick(list);
@@ -218,7 +293,7 @@ function assertDeepFrozen(v: unknown, path = ''): void {
 const lines = (issues: readonly ConfigIssue[]) => issues.map((i) => `${i.path}: ${i.message}`);
 
 /** validateChanges against the full path on the changed document; returns the new live state when the change is valid. */
-function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[], label: string): { live: ValidatedConfig; doc: Doc; outcome: 'valid' | 'issues' | 'full' } {
+function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[], label: string): { live: ValidatedConfig; doc: Doc; outcome: 'valid' | 'issues' | 'full' | 'client' } {
   const nextDoc = apply(doc, changes);
   const expected = full(nextDoc);
   const actual: ChangeValidation = validateChanges(live, changes, registry, ctx);
@@ -229,8 +304,10 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
     ambiguous ||= c.before !== undefined && ((held[c.kind] ?? []) as unknown[]).filter((x) => idOf(c.kind, x) === c.id).length > 1;
     held = apply(held, [c]);
   }
-  assert.equal(actual.full === true, ambiguous, `${label}: ${actual.full ? actual.why : 'not full'}`);
-  if (actual.full) return { live, doc, outcome: 'full' };
+  // ... and those writing an SSL resource of type client (an upstream's tls.client_cert_id may name it)
+  const client = changes.some((c) => c.kind === 'ssls' && [c.before, c.after].some((x) => (x as Raw | undefined)?.type === 'client'));
+  assert.equal(actual.full === true, ambiguous || client, `${label}: ${actual.full ? actual.why : 'not full'}`);
+  if (actual.full) return { live, doc, outcome: ambiguous ? 'full' : 'client' };
   if (expected.issues) {
     assert.ok(actual.issues, `${label}: expected issues ${JSON.stringify(lines(expected.issues))}`);
     assert.deepEqual(lines(actual.issues), lines(expected.issues), label);
@@ -242,7 +319,7 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
   assert.equal(actual.credentials, live.credentials, `${label}: the credentials stay the live ones`);
   assertDeepFrozen(actual.config, label);
   // every item not written by the batch is the live config's very object
-  for (const kind of ['routes', 'upstreams', 'consumers'] as const) {
+  for (const kind of ['routes', 'upstreams', 'consumers', 'ssls'] as const) {
     const was = new Set<unknown>(live.config[kind]);
     const written = changes.filter((c) => c.kind === kind && c.after !== undefined).length;
     const other = actual.config[kind].filter((x) => !was.has(x)).length;
@@ -254,7 +331,9 @@ function compare(live: ValidatedConfig, doc: Doc, changes: readonly DataChange[]
 
 describe('validateChanges', () => {
   test('random documents and random batches of changes: the same result as validating the whole changed document', () => {
-    const counts = { valid: 0, issues: 0, full: 0 };
+    const counts = { valid: 0, issues: 0, full: 0, client: 0 };
+    /** Batches writing SSL resources, by outcome, and the SSL issues among them (taken names, the fallback). */
+    const ssl = { valid: 0, issues: 0, taken: 0, fallback: 0 };
     for (let seed = 1; seed <= 80; seed++) {
       const g = new Gen(seed);
       let doc = g.document();
@@ -262,13 +341,21 @@ describe('validateChanges', () => {
       assert.equal(first.issues, undefined, `seed ${seed}: ${JSON.stringify(first.issues)}`);
       let live = first as ValidatedConfig;
       for (let step = 0; step < 25; step++) {
-        const r = compare(live, doc, batch(g, doc), `seed ${seed} step ${step}`);
+        const changes = batch(g, doc);
+        const r = compare(live, doc, changes, `seed ${seed} step ${step}`);
         counts[r.outcome]++;
+        if (changes.some((c) => c.kind === 'ssls') && (r.outcome === 'valid' || r.outcome === 'issues')) {
+          ssl[r.outcome]++;
+          const issues = r.outcome === 'issues' ? lines((validateChanges(live, changes, registry, ctx) as { issues: ConfigIssue[] }).issues) : [];
+          if (issues.some((l) => l.includes('is already served by SSL resource'))) ssl.taken++;
+          if (issues.some((l) => l.startsWith('gateway.tls.fallback_sni'))) ssl.fallback++;
+        }
         ({ live, doc } = r);
       }
     }
     // the batches exercise both outcomes; the full path is left only the batches naming an id they made ambiguous
     assert.ok(counts.valid > 600 && counts.issues > 400 && counts.full < counts.valid / 5, JSON.stringify(counts));
+    assert.ok(ssl.valid > 100 && ssl.issues > 100 && ssl.taken > 20 && ssl.fallback > 5, JSON.stringify(ssl));
   });
 
   test('unchanged items keep their identity; the changed one is the normalised, frozen new item', () => {
@@ -350,6 +437,92 @@ describe('validateChanges', () => {
     );
     assert.equal(r.refs[0], live.refs[0]);
     assert.equal(r.refs[3], live.refs[4]);
+  });
+
+  test('SSL resources: a delete, a status flip, names freed and taken, the fallback losing its resource: the whole document\'s issues, the live objects kept', () => {
+    const { pairs: [p0, p1] } = pairs();
+    const ssl = (id: string, snis: string[], more: Raw = {}): Raw => ({ id, cert: p0.cert, key: p0.key, snis, ...more });
+    const doc: Doc = {
+      upstreams: [],
+      routes: [],
+      consumers: [],
+      secrets: [VAULT],
+      ssls: [ssl('a', ['a.example.com', '*.example.com']), ssl('b', ['b.example.com'], { status: 0 }), ssl('c', ['c.example.com'], { key: '$secret://vault/prod/tls/c' }), ssl('d', ['b.example.com'])],
+      gateway: { tls: { fallback_sni: 'A.example.com' } },
+    };
+    const live = full(doc) as ValidatedConfig;
+    assert.equal(live.issues, undefined);
+    const check = (changes: DataChange[], expected: string[] | 'valid') => {
+      const want = full(apply(doc, changes));
+      const got = validateChanges(live, changes, registry, ctx);
+      assert.equal(got.full, undefined, 'an SSL write is validated on its own');
+      if (expected === 'valid') {
+        assert.equal(want.issues, undefined);
+        assert.equal(got.issues, undefined, JSON.stringify(got.issues));
+        assert.deepEqual(got.config, (want as ValidatedConfig).config);
+        assert.deepEqual(got.refs, (want as ValidatedConfig).refs);
+        return got as ValidatedConfig;
+      }
+      assert.deepEqual(lines(want.issues!), expected);
+      assert.deepEqual(lines(got.issues!), expected);
+      return undefined;
+    };
+    const [a, b, c, d] = doc.ssls!;
+    // b enabled: it takes b.example.com back from d, an unchanged resource after it, which gets the issue
+    check([{ kind: 'ssls', id: 'b', before: b, after: flip(b) }], ['ssls[3].snis[0]: "b.example.com" is already served by SSL resource "b" (ssls[1]): a name has one SSL resource']);
+    // the fallback's resource deleted, or disabled, or its name dropped
+    const lost = ['gateway.tls.fallback_sni: "a.example.com" is not a name an enabled server SSL resource serves (ssls[*].snis)'];
+    check([{ kind: 'ssls', id: 'a', before: a }], lost);
+    check([{ kind: 'ssls', id: 'a', before: a, after: flip(a) }], lost);
+    check([{ kind: 'ssls', id: 'a', before: a, after: ssl('a', ['x.example.com']) }], lost);
+    // ... while a wildcard of another resource still covers it: valid
+    check([{ kind: 'ssls', id: 'a', before: a, after: ssl('a', ['a.example.com']) }], 'valid');
+    // d deleted: c's reference site moves from nowhere (it is before d), d's name is free for b
+    const v = check([{ kind: 'ssls', id: 'd', before: d }, { kind: 'ssls', id: 'b', before: b, after: flip(b) }], 'valid')!;
+    assert.equal(v.config.ssls[0], live.config.ssls[0], 'an unchanged resource is the live object');
+    assert.equal(v.config.ssls[2], live.config.ssls[2]);
+    // a deleted resource before one with a reference: the site is re-pathed
+    const moved = check([{ kind: 'ssls', id: 'a', before: a, after: undefined }, { kind: 'ssls', id: 'x', after: ssl('x', ['a.example.com']) }], 'valid')!;
+    assert.deepEqual(moved.refs.filter((r) => r.path.startsWith('ssls')).map((r) => r.path), ['ssls[1].key']);
+    // a created one with a taken name, an id held twice, a key of another certificate, a reference to an unknown resource
+    check([{ kind: 'ssls', id: 'e', after: ssl('e', ['c.example.com']) }], ['ssls[4].snis[0]: "c.example.com" is already served by SSL resource "c" (ssls[2]): a name has one SSL resource']);
+    check([{ kind: 'ssls', id: 'c', after: ssl('c', ['e.example.com']) }], ['ssls[4].id: duplicate SSL resource id "c"']);
+    check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: p1.key }) }], ['ssls[2].key: does not match its certificate (ssls[2].cert)']);
+    check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: '$secret://vault/nope/x/y' }) }], ['ssls[2].key: refers to unknown secret resource "vault/nope" (add it under secrets:)']);
+    check([{ kind: 'ssls', id: 'c', before: c, after: ssl('c', ['c.example.com'], { key: '$env://HOME' }) }], ['ssls[2].key: $env://HOME is not allowed by secret_policy.env: the operator allows it by adding "HOME" to secret_policy.env in the config file']);
+  });
+
+  test('an upstream with tls: an SSL resource of type client is left to the full validation; a deleted upstream before one moves its reference sites', () => {
+    const { pairs: [p0] } = pairs();
+    const doc: Doc = {
+      upstreams: [
+        { id: 'plain', nodes: { '127.0.0.1:80': 1 } },
+        { id: 'mtls', scheme: 'https', nodes: { '127.0.0.1:443': 1 }, tls: { client_cert_id: 'cc' } },
+        { id: 'refs', scheme: 'https', nodes: { '127.0.0.1:444': 1 }, tls: { client_cert: '$env://GH_UP_CERT', client_key: '$env://GH_UP_KEY' } },
+      ],
+      routes: [],
+      consumers: [],
+      secrets: [],
+      ssls: [{ id: 'cc', cert: p0.cert, key: p0.key, snis: ['cc.example.com'], type: 'client' }, { id: 'srv', cert: p0.cert, key: p0.key, snis: ['srv.example.com'] }],
+    };
+    const live = full(doc) as ValidatedConfig;
+    assert.equal(live.issues, undefined, JSON.stringify(live.issues));
+    const cc = doc.ssls![0];
+    assert.equal(validateChanges(live, [{ kind: 'ssls', id: 'cc', before: cc }], registry, ctx).full, true);
+    assert.equal(validateChanges(live, [{ kind: 'ssls', id: 'cc', before: cc, after: { ...cc, type: 'server' } }], registry, ctx).full, true);
+    // (the whole validation names the upstream that lost its client certificate)
+    assert.deepEqual(lines(full(apply(doc, [{ kind: 'ssls', id: 'cc', before: cc }])).issues!), ['upstreams[1].tls.client_cert_id: names no SSL resource ("cc")']);
+    // a server resource is validated on its own
+    const srv = doc.ssls![1];
+    const r = validateChanges(live, [{ kind: 'ssls', id: 'srv', before: srv, after: { ...srv, snis: ['other.example.com'] } }], registry, ctx);
+    assert.equal(r.full, undefined);
+    assert.deepEqual(r.config, (full(apply(doc, [{ kind: 'ssls', id: 'srv', before: srv, after: { ...srv, snis: ['other.example.com'] } }])) as ValidatedConfig).config);
+    // the plain upstream deleted: the tls sites of the one after it move up, as the whole document has them
+    const del: DataChange[] = [{ kind: 'upstreams', id: 'plain', before: doc.upstreams[0] }];
+    const moved = validateChanges(live, del, registry, ctx);
+    assert.ok(moved.config, JSON.stringify(moved));
+    assert.deepEqual(moved.refs, (full(apply(doc, del)) as ValidatedConfig).refs);
+    assert.deepEqual(moved.refs.filter((x) => x.path.startsWith('upstreams')).map((x) => x.path), ['upstreams[1].tls.client_cert', 'upstreams[1].tls.client_key']);
   });
 
   test('a secret resource, or a kind it does not know, is left to the full validation', () => {

@@ -13,6 +13,7 @@ import { joinPath } from './paths';
 import { referenceWalker } from './reference-sites';
 import type { Registry } from './registry';
 import { checkDataReferences, type PolicyContext } from './secret-policy';
+import { checkSslSection } from './ssl-checks';
 import type { GatewayConfig } from './types';
 import { deepFreeze, type ValidatedConfig } from './validate';
 import { Section, sectionOf, withSections } from './section';
@@ -23,7 +24,7 @@ import { Section, sectionOf, withSections } from './section';
  */
 export type ChangeValidation = ValidatedConfig | { readonly issues: ConfigIssue[]; readonly config?: undefined; readonly full?: undefined } | { readonly full: true; readonly why: string; readonly config?: undefined; readonly issues?: undefined };
 
-type Kind = 'routes' | 'upstreams' | 'consumers';
+type Kind = 'routes' | 'upstreams' | 'consumers' | 'ssls';
 
 /**
  * Where the resource `id` of `kind` stands in a config's section (a consumer's username, a route's
@@ -34,11 +35,11 @@ type Kind = 'routes' | 'upstreams' | 'consumers';
 export type PositionOf = (kind: DataKind, id: string) => number;
 
 /** The kinds checked here. A secret resource is not: resources reference each other (cycles), and their credentials, files and destinations are the policy's whole-config part. */
-const SECTIONS: ReadonlySet<string> = new Set<Kind>(['routes', 'upstreams', 'consumers']);
+const SECTIONS: ReadonlySet<string> = new Set<Kind>(['routes', 'upstreams', 'consumers', 'ssls']);
 
 /** The order the document's cross-checks go through the sections (cross-checks.ts) and the order its schema reports them in (schema.ts). */
-const CROSS_ORDER: Record<Kind, number> = { upstreams: 0, routes: 1, consumers: 2 };
-const SCHEMA_ORDER: Record<Kind, number> = { routes: 0, upstreams: 1, consumers: 2 };
+const CROSS_ORDER: Record<Kind, number> = { upstreams: 0, routes: 1, consumers: 2, ssls: 3 };
+const SCHEMA_ORDER: Record<Kind, number> = { routes: 0, upstreams: 1, consumers: 2, ssls: 4 };
 
 /** A deleted slot while changes are applied: positions stay put until the end. */
 const GONE = Object.freeze({});
@@ -49,7 +50,7 @@ const GONE = Object.freeze({});
  */
 const SCAN_LIMIT = 4;
 
-/** The id an item is known by, as the cross-checks compare it: a route's or upstream's as a string, a consumer's username as written. */
+/** The id an item is known by, as the cross-checks compare it: a route's, upstream's or SSL resource's as a string, a consumer's username as written. */
 function keyOf(kind: Kind, item: any): unknown {
   if (item === null || typeof item !== 'object') return undefined;
   if (kind === 'consumers') return item.username;
@@ -218,6 +219,10 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
   const perKind = new Map<Kind, DataChange[]>();
   for (const c of changes) {
     if (!SECTIONS.has(c.kind)) return { full: true, why: c.kind === 'secrets' ? 'a secret resource changed' : `unknown kind "${c.kind}"` };
+    // an upstream's TLS names SSL resources and holds references outside the route and consumer sites
+    if (hasUpstreamTls(c.before) || hasUpstreamTls(c.after)) return { full: true, why: `${c.kind}/${c.id}: an upstream with tls` };
+    // an SSL resource of type client may be named by an upstream's tls.client_cert_id (checked over the whole document)
+    if (c.kind === 'ssls' && (isClientSsl(c.before) || isClientSsl(c.after))) return { full: true, why: `ssls/${c.id}: an SSL resource of type client` };
     const mine = perKind.get(c.kind as Kind);
     if (mine) mine.push(c);
     else perKind.set(c.kind as Kind, [c]);
@@ -299,8 +304,23 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     }
     if (cut) break;
   }
-  // an unchanged item repeating a new item's id after it
+  // the SSL resources: each new one's own checks, and what relates every resource to the others
+  // (an id held twice, a name two served resources list, the fallback name): a pass over the
+  // section's ids and names, no certificate parsed but the new ones'
+  if (!cut && fresh.has('ssls')) {
+    const own = new Set((fresh.get('ssls') ?? []).map((f) => f.index));
+    const issues: ConfigIssue[] = [];
+    try {
+      checkSslSection(listOf('ssls'), config.gateway.tls, issues, (i) => own.has(i));
+    } catch (err) {
+      if (schemaIssues.length === 0) throw err;
+      cut = { section: CROSS_ORDER.ssls, index: Infinity };
+    }
+    for (const issue of issues) place(issue, 'ssls', 0, 0);
+  }
+  // an unchanged item repeating a new item's id after it (SSL resources: above)
   for (const [kind, byKey] of positions) {
+    if (kind === 'ssls') continue;
     const list = listOf(kind);
     for (const [key, at] of byKey) for (const p of at.slice(1)) if (!isNew(kind, list[p])) place(duplicateIssue(kind, p, key), kind, p, 0);
   }
@@ -345,6 +365,14 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     }
     newSites.set(kind, out);
   }
+  const sslSites: Array<{ index: number; sites: ReferenceSite[] }> = [];
+  for (const f of fresh.get('ssls') ?? []) {
+    const sites: ReferenceSite[] = [];
+    referenceWalker(registry, (id) => resources.has(id), refIssues, sites).ssl(f.item, f.index);
+    sslSites.push({ index: f.index, sites });
+    all.push(...sites);
+  }
+  newSites.set('ssls', sslSites);
   if (refIssues.length) return { issues: refIssues };
 
   // 5. the reference policy on the new references
@@ -362,6 +390,18 @@ export function validateChanges(live: ValidatedConfig, changes: readonly DataCha
     refs,
     ...(live.credentials === undefined ? {} : { credentials: live.credentials }),
   };
+}
+
+/** Whether an SSL resource is of `type: client` (what an upstream's `tls.client_cert_id` names). */
+function isClientSsl(item: unknown): boolean {
+  return item !== null && typeof item === 'object' && (item as { type?: unknown }).type === 'client';
+}
+
+/** Whether an upstream, or a route's own upstream, has `tls`. */
+function hasUpstreamTls(item: unknown): boolean {
+  if (item === null || typeof item !== 'object') return false;
+  const o = item as { tls?: unknown; upstream?: { tls?: unknown } };
+  return o.tls !== undefined || (o.upstream !== null && typeof o.upstream === 'object' && o.upstream.tls !== undefined);
 }
 
 /**
@@ -407,11 +447,17 @@ function secretIds(c: GatewayConfig): ReadonlySet<string> {
 // ---------------------------------------------------------------------------------------------
 // the reference sites of the next config
 
-const SITE_PREFIX: Record<'routes' | 'consumers', string> = { routes: 'routes[', consumers: 'consumers[' };
+/**
+ * The sections holding reference sites, in validateConfig's order of sites (collectReferences);
+ * settings come after them. An upstream's sites are its `tls` PEMs: a change of an upstream with
+ * `tls` is left to the full validation, but a deleted upstream before one moves its sites.
+ */
+const SITE_SECTIONS = ['routes', 'consumers', 'secrets', 'upstreams', 'ssls'] as const;
 
-/** Where a site stands in validateConfig's order of sites: routes, consumers, then the rest. */
+/** Where a site stands in validateConfig's order of sites: routes, consumers, secret resources, upstreams, SSL resources, then settings. */
 function siteSection(path: string): number {
-  return path.startsWith('routes[') ? 0 : path.startsWith('consumers[') ? 1 : 2;
+  const k = SITE_SECTIONS.findIndex((kind) => path.startsWith(`${kind}[`));
+  return k === -1 ? SITE_SECTIONS.length : k;
 }
 
 function siteIndex(path: string, prefix: string): number {
@@ -424,24 +470,21 @@ function siteIndex(path: string, prefix: string): number {
  * Runs of untouched sites are copied as they are; only the positions a change touched are searched.
  */
 function nextRefs(refs: readonly ReferenceSite[], config: GatewayConfig, working: Map<Kind, Working>, newSites: Map<Kind, Array<{ index: number; sites: ReferenceSite[] }>>): readonly ReferenceSite[] {
-  const routesEnd = lowerBound(refs.length, (k) => siteSection(refs[k].path) >= 1);
-  const consumersEnd = lowerBound(refs.length, (k) => siteSection(refs[k].path) >= 2);
   const out: ReferenceSite[] = [];
-  const blocks: Array<['routes' | 'consumers', number, number]> = [
-    ['routes', 0, routesEnd],
-    ['consumers', routesEnd, consumersEnd],
-  ];
-  for (const [kind, from, to] of blocks) {
-    const w = working.get(kind);
+  let to = 0;
+  for (const [n, kind] of SITE_SECTIONS.entries()) {
+    const from = to;
+    to = lowerBound(refs.length, (k) => siteSection(refs[k].path) > n);
+    const w = kind === 'secrets' ? undefined : working.get(kind);
     if (!w) {
       for (let k = from; k < to; k++) out.push(refs[k]);
       continue;
     }
-    const prefix = SITE_PREFIX[kind];
+    const prefix = `${kind}[`;
     const first = (item: number) => lowerBound(to - from, (k) => siteIndex(refs[from + k].path, prefix) >= item) + from;
     const dropped = [...w.dropped].sort((a, b) => a - b);
     const deleted = [...w.deleted].sort((a, b) => a - b);
-    const added = newSites.get(kind) ?? [];
+    const added = newSites.get(kind as Kind) ?? [];
     let a = 0;
     let shift = 0;
     // kept runs of live items: [start, end) between dropped ones, each moved up by the deletions before it
@@ -471,6 +514,6 @@ function nextRefs(refs: readonly ReferenceSite[], config: GatewayConfig, working
     }
     while (a < added.length) out.push(...added[a++].sites);
   }
-  for (let k = consumersEnd; k < refs.length; k++) out.push(refs[k]);
+  for (let k = to; k < refs.length; k++) out.push(refs[k]);
   return Object.freeze(out);
 }

@@ -12,6 +12,7 @@ import type { Snapshot } from '../request/snapshot';
 import { DataPlane } from '../request/data-plane';
 import { SnapshotBuilder } from '../build/snapshot-builder';
 import type { Admission } from '../build/destinations';
+import { CertificateExpiry } from '../build/tls-expiry';
 import { dataSections } from '../stores/file-store';
 import { ChangeQueue } from './change-queue';
 import type { Touched } from '../build/incremental';
@@ -62,6 +63,8 @@ export class ConfigControl {
     private readonly builder: SnapshotBuilder,
     private readonly plane: DataPlane,
     private readonly queue: ChangeQueue,
+    /** The expiry metric and warnings of the installed snapshot's certificates. */
+    private readonly expiry: CertificateExpiry,
   ) {
     this.applied = metrics.histogram('config_apply_duration_seconds', 'From the start of a change (a write, a reload, a store change, a secret rotation, a grace end) to its snapshot serving, by how it was built', ['kind', 'cause'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
     // a secret the live config uses changed: rebuild from the same config with the new values
@@ -115,6 +118,7 @@ export class ConfigControl {
     if (this.raw !== undefined && !this.raw.prepared) this.prepareWrites();
     const kind = this.builder.installed(snapshot);
     this.plane.current = snapshot;
+    this.expiry.installed(snapshot.tls);
     if (since !== undefined) this.applied.observe({ kind, cause: since.cause }, (performance.now() - since.started) / 1000);
     old?.retire();
     // when a rotation grace in the live snapshot ends, rebuild so the old credential stops working
@@ -239,6 +243,7 @@ export class ConfigControl {
   close(): void {
     this.stopped = true;
     this.queue.close();
+    this.expiry.close();
     this.unsubscribe();
   }
 

@@ -158,6 +158,12 @@ export class DataPlane implements ProxyHost {
       this.respondError(ctx, 503);
       return;
     }
+    if (up.unavailable !== undefined) {
+      // fail closed: a secret the upstream's TLS needs is unavailable (logged when it failed)
+      ctx.respond(503, SECRET_UNAVAILABLE, { 'content-type': JSON_HEADERS });
+      this.sendLocal(ctx);
+      return;
+    }
     if (ctx.expectContinue) {
       ctx.expectContinue = false;
       ctx.res.writeContinue();
@@ -264,9 +270,9 @@ export class DataPlane implements ProxyHost {
     this.sendLocal(ctx);
   }
 
-  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean): void {
+  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean, upstreamId: string): void {
     this.upstreamErrors.inc({ route: ctx.route.id, node: node.key, code });
-    this.logger.warn({ route: ctx.route.id, upstream: node.key, code, retry: willRetry }, 'upstream request failed');
+    this.logger.warn({ route: ctx.route.id, upstream: node.key, upstream_id: upstreamId, code, retry: willRetry }, 'upstream request failed');
   }
 
   /** Log phase: runs once per request when the response is finished or the client left. */

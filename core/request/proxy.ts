@@ -65,8 +65,8 @@ export interface ProxyHost {
   respondError(ctx: RequestState, status: 502 | 503 | 504): void;
   /** Answer 413 (body over the limit) or 408 (body too slow) through the local-response path and close the connection. */
   rejectBody(ctx: RequestState, status: 408 | 413): void;
-  /** An upstream attempt failed (for logs and metrics); never given secret values. */
-  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean): void;
+  /** An upstream attempt failed (for logs and metrics; a TLS failure's code is OpenSSL's or Node's, such as UNABLE_TO_VERIFY_LEAF_SIGNATURE); never given secret values. */
+  upstreamError(ctx: RequestState, node: UpstreamNode, code: string, willRetry: boolean, upstreamId: string): void;
 }
 
 function connectionTokens(v: string | string[] | undefined): Set<string> | null {
@@ -438,7 +438,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.started) {
       // headers already went to the client: all we can do is cut the response short
       up.health.reportFailure(node.key);
-      this.host.upstreamError(ctx, node, code, false);
+      this.host.upstreamError(ctx, node, code, false, up.identity);
       ctx.upstreamCut = true;
       ctx.res.destroy();
       return;
@@ -447,7 +447,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.lastWasTimeout = TIMEOUT_ERRORS.has(code);
     const bodyUntouched = this.body === null || !this.body.started;
     const retry = this.attempts <= up.retries && bodyUntouched && (CONNECT_ERRORS.has(code) || (IDEMPOTENT.has(ctx.method) && this.body === null));
-    this.host.upstreamError(ctx, node, code, retry);
+    this.host.upstreamError(ctx, node, code, retry, up.identity);
     if (retry) {
       (this.tried ??= new Set()).add(node.key);
       if (this.body !== null) {

@@ -25,6 +25,8 @@ export interface CompiledUpstream {
   /** Extra attempts after the first. */
   readonly retries: number;
   readonly isChash: boolean;
+  /** Set when a secret its TLS needs (client certificate, key, CA) cannot be resolved: it has no pools, requests answer 503. */
+  readonly unavailable?: { readonly reference: string; readonly reason: string };
 }
 
 export interface CompiledRoute {

@@ -14,6 +14,21 @@ export interface TlsEntry {
    * certificate only for a TLS server of its own, which is made of them. Never logged.
    */
   readonly clientAuth?: { readonly depth: number; readonly options: SecureContextOptions };
+  /** The leaf certificate of each pair the context serves, with its end of validity (the expiry metric and warnings; the build always sets it). */
+  readonly certificates?: readonly ServedCertificate[];
+}
+
+/** One certificate a context serves: the field it came from (`cert`, `certs[0]`) and its notAfter. */
+export interface ServedCertificate {
+  readonly field: string;
+  /** The certificate's notAfter, in ms since the epoch. */
+  readonly notAfter: number;
+}
+
+/** A served SSL resource: its context and the names it is served for (lower case, as listed). */
+export interface ServedSsl {
+  readonly entry: TlsEntry;
+  readonly snis: readonly string[];
 }
 
 /**
@@ -30,6 +45,8 @@ export class TlsTable {
     private readonly wildcard: ReadonlyMap<string, TlsEntry>,
     /** The entry for a ClientHello without a server name (`gateway.tls.fallback_sni`), if any. */
     readonly fallback: TlsEntry | undefined,
+    /** Every served SSL resource, in config order (read off the request path: metrics, expiry warnings). */
+    readonly served: readonly ServedSsl[] = [],
   ) {}
 
   /** How many names the table holds (exact and wildcard). */

@@ -7,6 +7,25 @@ export interface PoolOptions {
   readonly size: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number;
+  /** TLS to an https origin (resolved PEMs); none: Node's defaults (verified against its root CAs). */
+  readonly tls?: PoolTls;
+}
+
+/**
+ * The TLS options of the connections of an https pool. The server name (SNI) is not among them:
+ * undici takes it from each request's Host header (never an IP literal), and the certificate is
+ * checked against that name, or the node's address when there is none.
+ */
+export interface PoolTls {
+  /** false: the server's certificate is not verified (`tls.verify: false`, logged at build). */
+  readonly rejectUnauthorized: boolean;
+  /** The CAs that verify the server (PEM), instead of Node's root CAs. */
+  readonly ca?: string;
+  /** The client certificate and key (PEM) presented to a server that asks for one (mTLS). */
+  readonly cert?: string;
+  readonly key?: string;
+  /** A digest of all of the above: the pool's key holds this, never the key material. */
+  readonly digest: string;
 }
 
 export class UpstreamPools {
@@ -14,7 +33,9 @@ export class UpstreamPools {
 
   /** Get (or create) the pool for an origin and take a reference to it. */
   acquire(origin: string, o: PoolOptions): Pool {
-    const key = `${origin}|${o.connectTimeoutMs}|${o.size}|${o.idleTimeoutMs}|${o.maxRequestsPerConnection}`;
+    // new TLS material (a rotated client certificate) is a new pool: new connections use it, the
+    // old pool's finish their requests and close with the last snapshot that holds it
+    const key = `${origin}|${o.connectTimeoutMs}|${o.size}|${o.idleTimeoutMs}|${o.maxRequestsPerConnection}|${o.tls?.digest ?? ''}`;
     let e = this.pools.get(key);
     if (!e) {
       const pool = new Pool(origin, {
@@ -23,7 +44,7 @@ export class UpstreamPools {
         keepAliveTimeout: o.idleTimeoutMs,
         keepAliveMaxTimeout: Math.max(o.idleTimeoutMs, 1000),
         maxRequestsPerClient: o.maxRequestsPerConnection,
-        connect: { timeout: o.connectTimeoutMs },
+        connect: o.tls === undefined ? { timeout: o.connectTimeoutMs } : { timeout: o.connectTimeoutMs, ...tlsOptions(o.tls) },
         // per-request timeouts are set at dispatch from the route's upstream config
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -64,4 +85,9 @@ export class UpstreamPools {
     this.pools.clear();
     await Promise.all(all.map((e) => (force ? e.pool.destroy() : e.pool.close()).catch(() => undefined)));
   }
+}
+
+/** The `tls.connect` options of a pool's TLS (the digest is the pool's, not Node's). */
+function tlsOptions(t: PoolTls): { rejectUnauthorized: boolean; ca?: string; cert?: string; key?: string } {
+  return { rejectUnauthorized: t.rejectUnauthorized, ...(t.ca === undefined ? {} : { ca: t.ca }), ...(t.cert === undefined ? {} : { cert: t.cert, key: t.key }) };
 }
